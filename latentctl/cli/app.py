@@ -1,0 +1,48 @@
+"""The Typer application. Commands live in their own modules and import torch only when they run."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from latentctl import __version__
+from latentctl.cli import sample_cmd, train_cmd
+
+app = typer.Typer(
+    name="latentctl",
+    help=(
+        "Train an image generative model on your own pictures, then explore what it learned: "
+        "sample, interpolate, and build and apply attribute directions from latents you saved."
+    ),
+    rich_markup_mode="rich",
+    no_args_is_help=True,
+    context_settings={"help_option_names": ["-h", "--help"]},
+    pretty_exceptions_enable=False,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"latentctl {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit."),
+    ] = False,
+) -> None:
+    """Train an image generative model on your own pictures, then explore its latent space."""
+
+
+app.command("train", rich_help_panel="Train")(train_cmd.train)
+app.command("sample", rich_help_panel="Use a model")(sample_cmd.sample)
+app.command("info", rich_help_panel="Models")(sample_cmd.info)
+app.command("export", rich_help_panel="Models")(sample_cmd.export)
+
+
+def main() -> None:
+    app()

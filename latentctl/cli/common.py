@@ -1,0 +1,89 @@
+"""What every command shares: the error edge, the consoles, and common options."""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+
+from latentctl.errors import LatentctlError
+
+# Progress, warnings and errors go to stderr; stdout carries only results (paths), so scripts can
+# capture them.
+err_console = Console(stderr=True, highlight=False)
+out_console = Console(highlight=False, soft_wrap=True)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def handles_errors(func: F) -> F:
+    """Turn library errors into a one-line message and their exit code; Ctrl-C into 130."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except LatentctlError as err:
+            err_console.print(f"[bold red]Error:[/] {err}", markup=True, highlight=False)
+            raise typer.Exit(err.exit_code) from None
+        except KeyboardInterrupt:
+            err_console.print("Interrupted.")
+            raise typer.Exit(130) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def warn(message: str) -> None:
+    err_console.print(f"[bold yellow]Warning:[/] {message}", markup=True, highlight=False)
+
+
+def note(message: str) -> None:
+    err_console.print(message, markup=False, highlight=False)
+
+
+def result(text: str) -> None:
+    """A result line on stdout (paths users may want to capture)."""
+    print(text, file=sys.stdout, flush=True)
+
+
+PANEL_WORKSPACE = "Workspace"
+PANEL_OUTPUT = "Output"
+PANEL_DEVICE = "Device and speed"
+
+WorkspaceOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--workspace",
+        envvar="LATENTCTL_HOME",
+        metavar="DIR",
+        help="Folder for runs, the latent store, the image cache and outputs [default: ~/.latentctl].",
+        rich_help_panel=PANEL_WORKSPACE,
+        show_default=False,
+    ),
+]
+DeviceOpt = Annotated[
+    str,
+    typer.Option(
+        "--device",
+        metavar="auto|cpu|cuda|mps",
+        help="Where to compute; auto picks CUDA, then MPS, then CPU.",
+        rich_help_panel=PANEL_DEVICE,
+    ),
+]
+ModelArg = Annotated[
+    Path | None,
+    typer.Argument(
+        metavar="[MODEL]",
+        help="Run folder or .safetensors checkpoint [default: the current run].",
+        show_default=False,
+    ),
+]
+ForceOpt = Annotated[
+    bool,
+    typer.Option("--force", help="Replace existing files or store entries.", rich_help_panel=PANEL_OUTPUT),
+]

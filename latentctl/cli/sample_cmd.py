@@ -1,0 +1,177 @@
+"""`latentctl sample`, `info` and `export`: use a trained model."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from latentctl.cli.common import (
+    PANEL_OUTPUT,
+    DeviceOpt,
+    ForceOpt,
+    ModelArg,
+    WorkspaceOpt,
+    handles_errors,
+    note,
+    result,
+)
+from latentctl.errors import UsageError
+
+P_WHICH = "Which samples"
+
+OutOpt = Annotated[
+    Path | None,
+    typer.Option("--out", "-o", metavar="DIR", help="Output folder [default: a new numbered folder in the workspace's outputs/].", rich_help_panel=PANEL_OUTPUT, show_default=False),
+]
+
+
+@handles_errors
+def sample(
+    model: ModelArg = None,
+    n: Annotated[int | None, typer.Option("-n", "--count", min=1, help="How many samples; alone it means seeds 0..N-1.", rich_help_panel=P_WHICH, show_default=False)] = None,
+    seeds: Annotated[
+        str | None,
+        typer.Option("--seeds", metavar="LIST", help="Seeds such as '0-8,42' (an open range '500-' takes -n seeds). Each seed always gives the same latent.", rich_help_panel=P_WHICH, show_default=False),
+    ] = None,
+    truncation: Annotated[
+        float, typer.Option("--truncation", "--psi", min=0.0, metavar="PSI", help="Scale latents by PSI (<1 trades variety for typical-looking samples).", rich_help_panel=P_WHICH)
+    ] = 1.0,
+    out: OutOpt = None,
+    save: Annotated[str | None, typer.Option("--save", metavar="NAME", help="Also save the latents to the latent store under NAME.", rich_help_panel=PANEL_OUTPUT, show_default=False)] = None,
+    labels: Annotated[bool, typer.Option("--labels/--no-labels", help="Write each tile's seed on the grid.", rich_help_panel=PANEL_OUTPUT)] = True,
+    grid: Annotated[bool, typer.Option("--grid/--no-grid", help="Write grid.png.", rich_help_panel=PANEL_OUTPUT)] = True,
+    images: Annotated[bool, typer.Option("--images/--no-images", help="Write one PNG per sample (seed0042.png).", rich_help_panel=PANEL_OUTPUT)] = True,
+    grid_max: Annotated[int, typer.Option(min=1, help="At most this many tiles in grid.png (the first samples).", rich_help_panel=PANEL_OUTPUT)] = 400,
+    cols: Annotated[int | None, typer.Option(min=1, help="Grid columns [default: square].", rich_help_panel=PANEL_OUTPUT, show_default=False)] = None,
+    batch_size: Annotated[int, typer.Option(min=1, help="Samples generated at once (bounds memory).", rich_help_panel="Device and speed")] = 64,
+    force: ForceOpt = False,
+    device: DeviceOpt = "auto",
+    workspace: WorkspaceOpt = None,
+) -> None:
+    """Generate new images from a trained model.
+
+    Writes grid.png, seedNNNN.png per sample and latents.npz (z, seeds) to the output folder.
+
+    Examples:
+
+      latentctl sample -n 9
+
+      latentctl sample --seeds 16,37,83 --save glasses
+
+      latentctl sample runs/0001-faces-128px --seeds 0-99 --no-images
+    """
+    import numpy as np
+
+    from latentctl.cli.session import open_model, output_dir, render, save_latents
+    from latentctl.seeds import latents_from_seeds, resolve_seeds
+
+    seed_list = resolve_seeds(n, seeds)
+    session = open_model(model, device, workspace)
+    z = latents_from_seeds(seed_list, session.info.model.latent_dim) * np.float32(truncation)
+    out_dir = output_dir(session.ws, out, "sample", force)
+    written = render(
+        session, z, out_dir,
+        names=[f"seed{s:04d}" for s in seed_list] if images else None,
+        labels=[str(s) for s in seed_list] if labels else None,
+        grid=grid, grid_max=grid_max, cols=cols, batch_size=batch_size, force=force,
+    )
+    entry = session.entry(z, seeds=seed_list, meta={"command": "sample", "truncation": truncation})
+    save_latents(out_dir / "latents.npz", entry, force=force)
+    if save:
+        path = session.store.save(save, entry, force=force)
+        note(f"saved {len(seed_list)} latents to the store as '{save}' ({path})")
+    note(f"{len(seed_list)} samples in {out_dir}" + (f" (grid shows the first {grid_max})" if len(seed_list) > grid_max and grid else ""))
+    result(str(written or out_dir))
+
+
+@handles_errors
+def info(
+    model: ModelArg = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the raw metadata as JSON.")] = False,
+    workspace: WorkspaceOpt = None,
+) -> None:
+    """Show what a checkpoint holds: model, training state, versions. Reads only the header.
+
+    Example:
+
+      latentctl info ~/.latentctl/runs/0001-faces-128px
+    """
+    import numpy as np
+
+    from latentctl import checkpoint
+    from latentctl.config import to_dict
+    from latentctl.workspace import Workspace
+
+    path = Workspace.resolve(workspace).resolve_checkpoint(model)
+    hdr = checkpoint.read_header(path)
+    if as_json:
+        meta = {k: _maybe_json(v) for k, v in hdr.raw_metadata.items()}
+        meta.get("training_state", {}).pop("rng", None)
+        result(json.dumps(meta, indent=2, sort_keys=True))
+        return
+    params = {p: 0 for p in ("G", "D")}
+    for name, spec in hdr.tensors.items():
+        head = name.split(".", 1)[0]
+        if head in params:
+            params[head] += int(np.prod(spec["shape"])) if spec["shape"] else 1
+    lines = [
+        f"checkpoint   {path}",
+        f"kind         {hdr.kind} (format {hdr.format_version}, written by latentctl {hdr.latentctl_version})",
+        f"model        {hdr.model.family}, {hdr.model.image_size}px, latent {hdr.model.latent_dim}, width {hdr.model.width}",
+        f"parameters   G {params['G']:,}" + (f", D {params['D']:,}" if params["D"] else ""),
+        f"model id     {hdr.model_id}   run id {hdr.run_id or '-'}",
+    ]
+    st = hdr.state
+    if st:
+        if "steps_per_epoch" in st:
+            lines.append(
+                f"progress     epoch {st.get('epoch')} + {st.get('step_in_epoch', 0)} steps "
+                f"(step {st.get('global_step')}, {st.get('elapsed_s', 0):.0f} s trained)"
+                + (", finished" if st.get("finished") else "")
+            )
+        else:
+            lines.append(f"progress     epoch {st.get('epoch')} (step {st.get('global_step')})")
+        if "data" in st:
+            d = st["data"]
+            lines.append(f"data         {d.get('root')} ({d.get('count')} images, fingerprint {d.get('fingerprint')})")
+    if hdr.train:
+        lines.append("training     " + ", ".join(f"{k}={v}" for k, v in to_dict(hdr.train).items()))
+    result("\n".join(lines))
+
+
+def _maybe_json(text: str):
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+@handles_errors
+def export(
+    model: ModelArg = None,
+    out: Annotated[Path, typer.Option("--out", "-o", metavar="FILE", help="Where to write the generator-only checkpoint (.safetensors).")] = Path("generator.safetensors"),
+    force: ForceOpt = False,
+    workspace: WorkspaceOpt = None,
+) -> None:
+    """Write a small generator-only checkpoint for sampling and sharing.
+
+    Example:
+
+      latentctl export --out faces-gan.safetensors
+    """
+    from latentctl import checkpoint
+    from latentctl.workspace import Workspace
+
+    if out.suffix != ".safetensors":
+        raise UsageError(f"--out {out}: use a .safetensors file name")
+    if out.exists() and not force:
+        raise UsageError(f"{out} already exists; pass --force to replace it")
+    src = Workspace.resolve(workspace).resolve_checkpoint(model)
+    loaded = checkpoint.load(src)
+    st = {k: v for k, v in loaded.info.state.items() if k in ("epoch", "global_step", "data")}
+    checkpoint.save(out, generator=loaded.generator, model_config=loaded.info.model, run_id=loaded.info.run_id, state=st)
+    note(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB) from {src}")
+    result(str(out))

@@ -1,0 +1,127 @@
+"""A loaded model plus the workspace and store around it: what sample, interp and apply share."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from latentctl import __version__
+from latentctl.checkpoint import CheckpointInfo
+from latentctl.cli.common import warn
+from latentctl.errors import UsageError
+from latentctl.store import LatentEntry, LatentStore, compatibility_warning, resolve_latents, write_entry
+from latentctl.workspace import Workspace
+
+
+@dataclass
+class ModelSession:
+    ws: Workspace
+    path: Path
+    info: CheckpointInfo
+    generator: Any
+    device: Any
+    store: LatentStore
+    warned: set[str] = field(default_factory=set)
+
+    def entry(self, z: np.ndarray, *, seeds: list[int] | None = None, kind: str = "points", meta: dict | None = None) -> LatentEntry:
+        """A store entry for latents this model produced, stamped with its identity."""
+        from datetime import datetime, timezone
+
+        meta = {
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "latentctl_version": __version__,
+            "checkpoint": str(self.path),
+            **(meta or {}),
+        }
+        return LatentEntry(
+            z=np.asarray(z, dtype=np.float32).reshape(-1, self.info.model.latent_dim),
+            kind=kind,
+            seeds=None if seeds is None else np.asarray(seeds, dtype=np.int64),
+            model_id=self.info.model_id,
+            run_id=self.info.run_id,
+            meta=meta,
+        )
+
+    def latents(self, spec: str) -> LatentEntry:
+        """Latents from user text (store name, .npz path, seeds:..., with @rows), warning visibly when
+        they were made by another model."""
+        entry = resolve_latents(spec, self.store, self.info.model.latent_dim)
+        message = compatibility_warning(entry, model_id=self.info.model_id, run_id=self.info.run_id, source=spec)
+        if message and spec not in self.warned:
+            self.warned.add(spec)
+            warn(message)
+        return entry
+
+
+def open_model(model: Path | None, device: str, workspace: Path | None) -> ModelSession:
+    from latentctl import checkpoint
+    from latentctl.device import resolve_device
+
+    ws = Workspace.resolve(workspace)
+    path = ws.resolve_checkpoint(model)
+    dev = resolve_device(device)
+    loaded = checkpoint.load(path, device=dev)
+    return ModelSession(ws, path, loaded.info, loaded.generator, dev, LatentStore(ws.store))
+
+
+def output_dir(ws: Workspace, out: Path | None, command: str, force: bool) -> Path:
+    if out is None:
+        return ws.new_output_dir(command)
+    out = Path(out).expanduser()
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out} is a file; give a folder")
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def _refuse_overwrites(paths: list[Path], force: bool) -> None:
+    if force:
+        return
+    existing = [p for p in paths if p.exists()]
+    if existing:
+        more = f" and {len(existing) - 1} more" if len(existing) > 1 else ""
+        raise UsageError(f"{existing[0]}{more} already exist; pass --force to replace them or choose another --out")
+
+
+def render(
+    session: ModelSession,
+    z: np.ndarray,
+    out_dir: Path,
+    *,
+    names: list[str] | None,
+    labels: list[str] | None,
+    grid: bool = True,
+    grid_max: int = 400,
+    cols: int | None = None,
+    batch_size: int = 64,
+    force: bool = False,
+    grid_name: str = "grid.png",
+) -> Path | None:
+    """Generate images for ``z`` batch by batch: one PNG per name, and a grid of the first
+    ``grid_max``. Every target is checked before any work, so nothing is overwritten half-way."""
+    from latentctl.generate import generate_batches
+    from latentctl.grid import make_grid, save_png
+
+    targets = [out_dir / f"{nm}.png" for nm in names or []] + ([out_dir / grid_name] if grid else [])
+    targets.append(out_dir / "latents.npz")
+    _refuse_overwrites(targets, force)
+    tiles: list[np.ndarray] = []
+    i = 0
+    for batch in generate_batches(session.generator, z, device=session.device, batch_size=batch_size):
+        for img in batch:
+            if names:
+                save_png(img, out_dir / f"{names[i]}.png")
+            if grid and len(tiles) < grid_max:
+                tiles.append(img)
+            i += 1
+    if not grid or not tiles:
+        return None
+    shown = labels[: len(tiles)] if labels else None
+    return save_png(make_grid(np.stack(tiles), cols=cols, labels=shown), out_dir / grid_name)
+
+
+def save_latents(path: Path, entry: LatentEntry, *, force: bool) -> Path:
+    return write_entry(path, entry, force=force)

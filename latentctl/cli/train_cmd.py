@@ -1,0 +1,225 @@
+"""`latentctl train`: a folder of pictures in, a run folder with a checkpoint out."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from latentctl.cli.common import (
+    PANEL_DEVICE,
+    PANEL_OUTPUT,
+    DeviceOpt,
+    WorkspaceOpt,
+    err_console,
+    handles_errors,
+    note,
+    result,
+    warn,
+)
+from latentctl.config import (
+    RESUMABLE_KEYS,
+    ModelConfig,
+    TrainConfig,
+    config_differences,
+    to_dict,
+)
+from latentctl.errors import ConfigMismatchError, TrainingInterrupted, UsageError
+
+P_DATA, P_MODEL, P_TRAIN = "Data", "Model", "Training"
+
+
+@handles_errors
+def train(
+    data: Annotated[
+        Path | None,
+        typer.Argument(
+            metavar="[DIR]",
+            help="Folder of images (jpg, png, webp, bmp; searched recursively). Not needed with --resume.",
+            show_default=False,
+        ),
+    ] = None,
+    resume: Annotated[
+        Path | None,
+        typer.Option("--resume", metavar="RUN", help="Continue the run in this folder from its last checkpoint.", rich_help_panel=P_DATA),
+    ] = None,
+    max_images: Annotated[
+        int | None,
+        typer.Option(min=1, help="Train on a reproducible random subset of this many images (the seed used 15000).", rich_help_panel=P_DATA),
+    ] = None,
+    strict: Annotated[
+        bool, typer.Option("--strict", help="Fail on the first unusable image instead of skipping it.", rich_help_panel=P_DATA)
+    ] = False,
+    image_size: Annotated[
+        int | None, typer.Option("--image-size", "-s", metavar="32|64|128|256", help="Image size in pixels [default: 128].", rich_help_panel=P_MODEL)
+    ] = None,
+    latent_dim: Annotated[int | None, typer.Option(min=1, max=4096, help="Latent dimension [default: 100].", rich_help_panel=P_MODEL)] = None,
+    width: Annotated[int | None, typer.Option(min=1, max=1024, help="Channels of every hidden layer [default: 128].", rich_help_panel=P_MODEL)] = None,
+    epochs: Annotated[int | None, typer.Option(min=1, help="Epochs to train; may be raised when resuming [default: 100].", rich_help_panel=P_TRAIN)] = None,
+    batch_size: Annotated[
+        int | None,
+        typer.Option(min=2, help="Batch: D sees half real and half generated images, G the whole batch [default: 128].", rich_help_panel=P_TRAIN),
+    ] = None,
+    lr: Annotated[float | None, typer.Option(min=0.0, help="Adam learning rate of both nets [default: 0.0002].", rich_help_panel=P_TRAIN)] = None,
+    beta1: Annotated[float | None, typer.Option(min=0.0, max=1.0, help="Adam beta1 [default: 0.5].", rich_help_panel=P_TRAIN)] = None,
+    seed: Annotated[int | None, typer.Option(min=0, help="Seed for weights, data order and latents [default: 0].", rich_help_panel=P_TRAIN)] = None,
+    sample_every: Annotated[int | None, typer.Option(min=1, help="Epochs between progress grids [default: 1].", rich_help_panel=PANEL_OUTPUT)] = None,
+    checkpoint_every: Annotated[int | None, typer.Option(min=1, help="Epochs between checkpoints; one is also written at the end and on Ctrl-C [default: 5].", rich_help_panel=PANEL_OUTPUT)] = None,
+    snapshot_every: Annotated[int | None, typer.Option(min=1, help="Epochs between kept generator snapshots [default: 20].", rich_help_panel=PANEL_OUTPUT)] = None,
+    name: Annotated[str | None, typer.Option(help="Name for the run folder [default: from DIR and size].", rich_help_panel=PANEL_OUTPUT)] = None,
+    run_dir: Annotated[
+        Path | None,
+        typer.Option("--run-dir", metavar="DIR", help="Write the run here instead of a new folder in the workspace (must be new or empty).", rich_help_panel=PANEL_OUTPUT),
+    ] = None,
+    device: DeviceOpt = "auto",
+    precision: Annotated[
+        str, typer.Option(metavar="auto|fp32|bf16", help="bf16 autocast is faster on recent GPUs; auto picks per device.", rich_help_panel=PANEL_DEVICE)
+    ] = "auto",
+    channels_last: Annotated[
+        bool | None,
+        typer.Option("--channels-last/--no-channels-last", help="Channels-last memory layout [default: on for CPU and CUDA].", rich_help_panel=PANEL_DEVICE, show_default=False),
+    ] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the resolved configuration and exit.")] = False,
+    workspace: WorkspaceOpt = None,
+) -> None:
+    """Train the seed's GAN on a folder of images.
+
+    Writes a run folder (checkpoint, progress grids, metrics) and makes it the current run, so that
+    `latentctl sample` works without arguments afterwards. Ctrl-C saves a checkpoint; resume with
+    --resume RUN.
+
+    Examples:
+
+      latentctl train utkface/ --max-images 15000      # the seed's experiment
+
+      latentctl train photos/ -s 64 --epochs 30
+
+      latentctl train --resume ~/.latentctl/runs/0001-utkface-128px --epochs 150
+    """
+    from latentctl import checkpoint
+    from latentctl.device import resolve_device, resolve_precision
+    from latentctl.workspace import CHECKPOINT_NAME, Workspace, slug
+
+    ws = Workspace.resolve(workspace)
+    given_model = {"image_size": image_size, "latent_dim": latent_dim, "width": width}
+    given_train = {
+        "epochs": epochs, "batch_size": batch_size, "lr": lr, "beta1": beta1, "seed": seed,
+        "max_images": max_images, "sample_every": sample_every,
+        "checkpoint_every": checkpoint_every, "snapshot_every": snapshot_every,
+    }
+    dev = resolve_device(device)
+    perf = {
+        "precision": resolve_precision(precision, dev),
+        "channels_last": (dev.type in ("cpu", "cuda")) if channels_last is None else channels_last,
+    }
+    loaded = None
+    if resume is not None:
+        if run_dir is not None:
+            raise UsageError("--run-dir and --resume both name a run folder; give only --resume")
+        ckpt_path = ws.resolve_checkpoint(resume)
+        info = checkpoint.read_header(ckpt_path)
+        if info.kind != checkpoint.KIND_TRAINING or info.train is None:
+            raise UsageError(f"{ckpt_path} holds only a generator and cannot be resumed")
+        model_cfg = _merge(info.model, given_model, "--resume")
+        train_cfg = _merge(info.train, {**given_train, **perf}, "--resume")
+        stored_root = Path(info.state["data"]["root"])
+        if data is not None and Path(data).expanduser().resolve() != stored_root:
+            raise ConfigMismatchError(
+                f"--resume: the run trained on {stored_root}, not {data}; leave DIR out to continue on its data"
+            )
+        data = stored_root
+        target = ckpt_path.parent
+    else:
+        if data is None:
+            raise UsageError("say which folder of images to train on: latentctl train DIR")
+        model_cfg = ModelConfig(**{k: v for k, v in given_model.items() if v is not None})
+        train_cfg = TrainConfig(**{k: v for k, v in given_train.items() if v is not None}, **perf)
+        target = run_dir
+
+    if dry_run:
+        result(json.dumps({"model": to_dict(model_cfg), "train": to_dict(train_cfg), "device": str(dev), "data": str(data)}, indent=2))
+        return
+
+    from latentctl.data import prepare_dataset
+
+    dataset = _load_data(Path(data), model_cfg, train_cfg, ws, strict)
+    if resume is not None:
+        expected = info.state["data"]["fingerprint"]
+        if dataset.fingerprint != expected:
+            raise ConfigMismatchError(
+                f"--resume: the images in {data} changed since the run started (fingerprint "
+                f"{expected} -> {dataset.fingerprint}); start a new run to train on the new set"
+            )
+        loaded = checkpoint.load(ckpt_path, device=dev, training=True)
+    else:
+        target = _new_run_dir(ws, target, name or f"{slug(Path(data).resolve().name)}-{model_cfg.image_size}px")
+
+    if dataset.skipped:
+        skipped_file = target / "skipped.txt"
+        skipped_file.write_text("".join(f"{s.file}\t{s.reason}\t{s.detail}\n" for s in dataset.skipped))
+        warn(f"{dataset.skipped_summary}; the list is in {skipped_file}")
+    ws.set_current(target)
+    note(f"run folder: {target}")
+    note(
+        f"{len(dataset)} images, {model_cfg.image_size}px, {train_cfg.epochs} epochs of "
+        f"{len(dataset) // train_cfg.batch_size} steps, device {dev}, {train_cfg.precision}"
+        + (", channels-last" if train_cfg.channels_last else "")
+    )
+
+    from latentctl.cli.progress import TrainingProgress
+    from latentctl.training import train as run_training
+
+    try:
+        with TrainingProgress(err_console) as progress:
+            path = run_training(target, dataset, model_cfg, train_cfg, dev, resume=loaded, on_event=progress.update)
+    except TrainingInterrupted as stop:
+        note(str(stop))
+        note(f"resume with: latentctl train --resume {target}")
+        raise
+    note(f"done: {path}")
+    result(str(target / CHECKPOINT_NAME))
+
+
+def _merge(stored: Any, given: dict[str, Any], flag: str) -> Any:
+    """The stored config with the user's explicit options applied; a change to a key that alters
+    what a step computes is refused, listing every such key."""
+    new = dataclasses.replace(stored, **{k: v for k, v in given.items() if v is not None})
+    diffs = config_differences(
+        {k: v for k, v in to_dict(stored).items() if k not in RESUMABLE_KEYS},
+        {k: v for k, v in to_dict(new).items() if k not in RESUMABLE_KEYS},
+    )
+    if diffs:
+        raise ConfigMismatchError(
+            f"{flag}: these settings differ from the run being resumed: {'; '.join(diffs)}. "
+            "Leave them out to keep the run's values, or start a new run"
+        )
+    return new
+
+
+def _load_data(root: Path, model_cfg: ModelConfig, train_cfg: TrainConfig, ws, strict: bool):
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from latentctl.data import prepare_dataset
+
+    with Progress(
+        TextColumn("decoding images"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+        console=err_console, transient=True,
+    ) as bar:
+        task = bar.add_task("decode", total=None)
+        return prepare_dataset(
+            root, model_cfg.image_size, ws.cache, max_images=train_cfg.max_images, seed=train_cfg.seed,
+            strict=strict, progress=lambda done, total: bar.update(task, completed=done, total=total),
+        )
+
+
+def _new_run_dir(ws, explicit: Path | None, name: str) -> Path:
+    if explicit is None:
+        return ws.new_run_dir(name)
+    explicit = Path(explicit).expanduser()
+    if explicit.exists() and any(explicit.iterdir()):
+        raise UsageError(f"--run-dir {explicit} is not empty; pick a new folder or resume it with --resume")
+    explicit.mkdir(parents=True, exist_ok=True)
+    return explicit

@@ -1,0 +1,138 @@
+"""Typed configuration. Plain dataclasses with no torch import, so ``--help`` and ``info`` stay fast.
+
+A checkpoint stores ``ModelConfig`` and ``TrainConfig`` as JSON; ``from_dict`` is the one place that
+reads them back, so defaults added in later versions fill in for old checkpoints.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from latentctl.errors import CheckpointError, UsageError
+
+IMAGE_SIZES = (32, 64, 128, 256)
+FAMILIES = ("gan",)
+BASE_RESOLUTION = 8  # the seed's dense layer reshapes to 128 x 8 x 8
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Everything needed to rebuild the networks. The defaults are the seed's model."""
+
+    family: str = "gan"
+    image_size: int = 128
+    channels: int = 3
+    latent_dim: int = 100
+    width: int = 128  # channels of every hidden layer (the seed: 128)
+    dropout: float = 0.4  # before the discriminator's last dense layer
+
+    def __post_init__(self) -> None:
+        if self.family not in FAMILIES:
+            raise UsageError(f"model family {self.family!r} is not one of {', '.join(FAMILIES)}")
+        if self.image_size not in IMAGE_SIZES:
+            raise UsageError(
+                f"image size {self.image_size} is not supported; pick one of "
+                + ", ".join(map(str, IMAGE_SIZES))
+            )
+        if not 1 <= self.latent_dim <= 4096:
+            raise UsageError(f"--latent-dim must be between 1 and 4096, got {self.latent_dim}")
+        if not 1 <= self.width <= 1024:
+            raise UsageError(f"--width must be between 1 and 1024, got {self.width}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise UsageError(f"dropout must be in [0, 1), got {self.dropout}")
+
+    @property
+    def stages(self) -> int:
+        """Up-sampling stages in G (= down-sampling stages in D): 8 px doubled up to image_size."""
+        return (self.image_size // BASE_RESOLUTION).bit_length() - 1
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How a run trains. The defaults are the seed's loop (BRIEF.md)."""
+
+    epochs: int = 100
+    batch_size: int = 128  # D sees batch/2 real + batch/2 generated; G trains on batch latents
+    lr: float = 2e-4
+    beta1: float = 0.5
+    beta2: float = 0.999
+    seed: int = 0
+    max_images: int | None = None  # the seed used 15,000 of UTKFace's 23,708
+    sample_every: int = 1  # epochs between progress grids
+    checkpoint_every: int = 5  # epochs between checkpoints (and always at the end)
+    snapshot_every: int = 20  # epochs between kept generator snapshots (the seed saved every 20)
+    precision: str = "fp32"  # fp32 | bf16 (autocast); resolved from "auto" before it is stored
+    channels_last: bool = False
+
+    def __post_init__(self) -> None:
+        if self.epochs < 1:
+            raise UsageError(f"--epochs must be at least 1, got {self.epochs}")
+        if self.batch_size < 2 or self.batch_size % 2:
+            raise UsageError(f"--batch-size must be an even number >= 2, got {self.batch_size}")
+        if self.lr <= 0:
+            raise UsageError(f"--lr must be positive, got {self.lr}")
+        if self.max_images is not None and self.max_images < 1:
+            raise UsageError(f"--max-images must be at least 1, got {self.max_images}")
+        if min(self.sample_every, self.checkpoint_every, self.snapshot_every) < 1:
+            raise UsageError("--sample-every, --checkpoint-every and --snapshot-every must be at least 1")
+        if self.precision not in ("fp32", "bf16"):
+            raise UsageError(f"--precision must be fp32, bf16 or auto, got {self.precision!r}")
+
+    @property
+    def half_batch(self) -> int:
+        return self.batch_size // 2
+
+
+# Keys that may change when a run is resumed: schedule and speed settings, which a user may want to
+# change when moving a run to another machine. Everything else defines what a step computes.
+RESUMABLE_KEYS = frozenset(
+    {"epochs", "sample_every", "checkpoint_every", "snapshot_every", "precision", "channels_last"}
+)
+
+C = TypeVar("C", ModelConfig, TrainConfig)
+
+
+def to_dict(cfg: ModelConfig | TrainConfig) -> dict[str, Any]:
+    return dataclasses.asdict(cfg)
+
+
+def from_dict(cls: type[C], data: dict[str, Any], *, source: str = "checkpoint") -> C:
+    """Rebuild a config; unknown keys mean a newer latentctl wrote it, which we say plainly."""
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise CheckpointError(
+            f"{source} has {cls.__name__} keys this latentctl does not know ({', '.join(unknown)}); "
+            "it was probably written by a newer version: upgrade latentctl"
+        )
+    try:
+        return cls(**data)
+    except (TypeError, UsageError) as err:
+        raise CheckpointError(f"{source} has an invalid {cls.__name__}: {err}") from None
+
+
+def config_differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    """``key: old -> new`` lines for every key that differs (missing keys count as differing)."""
+    return [
+        f"{k}: {old.get(k)!r} -> {new.get(k)!r}"
+        for k in sorted(set(old) | set(new))
+        if old.get(k) != new.get(k)
+    ]
+
+
+def dumps(obj: Any) -> str:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"))
+
+
+@dataclass
+class DataInfo:
+    """Which images a run trained on (stored in the checkpoint's training state)."""
+
+    root: str
+    fingerprint: str
+    count: int
+    skipped: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)

@@ -1,0 +1,418 @@
+"""Latent-space arithmetic: interpolation, attribute directions and editing.
+
+Pure numpy. Inputs may be any float arrays; results are float32 (the dtype generators consume),
+while the arithmetic in between runs in float64 so that long paths, near-parallel vectors and
+tiny logistic fits do not lose precision.
+
+Units: the generator's prior is N(0, I), so one unit along a *unit-length* direction is one
+standard deviation of the prior in that direction. ``linear_boundary`` returns unit directions,
+which makes ``apply`` strengths such as ``+2`` or ``-1.5`` mean "move 2 (or 1.5) prior standard
+deviations" whatever the latent size. ``mean_difference`` keeps its natural length (the distance
+between the two set means), so strength 1 moves a pos-like sample by exactly that gap.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from latentctl.errors import StoreError, UsageError
+
+INTERPOLATION_METHODS = ("lerp", "slerp")
+
+# Below this sine of the angle between two directions, slerp's 1/sin(omega) blows up; the
+# directions are treated as parallel (or antiparallel) instead.
+_PARALLEL_EPS = 1e-6
+
+
+# ---- helpers ------------------------------------------------------------------------------------
+
+
+def _vector(x: np.ndarray, what: str) -> np.ndarray:
+    v = np.asarray(x, dtype=np.float64)
+    if v.ndim != 1 or v.size == 0:
+        raise UsageError(f"{what} must be a single latent vector, got shape {v.shape}")
+    return v
+
+
+def _matrix(x: np.ndarray, what: str) -> np.ndarray:
+    m = np.asarray(x, dtype=np.float64)
+    if m.ndim != 2:
+        raise UsageError(f"{what} must be a 2-D array of latents (rows, dim), got shape {m.shape}")
+    return m
+
+
+def _same_dim(a: np.ndarray, b: np.ndarray, what_a: str, what_b: str) -> None:
+    if a.shape[-1] != b.shape[-1]:
+        raise UsageError(
+            f"{what_a} has {a.shape[-1]}-dimensional latents but {what_b} has {b.shape[-1]}"
+        )
+
+
+def _check_steps(steps: int) -> int:
+    # bool is an int subclass; True would silently mean one step.
+    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 2:
+        raise UsageError(f"--steps must be an integer of at least 2 (both ends), got {steps!r}")
+    return int(steps)
+
+
+# ---- interpolation ------------------------------------------------------------------------------
+
+
+def lerp(a: np.ndarray, b: np.ndarray, steps: int) -> np.ndarray:
+    """``steps`` evenly spaced points from ``a`` to ``b`` inclusive: float32, shape (steps, d)."""
+    steps = _check_steps(steps)
+    va, vb = _vector(a, "the start latent"), _vector(b, "the end latent")
+    _same_dim(va, vb, "the start latent", "the end latent")
+    t = np.linspace(0.0, 1.0, steps)[:, None]
+    out = (1.0 - t) * va + t * vb
+    # Pin the ends: (1 - t) * a + t * b is not bit-exact at t = 1 in floating point, and a path's
+    # ends must reproduce the user's samples exactly.
+    out[0], out[-1] = va, vb
+    return out.astype(np.float32)
+
+
+def _perpendicular(u: np.ndarray) -> np.ndarray | None:
+    """A deterministic unit vector orthogonal to unit ``u`` (None in one dimension)."""
+    if u.size < 2:
+        return None
+    # The basis axis least aligned with u keeps the Gram-Schmidt step well conditioned.
+    e = np.zeros_like(u)
+    e[int(np.argmin(np.abs(u)))] = 1.0
+    p = e - (e @ u) * u
+    return p / np.linalg.norm(p)
+
+
+def slerp(a: np.ndarray, b: np.ndarray, steps: int) -> np.ndarray:
+    """Spherical interpolation of direction with linear interpolation of length.
+
+    The direction moves along the great circle from ``a``'s to ``b``'s at constant angular speed
+    while the norm goes linearly from ``|a|`` to ``|b|``: the ends are exact and, for ends of equal
+    norm (typical of Gaussian latents), every point keeps that norm instead of cutting through
+    the low-density middle of the ball as ``lerp`` does.
+
+    Nearly parallel ends fall back to lerp (the arc is a straight line there). Exactly opposite
+    ends have no unique great circle; the path turns through a fixed, deterministic perpendicular
+    so the result is well defined and never NaN. A zero end has no direction, so lerp is used.
+    """
+    steps = _check_steps(steps)
+    va, vb = _vector(a, "the start latent"), _vector(b, "the end latent")
+    _same_dim(va, vb, "the start latent", "the end latent")
+    na, nb = float(np.linalg.norm(va)), float(np.linalg.norm(vb))
+    if na == 0.0 or nb == 0.0:
+        return lerp(va, vb, steps)
+    ua, ub = va / na, vb / nb
+    cos = float(np.clip(ua @ ub, -1.0, 1.0))
+    t = np.linspace(0.0, 1.0, steps)[:, None]
+    omega = math.acos(cos)
+    sin = math.sin(omega)
+    if sin < _PARALLEL_EPS:
+        if cos > 0:
+            return lerp(va, vb, steps)
+        perp = _perpendicular(ua)
+        if perp is None:
+            return lerp(va, vb, steps)
+        # Half a turn from ua through perp reaches -ua == ub.
+        direction = np.cos(np.pi * t) * ua + np.sin(np.pi * t) * perp
+    else:
+        direction = (np.sin((1.0 - t) * omega) * ua + np.sin(t * omega) * ub) / sin
+    out = direction * ((1.0 - t) * na + t * nb)
+    out[0], out[-1] = va, vb
+    return out.astype(np.float32)
+
+
+def interpolate_path(points: np.ndarray, steps: int, method: str = "lerp") -> np.ndarray:
+    """A path through ``points`` (k, d) in order, ``steps`` rows per segment counting both ends.
+
+    Each inner point ends one segment and starts the next; it appears once, so the result has
+    ``(k - 1) * (steps - 1) + 1`` rows and every input point is on the path exactly.
+    """
+    if method not in INTERPOLATION_METHODS:
+        raise UsageError(
+            f"unknown interpolation {method!r}; choose one of {', '.join(INTERPOLATION_METHODS)}"
+        )
+    steps = _check_steps(steps)
+    pts = _matrix(points, "the path's points")
+    if pts.shape[0] < 2:
+        raise UsageError(f"a path needs at least 2 latents, got {pts.shape[0]}")
+    step_fn = lerp if method == "lerp" else slerp
+    segments = [step_fn(pts[i], pts[i + 1], steps) for i in range(pts.shape[0] - 1)]
+    return np.concatenate([segments[0]] + [s[1:] for s in segments[1:]], axis=0)
+
+
+# ---- directions ---------------------------------------------------------------------------------
+
+
+def validate_sets(
+    pos: np.ndarray, neg: np.ndarray, *, pos_name: str = "pos", neg_name: str = "neg"
+) -> None:
+    """Check two latent sets can be compared; errors name them (e.g. ``"--pos glasses.npz"``)."""
+    for arr, name in ((pos, pos_name), (neg, neg_name)):
+        a = np.asarray(arr)
+        if a.ndim != 2:
+            raise UsageError(f"{name} must hold rows of latents (rows, dim), got shape {a.shape}")
+        if a.shape[0] == 0:
+            raise UsageError(f"{name} has no rows")
+        if a.shape[1] == 0:
+            raise UsageError(f"{name} has zero-dimensional latents")
+        if not np.issubdtype(a.dtype, np.number) or np.iscomplexobj(a):
+            raise StoreError(f"{name} holds {a.dtype} values, not real numbers")
+        if not np.all(np.isfinite(a)):
+            bad = int(np.count_nonzero(~np.isfinite(a).all(axis=1)))
+            raise StoreError(f"{name} has {bad} row(s) with NaN or infinite values")
+    d_pos, d_neg = np.asarray(pos).shape[1], np.asarray(neg).shape[1]
+    if d_pos != d_neg:
+        raise UsageError(
+            f"{pos_name} has {d_pos}-dimensional latents but {neg_name} has {d_neg}"
+        )
+
+
+def mean_difference(pos: np.ndarray, neg: np.ndarray) -> np.ndarray:
+    """``mean(pos) - mean(neg)``: float32, shape (d,), at its natural length (see module doc)."""
+    validate_sets(pos, neg)
+    diff = np.asarray(pos, np.float64).mean(axis=0) - np.asarray(neg, np.float64).mean(axis=0)
+    if not np.any(diff):
+        # A zero direction would make every later edit silently do nothing.
+        raise UsageError("pos and neg have the same mean, so their difference is no direction")
+    return diff.astype(np.float32)
+
+
+def linear_boundary(
+    pos: np.ndarray, neg: np.ndarray, *, l2: float = 1e-2, max_iter: int = 200
+) -> np.ndarray:
+    """Unit normal of a linear boundary between ``pos`` and ``neg`` (InterFaceGAN-style).
+
+    Fits an L2-regularised logistic regression ``p(pos | z) = sigmoid(w . z + b)`` on the raw
+    latents (they already share one N(0, I) scale, so no standardising) by Newton's method with
+    backtracking: deterministic, no random init, no learning rate to tune. Returns ``w / |w|``
+    as float32 (d,), oriented so pos lies on the + side.
+
+    * Each class carries half the total weight, so 5 positives against 500 negatives still define
+      the boundary rather than being outvoted.
+    * The penalty ``l2/2 |w|^2`` (intercept unpenalised) keeps ``w`` finite when the sets are
+      linearly separable -- always the case for few samples in many dimensions (3 vs 3 in d=100).
+    * When d exceeds the number of samples the optimum lies in the span of the samples (the loss
+      only sees ``X w`` and the penalty grows outside that span), so the fit runs in that
+      n-dimensional subspace: exact, and cheap for d >> n.
+    """
+    validate_sets(pos, neg)
+    if not (l2 > 0 and math.isfinite(l2)):
+        raise UsageError(f"the regularisation l2 must be a positive number, got {l2!r}")
+    if max_iter < 1:
+        raise UsageError(f"max_iter must be at least 1, got {max_iter}")
+    p = np.asarray(pos, np.float64)
+    q = np.asarray(neg, np.float64)
+    x = np.concatenate([p, q], axis=0)
+    y = np.concatenate([np.ones(len(p)), np.zeros(len(q))])
+    sw = np.concatenate([np.full(len(p), 0.5 / len(p)), np.full(len(q), 0.5 / len(q))])
+
+    n, d = x.shape
+    basis = None
+    if d > n:
+        # Orthonormal basis of the samples' span; the fit happens in its coordinates.
+        _, s, vt = np.linalg.svd(x, full_matrices=False)
+        # Directions with (numerically) zero singular value carry no sample: leave them out.
+        basis = vt[s > s[0] * 1e-12].T if s[0] > 0 else vt[:0].T  # (d, r)
+        x = x @ basis
+    r = x.shape[1]
+    if r == 0:
+        raise UsageError("pos and neg are all zero vectors; no direction separates them")
+
+    # Parameters theta = (w, b); the bias column is appended so Newton solves for both at once.
+    xa = np.concatenate([x, np.ones((n, 1))], axis=1)
+    reg = np.full(r + 1, l2)
+    reg[-1] = 0.0  # the intercept is not penalised: shifting the boundary costs nothing
+
+    def loss(theta: np.ndarray) -> float:
+        m = xa @ theta
+        # log(1 + e^m) - y m, written with logaddexp so large margins do not overflow.
+        return float(sw @ (np.logaddexp(0.0, m) - y * m) + 0.5 * (reg * theta) @ theta)
+
+    theta = np.zeros(r + 1)
+    f = loss(theta)
+    for _ in range(max_iter):
+        prob = 0.5 * (1.0 + np.tanh(0.5 * (xa @ theta)))  # a sigmoid that cannot overflow
+        grad = xa.T @ (sw * (prob - y)) + reg * theta
+        if np.linalg.norm(grad) < 1e-10:
+            break
+        hess = (xa * (sw * prob * (1.0 - prob))[:, None]).T @ xa + np.diag(reg)
+        # The tiny ridge keeps the intercept row solvable when all probabilities saturate.
+        hess[-1, -1] += 1e-12
+        step = np.linalg.solve(hess, grad)
+        # Backtracking (Armijo): a full Newton step can overshoot far from the optimum.
+        slope = float(grad @ step)
+        alpha = 1.0
+        while alpha > 1e-10:
+            candidate = theta - alpha * step
+            f_new = loss(candidate)
+            if f_new <= f - 1e-4 * alpha * slope:
+                break
+            alpha *= 0.5
+        else:
+            break  # no decrease possible at machine precision: converged
+        theta, f = candidate, f_new
+        if alpha * float(np.linalg.norm(step)) < 1e-12 * (1.0 + float(np.linalg.norm(theta))):
+            break
+
+    w = theta[:-1] if basis is None else basis @ theta[:-1]
+    norm = float(np.linalg.norm(w))
+    if not norm > 0.0 or not math.isfinite(norm):
+        raise UsageError("pos and neg cannot be told apart: no direction separates them")
+    w /= norm
+    # Orientation follows the fit already; this guards the degenerate case where the
+    # regularised fit is nearly flat and rounding could leave the means on the wrong sides.
+    if float((p.mean(axis=0) - q.mean(axis=0)) @ w) < 0:
+        w = -w
+    return w.astype(np.float32)
+
+
+def project_out(direction: np.ndarray, others: Sequence[np.ndarray]) -> np.ndarray:
+    """``direction`` minus its components along every vector in ``others``.
+
+    ``others`` are orthonormalised first (via SVD, which also drops duplicates and vectors that
+    are combinations of the rest), so correlated attributes such as "glasses" and "sunglasses"
+    are each removed once rather than twice. The result is not renormalised: its length shows
+    how much of the direction was independent of the others.
+    """
+    v = _vector(direction, "the direction")
+    if not np.any(v):
+        raise UsageError("the direction is the zero vector")
+    if len(others) == 0:
+        return v.astype(np.float32)
+    mats = []
+    for i, o in enumerate(others):
+        ov = _vector(o, f"direction to remove #{i + 1}")
+        _same_dim(v, ov, "the direction", f"direction to remove #{i + 1}")
+        mats.append(ov)
+    a = np.stack(mats, axis=1)  # (d, m)
+    u, s, _ = np.linalg.svd(a, full_matrices=False)
+    if s.size == 0 or s[0] == 0.0:
+        return v.astype(np.float32)
+    # Singular values this small are float32 noise in the inputs, not a real extra direction.
+    span = u[:, s > s[0] * 1e-6]
+    out = v - span @ (span.T @ v)
+    # Inputs are usually float32 (7 digits): what remains below ~1e-5 of the original is
+    # rounding, not a direction of its own.
+    if np.linalg.norm(out) <= 1e-5 * np.linalg.norm(v):
+        raise UsageError(
+            "the direction lies in the span of the directions to remove: nothing is left of it"
+        )
+    return out.astype(np.float32)
+
+
+# ---- separation report --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SeparationReport:
+    """How well a direction tells pos from neg, measured on the sets themselves.
+
+    Projections are onto the unit direction, so they are in prior standard deviations.
+    ``accuracy`` is the best a single threshold along the direction achieves with pos on the +
+    side -- a training accuracy, optimistic for small sets.
+    """
+
+    pos_mean_proj: float
+    neg_mean_proj: float
+    gap_in_std: float
+    accuracy: float
+    n_pos: int
+    n_neg: int
+
+    def summary(self) -> str:
+        counts = f"({self.n_pos} vs {self.n_neg})"
+        acc = f"accuracy {self.accuracy:.0%} {counts}"
+        if math.isinf(self.gap_in_std):
+            gap = "gap unbounded (no spread within the sets)"
+        else:
+            gap = f"gap {self.gap_in_std:.1f} std"
+        if self.gap_in_std < 0:
+            return f"pos lies on the negative side: the direction points from pos to neg; {acc}, {gap}"
+        if self.accuracy >= 1.0:
+            verdict = "pos and neg separate along the direction"
+        elif self.accuracy >= 0.8:
+            verdict = "pos and neg mostly separate along the direction"
+        else:
+            verdict = "pos and neg overlap along the direction"
+        return f"{verdict}: {acc}, {gap}"
+
+
+def _best_threshold_accuracy(proj_pos: np.ndarray, proj_neg: np.ndarray) -> float:
+    # Predict pos when projection > t; trying t = -inf and every observed value covers every
+    # distinct split (ties cannot be split, which is the honest answer for them).
+    values = np.concatenate([proj_pos, proj_neg])
+    thresholds = np.concatenate([[-np.inf], np.unique(values)])
+    sp, sn = np.sort(proj_pos), np.sort(proj_neg)
+    pos_above = len(sp) - np.searchsorted(sp, thresholds, side="right")
+    neg_at_or_below = np.searchsorted(sn, thresholds, side="right")
+    return float((pos_above + neg_at_or_below).max() / len(values))
+
+
+def separation(pos: np.ndarray, neg: np.ndarray, direction: np.ndarray) -> SeparationReport:
+    """Project both sets onto ``direction`` and report how far apart they lie."""
+    validate_sets(pos, neg)
+    v = _vector(direction, "the direction")
+    _same_dim(np.asarray(pos), v, "pos", "the direction")
+    norm = float(np.linalg.norm(v))
+    if not norm > 0.0:
+        raise UsageError("the direction is the zero vector")
+    u = v / norm
+    pp = np.asarray(pos, np.float64) @ u
+    pn = np.asarray(neg, np.float64) @ u
+    mp, mn = float(pp.mean()), float(pn.mean())
+    dof = len(pp) + len(pn) - 2
+    # Pooled (Cohen's d) std; with one sample per side there is no spread to estimate.
+    pooled_var = (
+        (float(((pp - mp) ** 2).sum()) + float(((pn - mn) ** 2).sum())) / dof if dof > 0 else 0.0
+    )
+    pooled = math.sqrt(pooled_var)
+    diff = mp - mn
+    # The relative floor treats float32 rounding of identical projections as zero spread.
+    if pooled <= 1e-12 * max(1.0, abs(mp), abs(mn)):
+        gap = 0.0 if diff == 0 else math.copysign(math.inf, diff)
+    else:
+        gap = diff / pooled
+    return SeparationReport(
+        pos_mean_proj=mp,
+        neg_mean_proj=mn,
+        gap_in_std=gap,
+        accuracy=_best_threshold_accuracy(pp, pn),
+        n_pos=len(pp),
+        n_neg=len(pn),
+    )
+
+
+# ---- editing ------------------------------------------------------------------------------------
+
+
+def apply_directions(
+    z: np.ndarray, directions: Sequence[tuple[np.ndarray, float]]
+) -> np.ndarray:
+    """``z + sum(w_i * v_i)`` for ``(v_i, w_i)`` pairs: float32, shape (n, d)."""
+    zz = _matrix(z, "the latents to edit")
+    out = zz.copy()
+    for i, (vec, weight) in enumerate(directions):
+        v = _vector(vec, f"direction #{i + 1}")
+        _same_dim(zz, v, "the latents to edit", f"direction #{i + 1}")
+        w = float(weight)
+        if not math.isfinite(w):
+            raise UsageError(f"the strength of direction #{i + 1} must be finite, got {weight!r}")
+        out += w * v
+    return out.astype(np.float32)
+
+
+def strength_sweep(z: np.ndarray, direction: np.ndarray, scales: Sequence[float]) -> np.ndarray:
+    """Each latent moved by each scale along ``direction``: float32, shape (n, len(scales), d)."""
+    zz = _matrix(z, "the latents to edit")
+    v = _vector(direction, "the direction")
+    _same_dim(zz, v, "the latents to edit", "the direction")
+    s = np.asarray(list(scales), dtype=np.float64)
+    if s.ndim != 1 or s.size == 0:
+        raise UsageError("give at least one strength to sweep")
+    if not np.all(np.isfinite(s)):
+        raise UsageError("strengths must be finite numbers")
+    out = zz[:, None, :] + s[None, :, None] * v[None, None, :]
+    return out.astype(np.float32)

@@ -1,0 +1,86 @@
+"""Seeds as addresses: each sample's latent comes from its own seed.
+
+``z = numpy.random.RandomState(seed).randn(latent_dim)`` (as StyleGAN's ``gen_images.py``) gives the
+same vector on every device, for every batch size and whatever other seeds are asked for with it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from latentctl.errors import UsageError
+
+MAX_SEED = 2**32 - 1  # RandomState accepts seeds in [0, 2**32)
+
+
+def parse_seeds(spec: str, count: int | None = None) -> list[int]:
+    """Expand ``"0-8,42"`` into ``[0, 1, ..., 8, 42]``.
+
+    An open range ``"500-"`` continues for as many seeds as ``count`` asks. With ``count`` the list
+    is cut to its first ``count`` seeds, and asking for more seeds than the spec names is an error.
+    """
+    seeds: list[int] = []
+    parts = [p.strip() for p in spec.split(",")]
+    if not spec.strip() or any(not p for p in parts):
+        raise UsageError(f"--seeds {spec!r}: expected numbers and ranges such as '0-8,42'")
+    for i, part in enumerate(parts):
+        lo_s, dash, hi_s = part.partition("-")
+        try:
+            lo = int(lo_s)
+            if dash and not hi_s:
+                if i != len(parts) - 1 or count is None:
+                    raise UsageError(
+                        f"--seeds {spec!r}: an open range like '{part}' must come last and needs -n"
+                    )
+                hi = lo + max(count - len(seeds), 0) - 1
+            else:
+                hi = int(hi_s) if dash else lo
+        except ValueError:
+            raise UsageError(
+                f"--seeds {spec!r}: {part!r} is not a seed or a range such as '0-8'"
+            ) from None
+        if lo < 0 or hi > MAX_SEED or lo > hi and dash and hi_s:
+            raise UsageError(f"--seeds {spec!r}: {part!r} must be ascending within 0-{MAX_SEED}")
+        seeds.extend(range(lo, hi + 1))
+    if count is not None:
+        if len(seeds) < count:
+            raise UsageError(f"-n {count} asks for more seeds than --seeds {spec!r} names ({len(seeds)})")
+        seeds = seeds[:count]
+    return seeds
+
+
+def resolve_seeds(n: int | None, spec: str | None) -> list[int]:
+    """The seeds a command should render: ``-n N`` alone means seeds 0..N-1."""
+    if spec is None:
+        if n is None:
+            raise UsageError("say how many samples with -n N, or which with --seeds 0-8,42")
+        if n < 1:
+            raise UsageError(f"-n must be at least 1, got {n}")
+        return list(range(n))
+    return parse_seeds(spec, n)
+
+
+def latent_from_seed(seed: int, latent_dim: int) -> np.ndarray:
+    """The latent vector addressed by ``seed``: float32, shape (latent_dim,)."""
+    return np.random.RandomState(seed).randn(latent_dim).astype(np.float32)
+
+
+def latents_from_seeds(seeds: list[int], latent_dim: int) -> np.ndarray:
+    """Stacked latents for ``seeds``: float32, shape (len(seeds), latent_dim)."""
+    out = np.empty((len(seeds), latent_dim), dtype=np.float32)
+    for i, s in enumerate(seeds):
+        out[i] = latent_from_seed(s, latent_dim)
+    return out
+
+
+def format_seeds(seeds: list[int]) -> str:
+    """The shortest ``parse_seeds`` spec for ``seeds`` (in order), e.g. ``"0-8,42"``."""
+    parts: list[str] = []
+    i = 0
+    while i < len(seeds):
+        j = i
+        while j + 1 < len(seeds) and seeds[j + 1] == seeds[j] + 1:
+            j += 1
+        parts.append(str(seeds[i]) if i == j else f"{seeds[i]}-{seeds[j]}")
+        i = j + 1
+    return ",".join(parts)

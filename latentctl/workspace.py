@@ -1,0 +1,111 @@
+"""Where latentctl keeps runs, the latent store, the image cache and outputs.
+
+One folder, ``~/.latentctl`` unless ``--workspace`` or ``LATENTCTL_HOME`` says otherwise::
+
+    runs/0001-faces-128px/   a training run (checkpoint, grids, metrics)
+    current                  the path of the run that commands use when given none
+    latents/                 the latent store (``LATENTCTL_STORE`` relocates it alone)
+    cache/                   decoded images, keyed by folder contents and size
+    outputs/0001-sample/     what sample, interp and apply write when given no --out
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from latentctl.errors import CheckpointError, UsageError
+from latentctl.fsutil import atomic_write_text
+
+ENV_HOME = "LATENTCTL_HOME"
+ENV_STORE = "LATENTCTL_STORE"
+CHECKPOINT_NAME = "checkpoint.safetensors"
+
+
+@dataclass(frozen=True)
+class Workspace:
+    root: Path
+
+    @classmethod
+    def resolve(cls, override: Path | None = None) -> Workspace:
+        if override is not None:
+            return cls(Path(override).expanduser())
+        env = os.environ.get(ENV_HOME)
+        return cls(Path(env).expanduser() if env else Path.home() / ".latentctl")
+
+    @property
+    def runs(self) -> Path:
+        return self.root / "runs"
+
+    @property
+    def cache(self) -> Path:
+        return self.root / "cache"
+
+    @property
+    def outputs(self) -> Path:
+        return self.root / "outputs"
+
+    @property
+    def store(self) -> Path:
+        env = os.environ.get(ENV_STORE)
+        return Path(env).expanduser() if env else self.root / "latents"
+
+    def new_run_dir(self, name: str) -> Path:
+        return _numbered_dir(self.runs, name)
+
+    def new_output_dir(self, name: str) -> Path:
+        return _numbered_dir(self.outputs, name)
+
+    def set_current(self, run_dir: Path) -> None:
+        atomic_write_text(self.root / "current", str(Path(run_dir).resolve()) + "\n")
+
+    def current_run(self) -> Path:
+        marker = self.root / "current"
+        if not marker.exists():
+            raise UsageError(
+                f"no current run in {self.root}: train one with 'latentctl train DIR', "
+                "or pass a run folder or checkpoint"
+            )
+        run = Path(marker.read_text().strip())
+        if not run.is_dir():
+            raise UsageError(
+                f"the current run {run} no longer exists: train again or pass a run folder or checkpoint"
+            )
+        return run
+
+    def resolve_checkpoint(self, target: Path | None) -> Path:
+        """A checkpoint file from what the user gave: nothing (the current run), a run folder, or a file."""
+        if target is None:
+            target = self.current_run()
+        target = Path(target).expanduser()
+        if target.is_dir():
+            ckpt = target / CHECKPOINT_NAME
+            if not ckpt.exists():
+                raise CheckpointError(
+                    f"{target} has no {CHECKPOINT_NAME}: is it a run folder that finished at least one checkpoint?"
+                )
+            return ckpt
+        if not target.exists():
+            raise CheckpointError(f"no checkpoint or run folder at {target}")
+        return target
+
+
+def slug(text: str) -> str:
+    s = re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-.")
+    return s[:40] or "run"
+
+
+def _numbered_dir(parent: Path, name: str) -> Path:
+    """Create ``parent/NNNN-name`` with the next free number; never reuses an existing folder."""
+    parent.mkdir(parents=True, exist_ok=True)
+    numbers = [int(m.group(1)) for p in parent.iterdir() if (m := re.match(r"(\d{4,})-", p.name))]
+    n = max(numbers, default=0) + 1
+    while True:
+        path = parent / f"{n:04d}-{slug(name)}"
+        try:
+            path.mkdir()
+            return path
+        except FileExistsError:
+            n += 1
