@@ -104,7 +104,7 @@ def prepare_dataset(
             out[i] = load_rgb(files[i], size)
             ok[i] = True
         except ImageSkipped as err:
-            skipped.append(Skipped(files[i].relative_to(root).as_posix(), err.reason, str(err)))
+            skipped.append(Skipped(files[i].relative_to(root).as_posix(), err.reason, err.detail))
 
     # Pillow releases the GIL while decoding and resizing, so threads use every core without the
     # memory copies of worker processes.
