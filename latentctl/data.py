@@ -125,7 +125,12 @@ def prepare_dataset(
     images = out[ok] if not ok.all() else out
     dataset = ImageDataset(root, images, kept, key, skipped)
     _save_cache(cache_dir, dataset)
-    return _load_cache(cache_dir, key, root) or dataset
+    # Hand back the memory map rather than the decoded copy, so RAM is released for training.
+    mapped = _load_cache(cache_dir, key, root)
+    if mapped is None:
+        return dataset
+    mapped.from_cache = False
+    return mapped
 
 
 def _strict_error(skipped: list[Skipped]) -> DataError:

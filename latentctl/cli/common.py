@@ -15,7 +15,7 @@ from latentctl.errors import LatentctlError
 
 # Progress, warnings and errors go to stderr; stdout carries only results (paths), so scripts can
 # capture them.
-err_console = Console(stderr=True, highlight=False)
+err_console = Console(stderr=True, highlight=False, soft_wrap=True)  # errors stay one line
 out_console = Console(highlight=False, soft_wrap=True)
 
 F = TypeVar("F", bound=Callable[..., Any])

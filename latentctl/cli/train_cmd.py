@@ -123,8 +123,7 @@ def train(
         info = checkpoint.read_header(ckpt_path)
         if info.kind != checkpoint.KIND_TRAINING or info.train is None:
             raise UsageError(f"{ckpt_path} holds only a generator and cannot be resumed")
-        model_cfg = _merge(info.model, given_model, "--resume")
-        train_cfg = _merge(info.train, {**given_train, **perf}, "--resume")
+        model_cfg, train_cfg = _merge([(info.model, given_model), (info.train, {**given_train, **perf})])
         stored_root = Path(info.state["data"]["root"])
         if data is not None and Path(data).expanduser().resolve() != stored_root:
             raise ConfigMismatchError(
@@ -183,20 +182,23 @@ def train(
     result(str(target / CHECKPOINT_NAME))
 
 
-def _merge(stored: Any, given: dict[str, Any], flag: str) -> Any:
-    """The stored config with the user's explicit options applied; a change to a key that alters
-    what a step computes is refused, listing every such key."""
-    new = dataclasses.replace(stored, **{k: v for k, v in given.items() if v is not None})
-    diffs = config_differences(
-        {k: v for k, v in to_dict(stored).items() if k not in RESUMABLE_KEYS},
-        {k: v for k, v in to_dict(new).items() if k not in RESUMABLE_KEYS},
-    )
+def _merge(pairs: list[tuple[Any, dict[str, Any]]]) -> list[Any]:
+    """Each stored config with the user's explicit options applied; a change to any key that alters
+    what a step computes is refused, listing every such key at once."""
+    merged, diffs = [], []
+    for stored, given in pairs:
+        new = dataclasses.replace(stored, **{k: v for k, v in given.items() if v is not None})
+        diffs += config_differences(
+            {k: v for k, v in to_dict(stored).items() if k not in RESUMABLE_KEYS},
+            {k: v for k, v in to_dict(new).items() if k not in RESUMABLE_KEYS},
+        )
+        merged.append(new)
     if diffs:
         raise ConfigMismatchError(
-            f"{flag}: these settings differ from the run being resumed: {'; '.join(diffs)}. "
+            f"--resume: these settings differ from the run being resumed: {'; '.join(diffs)}. "
             "Leave them out to keep the run's values, or start a new run"
         )
-    return new
+    return merged
 
 
 def _load_data(root: Path, model_cfg: ModelConfig, train_cfg: TrainConfig, ws, strict: bool):

@@ -1,0 +1,179 @@
+"""The CLI as a user meets it: commands, outputs, errors and exit codes."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from latentctl import __version__
+from latentctl.cli.app import app
+
+from conftest import TINY_MODEL
+
+runner = CliRunner()
+
+
+def run(*args, code=0):
+    res = runner.invoke(app, [str(a) for a in args])
+    assert res.exit_code == code, f"exit {res.exit_code}, expected {code}\n{res.output}"
+    return res
+
+
+@pytest.fixture
+def trained(image_folder, workspace):
+    run("train", image_folder, *TINY_MODEL, "--epochs", "2")
+    return workspace / "runs" / "0001-images-32px"
+
+
+def test_version():
+    assert run("--version").output.strip() == f"latentctl {__version__}"
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["sample", "--help"], ["info", "--help"], ["train", "--help"]])
+def test_help_imports_no_torch(argv):
+    code = (
+        "import sys\nfrom latentctl.cli.app import app\n"
+        f"try:\n    app({argv!r})\nexcept SystemExit:\n    pass\n"
+        "assert 'torch' not in sys.modules, 'torch was imported'\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
+
+
+def test_train_then_sample_with_no_arguments(trained, workspace):
+    assert (trained / "checkpoint.safetensors").exists()
+    assert (workspace / "current").read_text().strip() == str(trained.resolve())
+    res = run("sample", "-n", "9")
+    out = Path(res.stdout.strip().splitlines()[-1])
+    assert out.name == "grid.png" and out.exists()
+    folder = out.parent
+    assert sorted(p.name for p in folder.glob("seed*.png")) == [f"seed{i:04d}.png" for i in range(9)]
+    with np.load(folder / "latents.npz", allow_pickle=False) as z:
+        assert z["z"].shape == (9, 8) and z["z"].dtype == np.float32
+        assert z["seeds"].tolist() == list(range(9)) and z["seeds"].dtype == np.int64
+
+
+def test_a_seed_gives_the_same_image_whatever_else_is_sampled(trained, tmp_path):
+    run("sample", "--seeds", "3-5", "--out", tmp_path / "a")
+    run("sample", "--seeds", "40,4", "--out", tmp_path / "b", "--batch-size", "1")
+    a = np.asarray(Image.open(tmp_path / "a" / "seed0004.png"))
+    b = np.asarray(Image.open(tmp_path / "b" / "seed0004.png"))
+    np.testing.assert_array_equal(a, b)
+
+
+def test_truncation_zero_gives_one_image_for_every_seed(trained, tmp_path):
+    run("sample", "--seeds", "1,2", "--psi", "0", "--out", tmp_path)
+    np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "seed0001.png")),
+                                  np.asarray(Image.open(tmp_path / "seed0002.png")))
+
+
+def test_sample_never_overwrites_without_force(trained, tmp_path):
+    run("sample", "-n", "2", "--out", tmp_path)
+    before = (tmp_path / "seed0000.png").read_bytes()
+    res = run("sample", "-n", "2", "--out", tmp_path, code=2)
+    assert "already exist" in res.output and "--force" in res.output
+    assert (tmp_path / "seed0000.png").read_bytes() == before
+    run("sample", "-n", "2", "--out", tmp_path, "--force")
+
+
+def test_sample_grid_can_go_without_labels_or_images(trained, tmp_path):
+    run("sample", "-n", "4", "--no-images", "--no-labels", "--out", tmp_path / "o")
+    assert sorted(p.name for p in (tmp_path / "o").iterdir()) == ["grid.png", "latents.npz"]
+
+
+def test_info_reads_the_header(trained):
+    res = run("info", trained)
+    assert "32px, latent 8, width 16" in res.output and "epoch 2" in res.output
+    meta = json.loads(run("info", trained, "--json").stdout)
+    assert meta["model_config"]["latent_dim"] == 8 and "rng" not in meta["training_state"]
+
+
+def test_export_writes_a_small_generator_checkpoint_that_samples(trained, tmp_path):
+    out = tmp_path / "g.safetensors"
+    run("export", trained, "--out", out)
+    assert out.stat().st_size < (trained / "checkpoint.safetensors").stat().st_size / 2
+    run("sample", out, "--seeds", "4", "--out", tmp_path / "s")
+    a = np.asarray(Image.open(tmp_path / "s" / "seed0004.png"))
+    run("sample", trained, "--seeds", "4", "--out", tmp_path / "t")
+    np.testing.assert_array_equal(a, np.asarray(Image.open(tmp_path / "t" / "seed0004.png")))
+    run("export", trained, "--out", out, code=2)
+
+
+def test_resume_continues_to_more_epochs(trained):
+    run("train", "--resume", trained, "--epochs", "3")
+    res = run("info", trained)
+    assert "epoch 3" in res.output
+
+
+def test_resume_with_different_settings_lists_every_differing_key(trained):
+    res = run("train", "--resume", trained, "--lr", "0.1", "--width", "32", code=1)
+    assert "lr: 0.0002 -> 0.1" in res.output and "width: 16 -> 32" in res.output
+
+
+def test_resume_refuses_a_changed_image_folder(trained, image_folder):
+    Image.new("RGB", (32, 32), "red").save(image_folder / "extra.png")
+    res = run("train", "--resume", trained, "--epochs", "3", code=1)
+    assert "changed since the run started" in res.output
+
+
+def test_bad_images_are_skipped_listed_and_strict_fails(image_folder, workspace):
+    (image_folder / "zero.jpg").write_bytes(b"")
+    (image_folder / "junk.png").write_bytes(b"not a png")
+    res = run("train", image_folder, *TINY_MODEL, "--epochs", "1")
+    assert "skipped 2 files" in res.output
+    listing = (workspace / "runs" / "0001-images-32px" / "skipped.txt").read_text()
+    assert "zero.jpg\tempty" in listing and "junk.png\tunreadable" in listing
+    res = run("train", image_folder, *TINY_MODEL, "--epochs", "1", "--strict", code=1)
+    assert "--strict" in res.output
+
+
+@pytest.mark.parametrize(
+    "args, code, message",
+    [
+        (["train", "nowhere/"], 1, "is not a folder"),
+        (["train"], 2, "which folder"),
+        (["train", ".", "--image-size", "100"], 2, "image size 100 is not supported"),
+        (["sample", "-n", "3"], 2, "no current run"),
+        (["sample", "--seeds", "9-1"], 2, "--seeds"),
+        (["info", "missing.safetensors"], 1, "no checkpoint"),
+        (["sample", "model.pt", "-n", "1"], 1, "refusing to open a .pt file"),
+    ],
+)
+def test_errors_are_one_line_with_exit_codes(tmp_path, args, code, message):
+    if "model.pt" in args:
+        (tmp_path / "model.pt").write_bytes(b"\x80\x04junk")
+        args = [str(tmp_path / "model.pt") if a == "model.pt" else a for a in args]
+    res = run(*args, code=code)
+    assert message in res.output
+    assert "Traceback" not in res.output
+
+
+def test_dry_run_prints_the_resolved_config(image_folder):
+    res = run("train", image_folder, "--dry-run", "--epochs", "7")
+    cfg = json.loads(res.stdout)
+    assert cfg["train"]["epochs"] == 7 and cfg["model"]["image_size"] == 128 and cfg["train"]["batch_size"] == 128
+
+
+def test_ctrl_c_saves_a_checkpoint_and_exits_130(image_folder, workspace):
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "latentctl", "train", str(image_folder), *TINY_MODEL, "--epochs", "100000"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "COLUMNS": "200"},
+    )
+    metrics = workspace / "runs" / "0001-images-32px" / "metrics.jsonl"
+    deadline = time.time() + 60
+    while not (metrics.exists() and metrics.stat().st_size > 0):
+        assert proc.poll() is None and time.time() < deadline, proc.communicate()
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "resume with: latentctl train --resume" in err
+    res = run("info", workspace / "runs" / "0001-images-32px")
+    assert "progress" in res.output
