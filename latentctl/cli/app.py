@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from latentctl import __version__
-from latentctl.cli import sample_cmd, train_cmd
+from latentctl.cli import latent_cmds, sample_cmd, train_cmd
 
 app = typer.Typer(
     name="latentctl",
@@ -40,6 +40,10 @@ def _root(
 
 app.command("train", rich_help_panel="Train")(train_cmd.train)
 app.command("sample", rich_help_panel="Use a model")(sample_cmd.sample)
+app.command("interp", rich_help_panel="Use a model")(latent_cmds.interp)
+app.command("attr-vector", rich_help_panel="Use a model")(latent_cmds.attr_vector)
+app.command("apply", rich_help_panel="Use a model")(latent_cmds.apply)
+app.add_typer(latent_cmds.latents_app, name="latents", rich_help_panel="Latent store")
 app.command("info", rich_help_panel="Models")(sample_cmd.info)
 app.command("export", rich_help_panel="Models")(sample_cmd.export)
 

@@ -8,7 +8,6 @@ from typing import Any
 
 import numpy as np
 
-from latentctl import __version__
 from latentctl.checkpoint import CheckpointInfo
 from latentctl.cli.common import warn
 from latentctl.errors import UsageError
@@ -28,11 +27,7 @@ class ModelSession:
 
     def entry(self, z: np.ndarray, *, seeds: list[int] | None = None, kind: str = "points", meta: dict | None = None) -> LatentEntry:
         """A store entry for latents this model produced, stamped with its identity."""
-        from datetime import datetime, timezone
-
-        meta = {
-            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "latentctl_version": __version__,
+        meta = {  # the store stamps "created" and "latentctl_version"
             "checkpoint": str(self.path),
             **(meta or {}),
         }

@@ -1,0 +1,321 @@
+"""`interp`, `attr-vector`, `apply` and `latents list|show`: the seed's experiments, saved."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from latentctl.cli.common import (
+    PANEL_OUTPUT,
+    DeviceOpt,
+    ForceOpt,
+    WorkspaceOpt,
+    handles_errors,
+    note,
+    result,
+    warn,
+)
+from latentctl.errors import StoreError, UsageError
+
+LATENT_HELP = "store entry name, .npz path or seeds:16,37; add @ROWS to pick rows, e.g. glasses@0,2"
+
+ModelOpt = Annotated[
+    Path | None,
+    typer.Option("--model", "-m", metavar="MODEL", help="Run folder or .safetensors checkpoint [default: the current run].", show_default=False),
+]
+OutOpt = Annotated[
+    Path | None,
+    typer.Option("--out", "-o", metavar="DIR", help="Output folder [default: a new numbered folder in the workspace's outputs/].", rich_help_panel=PANEL_OUTPUT, show_default=False),
+]
+SaveOpt = Annotated[
+    str | None,
+    typer.Option("--save", metavar="NAME", help="Also save the resulting latents to the latent store under NAME.", rich_help_panel=PANEL_OUTPUT, show_default=False),
+]
+
+
+def _floats(text: str, option: str) -> list[float]:
+    try:
+        values = [float(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise UsageError(f"{option} {text!r}: expected numbers separated by commas, e.g. -2,-1,0,1,2") from None
+    if not values:
+        raise UsageError(f"{option}: give at least one number")
+    return values
+
+
+@handles_errors
+def interp(
+    points: Annotated[list[str], typer.Argument(metavar="POINTS...", help=f"Two or more latents to walk through, in order ({LATENT_HELP}). An entry with several rows adds each row.", show_default=False)],
+    steps: Annotated[int, typer.Option(min=2, help="Images per segment, both ends included (the seed: 6).")] = 6,
+    method: Annotated[str, typer.Option(metavar="lerp|slerp", help="Straight line, or along the sphere (keeps latent norms typical).")] = "lerp",
+    gif: Annotated[bool, typer.Option("--gif", help="Also write an animated interp.gif.", rich_help_panel=PANEL_OUTPUT)] = False,
+    webp: Annotated[bool, typer.Option("--webp", help="Also write an animated interp.webp.", rich_help_panel=PANEL_OUTPUT)] = False,
+    frame_ms: Annotated[int, typer.Option(min=10, help="Milliseconds per animation frame.", rich_help_panel=PANEL_OUTPUT)] = 200,
+    save: SaveOpt = None,
+    model: ModelOpt = None,
+    out: OutOpt = None,
+    force: ForceOpt = False,
+    device: DeviceOpt = "auto",
+    workspace: WorkspaceOpt = None,
+) -> None:
+    """Walk between latents and render each step: strip.png, frame PNGs and the path's latents.
+
+    Examples:
+
+      latentctl interp seeds:16 seeds:37                  # the seed's 6-step walk
+
+      latentctl interp glasses@0 smiling@1 seeds:5 --method slerp --steps 10 --gif
+    """
+    import numpy as np
+
+    from latentctl.cli.session import open_model, output_dir, render, save_latents
+    from latentctl.latents import interpolate_path
+
+    if method not in ("lerp", "slerp"):
+        raise UsageError(f"--method must be lerp or slerp, got {method!r}")
+    session = open_model(model, device, workspace)
+    rows = np.concatenate([session.latents(p).z for p in points])
+    if len(rows) < 2:
+        raise UsageError("interp needs at least two latents, e.g. 'latentctl interp seeds:16 seeds:37'")
+    path = interpolate_path(rows, steps, method)
+    out_dir = output_dir(session.ws, out, "interp", force)
+    names = [f"frame{i:03d}" for i in range(len(path))]
+    strip = render(session, path, out_dir, names=names, labels=None, cols=steps, force=force,
+                   grid_name="strip.png", grid_max=len(path))
+    entry = session.entry(path, meta={"command": "interp", "points": points, "steps": steps, "method": method})
+    save_latents(out_dir / "latents.npz", entry, force=force)
+    if gif or webp:
+        _animate(out_dir, names, gif=gif, webp=webp, frame_ms=frame_ms, force=force)
+    if save:
+        note(f"saved the {len(path)} path latents as '{save}' ({session.store.save(save, entry, force=force)})")
+    note(f"{len(path)} frames ({len(rows) - 1} segment(s) of {steps}, {method}) in {out_dir}")
+    result(str(strip))
+
+
+def _animate(out_dir: Path, names: list[str], *, gif: bool, webp: bool, frame_ms: int, force: bool) -> None:
+    from PIL import Image
+
+    from latentctl.fsutil import atomic_writer
+
+    frames = [Image.open(out_dir / f"{n}.png").convert("RGB") for n in names]
+    # forth and back, so the loop has no jump
+    sequence = frames + frames[-2:0:-1]
+    for enabled, name, fmt in ((gif, "interp.gif", "GIF"), (webp, "interp.webp", "WEBP")):
+        if not enabled:
+            continue
+        target = out_dir / name
+        if target.exists() and not force:
+            raise UsageError(f"{target} already exists; pass --force to replace it")
+        with atomic_writer(target) as f:
+            extra = {"lossless": True} if fmt == "WEBP" else {}
+            sequence[0].save(f, format=fmt, save_all=True, append_images=sequence[1:], duration=frame_ms, loop=0, **extra)
+
+
+def _latent_dim_for(model: Path | None, workspace: Path | None) -> tuple[int | None, object | None]:
+    """The model's latent size and header, when a model is given or current (read without torch)."""
+    from latentctl.checkpoint import read_header
+    from latentctl.workspace import Workspace
+
+    ws = Workspace.resolve(workspace)
+    try:
+        info = read_header(ws.resolve_checkpoint(model))
+    except UsageError:
+        if model is not None:
+            raise
+        return None, None
+    return info.model.latent_dim, info
+
+
+@handles_errors
+def attr_vector(
+    pos: Annotated[list[str], typer.Option("--pos", metavar="LATENTS", help=f"Latents that show the attribute ({LATENT_HELP}); repeatable.", show_default=False)],
+    neg: Annotated[list[str], typer.Option("--neg", metavar="LATENTS", help="Latents that do not show it; repeatable.", show_default=False)],
+    method: Annotated[str, typer.Option(metavar="mean|boundary", help="mean: mean(pos) - mean(neg), the seed's method. boundary: unit normal of a linear classifier (InterFaceGAN).")] = "mean",
+    orthogonal_to: Annotated[list[str] | None, typer.Option("--orthogonal-to", metavar="DIRECTION", help="Remove these directions' components, so the new one leaves them unchanged (conditional editing); repeatable.")] = None,
+    unit: Annotated[bool, typer.Option("--unit", help="Scale the direction to length 1 (strength then counts in prior standard deviations).")] = False,
+    save: Annotated[str | None, typer.Option("--save", metavar="NAME", help="Store name for the direction [default: POS-minus-NEG].", show_default=False)] = None,
+    model: ModelOpt = None,
+    force: ForceOpt = False,
+    workspace: WorkspaceOpt = None,
+) -> None:
+    """Build an attribute direction from latents with and without it, and save it to the store.
+
+    Examples:
+
+      latentctl attr-vector --pos glasses --neg noglasses             # saved as glasses-minus-noglasses
+
+      latentctl attr-vector --pos glasses.npz --neg noglasses.npz --method boundary --save glasses
+
+      latentctl attr-vector --pos smiling --neg neutral --orthogonal-to glasses --save smile
+    """
+    import numpy as np
+
+    from latentctl import latents as L
+    from latentctl.store import LatentEntry, LatentStore, resolve_latents
+    from latentctl.workspace import Workspace
+
+    if method not in ("mean", "boundary"):
+        raise UsageError(f"--method must be mean or boundary, got {method!r}")
+    ws = Workspace.resolve(workspace)
+    store = LatentStore(ws.store)
+    dim, info = _latent_dim_for(model, workspace)
+
+    def gather(specs: list[str], flag: str) -> tuple[np.ndarray, list[LatentEntry]]:
+        entries = [resolve_latents(s, store, dim) for s in specs]
+        dims = {e.latent_dim for e in entries}
+        if len(dims) > 1:
+            raise StoreError(f"{flag}: the sources have different latent sizes ({sorted(dims)})")
+        return np.concatenate([e.z for e in entries]), entries
+
+    p, pe = gather(pos, "--pos")
+    n, ne = gather(neg, "--neg")
+    L.validate_sets(p, n, pos_name="--pos " + ",".join(pos), neg_name="--neg " + ",".join(neg))
+    models = {e.model_id for e in pe + ne if e.model_id}
+    if len(models) > 1:
+        warn(f"--pos and --neg come from different models ({', '.join(sorted(models))}); the direction mixes them")
+    direction = L.mean_difference(p, n) if method == "mean" else L.linear_boundary(p, n)
+    others = [resolve_latents(o, store, p.shape[1]) for o in orthogonal_to or []]
+    if others:
+        direction = L.project_out(direction, [o.z[0] if o.count == 1 else o.z.mean(0) for o in others])
+    if unit:
+        direction = direction / np.linalg.norm(direction)
+    report = L.separation(p, n, direction)
+    name = save or f"{_slug(pos)}-minus-{_slug(neg)}"
+    model_id = info.model_id if info is not None else (models.pop() if len(models) == 1 else "")
+    run_id = info.run_id if info is not None else next((e.run_id for e in pe if e.run_id), "")
+    entry = LatentEntry(
+        z=direction[None, :], kind="direction", model_id=model_id, run_id=run_id,
+        meta={"command": "attr-vector", "method": method, "pos": pos, "neg": neg, "n_pos": len(p), "n_neg": len(n),
+              "orthogonal_to": orthogonal_to or [], "unit": unit, "norm": float(np.linalg.norm(direction)),
+              "separation": {"accuracy": report.accuracy, "gap_in_std": report.gap_in_std}},
+    )
+    path = store.save(name, entry, force=force)
+    note(f"{method} direction from {len(p)} pos and {len(n)} neg latents, length {np.linalg.norm(direction):.3f}")
+    note(report.summary())
+    note(f"saved as '{name}' ({path}); apply it with: latentctl apply LATENTS --add {name}")
+    result(str(path))
+
+
+def _slug(specs: list[str]) -> str:
+    from latentctl.workspace import slug
+
+    return slug("+".join(Path(s.split("@")[0]).stem.replace("seeds:", "seeds") for s in specs))[:30]
+
+
+@handles_errors
+def apply(
+    latents: Annotated[list[str], typer.Argument(metavar="LATENTS...", help=f"Latents to edit ({LATENT_HELP}).", show_default=False)],
+    add: Annotated[list[str], typer.Option("--add", metavar="DIRECTION[=WEIGHT]", help="A direction to add, with an optional weight (default 1); repeatable: --add glasses --add smile=-0.5.", show_default=False)],
+    mean: Annotated[bool, typer.Option("--mean", help="Average the given latents into one first (the seed's mean(smiling)).")] = False,
+    scales: Annotated[str, typer.Option(metavar="LIST", help="Strengths to render: one column each, one row per latent. 0 shows the unedited latent.")] = "0,1",
+    labels: Annotated[bool, typer.Option("--labels/--no-labels", help="Write each column's strength on the grid.", rich_help_panel=PANEL_OUTPUT)] = True,
+    save: SaveOpt = None,
+    model: ModelOpt = None,
+    out: OutOpt = None,
+    force: ForceOpt = False,
+    device: DeviceOpt = "auto",
+    workspace: WorkspaceOpt = None,
+) -> None:
+    """Add weighted directions to latents and render the result (rows: latents, columns: strengths).
+
+    Examples:
+
+      latentctl apply smiling --mean --add glasses-minus-noglasses     # the seed: mean(smiling) + glasses
+
+      latentctl apply seeds:0-7 --add glasses --scales -2,-1,0,1,2     # a strength sweep
+
+      latentctl apply my-photo --add glasses --add smile=0.5 --save me-edited
+    """
+    import numpy as np
+
+    from latentctl import latents as L
+    from latentctl.cli.session import open_model, output_dir, render, save_latents
+
+    strengths = _floats(scales, "--scales")
+    session = open_model(model, device, workspace)
+    base = np.concatenate([session.latents(s).z for s in latents])
+    if mean:
+        base = base.mean(axis=0, keepdims=True)
+    combined = np.zeros(base.shape[1], dtype=np.float32)
+    for spec in add:
+        name, weight = _weighted(spec)
+        entry = session.latents(name)
+        if entry.kind != "direction":
+            raise UsageError(f"--add {name}: holds {entry.count} point(s), not a direction; make one with 'latentctl attr-vector'")
+        combined += weight * entry.z.mean(axis=0)
+    grid = L.strength_sweep(base, combined, strengths)  # (n, k, d)
+    flat = grid.reshape(-1, grid.shape[-1])
+    out_dir = output_dir(session.ws, out, "apply", force)
+    names = [f"row{i:03d}_scale{s:+g}" for i in range(len(base)) for s in strengths]
+    tile_labels = [f"{s:+g}" for _ in range(len(base)) for s in strengths] if labels else None
+    grid_path = render(session, flat, out_dir, names=names, labels=tile_labels, cols=len(strengths), force=force, grid_max=len(flat))
+    entry = session.entry(flat, meta={"command": "apply", "latents": latents, "mean": mean, "add": add, "scales": strengths})
+    save_latents(out_dir / "latents.npz", entry, force=force)
+    if save:
+        note(f"saved {len(flat)} edited latents as '{save}' ({session.store.save(save, entry, force=force)})")
+    note(f"{len(base)} latent(s) x {len(strengths)} strength(s) in {out_dir}")
+    result(str(grid_path))
+
+
+def _weighted(spec: str) -> tuple[str, float]:
+    name, eq, weight = spec.rpartition("=")
+    if not eq:
+        return spec, 1.0
+    try:
+        return name, float(weight)
+    except ValueError:
+        raise UsageError(f"--add {spec!r}: the weight after '=' must be a number, e.g. glasses=1.5") from None
+
+
+latents_app = typer.Typer(help="Inspect the latent store.", no_args_is_help=True)
+
+
+@latents_app.command("list")
+@handles_errors
+def list_entries(workspace: WorkspaceOpt = None) -> None:
+    """List the store's entries: name, kind, count, dimension, model."""
+    from rich.table import Table
+
+    from latentctl.cli.common import out_console
+    from latentctl.store import LatentStore
+    from latentctl.workspace import Workspace
+
+    store = LatentStore(Workspace.resolve(workspace).store)
+    entries = store.list()
+    if not entries:
+        note(f"the latent store {store.root} is empty; save samples with 'latentctl sample --seeds 1,2 --save NAME'")
+        return
+    table = Table("name", "kind", "count", "dim", "model", "created", box=None, pad_edge=False)
+    for e in entries:
+        if e.error:
+            table.add_row(e.name, "[red]unreadable[/]", "", "", "", e.error)
+        else:
+            table.add_row(e.name, e.kind, str(e.count), str(e.latent_dim), e.model_id or "-", e.created or "")
+    out_console.print(table)
+
+
+@latents_app.command("show")
+@handles_errors
+def show_entry(
+    name: Annotated[str, typer.Argument(help=LATENT_HELP)],
+    workspace: WorkspaceOpt = None,
+) -> None:
+    """Show one entry: its rows' seeds and norms, and how it was made."""
+    import json
+
+    import numpy as np
+
+    from latentctl.store import LatentStore, resolve_latents
+    from latentctl.workspace import Workspace
+
+    entry = resolve_latents(name, LatentStore(Workspace.resolve(workspace).store), None)
+    norms = np.linalg.norm(entry.z, axis=1)
+    lines = [
+        f"{name}: {entry.kind}, {entry.count} x {entry.latent_dim}, model {entry.model_id or '-'}",
+        f"seeds: {', '.join(map(str, entry.seeds.tolist())) if entry.seeds is not None else '-'}",
+        f"norms: min {norms.min():.3f}, mean {norms.mean():.3f}, max {norms.max():.3f}",
+        "made by: " + json.dumps(entry.meta, sort_keys=True),
+    ]
+    result("\n".join(lines))
