@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from latentctl import __version__
-from latentctl.cli import latent_cmds, sample_cmd, train_cmd
+from latentctl.cli import demo_cmd, latent_cmds, sample_cmd, train_cmd
 
 app = typer.Typer(
     name="latentctl",
@@ -39,6 +39,7 @@ def _root(
 
 
 app.command("train", rich_help_panel="Train")(train_cmd.train)
+app.command("demo", rich_help_panel="Train")(demo_cmd.demo)
 app.command("sample", rich_help_panel="Use a model")(sample_cmd.sample)
 app.command("interp", rich_help_panel="Use a model")(latent_cmds.interp)
 app.command("attr-vector", rich_help_panel="Use a model")(latent_cmds.attr_vector)

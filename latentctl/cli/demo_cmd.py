@@ -1,0 +1,53 @@
+"""`latentctl demo`: the whole journey on built-in synthetic faces, in a few minutes on a CPU."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from latentctl.cli.common import DeviceOpt, WorkspaceOpt, err_console, handles_errors, note, result
+
+
+@handles_errors
+def demo(
+    epochs: Annotated[int, typer.Option(min=1, help="Training epochs (each about 30 steps of 64 images at the defaults).")] = 8,
+    images: Annotated[int, typer.Option(min=64, help="How many synthetic faces to draw.")] = 2000,
+    image_size: Annotated[int, typer.Option("--image-size", "-s", metavar="32|64", help="Face size in pixels.")] = 32,
+    width: Annotated[int, typer.Option(min=8, help="Channels of the model's hidden layers (the seed: 128).")] = 64,
+    seed: Annotated[int, typer.Option(min=0, help="Seed for the faces, the weights and the training order.")] = 0,
+    reuse: Annotated[Path | None, typer.Option("--reuse", metavar="RUN", help="Skip training and run the experiments on this finished demo run.")] = None,
+    out: Annotated[Path | None, typer.Option("--out", "-o", metavar="DIR", help="Gallery folder [default: a new folder in the workspace's outputs/].", show_default=False)] = None,
+    device: DeviceOpt = "auto",
+    workspace: WorkspaceOpt = None,
+) -> None:
+    """Train on built-in synthetic faces, then sample, build and apply attribute directions,
+    interpolate, and write a gallery (index.html) showing each step. No download needed.
+
+    The faces are drawn with known attributes (glasses, smile, dark hair, dark skin) and pixel
+    detectors label the generated samples, so the demo reports how often adding a direction makes
+    the detector find its attribute.
+
+    Example:
+
+      latentctl demo            # about 5 minutes on 2 CPU cores
+    """
+    from latentctl.cli.progress import TrainingProgress
+    from latentctl.demo import DemoConfig, run_demo
+    from latentctl.device import resolve_device
+    from latentctl.workspace import Workspace
+
+    ws = Workspace.resolve(workspace)
+    cfg = DemoConfig(image_size=image_size, images=images, width=width, epochs=epochs, seed=seed)
+    out_dir = Path(out).expanduser() if out else ws.new_output_dir("demo")
+    dev = resolve_device(device)
+    note(f"demo: {images} synthetic {image_size}px faces, {epochs} epochs on {dev}; workspace {ws.root}")
+    with TrainingProgress(err_console) as progress:
+        report = run_demo(ws, out_dir, cfg, device=dev, on_event=progress.update, run_dir=reuse)
+    note(f"run folder: {report.run_dir}")
+    for r in report.attributes:
+        rates = ", ".join(f"{k}: {v:.0%}" for k, v in r.rates.items())
+        note(f"{r.attribute:>10}: {r.n_pos} with / {r.n_neg} without; detector rate by strength {rates or '-'}")
+    note(f"gallery: {report.gallery}")
+    result(str(report.gallery))
