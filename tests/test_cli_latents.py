@@ -1,0 +1,140 @@
+"""interp, attr-vector, apply and the store through the CLI, on a tiny trained model."""
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from latentctl.seeds import latents_from_seeds
+from latentctl.store import read_entry
+
+from conftest import TINY_MODEL
+from test_cli import run
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory):
+    """One tiny run shared by this module's tests (each test still has its own store)."""
+    from conftest import blob_images, write_images
+    from latentctl.cli.app import app
+    from typer.testing import CliRunner
+
+    root = tmp_path_factory.mktemp("model")
+    folder = write_images(root / "images", blob_images(64))
+    res = CliRunner().invoke(app, ["train", str(folder), *TINY_MODEL, "--epochs", "1", "--workspace", str(root / "ws")])
+    assert res.exit_code == 0, res.output
+    return root / "ws" / "runs" / "0001-images-32px"
+
+
+def test_sample_save_then_list_and_show(model, workspace):
+    run("sample", model, "--seeds", "16,37,83", "--save", "glasses")
+    entry = read_entry(workspace / "latents" / "glasses.npz")
+    assert entry.kind == "points" and entry.seeds.tolist() == [16, 37, 83]
+    np.testing.assert_array_equal(entry.z, latents_from_seeds([16, 37, 83], 8))
+    assert entry.model_id  # which model made them
+    listing = run("latents", "list").stdout
+    assert "glasses" in listing and "points" in listing and entry.model_id in listing
+    assert "seeds: 16, 37, 83" in run("latents", "show", "glasses").stdout
+
+
+def test_save_never_overwrites_an_entry_without_force(model, workspace):
+    run("sample", model, "--seeds", "1", "--save", "pick")
+    res = run("sample", model, "--seeds", "2", "--save", "pick", code=1)
+    assert "already exists" in res.output and "--force" in res.output
+    assert read_entry(workspace / "latents" / "pick.npz").seeds.tolist() == [1]
+
+
+def test_attr_vector_mean_difference_is_the_seeds_formula(model, workspace):
+    run("sample", model, "--seeds", "1,2,3", "--save", "pos")
+    run("sample", model, "--seeds", "4,5,6", "--save", "neg")
+    res = run("attr-vector", "--pos", "pos", "--neg", "neg", "--model", model)
+    assert "accuracy" in res.output
+    d = read_entry(workspace / "latents" / "pos-minus-neg.npz")
+    assert d.kind == "direction" and d.meta["n_pos"] == 3 and d.meta["method"] == "mean"
+    z = latents_from_seeds([1, 2, 3, 4, 5, 6], 8)
+    np.testing.assert_allclose(d.z[0], z[:3].mean(0) - z[3:].mean(0), rtol=1e-5, atol=1e-6)
+
+
+def test_boundary_and_orthogonal_directions(model, workspace):
+    run("sample", model, "--seeds", "0-9", "--save", "a")
+    run("sample", model, "--seeds", "10-19", "--save", "b")
+    run("attr-vector", "--pos", "a", "--neg", "b", "--method", "boundary", "--save", "ab", "--model", model)
+    ab = read_entry(workspace / "latents" / "ab.npz").z[0]
+    assert abs(np.linalg.norm(ab) - 1) < 1e-5
+    run("attr-vector", "--pos", "a@0-4", "--neg", "a@5-9", "--orthogonal-to", "ab", "--save", "c", "--model", model)
+    c = read_entry(workspace / "latents" / "c.npz").z[0]
+    assert abs(float(np.dot(c, ab))) < 1e-4
+
+
+def test_attr_vector_errors(model, workspace):
+    run("sample", model, "--seeds", "1,2", "--save", "p")
+    assert "no latent entry 'nope'" in run("attr-vector", "--pos", "p", "--neg", "nope", "--model", model, code=1).output
+    bad = workspace / "bad.npz"
+    np.savez(bad, z=np.zeros((2, 5), np.float32))
+    res = run("attr-vector", "--pos", "p", "--neg", str(bad), "--model", model, code=1)
+    assert "5-dimensional latents but the model uses 8" in res.output
+
+
+def test_apply_the_seeds_arithmetic_in_one_command(model, workspace, tmp_path):
+    run("sample", model, "--seeds", "1,2,3", "--save", "glasses")
+    run("sample", model, "--seeds", "4,5,6", "--save", "noglasses")
+    run("sample", model, "--seeds", "7,8,9", "--save", "smiling")
+    run("attr-vector", "--pos", "glasses", "--neg", "noglasses", "--save", "gdir", "--model", model)
+    run("apply", "smiling", "--mean", "--add", "gdir", "--model", model, "--out", tmp_path / "o", "--save", "result")
+    out = read_entry(workspace / "latents" / "result.npz").z
+    z = latents_from_seeds(list(range(1, 10)), 8)
+    expected = z[6:].mean(0) + (z[:3].mean(0) - z[3:6].mean(0))
+    np.testing.assert_allclose(out[1], expected, rtol=1e-5, atol=1e-5)  # scale +1
+    np.testing.assert_allclose(out[0], z[6:].mean(0), rtol=1e-5, atol=1e-5)  # scale 0: unedited
+    assert (tmp_path / "o" / "grid.png").exists() and (tmp_path / "o" / "row000_scale+1.png").exists()
+
+
+def test_apply_sweep_grid_has_one_row_per_input_and_one_column_per_strength(model, workspace, tmp_path):
+    run("sample", model, "--seeds", "1,2", "--save", "p")
+    run("sample", model, "--seeds", "3,4", "--save", "n")
+    run("attr-vector", "--pos", "p", "--neg", "n", "--save", "d", "--model", model)
+    run("apply", "seeds:0-2", "--add", "d=0.5", "--add", "d=-0.25", "--scales", "-2,-1,0,1,2", "--model", model, "--out", tmp_path)
+    entry = read_entry(tmp_path / "latents.npz")
+    assert entry.count == 15
+    z0 = latents_from_seeds([0], 8)[0]
+    d = read_entry(workspace / "latents" / "d.npz").z[0]
+    np.testing.assert_allclose(entry.z[4], z0 + 2 * 0.25 * d, rtol=1e-5, atol=1e-5)
+    assert len(list(tmp_path.glob("row*_scale*.png"))) == 15
+
+
+def test_apply_refuses_points_as_a_direction(model, workspace):
+    run("sample", model, "--seeds", "1,2", "--save", "p")
+    assert "not a direction" in run("apply", "seeds:1", "--add", "p", "--model", model, code=2).output
+
+
+def test_latents_from_another_model_warn_visibly(model, workspace, tmp_path):
+    from latentctl.store import LatentEntry, write_entry
+
+    write_entry(workspace / "latents" / "foreign.npz", LatentEntry(z=np.ones((1, 8), np.float32), kind="direction", model_id="0123456789abcdef"))
+    res = run("apply", "seeds:1", "--add", "foreign", "--model", model, "--out", tmp_path)
+    assert "different model (0123456789abcdef)" in res.output
+
+
+def test_interp_endpoints_are_the_given_latents(model, tmp_path):
+    run("interp", "seeds:16", "seeds:37", "--model", model, "--out", tmp_path, "--gif")
+    entry = read_entry(tmp_path / "latents.npz")
+    assert entry.count == 6
+    np.testing.assert_allclose(entry.z[[0, -1]], latents_from_seeds([16, 37], 8), atol=1e-6)
+    strip = Image.open(tmp_path / "strip.png")
+    assert strip.width > 5 * strip.height  # one row of six
+    gif = Image.open(tmp_path / "interp.gif")
+    assert gif.n_frames == 10  # forth and back
+    first = np.asarray(Image.open(tmp_path / "frame000.png"))
+    run("sample", model, "--seeds", "16", "--out", tmp_path / "s")
+    np.testing.assert_array_equal(first, np.asarray(Image.open(tmp_path / "s" / "seed0016.png")))
+
+
+def test_interp_path_through_several_points_with_slerp(model, tmp_path):
+    run("interp", "seeds:1,2,3", "--steps", "4", "--method", "slerp", "--model", model, "--out", tmp_path)
+    z = read_entry(tmp_path / "latents.npz").z
+    assert len(z) == 7
+    ends = latents_from_seeds([1, 2, 3], 8)
+    np.testing.assert_allclose(z[[0, 3, 6]], ends, atol=1e-5)
+    assert "--method must be lerp or slerp" in run("interp", "seeds:1", "seeds:2", "--method", "cubic", "--model", model, code=2).output
+    assert "at least two" in run("interp", "seeds:1", "--model", model, code=2).output
