@@ -49,6 +49,18 @@ class ImageDataset:
     def skipped_summary(self) -> str:
         return summarize_skipped_records(self.skipped)
 
+    def __getstate__(self) -> dict:
+        # Sent to training worker processes: pass the cache file's name, not a copy of the images.
+        state = dict(self.__dict__)
+        if isinstance(self.images, np.memmap) and self.images.filename:
+            state["images"] = ("memmap", self.images.filename)
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        if isinstance(state["images"], tuple):
+            state["images"] = np.load(state["images"][1], mmap_mode="r", allow_pickle=False)
+        self.__dict__.update(state)
+
 
 def summarize_skipped_records(skipped: list[Skipped]) -> str:
     return summarize_skipped([ImageSkipped(s.file, s.reason, s.detail) for s in skipped])

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import signal
 import threading
 import time
@@ -74,6 +75,23 @@ class CheckpointEvent:
 Event = StepEvent | EpochEvent | CheckpointEvent
 
 
+@dataclass(frozen=True)
+class World:
+    """This process's place among data-parallel workers (rank 0 of 1 when training alone)."""
+
+    rank: int = 0
+    size: int = 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    def share(self, rows: np.ndarray | torch.Tensor):
+        """This rank's contiguous share of a global batch (equal shares: batch % size == 0)."""
+        n = len(rows) // self.size
+        return rows[self.rank * n : (self.rank + 1) * n]
+
+
 def _bce(logits: torch.Tensor, target: float) -> torch.Tensor:
     # BCE on logits in float32: stable where sigmoid + log would under/overflow in bf16.
     logits = logits.float()
@@ -83,16 +101,28 @@ def _bce(logits: torch.Tensor, target: float) -> torch.Tensor:
 class GANTrainer:
     """Networks, optimizers and one training step. Owns no files."""
 
-    def __init__(self, model_config: ModelConfig, train_config: TrainConfig, device: torch.device):
+    def __init__(
+        self, model_config: ModelConfig, train_config: TrainConfig, device: torch.device, world: World = World()
+    ):
         self.model_config = model_config
         self.config = train_config
         self.device = device
+        self.world = world
         self.G, self.D = build_models(model_config)
         self.G.to(device)
         self.D.to(device)
         if train_config.channels_last:
             self.G.to(memory_format=torch.channels_last)
             self.D.to(memory_format=torch.channels_last)
+        # The updates go through DDP wrappers that average gradients across ranks; G's update reads
+        # the plain D, whose weights it must not (and does not) synchronise.
+        self.G_update, self.D_update = self.G, self.D
+        if world.size > 1:
+            from torch.nn.parallel import DistributedDataParallel as DDP
+
+            ids = [device.index] if device.type == "cuda" else None
+            self.G_update = DDP(self.G, device_ids=ids, broadcast_buffers=False)
+            self.D_update = DDP(self.D, device_ids=ids, broadcast_buffers=False)
         betas = (train_config.beta1, train_config.beta2)
         self.opt_G = torch.optim.Adam(self.G.parameters(), lr=train_config.lr, betas=betas)
         self.opt_D = torch.optim.Adam(self.D.parameters(), lr=train_config.lr, betas=betas)
@@ -109,24 +139,29 @@ class GANTrainer:
         return x.mul_(1 / 127.5).sub_(1)
 
     def step(self, real: torch.Tensor) -> torch.Tensor:
-        """One step on prepared real images; returns the three losses as a (3,) tensor."""
-        cfg, dev = self.config, self.device
+        """One step on prepared real images (this rank's share); returns the three local losses."""
+        cfg, dev, world = self.config, self.device, self.world
         half = real.shape[0]
         self.D.train()
         self.G.train()
 
         self.opt_D.zero_grad(set_to_none=True)
         with autocast(dev, cfg.precision):
-            loss_real = _bce(self.D(real), 1.0)
+            loss_real = _bce(self.D_update(real), 1.0)
         loss_real.backward()
         self.opt_D.step()
 
+        # Every rank draws the whole batch's latents (so RNG streams stay identical across ranks)
+        # and keeps its share, ordered so that its first `half` rows are its share of the latents
+        # D sees: together the ranks compute exactly the single-process step.
         z = torch.randn(cfg.batch_size, self.model_config.latent_dim, device=dev)
+        if world.size > 1:
+            z = torch.cat([world.share(z[: cfg.half_batch]), world.share(z[cfg.half_batch :])])
         with autocast(dev, cfg.precision):
-            fake = self.G(z)
+            fake = self.G_update(z)
         self.opt_D.zero_grad(set_to_none=True)
         with autocast(dev, cfg.precision):
-            loss_fake = _bce(self.D(fake[:half].detach()), 0.0)
+            loss_fake = _bce(self.D_update(fake[:half].detach()), 0.0)
         loss_fake.backward()
         self.opt_D.step()
 
@@ -227,15 +262,23 @@ def train(
     *,
     resume: checkpoint.Loaded | None = None,
     on_event: Callable[[Event], None] | None = None,
+    world: World = World(),
 ) -> Path:
     """Train into ``run_dir`` (checkpoint.safetensors, grids/, metrics.jsonl); return the checkpoint.
 
     With ``resume`` (a training checkpoint loaded with ``checkpoint.load(..., training=True)``) the
-    run continues from the exact step it stopped at.
+    run continues from the exact step it stopped at. With a ``world`` of several ranks (see
+    ``latentctl.distributed``) each rank trains on its share of every batch and rank 0 alone
+    writes files and reports events.
     """
     run_dir = Path(run_dir)
-    emit = on_event or (lambda event: None)
+    emit = (on_event or (lambda event: None)) if world.is_main else (lambda event: None)
     cfg = train_config
+    if cfg.half_batch % world.size:
+        raise DataError(
+            f"--batch-size {cfg.batch_size} cannot be split over {world.size} workers: "
+            f"use a multiple of {2 * world.size}"
+        )
     n = len(dataset)
     steps_per_epoch = n // cfg.batch_size
     if steps_per_epoch < 1:
@@ -246,7 +289,7 @@ def train(
     total_steps = steps_per_epoch * cfg.epochs
 
     torch.manual_seed(cfg.seed)  # weights and the latent/dropout stream start from the run's seed
-    trainer = GANTrainer(model_config, cfg, device)
+    trainer = GANTrainer(model_config, cfg, device, world)
     data_state = {
         "root": str(dataset.root),
         "fingerprint": dataset.fingerprint,
@@ -266,15 +309,18 @@ def train(
         _set_rng_state(st["rng"], device)
     global_step = epoch * steps_per_epoch + step_in_epoch
 
-    (run_dir / "grids").mkdir(parents=True, exist_ok=True)
     metrics_path = run_dir / "metrics.jsonl"
-    _truncate_metrics(metrics_path, global_step)
+    if world.is_main:
+        (run_dir / "grids").mkdir(parents=True, exist_ok=True)
+        _truncate_metrics(metrics_path, global_step)
     ckpt_path = run_dir / CHECKPOINT_NAME
     real_batches = _RealBatches(dataset.images, device)
     grid_z = latents_from_seeds(GRID_SEEDS, model_config.latent_dim)
     half = cfg.half_batch
 
     def save(finished: bool = False) -> Path:
+        if not world.is_main:
+            return ckpt_path
         state = {
             "epoch": epoch,
             "step_in_epoch": step_in_epoch,
@@ -298,13 +344,19 @@ def train(
         emit(CheckpointEvent(path, epoch, global_step))
         return path
 
-    with _StopRequest() as stop, open(metrics_path, "a") as metrics:
+    with _StopRequest() as stop, open(metrics_path if world.is_main else os.devnull, "a") as metrics:
         while epoch < cfg.epochs:
             order = epoch_order(cfg.seed, epoch, n)
             t_last = time.perf_counter()
             while step_in_epoch < steps_per_epoch:
-                idx = order[step_in_epoch * half : (step_in_epoch + 1) * half]
-                losses = trainer.step(trainer.prepare_real(real_batches(idx))).tolist()
+                idx = world.share(order[step_in_epoch * half : (step_in_epoch + 1) * half])
+                losses = trainer.step(trainer.prepare_real(real_batches(idx)))
+                agreed_stop = False
+                if world.size > 1:
+                    # One collective per step: the global mean losses, and whether any rank was
+                    # asked to stop, so every rank stops at the same step.
+                    losses, agreed_stop = _agree(losses, stop.requested, world)
+                losses = losses.tolist()
                 now = time.perf_counter()
                 dt, t_last = now - t_last, now
                 if not all(math.isfinite(v) for v in losses):
@@ -323,7 +375,7 @@ def train(
                 )
                 metrics.write(json.dumps(asdict(event)) + "\n")
                 emit(event)
-                if stop.requested:
+                if agreed_stop if world.size > 1 else stop.requested:
                     metrics.flush()
                     path = save()
                     raise TrainingInterrupted(
@@ -335,13 +387,13 @@ def train(
             step_in_epoch = 0
             metrics.flush()
             grid_path = None
-            if epoch % cfg.sample_every == 0 or epoch == cfg.epochs:
+            if world.is_main and (epoch % cfg.sample_every == 0 or epoch == cfg.epochs):
                 images = generate(trainer.G, grid_z, device=device, precision=cfg.precision)
                 grid_path = save_png(make_grid(images), run_dir / "grids" / f"epoch-{epoch:04d}.png")
             emit(EpochEvent(epoch, grid_path))
             if epoch % cfg.checkpoint_every == 0 or epoch == cfg.epochs:
                 save(finished=epoch == cfg.epochs)
-            if epoch % cfg.snapshot_every == 0:
+            if world.is_main and epoch % cfg.snapshot_every == 0:
                 checkpoint.save(
                     run_dir / f"generator-epoch-{epoch:04d}.safetensors",
                     generator=trainer.G,
@@ -349,6 +401,17 @@ def train(
                     run_id=run_id,
                     state={"epoch": epoch, "global_step": global_step, "data": data_state},
                 )
-    if not ckpt_path.exists() or checkpoint.read_header(ckpt_path).state.get("global_step") != global_step:
+    if world.is_main and (
+        not ckpt_path.exists() or checkpoint.read_header(ckpt_path).state.get("global_step") != global_step
+    ):
         save(finished=True)
     return ckpt_path
+
+
+def _agree(losses: torch.Tensor, stopping: bool, world: World) -> tuple[torch.Tensor, bool]:
+    import torch.distributed as dist
+
+    # NaN on any rank survives the mean, so every rank sees the same non-finite loss and stops.
+    packed = torch.cat([losses.float(), torch.tensor([float(stopping)], device=losses.device)])
+    dist.all_reduce(packed)
+    return packed[:3] / world.size, bool(packed[3] > 0)

@@ -46,3 +46,8 @@ class TrainingProgress:
             self.progress.console.print(f"epoch {event.epoch}: grid {event.grid}", highlight=False)
         elif isinstance(event, CheckpointEvent):
             self.progress.console.print(f"checkpoint saved: {event.path}", highlight=False)
+
+
+def stderr_progress() -> TrainingProgress:
+    """A progress bar on this process's stderr (for a training worker process)."""
+    return TrainingProgress(Console(stderr=True, highlight=False, soft_wrap=True))

@@ -82,6 +82,9 @@ def train(
         bool | None,
         typer.Option("--channels-last/--no-channels-last", help="Channels-last memory layout [default: on for CPU and CUDA].", rich_help_panel=PANEL_DEVICE, show_default=False),
     ] = None,
+    devices: Annotated[
+        int, typer.Option(min=1, help="Data-parallel worker processes: one per GPU on CUDA, or CPU processes sharing the cores (gloo).", rich_help_panel=PANEL_DEVICE)
+    ] = 1,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the resolved configuration and exit.")] = False,
     workspace: WorkspaceOpt = None,
 ) -> None:
@@ -111,6 +114,10 @@ def train(
         "checkpoint_every": checkpoint_every, "snapshot_every": snapshot_every,
     }
     dev = resolve_device(device)
+    if devices > 1:
+        from latentctl.distributed import check_devices
+
+        check_devices(devices, dev)
     perf = {
         "precision": resolve_precision(precision, dev),
         "channels_last": (dev.type in ("cpu", "cuda")) if channels_last is None else channels_last,
@@ -142,8 +149,6 @@ def train(
         result(json.dumps({"model": to_dict(model_cfg), "train": to_dict(train_cfg), "device": str(dev), "data": str(data)}, indent=2))
         return
 
-    from latentctl.data import prepare_dataset
-
     dataset = _load_data(Path(data), model_cfg, train_cfg, ws, strict)
     if resume is not None:
         expected = info.state["data"]["fingerprint"]
@@ -168,12 +173,19 @@ def train(
         + (", channels-last" if train_cfg.channels_last else "")
     )
 
-    from latentctl.cli.progress import TrainingProgress
+    from latentctl.cli.progress import TrainingProgress, stderr_progress
     from latentctl.training import train as run_training
 
     try:
-        with TrainingProgress(err_console) as progress:
-            path = run_training(target, dataset, model_cfg, train_cfg, dev, resume=loaded, on_event=progress.update)
+        if devices > 1:
+            from latentctl.distributed import train_parallel
+
+            note(f"training on {devices} worker processes")
+            path = train_parallel(devices, dev, listener=stderr_progress, run_dir=target, dataset=dataset,
+                                  model_config=model_cfg, train_config=train_cfg, resume=loaded)
+        else:
+            with TrainingProgress(err_console) as progress:
+                path = run_training(target, dataset, model_cfg, train_cfg, dev, resume=loaded, on_event=progress.update)
     except TrainingInterrupted as stop:
         note(str(stop))
         note(f"resume with: latentctl train --resume {target}")
