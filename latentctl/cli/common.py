@@ -87,3 +87,18 @@ ForceOpt = Annotated[
     bool,
     typer.Option("--force", help="Replace existing files or store entries.", rich_help_panel=PANEL_OUTPUT),
 ]
+
+
+def peak_memory() -> str:
+    """This process's peak memory, for the summary line of commands that can use a lot of it."""
+    try:
+        import resource
+    except ImportError:  # Windows
+        return "peak memory unknown"
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    peak *= 1 if sys.platform == "darwin" else 1024  # bytes on macOS, KiB on Linux
+    text = f"peak memory {peak / 2**30:.2f} GiB"
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_available() and torch.cuda.max_memory_allocated():
+        text += f", GPU {torch.cuda.max_memory_allocated() / 2**30:.2f} GiB"
+    return text

@@ -16,6 +16,7 @@ from latentctl.cli.common import (
     WorkspaceOpt,
     handles_errors,
     note,
+    peak_memory,
     result,
 )
 from latentctl.errors import UsageError
@@ -83,7 +84,7 @@ def sample(
     if save:
         path = session.store.save(save, entry, force=force)
         note(f"saved {len(seed_list)} latents to the store as '{save}' ({path})")
-    note(f"{len(seed_list)} samples in {out_dir}" + (f" (grid shows the first {grid_max})" if len(seed_list) > grid_max and grid else ""))
+    note(f"{len(seed_list)} samples in {out_dir}" + (f" (grid shows the first {grid_max})" if len(seed_list) > grid_max and grid else "") + f"; {peak_memory()}")
     result(str(written or out_dir))
 
 

@@ -17,6 +17,7 @@ from latentctl.cli.common import (
     err_console,
     handles_errors,
     note,
+    peak_memory,
     result,
     warn,
 )
@@ -190,7 +191,7 @@ def train(
         note(str(stop))
         note(f"resume with: latentctl train --resume {target}")
         raise
-    note(f"done: {path}")
+    note(f"done: {path} ({peak_memory()} in this process)")
     result(str(target / CHECKPOINT_NAME))
 
 
