@@ -203,16 +203,18 @@ def save(
     generator: torch.nn.Module,
     model_config: ModelConfig,
     run_id: str = "",
-    discriminator: torch.nn.Module | None = None,
+    partner: torch.nn.Module | None = None,
     optimizers: dict[str, torch.optim.Optimizer] | None = None,
     train_config: TrainConfig | None = None,
     state: dict[str, Any] | None = None,
 ) -> Path:
-    """Write a checkpoint atomically. With a discriminator, optimizers and state it is a training
-    checkpoint (resumable); with the generator alone, a small one for sampling and sharing."""
+    """Write a checkpoint atomically. With optimizers it is a training checkpoint (resumable);
+    without, a small one for sampling and sharing. ``partner`` is the second network: the
+    discriminator (GAN, needed only to resume) or the encoder (AE/VAE, needed by ``encode``)."""
     from safetensors.torch import save as st_save
 
     from latentctl.config import dumps, to_dict
+    from latentctl.models import partner_prefix
 
     generator = unwrap(generator)
     tensors = _state_dict_cpu(generator, "G")
@@ -225,8 +227,9 @@ def save(
         "run_id": run_id,
         "kind": KIND_GENERATOR,
     }
-    if discriminator is not None:
-        tensors.update(_state_dict_cpu(unwrap(discriminator), "D"))
+    if partner is not None:
+        tensors.update(_state_dict_cpu(unwrap(partner), partner_prefix(model_config)))
+    if optimizers:
         opt_meta = {}
         for name, opt in (optimizers or {}).items():
             t, m = _optimizer_tensors(f"opt.{name}", opt)
@@ -269,8 +272,16 @@ def _fix_names(tensors: dict) -> dict:
 class Loaded:
     info: CheckpointInfo
     generator: torch.nn.Module
-    discriminator: torch.nn.Module | None = None
+    partner: torch.nn.Module | None = None  # discriminator (gan) or encoder (ae, vae), when stored
     tensors: dict = field(default_factory=dict)
+
+    @property
+    def discriminator(self) -> torch.nn.Module | None:
+        return self.partner if self.info.model.family == "gan" else None
+
+    @property
+    def encoder(self) -> torch.nn.Module | None:
+        return self.partner if self.info.model.family != "gan" else None
 
     def restore_optimizers(self, optimizers: dict[str, torch.optim.Optimizer]) -> None:
         meta = json.loads(self.info.raw_metadata.get("optimizers", "{}"))
@@ -289,7 +300,7 @@ def load(path: Path, *, device: Any = "cpu", training: bool = False) -> Loaded:
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
-    from latentctl.models import build_models
+    from latentctl.models import build_models, partner_prefix
 
     info = read_header(path)
     if training and info.kind != KIND_TRAINING:
@@ -313,8 +324,9 @@ def load(path: Path, *, device: Any = "cpu", training: bool = False) -> Loaded:
 
     _load(G, "G")
     G.to(device)
-    if not training:
+    prefix = partner_prefix(info.model)
+    if not any(k.startswith(prefix + ".") for k in tensors):
         return Loaded(info=info, generator=G)
-    _load(D, "D")
+    _load(D, prefix)
     D.to(device)
-    return Loaded(info=info, generator=G, discriminator=D, tensors=tensors)
+    return Loaded(info=info, generator=G, partner=D, tensors=tensors if training else {})

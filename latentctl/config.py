@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 from latentctl.errors import CheckpointError, UsageError
 
 IMAGE_SIZES = (32, 64, 128, 256)
-FAMILIES = ("gan",)
+FAMILIES = ("gan", "vae", "ae")
 BASE_RESOLUTION = 8  # the seed's dense layer reshapes to 128 x 8 x 8
 
 
@@ -64,6 +64,7 @@ class TrainConfig:
     sample_every: int = 1  # epochs between progress grids
     checkpoint_every: int = 5  # epochs between checkpoints (and always at the end)
     snapshot_every: int = 20  # epochs between kept generator snapshots (the seed saved every 20)
+    kl_weight: float = 1.0  # VAE only: weight of the KL term against the summed squared error
     precision: str = "fp32"  # fp32 | bf16 (autocast); resolved from "auto" before it is stored
     channels_last: bool = False
 
@@ -74,6 +75,8 @@ class TrainConfig:
             raise UsageError(f"--batch-size must be an even number >= 2, got {self.batch_size}")
         if self.lr <= 0:
             raise UsageError(f"--lr must be positive, got {self.lr}")
+        if self.kl_weight < 0:
+            raise UsageError(f"--kl-weight must be >= 0, got {self.kl_weight}")
         if self.max_images is not None and self.max_images < 1:
             raise UsageError(f"--max-images must be at least 1, got {self.max_images}")
         if min(self.sample_every, self.checkpoint_every, self.snapshot_every) < 1:

@@ -53,10 +53,8 @@ class StepEvent:
     steps_per_epoch: int
     global_step: int
     total_steps: int
-    d_loss_real: float
-    d_loss_fake: float
-    g_loss: float
-    images_per_sec: float  # real images consumed per second (H per step)
+    losses: dict[str, float]  # GAN: d_real, d_fake, g; AE/VAE: recon, kl, loss (per image)
+    images_per_sec: float  # real images consumed per second (GAN: H per step; AE/VAE: B)
 
 
 @dataclass
@@ -101,6 +99,8 @@ def _bce(logits: torch.Tensor, target: float) -> torch.Tensor:
 class GANTrainer:
     """Networks, optimizers and one training step. Owns no files."""
 
+    loss_names = ("d_real", "d_fake", "g")
+
     def __init__(
         self, model_config: ModelConfig, train_config: TrainConfig, device: torch.device, world: World = World()
     ):
@@ -123,13 +123,23 @@ class GANTrainer:
             ids = [device.index] if device.type == "cuda" else None
             self.G_update = DDP(self.G, device_ids=ids, broadcast_buffers=False)
             self.D_update = DDP(self.D, device_ids=ids, broadcast_buffers=False)
-        betas = (train_config.beta1, train_config.beta2)
-        self.opt_G = torch.optim.Adam(self.G.parameters(), lr=train_config.lr, betas=betas)
-        self.opt_D = torch.optim.Adam(self.D.parameters(), lr=train_config.lr, betas=betas)
+        self._build_optimizers((train_config.beta1, train_config.beta2))
+
+    def _build_optimizers(self, betas: tuple[float, float]) -> None:
+        self.opt_G = torch.optim.Adam(self.G.parameters(), lr=self.config.lr, betas=betas)
+        self.opt_D = torch.optim.Adam(self.D.parameters(), lr=self.config.lr, betas=betas)
 
     @property
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
         return {"G": self.opt_G, "D": self.opt_D}
+
+    @property
+    def partner(self) -> torch.nn.Module:
+        return self.D
+
+    @property
+    def real_per_step(self) -> int:
+        return self.config.half_batch
 
     def prepare_real(self, batch: torch.Tensor) -> torch.Tensor:
         """(H, S, S, 3) uint8 -> (H, 3, S, S) float in [-1, 1] on the device."""
@@ -176,6 +186,54 @@ class GANTrainer:
         finally:
             self.D.requires_grad_(True)
         return torch.stack([loss_real.detach(), loss_fake.detach(), loss_g.detach()])
+
+
+class AutoencoderTrainer(GANTrainer):
+    """AE / VAE: the encoder mirrors the discriminator, the decoder is the generator.
+
+    Loss per image: summed squared error of the reconstruction (in [-1, 1] units) plus, for a VAE,
+    ``kl_weight`` times the KL divergence of the code distribution from N(0, I). One Adam optimizer
+    over both networks with the run's learning rate and betas.
+    """
+
+    loss_names = ("recon", "kl", "loss")
+
+    def _build_optimizers(self, betas: tuple[float, float]) -> None:
+        self.E = self.D  # build_models gave the encoder as the partner network
+        self.opt = torch.optim.Adam([*self.G.parameters(), *self.E.parameters()], lr=self.config.lr, betas=betas)
+
+    @property
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        return {"AE": self.opt}
+
+    @property
+    def real_per_step(self) -> int:
+        return self.config.batch_size
+
+    def step(self, real: torch.Tensor) -> torch.Tensor:
+        cfg, dev = self.config, self.device
+        self.G.train()
+        self.E.train()
+        self.opt.zero_grad(set_to_none=True)
+        with autocast(dev, cfg.precision):
+            mean, logvar = self.D_update(real)
+            if logvar is None:
+                z, kl = mean, torch.zeros((), device=dev)
+            else:
+                mean, logvar = mean.float(), logvar.float()
+                z = mean + torch.randn_like(mean) * torch.exp(0.5 * logvar)
+                kl = (-0.5 * (1 + logvar - mean.pow(2) - logvar.exp()).sum(1)).mean()
+            recon = self.G_update(z)
+        rec = (recon.float() - real).pow(2).flatten(1).sum(1).mean()
+        loss = rec + cfg.kl_weight * kl
+        loss.backward()
+        self.opt.step()
+        return torch.stack([rec.detach(), kl.detach(), loss.detach()])
+
+
+def make_trainer(model_config: ModelConfig, train_config: TrainConfig, device: torch.device, world: World = World()) -> GANTrainer:
+    cls = GANTrainer if model_config.family == "gan" else AutoencoderTrainer
+    return cls(model_config, train_config, device, world)
 
 
 class _StopRequest:
@@ -274,11 +332,6 @@ def train(
     run_dir = Path(run_dir)
     emit = (on_event or (lambda event: None)) if world.is_main else (lambda event: None)
     cfg = train_config
-    if cfg.half_batch % world.size:
-        raise DataError(
-            f"--batch-size {cfg.batch_size} cannot be split over {world.size} workers: "
-            f"use a multiple of {2 * world.size}"
-        )
     n = len(dataset)
     steps_per_epoch = n // cfg.batch_size
     if steps_per_epoch < 1:
@@ -289,7 +342,12 @@ def train(
     total_steps = steps_per_epoch * cfg.epochs
 
     torch.manual_seed(cfg.seed)  # weights and the latent/dropout stream start from the run's seed
-    trainer = GANTrainer(model_config, cfg, device, world)
+    trainer = make_trainer(model_config, cfg, device, world)
+    if trainer.real_per_step % world.size:
+        raise DataError(
+            f"--batch-size {cfg.batch_size} cannot be split over {world.size} workers: "
+            f"use a multiple of {2 * world.size}"
+        )
     data_state = {
         "root": str(dataset.root),
         "fingerprint": dataset.fingerprint,
@@ -300,7 +358,7 @@ def train(
     run_id = uuid.uuid4().hex[:12]
     if resume is not None:
         trainer.G.load_state_dict(resume.generator.state_dict())
-        trainer.D.load_state_dict(resume.discriminator.state_dict())
+        trainer.partner.load_state_dict(resume.partner.state_dict())
         resume.restore_optimizers(trainer.optimizers)
         st = resume.info.state
         epoch, step_in_epoch = st["epoch"], st["step_in_epoch"]
@@ -316,7 +374,7 @@ def train(
     ckpt_path = run_dir / CHECKPOINT_NAME
     real_batches = _RealBatches(dataset.images, device)
     grid_z = latents_from_seeds(GRID_SEEDS, model_config.latent_dim)
-    half = cfg.half_batch
+    half = trainer.real_per_step  # real images per step
 
     def save(finished: bool = False) -> Path:
         if not world.is_main:
@@ -334,7 +392,7 @@ def train(
         path = checkpoint.save(
             ckpt_path,
             generator=trainer.G,
-            discriminator=trainer.D,
+            partner=trainer.partner,
             optimizers=trainer.optimizers,
             model_config=model_config,
             train_config=cfg,
@@ -360,9 +418,9 @@ def train(
                 now = time.perf_counter()
                 dt, t_last = now - t_last, now
                 if not all(math.isfinite(v) for v in losses):
+                    shown = ", ".join(f"{k} {v:.4g}" for k, v in zip(trainer.loss_names, losses))
                     raise NonFiniteLossError(
-                        f"training diverged at epoch {epoch + 1}, step {step_in_epoch + 1}: "
-                        f"D loss {losses[0]:.4g}/{losses[1]:.4g}, G loss {losses[2]:.4g}; nothing from "
+                        f"training diverged at epoch {epoch + 1}, step {step_in_epoch + 1} ({shown}); nothing from "
                         f"this step was saved ({'the last good checkpoint is ' + str(ckpt_path) if ckpt_path.exists() else 'no checkpoint was written yet'}); "
                         "try a lower --lr or --precision fp32"
                     )
@@ -371,9 +429,11 @@ def train(
                 elapsed += dt
                 event = StepEvent(
                     epoch + 1, step_in_epoch, steps_per_epoch, global_step, total_steps,
-                    *losses, images_per_sec=half / dt if dt > 0 else float("inf"),
+                    dict(zip(trainer.loss_names, losses)), images_per_sec=half / dt if dt > 0 else float("inf"),
                 )
-                metrics.write(json.dumps(asdict(event)) + "\n")
+                record = asdict(event)
+                record.update(record.pop("losses"))
+                metrics.write(json.dumps(record) + "\n")
                 emit(event)
                 if agreed_stop if world.size > 1 else stop.requested:
                     metrics.flush()

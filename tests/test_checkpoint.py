@@ -27,7 +27,7 @@ def _trained_pair():
 
 def test_training_checkpoint_round_trips_weights_optimizers_and_config(tmp_path):
     G, D, opts = _trained_pair()
-    path = checkpoint.save(tmp_path / "c.safetensors", generator=G, discriminator=D, optimizers=opts,
+    path = checkpoint.save(tmp_path / "c.safetensors", generator=G, partner=D, optimizers=opts,
                            model_config=CFG, train_config=TrainConfig(epochs=3), state={"epoch": 2}, run_id="r1")
     loaded = checkpoint.load(path, training=True)
     for a, b in zip(G.state_dict().values(), loaded.generator.state_dict().values()):

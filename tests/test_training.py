@@ -59,7 +59,7 @@ def test_run_folder_has_checkpoint_grids_and_metrics(tmp_path):
     assert sorted(p.name for p in (tmp_path / "run" / "grids").iterdir()) == ["epoch-0001.png", "epoch-0002.png"]
     lines = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert [x["global_step"] for x in lines] == [1, 2, 3, 4]
-    assert {"d_loss_real", "d_loss_fake", "g_loss", "images_per_sec", "epoch"} <= set(lines[0])
+    assert {"d_real", "d_fake", "g", "images_per_sec", "epoch"} <= set(lines[0])
     steps = [e for e in events if isinstance(e, StepEvent)]
     assert len(steps) == 4 and steps[-1].total_steps == 4
     info = checkpoint.read_header(path)
@@ -108,7 +108,7 @@ def test_non_finite_loss_stops_without_checkpointing_it(tmp_path, monkeypatch):
         return losses * float("nan") if calls["n"] == 4 else losses  # epoch 2, step 2
 
     monkeypatch.setattr(GANTrainer, "step", poisoned)
-    with pytest.raises(NonFiniteLossError, match=r"epoch 2, step 2.*last good checkpoint"):
+    with pytest.raises(NonFiniteLossError, match=r"epoch 2, step 2 \(d_real nan.*last good checkpoint"):
         train(tmp_path / "run", ds, TINY, cfg, CPU)
     state = checkpoint.read_header(tmp_path / "run" / "checkpoint.safetensors").state
     assert state["global_step"] == 2 and not state["finished"]  # the epoch-1 checkpoint, untouched

@@ -17,7 +17,7 @@ class TrainingProgress:
             TextColumn("epoch {task.fields[epoch]}"),
             BarColumn(),
             TextColumn("step {task.completed}/{task.total}"),
-            TextColumn("D {task.fields[d]:.3f}  G {task.fields[g]:.3f}  {task.fields[ips]:.1f} img/s"),
+            TextColumn("{task.fields[losses]}  {task.fields[ips]:.1f} img/s"),
             TimeRemainingColumn(),
             console=console,
         )
@@ -35,10 +35,8 @@ class TrainingProgress:
         if isinstance(event, StepEvent):
             # a smoothed rate: single steps are noisy on shared machines
             self.ips = event.images_per_sec if self.ips is None else 0.9 * self.ips + 0.1 * event.images_per_sec
-            fields = dict(
-                epoch=f"{event.epoch}", d=(event.d_loss_real + event.d_loss_fake) / 2,
-                g=event.g_loss, ips=self.ips,
-            )
+            losses = "  ".join(f"{k} {v:.3g}" for k, v in event.losses.items())
+            fields = dict(epoch=f"{event.epoch}", losses=losses, ips=self.ips)
             if self.task is None:
                 self.task = self.progress.add_task("train", total=event.total_steps, **fields)
             self.progress.update(self.task, completed=event.global_step, **fields)

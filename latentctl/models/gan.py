@@ -79,9 +79,5 @@ def _memory_format(z: torch.Tensor, weight: torch.Tensor) -> torch.memory_format
     return torch.contiguous_format
 
 
-def build_models(config: ModelConfig) -> tuple[Generator, Discriminator]:
-    return Generator(config), Discriminator(config)
-
-
 def count_parameters(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
