@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from latentctl import __version__
-from latentctl.cli import demo_cmd, latent_cmds, sample_cmd, train_cmd
+from latentctl.cli import demo_cmd, encode_cmd, latent_cmds, sample_cmd, train_cmd
 
 app = typer.Typer(
     name="latentctl",
@@ -41,6 +41,7 @@ def _root(
 app.command("train", rich_help_panel="Train")(train_cmd.train)
 app.command("demo", rich_help_panel="Train")(demo_cmd.demo)
 app.command("sample", rich_help_panel="Use a model")(sample_cmd.sample)
+app.command("encode", rich_help_panel="Use a model")(encode_cmd.encode)
 app.command("interp", rich_help_panel="Use a model")(latent_cmds.interp)
 app.command("attr-vector", rich_help_panel="Use a model")(latent_cmds.attr_vector)
 app.command("apply", rich_help_panel="Use a model")(latent_cmds.apply)

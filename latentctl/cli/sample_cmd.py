@@ -113,7 +113,7 @@ def info(
         meta.get("training_state", {}).pop("rng", None)
         result(json.dumps(meta, indent=2, sort_keys=True))
         return
-    params = {p: 0 for p in ("G", "D")}
+    params = {p: 0 for p in ("G", "D", "E")}
     for name, spec in hdr.tensors.items():
         head = name.split(".", 1)[0]
         if head in params:
@@ -122,7 +122,7 @@ def info(
         f"checkpoint   {path}",
         f"kind         {hdr.kind} (format {hdr.format_version}, written by latentctl {hdr.latentctl_version})",
         f"model        {hdr.model.family}, {hdr.model.image_size}px, latent {hdr.model.latent_dim}, width {hdr.model.width}",
-        f"parameters   G {params['G']:,}" + (f", D {params['D']:,}" if params["D"] else ""),
+        f"parameters   G {params['G']:,}" + "".join(f", {k} {params[k]:,}" for k in ("D", "E") if params[k]),
         f"model id     {hdr.model_id}   run id {hdr.run_id or '-'}",
     ]
     st = hdr.state
@@ -173,6 +173,8 @@ def export(
     src = Workspace.resolve(workspace).resolve_checkpoint(model)
     loaded = checkpoint.load(src)
     st = {k: v for k, v in loaded.info.state.items() if k in ("epoch", "global_step", "data")}
-    checkpoint.save(out, generator=loaded.generator, model_config=loaded.info.model, run_id=loaded.info.run_id, state=st)
+    # an autoencoder keeps its encoder, which `encode` needs; a GAN's discriminator is dropped
+    checkpoint.save(out, generator=loaded.generator, partner=loaded.encoder, model_config=loaded.info.model,
+                    run_id=loaded.info.run_id, state=st)
     note(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB) from {src}")
     result(str(out))

@@ -20,10 +20,14 @@ class ModelSession:
     ws: Workspace
     path: Path
     info: CheckpointInfo
-    generator: Any
+    loaded: Any  # checkpoint.Loaded: the generator, and an AE/VAE's encoder
     device: Any
     store: LatentStore
     warned: set[str] = field(default_factory=set)
+
+    @property
+    def generator(self) -> Any:
+        return self.loaded.generator
 
     def entry(self, z: np.ndarray, *, seeds: list[int] | None = None, kind: str = "points", meta: dict | None = None) -> LatentEntry:
         """A store entry for latents this model produced, stamped with its identity."""
@@ -59,7 +63,7 @@ def open_model(model: Path | None, device: str, workspace: Path | None) -> Model
     path = ws.resolve_checkpoint(model)
     dev = resolve_device(device)
     loaded = checkpoint.load(path, device=dev)
-    return ModelSession(ws, path, loaded.info, loaded.generator, dev, LatentStore(ws.store))
+    return ModelSession(ws, path, loaded.info, loaded, dev, LatentStore(ws.store))
 
 
 def output_dir(ws: Workspace, out: Path | None, command: str, force: bool) -> Path:
