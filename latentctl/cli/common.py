@@ -83,6 +83,18 @@ ModelArg = Annotated[
         show_default=False,
     ),
 ]
+P_LABELS = "Labelled images"
+LabelsOpt = Annotated[
+    Path | None,
+    typer.Option("--labels", metavar="CSV", help="labels.csv: a file column and numeric label columns [default: DIR/labels.csv if present, else UTKFace-style names].", rich_help_panel=P_LABELS, show_default=False),
+]
+PatternOpt = Annotated[
+    str | None,
+    typer.Option("--name-pattern", metavar="REGEX", help="Read labels from file names with this regex's named groups [default: UTKFace's age_gender_race_].", rich_help_panel=P_LABELS, show_default=False),
+]
+MaxImagesOpt = Annotated[int, typer.Option(min=1, help="Encode at most this many labelled images (a reproducible subset).", rich_help_panel=P_LABELS)]
+
+
 ForceOpt = Annotated[
     bool,
     typer.Option("--force", help="Replace existing files or store entries.", rich_help_panel=PANEL_OUTPUT),

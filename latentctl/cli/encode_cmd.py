@@ -9,6 +9,9 @@ import typer
 
 from latentctl.cli.common import (
     PANEL_OUTPUT,
+    LabelsOpt,
+    MaxImagesOpt,
+    PatternOpt,
     DeviceOpt,
     ForceOpt,
     WorkspaceOpt,
@@ -96,3 +99,86 @@ def encode(
     if save:
         note(f"saved as '{save}' ({session.store.save(save, entry, force=force)})")
     result(str(out_dir))
+
+
+def labelled_latents(session, images_dir: Path, column: str, labels_csv: Path | None, pattern: str | None,
+                     max_images: int, *, steps: int = 300) -> tuple["np.ndarray", "np.ndarray"]:  # noqa: F821
+    """Encode a labelled image folder: (latents (n, d), label values (n,)), unlabelled files dropped."""
+    import numpy as np
+
+    from latentctl.cli.common import warn
+    from latentctl.data import prepare_dataset
+    from latentctl.encode import encode_images
+    from latentctl.labels import UTKFACE_PATTERN, labels_from_names, read_labels_csv
+
+    images_dir = Path(images_dir).expanduser()
+    csv = labels_csv or (images_dir / "labels.csv" if (images_dir / "labels.csv").exists() and pattern is None else None)
+    ds = prepare_dataset(images_dir, session.info.model.image_size, session.ws.cache, max_images=max_images)
+    labels = read_labels_csv(csv, images_dir) if csv else labels_from_names(ds.files, pattern or UTKFACE_PATTERN)
+    note(labels.summary())
+    values = labels.column(ds.files, column)
+    keep = np.isfinite(values)
+    if not keep.any():
+        raise DataError(f"no image in {images_dir} has a '{column}' label")
+    if session.loaded.encoder is None:
+        warn(f"this GAN has no encoder: finding latents for {int(keep.sum())} images by optimisation will be slow")
+    with _bar() as (bar, task):
+        enc = encode_images(session.loaded, np.asarray(ds.images)[keep], session.device, steps=steps,
+                            on_progress=lambda done, total: bar.update(task, completed=done, total=total))
+    note(f"encoded {len(enc.z)} labelled images by {enc.method}: mean reconstruction error {enc.errors.mean():.1f} (RMS, 0-255)")
+    return enc.z, values[keep]
+
+
+class _bar:
+    def __enter__(self):
+        from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self.progress = Progress(TextColumn("encoding"), BarColumn(), TimeRemainingColumn(), console=err_console, transient=True)
+        self.progress.__enter__()
+        return self.progress, self.progress.add_task("encode", total=None)
+
+    def __exit__(self, *exc):
+        self.progress.__exit__(*exc)
+
+
+@handles_errors
+def map_latents(
+    images: Annotated[Path, typer.Argument(metavar="DIR", help="Folder of labelled images.", show_default=False)],
+    column: Annotated[str, typer.Option("--column", "-c", metavar="NAME", help="The label that colours the points, e.g. gender.", show_default=False)],
+    models: Annotated[list[Path] | None, typer.Option("--model", "-m", metavar="MODEL", help="Run folder or checkpoint; repeat to draw models side by side (e.g. an AE and a VAE) [default: the current run].", show_default=False)] = None,
+    labels: LabelsOpt = None,
+    name_pattern: PatternOpt = None,
+    max_images: MaxImagesOpt = 2000,
+    out: Annotated[Path | None, typer.Option("--out", "-o", metavar="FILE", help="PNG to write [default: map.png in a new outputs/ folder].", rich_help_panel=PANEL_OUTPUT, show_default=False)] = None,
+    force: ForceOpt = False,
+    device: DeviceOpt = "auto",
+    workspace: WorkspaceOpt = None,
+) -> None:
+    """Draw the latent space: labelled images encoded and plotted, coloured by a label.
+
+    2-D latents are drawn directly, others projected to 2-D with PCA. Given an AE and a VAE, the
+    two maps stand side by side, as in the seed's figure.
+
+    Example:
+
+      latentctl map mnist-png/ -c digit -m runs/0001-mnist-ae-32px -m runs/0002-mnist-vae-32px
+    """
+    from latentctl.cli.session import open_model
+    from latentctl.plot import Panel, pca_2d, scatter_png
+    from latentctl.workspace import Workspace
+
+    ws = Workspace.resolve(workspace)
+    target = Path(out).expanduser() if out else ws.new_output_dir("map") / "map.png"
+    if target.exists() and not force:
+        raise UsageError(f"{target} already exists; pass --force to replace it")
+    panels = []
+    for model in models or [None]:
+        session = open_model(model, device, workspace)
+        z, values = labelled_latents(session, images, column, labels, name_pattern, max_images)
+        dim = z.shape[1]
+        title = f"{session.info.model.family.upper()}: {session.path.parent.name if session.path.name == 'checkpoint.safetensors' else session.path.stem}"
+        title += "" if dim == 2 else f"\nPCA of {dim}-d latents"
+        panels.append(Panel(points=pca_2d(z), labels=values, title=title, label_name=column))
+    scatter_png(panels, target)
+    note(f"{sum(len(p.points) for p in panels)} points in {len(panels)} panel(s)")
+    result(str(target))

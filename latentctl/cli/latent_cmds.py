@@ -8,7 +8,11 @@ from typing import Annotated
 import typer
 
 from latentctl.cli.common import (
+    P_LABELS,
     PANEL_OUTPUT,
+    LabelsOpt,
+    MaxImagesOpt,
+    PatternOpt,
     DeviceOpt,
     ForceOpt,
     WorkspaceOpt,
@@ -130,8 +134,15 @@ def _latent_dim_for(model: Path | None, workspace: Path | None) -> tuple[int | N
 
 @handles_errors
 def attr_vector(
-    pos: Annotated[list[str], typer.Option("--pos", metavar="LATENTS", help=f"Latents that show the attribute ({LATENT_HELP}); repeatable.", show_default=False)],
-    neg: Annotated[list[str], typer.Option("--neg", metavar="LATENTS", help="Latents that do not show it; repeatable.", show_default=False)],
+    pos: Annotated[list[str] | None, typer.Option("--pos", metavar="LATENTS", help=f"Latents that show the attribute ({LATENT_HELP}); repeatable.", show_default=False)] = None,
+    neg: Annotated[list[str] | None, typer.Option("--neg", metavar="LATENTS", help="Latents that do not show it; repeatable.", show_default=False)] = None,
+    images: Annotated[Path | None, typer.Option("--images", metavar="DIR", help="Instead of --pos/--neg: encode this labelled image folder and split it by a label.", rich_help_panel=P_LABELS, show_default=False)] = None,
+    column: Annotated[str | None, typer.Option("--column", "-c", metavar="NAME", help="With --images: the label to split by, e.g. gender or age.", rich_help_panel=P_LABELS, show_default=False)] = None,
+    pos_if: Annotated[str | None, typer.Option("--pos-if", metavar="COND", help="With --images: which label values count as positive: '==1', '>60', '20-30'.", rich_help_panel=P_LABELS, show_default=False)] = None,
+    neg_if: Annotated[str | None, typer.Option("--neg-if", metavar="COND", help="With --images: negative values [default: every other labelled image].", rich_help_panel=P_LABELS, show_default=False)] = None,
+    labels: LabelsOpt = None,
+    name_pattern: PatternOpt = None,
+    max_images: MaxImagesOpt = 2000,
     method: Annotated[str, typer.Option(metavar="mean|boundary", help="mean: mean(pos) - mean(neg), the seed's method. boundary: unit normal of a linear classifier (InterFaceGAN).")] = "mean",
     orthogonal_to: Annotated[list[str] | None, typer.Option("--orthogonal-to", metavar="DIRECTION", help="Remove these directions' components, so the new one leaves them unchanged (conditional editing); repeatable.")] = None,
     unit: Annotated[bool, typer.Option("--unit", help="Scale the direction to length 1 (strength then counts in prior standard deviations).")] = False,
@@ -149,6 +160,8 @@ def attr_vector(
       latentctl attr-vector --pos glasses.npz --neg noglasses.npz --method boundary --save glasses
 
       latentctl attr-vector --pos smiling --neg neutral --orthogonal-to glasses --save smile
+
+      latentctl attr-vector --images utkface/ --column age --pos-if ">60" --save old     # from labels (AE/VAE)
     """
     import numpy as np
 
@@ -169,8 +182,28 @@ def attr_vector(
             raise StoreError(f"{flag}: the sources have different latent sizes ({sorted(dims)})")
         return np.concatenate([e.z for e in entries]), entries
 
-    p, pe = gather(pos, "--pos")
-    n, ne = gather(neg, "--neg")
+    if images is not None:
+        if pos or neg:
+            raise UsageError("give either --pos/--neg latents or --images with --column and --pos-if, not both")
+        if not column or not pos_if:
+            raise UsageError("--images needs --column NAME and --pos-if CONDITION, e.g. --column gender --pos-if ==1")
+        from latentctl.cli.encode_cmd import labelled_latents
+        from latentctl.cli.session import open_model
+        from latentctl.labels import select
+
+        session = open_model(model, "auto", workspace)
+        dim, info = session.info.model.latent_dim, session.info
+        z_all, values = labelled_latents(session, images, column, labels, name_pattern, max_images)
+        pos_mask = select(values, pos_if)
+        neg_mask = select(values, neg_if) if neg_if else ~pos_mask
+        p, n, pe, ne = z_all[pos_mask], z_all[neg_mask], [], []
+        pos = [f"{images}:{column}{pos_if}"]
+        neg = [f"{images}:{column}{neg_if}" if neg_if else f"{images}:not {column}{pos_if}"]
+    else:
+        if not pos or not neg:
+            raise UsageError("give --pos and --neg latents (e.g. --pos glasses --neg noglasses), or --images DIR with --column and --pos-if")
+        p, pe = gather(pos, "--pos")
+        n, ne = gather(neg, "--neg")
     L.validate_sets(p, n, pos_name="--pos " + ",".join(pos), neg_name="--neg " + ",".join(neg))
     models = {e.model_id for e in pe + ne if e.model_id}
     if len(models) > 1:
