@@ -1,0 +1,125 @@
+"""AE and VAE families, encoding real images, and the latent-space map."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from latentctl import checkpoint, synthetic
+from latentctl.config import ModelConfig, TrainConfig
+from latentctl.data import ImageDataset
+from latentctl.encode import encode_images, mean_image_error, project, rms_error
+from latentctl.generate import generate
+from latentctl.plot import category_colors
+from latentctl.seeds import latents_from_seeds
+from latentctl.store import read_entry
+from latentctl.training import train
+
+from conftest import blob_images
+from test_cli import run
+
+CPU = torch.device("cpu")
+FACES, _ = synthetic.synthetic_faces(512 + 64, 32, seed=3)
+TRAIN, HELD_OUT = FACES[:512], FACES[512:]
+
+
+@pytest.fixture(scope="module", params=["ae", "vae"])
+def autoencoder(request, tmp_path_factory):
+    ds = ImageDataset(Path("/faces"), TRAIN, [f"{i}.png" for i in range(512)], "faces")
+    model = ModelConfig(family=request.param, image_size=32, width=32, latent_dim=32)
+    cfg = TrainConfig(epochs=10, batch_size=32, lr=1e-3, checkpoint_every=10, sample_every=10)
+    path = train(tmp_path_factory.mktemp(request.param), ds, model, cfg, CPU)
+    return checkpoint.load(path)
+
+
+def test_reconstructions_beat_the_mean_image_by_far(autoencoder):
+    family = autoencoder.info.model.family
+    for name, images in (("training", TRAIN[:64]), ("held-out", HELD_OUT)):
+        error = encode_images(autoencoder, images, CPU).errors.mean()
+        baseline = mean_image_error(images, TRAIN).mean()
+        print(f"{family} {name}: RMS error {error:.1f} vs mean-image baseline {baseline:.1f}")
+        assert error < 0.7 * baseline, (family, name, error, baseline)
+
+
+def test_a_training_images_code_decodes_close_to_it(autoencoder):
+    enc = encode_images(autoencoder, TRAIN[:1], CPU)
+    assert enc.method == "encoder" and enc.z.shape == (1, 32)
+    again = generate(autoencoder.generator, enc.z, device=CPU)
+    np.testing.assert_array_equal(again, enc.reconstructions)  # the code is deterministic (VAE: its mean)
+    assert enc.errors[0] < 0.6 * mean_image_error(TRAIN[:1], TRAIN)[0]
+
+
+def test_sampling_an_autoencoder_draws_from_the_prior(autoencoder):
+    images = generate(autoencoder.generator, latents_from_seeds([0, 1], 32), device=CPU)
+    assert images.shape == (2, 32, 32, 3) and not np.array_equal(images[0], images[1])
+
+
+@pytest.fixture(scope="module")
+def small_gan(tmp_path_factory):
+    imgs = blob_images(128)
+    ds = ImageDataset(Path("/blobs"), imgs, [f"{i}.png" for i in range(128)], "blobs")
+    cfg = TrainConfig(epochs=8, batch_size=32, checkpoint_every=8, sample_every=8)
+    path = train(tmp_path_factory.mktemp("gan"), ds, ModelConfig(image_size=32, width=16, latent_dim=16), cfg, CPU)
+    return checkpoint.load(path), imgs
+
+
+def test_gan_projection_beats_the_best_of_many_random_latents(small_gan):
+    loaded, _ = small_gan
+    # targets the generator can make exactly (from latents the search never starts at), so the
+    # comparison measures the search, not how well this small GAN learned
+    targets = generate(loaded.generator, latents_from_seeds([5000, 5001, 5002], 16), device=CPU)
+    random_images = generate(loaded.generator, latents_from_seeds(list(range(1000, 1256)), 16), device=CPU)
+    best_random = np.array([rms_error(random_images, np.broadcast_to(t, random_images.shape)).min() for t in targets])
+    z = project(loaded.generator, targets, CPU, steps=150, restarts=2)
+    projected = rms_error(generate(loaded.generator, z, device=CPU), targets)
+    print("projection", projected, "best of 256 random", best_random)
+    assert (projected < 0.5 * best_random).all()
+
+
+def test_encode_then_apply_edits_my_photo(small_gan, tmp_path, workspace):
+    loaded, imgs = small_gan
+    model = tmp_path / "gan.safetensors"
+    checkpoint.save(model, generator=loaded.generator, model_config=loaded.info.model)
+    Image.fromarray(imgs[5]).save(tmp_path / "me.png")
+    res = run("encode", tmp_path / "me.png", "--model", model, "--save", "me", "--steps", "30", "--out", tmp_path / "enc")
+    assert "reconstruction error" in res.output
+    assert (tmp_path / "enc" / "me-compare.png").exists() and (tmp_path / "enc" / "me-recon.png").exists()
+    entry = read_entry(workspace / "latents" / "me.npz")
+    assert entry.meta["method"] == "projection" and entry.count == 1
+    run("sample", model, "--seeds", "1,2", "--save", "a")
+    run("sample", model, "--seeds", "3,4", "--save", "b")
+    run("attr-vector", "--pos", "a", "--neg", "b", "--save", "d", "--model", model)
+    run("apply", "me", "--add", "d", "--model", model, "--out", tmp_path / "edit")
+    assert (tmp_path / "edit" / "row000_scale+1.png").exists()
+
+
+def test_map_draws_one_point_per_labelled_image_in_its_colour(tmp_path, workspace):
+    faces = synthetic.make_dataset(tmp_path / "faces", n=128, size=32, seed=1)
+    run("train", faces, "-s", "32", "--width", "8", "--latent-dim", "4", "--batch-size", "32", "--epochs", "1", "--model", "ae")
+    run("train", faces, "-s", "32", "--width", "8", "--latent-dim", "2", "--batch-size", "32", "--epochs", "1", "--model", "vae")
+    runs = sorted((workspace / "runs").iterdir())
+    res = run("map", faces, "-c", "glasses", "-m", runs[0], "-m", runs[1], "--out", tmp_path / "map.png")
+    assert "256 points in 2 panel(s)" in res.output
+    img = np.asarray(Image.open(tmp_path / "map.png").convert("RGB"))
+    assert img.shape[1] == 2 * img.shape[0]  # two panels side by side
+    for value, color in category_colors(np.array([0.0, 1.0])).items():
+        assert (img == color).all(axis=2).sum() > 50, value  # points of both categories are drawn
+
+
+def test_labels_from_utkface_names_drive_attr_vector(tmp_path, workspace, small_gan):
+    """attr-vector --images: a direction from labelled real images, without hand-picking."""
+    run("train", synthetic.make_dataset(tmp_path / "f", n=64, size=32), "-s", "32", "--width", "8",
+        "--latent-dim", "4", "--batch-size", "32", "--epochs", "1", "--model", "ae")
+    folder = tmp_path / "utk"
+    folder.mkdir()
+    faces, attrs = synthetic.synthetic_faces(40, 32, seed=2)
+    for i, (img, old) in enumerate(zip(faces, attrs["dark_hair"])):
+        Image.fromarray(img).save(folder / f"{70 if old else 20}_{i % 2}_0_2017{i:04d}.jpg.chip.jpg")
+    (folder / "39_1_20170116174525125.jpg").write_bytes((folder / next(iter(sorted(p.name for p in folder.iterdir())))).read_bytes())
+    res = run("attr-vector", "--images", folder, "--column", "age", "--pos-if", ">60", "--save", "old")
+    assert "1 name does not match" in res.output or "left out" in res.output
+    entry = read_entry(workspace / "latents" / "old.npz")
+    assert entry.kind == "direction"
+    assert entry.meta["n_pos"] + entry.meta["n_neg"] == 40
