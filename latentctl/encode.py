@@ -121,9 +121,8 @@ def encode_images(
     else:
         chunks = []
         for i in range(0, len(images), batch_size):
-            done = i
 
-            def progress(step: int, total: int) -> None:
+            def progress(step: int, total: int, done: int = i) -> None:
                 if on_progress:
                     on_progress(done * steps + step * min(batch_size, len(images) - done), len(images) * steps)
 

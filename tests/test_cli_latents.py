@@ -1,6 +1,5 @@
 """interp, attr-vector, apply and the store through the CLI, on a tiny trained model."""
 
-import json
 
 import numpy as np
 import pytest
