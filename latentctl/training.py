@@ -457,6 +457,7 @@ def train(
                 checkpoint.save(
                     run_dir / f"generator-epoch-{epoch:04d}.safetensors",
                     generator=trainer.G,
+                    partner=trainer.partner if model_config.family != "gan" else None,  # encode needs it
                     model_config=model_config,
                     run_id=run_id,
                     state={"epoch": epoch, "global_step": global_step, "data": data_state},
