@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from latentctl.cli.common import DeviceOpt, WorkspaceOpt, err_console, handles_errors, note, result
+from latentctl.cli.common import DeviceOpt, WorkspaceOpt, cpu_speedups, err_console, handles_errors, note, result
 
 
 @handles_errors
@@ -42,6 +42,7 @@ def demo(
     cfg = DemoConfig(image_size=image_size, images=images, width=width, epochs=epochs, seed=seed)
     out_dir = Path(out).expanduser() if out else ws.new_output_dir("demo")
     dev = resolve_device(device)
+    cpu_speedups(dev)
     note(f"demo: {images} synthetic {image_size}px faces, {epochs} epochs on {dev}; workspace {ws.root}")
     with TrainingProgress(err_console) as progress:
         report = run_demo(ws, out_dir, cfg, device=dev, on_event=progress.update, run_dir=reuse)

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from latentctl.checkpoint import CheckpointInfo
-from latentctl.cli.common import warn
+from latentctl.cli.common import cpu_speedups, warn
 from latentctl.errors import UsageError
 from latentctl.store import LatentEntry, LatentStore, compatibility_warning, resolve_latents, write_entry
 from latentctl.workspace import Workspace
@@ -62,6 +62,7 @@ def open_model(model: Path | None, device: str, workspace: Path | None) -> Model
     ws = Workspace.resolve(workspace)
     path = ws.resolve_checkpoint(model)
     dev = resolve_device(device)
+    cpu_speedups(dev)
     loaded = checkpoint.load(path, device=dev)
     return ModelSession(ws, path, loaded.info, loaded, dev, LatentStore(ws.store))
 

@@ -15,6 +15,7 @@ from latentctl.cli.common import (
     DeviceOpt,
     WorkspaceOpt,
     err_console,
+    cpu_speedups,
     handles_errors,
     note,
     peak_memory,
@@ -88,6 +89,9 @@ def train(
         bool | None,
         typer.Option("--channels-last/--no-channels-last", help="Channels-last memory layout [default: on for CPU and CUDA].", rich_help_panel=PANEL_DEVICE, show_default=False),
     ] = None,
+    tune_allocator: Annotated[
+        bool, typer.Option("--tune-allocator/--no-tune-allocator", help="On Linux CPUs, keep large buffers between steps instead of re-mapping them (about 1.5-2x faster; more resident memory).", rich_help_panel=PANEL_DEVICE)
+    ] = True,
     devices: Annotated[
         int, typer.Option(min=1, help="Data-parallel worker processes: one per GPU on CUDA, or CPU processes sharing the cores (gloo).", rich_help_panel=PANEL_DEVICE)
     ] = 1,
@@ -122,6 +126,7 @@ def train(
         "checkpoint_every": checkpoint_every, "snapshot_every": snapshot_every,
     }
     dev = resolve_device(device)
+    cpu_speedups(dev, allocator=tune_allocator)
     if devices > 1:
         from latentctl.distributed import check_devices
 
