@@ -1,0 +1,149 @@
+"""Behaviour of the CPU speed levers and the benchmark harness (no timing assertions)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from latentctl import perf
+from latentctl.config import ModelConfig, TrainConfig
+from latentctl.models import count_parameters
+from latentctl.training import GANTrainer
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from benchmarks import plain_reference
+
+CPU = torch.device("cpu")
+
+
+def test_tune_allocator_returns_a_bool_and_is_idempotent():
+    # in a child process: the settings are process-wide and would stay on in the test runner
+    code = (
+        "import json; from latentctl import perf; "
+        "a = perf.tune_allocator(); b = perf.tune_allocator(); c = perf.tune_allocator(1 << 20, 1 << 20); "
+        "import sys; print(json.dumps([a, b, c, 'torch' in sys.modules]))"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60, check=False)
+    assert proc.returncode == 0, proc.stderr
+    first, second, third, imported_torch = json.loads(proc.stdout)
+    assert isinstance(first, bool)
+    assert second is first and third is first  # later calls change nothing and return the first result
+    assert imported_torch is False  # cheap to call early in the CLI
+    if not sys.platform.startswith("linux"):
+        assert first is False
+
+
+def test_tune_allocator_is_a_no_op_without_glibc(monkeypatch):
+    monkeypatch.setattr(perf, "_allocator_tuned", None)
+    monkeypatch.setattr(perf, "_glibc", lambda: None)
+    assert perf.tune_allocator() is False
+
+
+def test_use_all_cores_never_lowers_the_thread_count():
+    before = torch.get_num_threads()
+    try:
+        n = perf.use_all_cores()
+        assert n >= before or "OMP_NUM_THREADS" in os.environ
+        assert n == torch.get_num_threads()
+    finally:
+        torch.set_num_threads(before)
+
+
+@pytest.mark.parametrize("size", [32, 64, 128])
+def test_plain_reference_has_latentctls_architecture(size):
+    trainer = GANTrainer(ModelConfig(image_size=size), TrainConfig(batch_size=4, channels_last=True), CPU)
+    G, D = plain_reference.make_generator(size), plain_reference.make_discriminator(size)
+    assert count_parameters(G) == count_parameters(trainer.G)
+    assert count_parameters(D) == count_parameters(trainer.D)
+    assert [tuple(p.shape) for p in G.parameters()] == [tuple(p.shape) for p in trainer.G.parameters()]
+    assert [tuple(p.shape) for p in D.parameters()] == [tuple(p.shape) for p in trainer.D.parameters()]
+    z = torch.randn(2, 100)
+    with torch.no_grad():
+        assert G(z).shape == trainer.G(z).shape == (2, 3, size, size)
+        x = torch.rand(2, 3, size, size) * 2 - 1
+        assert D(x).view(-1).shape == trainer.D(x).shape == (2,)
+
+
+def test_plain_reference_computes_what_latentctls_networks_compute():
+    """Same weights in, same images and logits out: the yardstick is the same model."""
+    trainer = GANTrainer(ModelConfig(image_size=32), TrainConfig(batch_size=4), CPU)
+    G, D = plain_reference.make_generator(32), plain_reference.make_discriminator(32)
+    for mine, theirs in ((G, trainer.G), (D, trainer.D)):
+        for p, q in zip(mine.parameters(), theirs.parameters()):
+            p.data.copy_(q.data)
+    G.eval(), D.eval(), trainer.G.eval(), trainer.D.eval()
+    z = torch.randn(3, 100)
+    with torch.no_grad():
+        torch.testing.assert_close(G(z), trainer.G(z), rtol=1e-4, atol=1e-5)
+        x = G(z)
+        torch.testing.assert_close(D(x).view(-1), trainer.D(x), rtol=1e-4, atol=1e-5)
+
+
+def test_plain_reference_step_trains_both_networks():
+    torch.manual_seed(0)
+    gan = plain_reference.PlainGAN(image_size=32, batch_size=8)
+    before = [p.detach().clone() for p in list(gan.G.parameters()) + list(gan.D.parameters())]
+    real = plain_reference.prepare_real(torch.randint(0, 256, (4, 32, 32, 3), dtype=torch.uint8))
+    losses = gan.step(real)
+    assert len(losses) == 3 and all(torch.isfinite(torch.tensor(losses)))
+    after = list(gan.G.parameters()) + list(gan.D.parameters())
+    assert all(not torch.equal(a, b) for a, b in zip(before, after))
+
+
+def test_inplace_activations_keeps_training_and_sampling_results():
+    torch.manual_seed(0)
+    a = GANTrainer(ModelConfig(image_size=32, width=16), TrainConfig(batch_size=8, channels_last=True), CPU)
+    torch.manual_seed(0)
+    b = GANTrainer(ModelConfig(image_size=32, width=16), TrainConfig(batch_size=8, channels_last=True), CPU)
+    assert perf.inplace_activations(b.G) > 0 and perf.inplace_activations(b.D) > 0
+    assert perf.inplace_activations(b.G) == 0  # already switched
+    real = torch.randint(0, 256, (4, 32, 32, 3), dtype=torch.uint8)
+    torch.manual_seed(1)
+    la = a.step(a.prepare_real(real))
+    torch.manual_seed(1)
+    lb = b.step(b.prepare_real(real))
+    torch.testing.assert_close(la, lb)
+    for p, q in zip(a.G.parameters(), b.G.parameters()):
+        torch.testing.assert_close(p, q)
+
+
+def test_prepare_for_sampling_keeps_the_images():
+    from latentctl.generate import generate
+    from latentctl.models import build_models
+    from latentctl.seeds import latents_from_seeds
+
+    torch.manual_seed(0)
+    G, _ = build_models(ModelConfig(image_size=32, width=16))
+    z = latents_from_seeds([1, 2, 3], 100)
+    before = generate(G, z, device=CPU)
+    perf.prepare_for_sampling(G, CPU)
+    assert not G.training
+    after = generate(G, z, device=CPU)
+    assert abs(before.astype(int) - after.astype(int)).max() <= 1
+
+
+def test_bench_quick_smoke_32px_2_steps_prints_the_table(tmp_path):
+    """Smoke run of `python -m benchmarks.bench --quick` at 32 px with 2 steps (no timing checked)."""
+    out = tmp_path / "bench.json"
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks.bench", "--quick", "--sizes", "32", "--batch", "8", "--steps", "2",
+         "--warmup", "1", "--json", str(out)],
+        cwd=ROOT, capture_output=True, text=True, timeout=120, check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    text = proc.stdout
+    assert "TRAINING 32 px" in text and "SAMPLING 32 px" in text
+    for name in ("plain", "latentctl (CLI defaults", "latentctl + perf"):
+        assert name in text
+    assert "GFLOP/s" in text and "--help" in text
+    data = json.loads(out.read_text())
+    trains = [r for r in data["summary"] if r["kind"] == "train"]
+    assert len(trains) == 3 and all(r["img_s"] > 0 and r["flops_per_img"] > 0 for r in trains)
