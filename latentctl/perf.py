@@ -87,6 +87,33 @@ def tune_allocator(mmap_threshold: int = MMAP_THRESHOLD, trim_threshold: int = T
     return ok
 
 
+# OpenMP settings for torch's intra-op thread pool. ACTIVE: idle pool threads spin instead of
+# sleeping on a futex between the many short parallel regions of a step, so they are awake (and
+# their vCPU scheduled) when the next region starts; close: threads stay on neighbouring cores.
+OPENMP_ENV = {"OMP_WAIT_POLICY": "ACTIVE", "OMP_PROC_BIND": "close"}
+
+
+def openmp_env(environ: Any = None) -> dict[str, str]:
+    """Set ``OPENMP_ENV`` in ``environ`` (default ``os.environ``) where the user has not set those
+    variables; return what was set.
+
+    OpenMP reads them once, when torch loads its OpenMP runtime (at ``import torch``), so this only
+    has an effect if it runs before torch is imported: the CLI's entry point should call it first
+    thing in ``main()`` for `train` and `sample` (latentctl's commands import torch lazily). Returns
+    {} (and sets nothing) when torch is already imported.
+
+    Cost: idle pool threads busy-wait, so the process shows ~100 % CPU per thread even between
+    steps. That suits a dedicated training or sampling process, not a library call inside someone
+    else's program.
+    """
+    environ = os.environ if environ is None else environ
+    if "torch" in sys.modules:
+        return {}
+    applied = {k: v for k, v in OPENMP_ENV.items() if k not in environ}
+    environ.update(applied)
+    return applied
+
+
 def available_cores() -> int:
     """CPUs this process may run on (its affinity mask where the OS has one)."""
     try:
