@@ -35,8 +35,8 @@ from latentctl.workspace import Workspace
 class DemoConfig:
     image_size: int = 32
     images: int = 2000
-    width: int = 64
-    epochs: int = 8
+    width: int = 32
+    epochs: int = 12
     batch_size: int = 64
     seed: int = 0
     pick_seeds: int = 200  # samples the directions are built from (the seed looked at 100)

@@ -12,10 +12,10 @@ from latentctl.cli.common import DeviceOpt, WorkspaceOpt, cpu_speedups, err_cons
 
 @handles_errors
 def demo(
-    epochs: Annotated[int, typer.Option(min=1, help="Training epochs (each about 30 steps of 64 images at the defaults).")] = 8,
+    epochs: Annotated[int, typer.Option(min=1, help="Training epochs (each about 30 steps of 64 images at the defaults).")] = 12,
     images: Annotated[int, typer.Option(min=64, help="How many synthetic faces to draw.")] = 2000,
     image_size: Annotated[int, typer.Option("--image-size", "-s", metavar="32|64", help="Face size in pixels.")] = 32,
-    width: Annotated[int, typer.Option(min=8, help="Channels of the model's hidden layers (the seed: 128).")] = 64,
+    width: Annotated[int, typer.Option(min=8, help="Channels of the model's hidden layers (the seed: 128).")] = 32,
     seed: Annotated[int, typer.Option(min=0, help="Seed for the faces, the weights and the training order.")] = 0,
     reuse: Annotated[Path | None, typer.Option("--reuse", metavar="RUN", help="Skip training and run the experiments on this finished demo run.")] = None,
     out: Annotated[Path | None, typer.Option("--out", "-o", metavar="DIR", help="Gallery folder [default: a new folder in the workspace's outputs/].", show_default=False)] = None,
@@ -31,7 +31,7 @@ def demo(
 
     Example:
 
-      latentctl demo            # about 5 minutes on 2 CPU cores
+      latentctl demo            # about 1-2 minutes on 2 CPU cores
     """
     from latentctl.cli.progress import TrainingProgress
     from latentctl.demo import DemoConfig, run_demo
