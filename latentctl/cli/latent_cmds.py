@@ -14,6 +14,7 @@ from latentctl.cli.common import (
     MaxImagesOpt,
     PatternOpt,
     DeviceOpt,
+    PrecisionOpt,
     ForceOpt,
     WorkspaceOpt,
     handles_errors,
@@ -62,6 +63,7 @@ def interp(
     out: OutOpt = None,
     force: ForceOpt = False,
     device: DeviceOpt = "auto",
+    precision: PrecisionOpt = "auto",
     workspace: WorkspaceOpt = None,
 ) -> None:
     """Walk between latents and render each step: strip.png, frame PNGs and the path's latents.
@@ -79,7 +81,7 @@ def interp(
 
     if method not in ("lerp", "slerp"):
         raise UsageError(f"--method must be lerp or slerp, got {method!r}")
-    session = open_model(model, device, workspace)
+    session = open_model(model, device, workspace, precision)
     rows = np.concatenate([session.latents(p).z for p in points])
     if len(rows) < 2:
         raise UsageError("interp needs at least two latents, e.g. 'latentctl interp seeds:16 seeds:37'")
@@ -249,6 +251,7 @@ def apply(
     out: OutOpt = None,
     force: ForceOpt = False,
     device: DeviceOpt = "auto",
+    precision: PrecisionOpt = "auto",
     workspace: WorkspaceOpt = None,
 ) -> None:
     """Add weighted directions to latents and render the result (rows: latents, columns: strengths).
@@ -267,7 +270,7 @@ def apply(
     from latentctl.cli.session import open_model, output_dir, render, save_latents
 
     strengths = _floats(scales, "--scales")
-    session = open_model(model, device, workspace)
+    session = open_model(model, device, workspace, precision)
     base = np.concatenate([session.latents(s).z for s in latents])
     if mean:
         base = base.mean(axis=0, keepdims=True)

@@ -11,6 +11,7 @@ import typer
 from latentctl.cli.common import (
     PANEL_OUTPUT,
     DeviceOpt,
+    PrecisionOpt,
     ForceOpt,
     ModelArg,
     WorkspaceOpt,
@@ -50,6 +51,7 @@ def sample(
     batch_size: Annotated[int, typer.Option(min=1, help="Samples generated at once (bounds memory).", rich_help_panel="Device and speed")] = 64,
     force: ForceOpt = False,
     device: DeviceOpt = "auto",
+    precision: PrecisionOpt = "auto",
     workspace: WorkspaceOpt = None,
 ) -> None:
     """Generate new images from a trained model.
@@ -70,7 +72,7 @@ def sample(
     from latentctl.seeds import latents_from_seeds, resolve_seeds
 
     seed_list = resolve_seeds(n, seeds)
-    session = open_model(model, device, workspace)
+    session = open_model(model, device, workspace, precision)
     z = latents_from_seeds(seed_list, session.info.model.latent_dim) * np.float32(truncation)
     out_dir = output_dir(session.ws, out, "sample", force)
     written = render(

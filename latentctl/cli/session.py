@@ -23,6 +23,7 @@ class ModelSession:
     loaded: Any  # checkpoint.Loaded: the generator, and an AE/VAE's encoder
     device: Any
     store: LatentStore
+    precision: str = "fp32"  # for rendering images: fp32 | bf16 (autocast)
     warned: set[str] = field(default_factory=set)
 
     @property
@@ -55,16 +56,21 @@ class ModelSession:
         return entry
 
 
-def open_model(model: Path | None, device: str, workspace: Path | None) -> ModelSession:
+def open_model(model: Path | None, device: str, workspace: Path | None, precision: str = "fp32") -> ModelSession:
+    """Load a checkpoint for rendering (and encoding). ``precision`` is what images are rendered in
+    (``auto`` resolves per device); encoding always runs in float32."""
     from latentctl import checkpoint
-    from latentctl.device import resolve_device
+    from latentctl.device import resolve_device, resolve_precision
+    from latentctl.perf import prepare_for_sampling
 
     ws = Workspace.resolve(workspace)
     path = ws.resolve_checkpoint(model)
     dev = resolve_device(device)
+    precision = resolve_precision(precision, dev)
     cpu_speedups(dev)
     loaded = checkpoint.load(path, device=dev)
-    return ModelSession(ws, path, loaded.info, loaded, dev, LatentStore(ws.store))
+    prepare_for_sampling(loaded.generator, dev)
+    return ModelSession(ws, path, loaded.info, loaded, dev, LatentStore(ws.store), precision)
 
 
 def output_dir(ws: Workspace, out: Path | None, command: str, force: bool) -> Path:
@@ -110,7 +116,7 @@ def render(
     _refuse_overwrites(targets, force)
     tiles: list[np.ndarray] = []
     i = 0
-    for batch in generate_batches(session.generator, z, device=session.device, batch_size=batch_size):
+    for batch in generate_batches(session.generator, z, device=session.device, batch_size=batch_size, precision=session.precision):
         for img in batch:
             if names:
                 save_png(img, out_dir / f"{names[i]}.png")
