@@ -29,6 +29,14 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def cpu_threads_per_process(processes: int) -> int:
+    """Intra-op threads for each of ``processes`` CPU training processes on this machine: the cores
+    split evenly (oversubscribing them is far slower than using fewer threads)."""
+    from latentctl.perf import available_cores
+
+    return max(1, available_cores() // processes)
+
+
 def check_devices(n: int, device: torch.device) -> None:
     if n < 1:
         raise UsageError(f"--devices must be at least 1, got {n}")
@@ -48,8 +56,7 @@ def _worker(rank: int, size: int, port: int, device_type: str, kwargs: dict, lis
         torch.cuda.set_device(rank)
         device = torch.device("cuda", rank)
     else:
-        # the cores are shared between the workers; oversubscribing them is far slower
-        torch.set_num_threads(max(1, (os.cpu_count() or 1) // size))
+        torch.set_num_threads(cpu_threads_per_process(size))
         device = torch.device("cpu")
     dist.init_process_group("nccl" if device_type == "cuda" else "gloo", rank=rank, world_size=size)
     try:
@@ -58,6 +65,10 @@ def _worker(rank: int, size: int, port: int, device_type: str, kwargs: dict, lis
                 path = train(device=device, world=World(rank, size), on_event=progress.update, **kwargs)
         else:
             path = train(device=device, world=World(rank, size), **kwargs)
+        # Every rank finishes its collectives before any tears the group down: a rank that destroys
+        # gloo's connections while its peer is still closing aborts the peer ("terminate called
+        # without an active exception", exit -6) after training has succeeded.
+        dist.barrier()
         results.put((rank, "ok", str(path), None))
     except LatentctlError as err:
         results.put((rank, "error", type(err).__name__, (str(err), getattr(err, "checkpoint", None))))
@@ -116,3 +127,108 @@ def train_parallel(
     crashed = next((r for r in reports.values() if r[0] == "crash"), None)
     detail = crashed[1].strip().splitlines()[-1] if crashed else f"exit codes {[p.exitcode for p in procs]}"
     raise LatentctlError(f"a training worker failed: {detail}")
+
+
+# --------------------------------------------------------------------------------------------------
+# Launched by torchrun (or any launcher that sets torch.distributed's env:// variables)
+
+
+class LaunchedGroup:
+    """This process as one of several started by ``torchrun`` (one per GPU, possibly over several
+    machines): joins the process group from the environment torchrun sets and helps the CLI keep
+    one writer (rank 0) for everything that touches files.
+
+    ``torchrun --nproc-per-node 4 -m latentctl train DIR`` trains on 4 GPUs of this machine; each
+    process computes its share of every global batch, exactly as ``--devices 4`` does.
+    """
+
+    def __init__(self, rank: int, size: int, local_rank: int, local_size: int):
+        self.rank, self.size, self.local_rank, self.local_size = rank, size, local_rank, local_size
+        self.device: torch.device | None = None
+
+    @classmethod
+    def from_environment(cls, environ: Any = None) -> LaunchedGroup | None:
+        """The group this process was launched into, or None when it runs alone (no WORLD_SIZE, or 1)."""
+        env = os.environ if environ is None else environ
+        if "WORLD_SIZE" not in env:
+            return None
+        try:
+            size = int(env["WORLD_SIZE"])
+            if size <= 1:
+                return None
+            rank = int(env["RANK"])
+            local_rank = int(env.get("LOCAL_RANK", rank))
+            local_size = int(env.get("LOCAL_WORLD_SIZE", size))
+        except KeyError as missing:
+            raise UsageError(f"WORLD_SIZE is {env['WORLD_SIZE']} but {missing.args[0]} is not set; launch with torchrun, or unset WORLD_SIZE to train in one process") from None
+        except ValueError:
+            raise UsageError("WORLD_SIZE, RANK, LOCAL_RANK and LOCAL_WORLD_SIZE must be integers; launch with torchrun") from None
+        for name in ("MASTER_ADDR", "MASTER_PORT"):
+            if name not in env:
+                raise UsageError(f"WORLD_SIZE is {size} but {name} is not set; launch with torchrun, or unset WORLD_SIZE to train in one process")
+        return cls(rank, size, local_rank, local_size)
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    def join(self, device: torch.device) -> torch.device:
+        """Join the process group; returns this process's device (cuda:LOCAL_RANK on GPUs)."""
+        import torch.distributed as dist
+
+        if device.type == "mps":
+            raise UsageError("torchrun: several processes are not supported on Apple's MPS")
+        if device.type == "cuda":
+            if self.local_rank >= torch.cuda.device_count():
+                raise UsageError(
+                    f"torchrun started {self.local_size} processes on this machine but only "
+                    f"{torch.cuda.device_count()} CUDA GPU(s) are visible; lower --nproc-per-node"
+                )
+            torch.cuda.set_device(self.local_rank)
+            device = torch.device("cuda", self.local_rank)
+        else:
+            # torchrun sets OMP_NUM_THREADS=1 for every process; split the cores instead, as
+            # --devices does, so that both launches compute alike
+            torch.set_num_threads(cpu_threads_per_process(self.local_size))
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo", init_method="env://")
+        self.device = device
+        return device
+
+    def leave(self, finished: bool) -> None:
+        """Leave the group; after a finished run, only once every rank has finished (see _worker)."""
+        import torch.distributed as dist
+
+        if dist.is_initialized():
+            if finished:
+                dist.barrier()
+            dist.destroy_process_group()
+
+    def _broadcast(self, obj: Any) -> Any:
+        import torch.distributed as dist
+
+        box = [obj]
+        dist.broadcast_object_list(box, src=0, device=self.device if self.device is not None and self.device.type == "cuda" else None)
+        return box[0]
+
+    def main_first(self, fn: Callable[[], Any], *, rest: bool = True) -> Any:
+        """Run ``fn`` on rank 0, then (``rest``) on every other rank, so that rank 0 alone writes
+        what ``fn`` may create (the image cache, a run folder) and the others find it. When ``rest``
+        is False, the others receive rank 0's result instead. A library error on rank 0 is raised on
+        every rank, so none is left waiting."""
+        if self.is_main:
+            try:
+                value = fn()
+            except BaseException as err:
+                if isinstance(err, LatentctlError):
+                    self._broadcast(("error", type(err).__name__, str(err)))
+                else:
+                    self._broadcast(("error", "LatentctlError", f"rank 0 failed: {err!r}"))
+                raise
+            self._broadcast(("ok", None if rest else value))
+            return value
+        status, *detail = self._broadcast(None)
+        if status == "error":
+            name, message = detail
+            cls = getattr(errors, name, LatentctlError)
+            raise (cls(message) if isinstance(cls, type) and issubclass(cls, LatentctlError) else LatentctlError(message))
+        return fn() if rest else detail[0]

@@ -120,9 +120,14 @@ class GANTrainer:
         if world.size > 1:
             from torch.nn.parallel import DistributedDataParallel as DDP
 
+            import inspect
+
+            # Each rank keeps its own BatchNorm running statistics between steps (rank 0's are
+            # saved); torch 2.13 renamed the switch and warns about the old name.
+            no_sync = "forward_sync_buffers" if "forward_sync_buffers" in inspect.signature(DDP).parameters else "broadcast_buffers"
             ids = [device.index] if device.type == "cuda" else None
-            self.G_update = DDP(self.G, device_ids=ids, broadcast_buffers=False)
-            self.D_update = DDP(self.D, device_ids=ids, broadcast_buffers=False)
+            self.G_update = DDP(self.G, device_ids=ids, **{no_sync: False})
+            self.D_update = DDP(self.D, device_ids=ids, **{no_sync: False})
         self._build_optimizers((train_config.beta1, train_config.beta2))
 
     def _build_optimizers(self, betas: tuple[float, float]) -> None:

@@ -13,6 +13,7 @@ from latentctl.cli.common import (
     PANEL_DEVICE,
     PANEL_OUTPUT,
     DeviceOpt,
+    PrecisionOpt,
     WorkspaceOpt,
     err_console,
     cpu_speedups,
@@ -82,9 +83,7 @@ def train(
         typer.Option("--run-dir", metavar="DIR", help="Write the run here instead of a new folder in the workspace (must be new or empty).", rich_help_panel=PANEL_OUTPUT),
     ] = None,
     device: DeviceOpt = "auto",
-    precision: Annotated[
-        str, typer.Option(metavar="auto|fp32|bf16", help="bf16 autocast is faster on recent GPUs; auto picks per device.", rich_help_panel=PANEL_DEVICE)
-    ] = "auto",
+    precision: PrecisionOpt = "auto",
     channels_last: Annotated[
         bool | None,
         typer.Option("--channels-last/--no-channels-last", help="Channels-last memory layout [default: on for CPU and CUDA].", rich_help_panel=PANEL_DEVICE, show_default=False),
@@ -116,7 +115,7 @@ def train(
     """
     from latentctl import checkpoint
     from latentctl.device import resolve_device, resolve_precision
-    from latentctl.workspace import CHECKPOINT_NAME, Workspace, slug
+    from latentctl.workspace import Workspace
 
     ws = Workspace.resolve(workspace)
     given_model = {"family": model, "image_size": image_size, "latent_dim": latent_dim, "width": width}
@@ -127,15 +126,20 @@ def train(
     }
     dev = resolve_device(device)
     cpu_speedups(dev, allocator=tune_allocator)
-    if devices > 1:
-        from latentctl.distributed import check_devices
+    from latentctl.distributed import LaunchedGroup, check_devices
 
+    group = LaunchedGroup.from_environment()  # started by torchrun as one of several processes
+    if group is not None and devices > 1:
+        raise UsageError(
+            f"--devices {devices}: this process is one of {group.size} started by torchrun, which already "
+            "runs one process per device; leave --devices out"
+        )
+    if devices > 1:
         check_devices(devices, dev)
     perf = {
         "precision": resolve_precision(precision, dev),
         "channels_last": (dev.type in ("cpu", "cuda")) if channels_last is None else channels_last,
     }
-    loaded = None
     if resume is not None:
         if run_dir is not None:
             raise UsageError("--run-dir and --resume both name a run folder; give only --resume")
@@ -163,8 +167,29 @@ def train(
     if dry_run:
         result(json.dumps({"model": to_dict(model_cfg), "train": to_dict(train_cfg), "device": str(dev), "data": str(data)}, indent=2))
         return
+    if group is None:
+        _run(ws, Path(data), target, model_cfg, train_cfg, dev, devices, strict, name, resume, info if resume is not None else None)
+        return
+    dev = group.join(dev)
+    finished = False
+    try:
+        _run(ws, Path(data), target, model_cfg, train_cfg, dev, devices, strict, name, resume, info if resume is not None else None, group)
+        finished = True
+    finally:
+        group.leave(finished)
 
-    dataset = _load_data(Path(data), model_cfg, train_cfg, ws, strict)
+
+def _run(ws, data: Path, target: Path | None, model_cfg: ModelConfig, train_cfg: TrainConfig, dev, devices: int,
+         strict: bool, name: str | None, resume: Path | None, info, group=None) -> None:
+    """Everything `train` does after its options are settled: data, run folder, training, report.
+    With ``group`` (torchrun) rank 0 alone writes files and speaks; every rank trains its share."""
+    from latentctl import checkpoint
+    from latentctl.workspace import CHECKPOINT_NAME, slug
+
+    main = group is None or group.is_main
+    say = note if main else (lambda *a, **k: None)
+    first = group.main_first if group is not None else (lambda fn, rest=True: fn())
+    dataset = first(lambda: _load_data(data, model_cfg, train_cfg, ws, strict, quiet=not main))
     if resume is not None:
         expected = info.state["data"]["fingerprint"]
         if dataset.fingerprint != expected:
@@ -172,17 +197,20 @@ def train(
                 f"--resume: the images in {data} changed since the run started (fingerprint "
                 f"{expected} -> {dataset.fingerprint}); start a new run to train on the new set"
             )
-        loaded = checkpoint.load(ckpt_path, device=dev, training=True)
+        loaded = checkpoint.load(ws.resolve_checkpoint(resume), device=dev, training=True)
     else:
-        target = _new_run_dir(ws, target, name or f"{slug(Path(data).resolve().name)}-{'' if model_cfg.family == 'gan' else model_cfg.family + '-'}{model_cfg.image_size}px")
+        loaded = None
+        run_name = name or f"{slug(data.resolve().name)}-{'' if model_cfg.family == 'gan' else model_cfg.family + '-'}{model_cfg.image_size}px"
+        target = first(lambda: _new_run_dir(ws, target, run_name), rest=False)
 
-    if dataset.skipped:
-        skipped_file = target / "skipped.txt"
-        skipped_file.write_text("".join(f"{s.file}\t{s.reason}\t{s.detail}\n" for s in dataset.skipped))
-        warn(f"{dataset.skipped_summary}; the list is in {skipped_file}")
-    ws.set_current(target)
-    note(f"run folder: {target}")
-    note(
+    if main:
+        if dataset.skipped:
+            skipped_file = target / "skipped.txt"
+            skipped_file.write_text("".join(f"{s.file}\t{s.reason}\t{s.detail}\n" for s in dataset.skipped))
+            warn(f"{dataset.skipped_summary}; the list is in {skipped_file}")
+        ws.set_current(target)
+    say(f"run folder: {target}")
+    say(
         f"{len(dataset)} images, {model_cfg.image_size}px, {train_cfg.epochs} epochs of "
         f"{len(dataset) // train_cfg.batch_size} steps, device {dev}, {train_cfg.precision}"
         + (", channels-last" if train_cfg.channels_last else "")
@@ -198,15 +226,28 @@ def train(
             note(f"training on {devices} worker processes")
             path = train_parallel(devices, dev, listener=stderr_progress, run_dir=target, dataset=dataset,
                                   model_config=model_cfg, train_config=train_cfg, resume=loaded)
+        elif group is not None:
+            from latentctl.training import World
+
+            say(f"training as {group.size} processes started by torchrun")
+            world = World(group.rank, group.size)
+            if main:
+                with TrainingProgress(err_console) as progress:
+                    path = run_training(target, dataset, model_cfg, train_cfg, dev, resume=loaded, on_event=progress.update, world=world)
+            else:
+                path = run_training(target, dataset, model_cfg, train_cfg, dev, resume=loaded, world=world)
         else:
             with TrainingProgress(err_console) as progress:
                 path = run_training(target, dataset, model_cfg, train_cfg, dev, resume=loaded, on_event=progress.update)
     except TrainingInterrupted as stop:
+        if not main:
+            raise
         note(str(stop))
         note(f"resume with: latentctl train --resume {target}")
         raise
-    note(f"done: {path} ({peak_memory()} in this process)")
-    result(str(target / CHECKPOINT_NAME))
+    say(f"done: {path} ({peak_memory()} in this process)")
+    if main:
+        result(str(target / CHECKPOINT_NAME))
 
 
 def _merge(pairs: list[tuple[Any, dict[str, Any]]]) -> list[Any]:
@@ -228,14 +269,14 @@ def _merge(pairs: list[tuple[Any, dict[str, Any]]]) -> list[Any]:
     return merged
 
 
-def _load_data(root: Path, model_cfg: ModelConfig, train_cfg: TrainConfig, ws, strict: bool):
+def _load_data(root: Path, model_cfg: ModelConfig, train_cfg: TrainConfig, ws, strict: bool, quiet: bool = False):
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from latentctl.data import prepare_dataset
 
     with Progress(
         TextColumn("decoding images"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-        console=err_console, transient=True,
+        console=err_console, transient=True, disable=quiet,
     ) as bar:
         task = bar.add_task("decode", total=None)
         return prepare_dataset(
