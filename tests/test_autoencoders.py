@@ -44,11 +44,16 @@ def test_reconstructions_beat_the_mean_image_by_far(autoencoder):
 
 
 def test_a_training_images_code_decodes_close_to_it(autoencoder):
-    enc = encode_images(autoencoder, TRAIN[:1], CPU)
-    assert enc.method == "encoder" and enc.z.shape == (1, 32)
+    images = TRAIN[:16]
+    enc = encode_images(autoencoder, images, CPU)
+    assert enc.method == "encoder" and enc.z.shape == (16, 32)
     again = generate(autoencoder.generator, enc.z, device=CPU)
     np.testing.assert_array_equal(again, enc.reconstructions)  # the code is deterministic (VAE: its mean)
-    assert enc.errors[0] < 0.6 * mean_image_error(TRAIN[:1], TRAIN)[0]
+    assert enc.errors.mean() < 0.75 * mean_image_error(images, TRAIN).mean()
+    # each code keeps its image's identity: the decoded image is nearest to its own source among
+    # the 16 far more often than chance (1 in 16); one image alone was too noisy a measure
+    dist = ((enc.reconstructions[:, None].astype(float) - images[None].astype(float)) ** 2).mean(axis=(2, 3, 4))
+    assert (dist.argmin(axis=1) == np.arange(16)).mean() >= 0.5
 
 
 def test_sampling_an_autoencoder_draws_from_the_prior(autoencoder):
