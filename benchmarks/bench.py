@@ -360,7 +360,10 @@ def _worker_peak(spec: dict, dev) -> dict:
 
     out = {}
     n = spec.get("n") or (8192 if dev.type == "cuda" else 2048)
-    dtypes = [torch.float32] + ([torch.bfloat16] if dev.type == "cuda" else [])
+    from latentctl.device import cpu_has_native_bf16
+
+    native_bf16 = dev.type == "cuda" or (dev.type == "cpu" and cpu_has_native_bf16())
+    dtypes = [torch.float32] + ([torch.bfloat16] if native_bf16 else [])
     for dt in dtypes:
         a = torch.randn(n, n, device=dev, dtype=dt)
         b = torch.randn(n, n, device=dev, dtype=dt)
@@ -523,16 +526,17 @@ def _steps_for(size: int, args) -> tuple[int, int]:
 OMP_ENV = {"OMP_WAIT_POLICY": "ACTIVE", "OMP_PROC_BIND": "close"}
 THP_ENV = {"GLIBC_TUNABLES": "glibc.malloc.hugetlb=1"}  # malloc madvises transparent huge pages
 
-# The summary: plain vs latentctl as the CLI runs it today vs latentctl with latentctl.perf's levers.
+# The summary: plain vs latentctl as `train` / `sample` run it (auto precision: bf16 on GPUs and on
+# CPUs with native bf16), and the same in float32 to show what bf16 adds.
 TRAIN_CONFIGS = [
     ("plain", "plain", [], {}),
-    ("latentctl (CLI defaults: channels-last)", "latentctl", ["cl"], {}),
-    ("latentctl + perf (alloc, in-place)", "latentctl", ["cl", "alloc", "inplace"], {}),
+    ("latentctl, float32", "latentctl", ["cl", "alloc", "fp32"], {}),
+    ("latentctl as `train` runs it (auto precision)", "latentctl", ["cl", "alloc"], {}),
 ]
 SAMPLE_CONFIGS = [
     ("plain", "plain", [], {}),
-    ("latentctl generate (as is)", "latentctl", [], {}),
-    ("latentctl generate + perf (prepare_for_sampling, alloc)", "latentctl", ["sampleprep", "alloc"], {}),
+    ("latentctl, float32", "latentctl", ["sampleprep", "alloc", "fp32"], {}),
+    ("latentctl as `sample` runs it (auto precision)", "latentctl", ["sampleprep", "alloc"], {}),
 ]
 
 # --scan: each lever alone on the plain port, then stacked on latentctl's trainer.
@@ -599,17 +603,19 @@ def _row(name: str, spec: dict, runs: list[dict], base_runs: list[dict] | None) 
     return row
 
 
-def _print_table(title: str, rows: list[dict], peak: float | None, quick: bool) -> None:
+def _print_table(title: str, rows: list[dict], peaks: dict[str, float], quick: bool) -> None:
+    """% peak is against the matmul peak of the row's precision (bfloat16 rows: the bf16 peak)."""
     print(f"\n{title}")
-    head = (f"{'configuration':<56} {'step s':>8} {'img/s':>7} {'vs plain':>8} {'GFLOP/img':>9} {'GFLOP/s':>7} "
+    head = (f"{'configuration':<56} {'prec':>4} {'step s':>8} {'img/s':>7} {'vs plain':>8} {'GFLOP/img':>9} {'GFLOP/s':>7} "
             f"{'% peak':>6} {'peak MiB':>8} {'sys s/step':>10}")
     print(head)
     print("-" * len(head))
     for r in rows:
+        peak = peaks.get("bfloat16" if r.get("precision") == "bf16" else "float32") or peaks.get("float32")
         r["pct_peak"] = 100 * r["gflops_s"] / peak if peak and r.get("gflops_s") else None
         mem = r["gpu_peak_mib"] if r.get("gpu_peak_mib") is not None else (None if quick else r.get("peak_rss_mib"))
         print(
-            f"{r['name']:<56} {r['step_s']:>8.3f} {r['img_s']:>7.2f} {_fmt(r['vs_plain'], '.2f') + 'x':>8} "
+            f"{r['name']:<56} {r.get('precision') or '-':>4} {r['step_s']:>8.3f} {r['img_s']:>7.2f} {_fmt(r['vs_plain'], '.2f') + 'x':>8} "
             f"{_fmt(r['flops_per_img'] and r['flops_per_img'] / 1e9, '.2f'):>9} {_fmt(r.get('gflops_s'), '.1f'):>7} "
             f"{_fmt(r['pct_peak'], '.0f'):>6} {_fmt(mem, '.0f'):>8} {_fmt(r.get('sys_s_per_step'), '.2f'):>10}"
         )
@@ -646,6 +652,27 @@ def _measure(kind: str, size: int, cfgs: list, args, batch: int, budget: float |
     return rows
 
 
+def _loader_table(sizes: list[int], tables: list, args) -> None:
+    """First-time decode and cached batch rates (benchmarks/loader_speed.py, in a subprocess), set
+    against the fastest latentctl training rate measured above at the same size."""
+    n = 256 if args.quick else 2000
+    print(f"\nLOADER ({n} synthetic PNGs per size; batches of 64 real images from the decoded cache, to floats on the device)")
+    print(f"{'size':>5} {'decode img/s':>13} {'cached img/s':>13} {'training img/s':>15} {'cached / training':>18}")
+    for size in sizes:
+        out = subprocess.run(
+            [sys.executable, "-m", "benchmarks.loader_speed", "--size", str(size), "--images", str(n), "--device", args.device, "--json"],
+            cwd=ROOT, capture_output=True, text=True, check=False,
+        )
+        if out.returncode != 0:
+            print(f"{size:>5} loader benchmark failed: {out.stderr.strip().splitlines()[-1:]}")
+            continue
+        r = json.loads(out.stdout.strip().splitlines()[-1])
+        trained = [row["img_s"] for kind, sz, rows in tables if kind == "train" and sz == size for row in rows if row["impl"] == "latentctl"]
+        best = max(trained) if trained else None
+        print(f"{size:>5} {r['decode_img_s']:>13.0f} {r['cached_img_s']:>13.0f} {_fmt(best, '.2f'):>15} "
+              f"{_fmt(best and r['cached_img_s'] / best, '.0f') + 'x':>18}")
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks.bench", description=__doc__.split("\n\n")[0])
     p.add_argument("--sizes", default=None, help="image sizes, comma-separated [64,128; --quick: 32]")
@@ -661,6 +688,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--group", type=int, default=None, help="configurations interleaved together besides plain [--scan: 3, else all]")
     p.add_argument("--no-sample", action="store_true", help="skip sampling")
     p.add_argument("--no-train", action="store_true", help="skip training")
+    p.add_argument("--no-loader", action="store_true", help="skip the data loader measurement")
     p.add_argument("--json", type=Path, default=None, help="also write all results here")
     p.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -696,7 +724,6 @@ def main(argv: list[str] | None = None) -> int:
     if not args.quick:
         peaks.append(_peak(args.device, reps))
     peak = {k: max(pk["peak_gflops"][k] for pk in peaks) for k in peaks[0]["peak_gflops"]}
-    fp32_peak = peak.get("float32")
     device = peaks[0]["device"]
 
     print(f"\ndevice {device}, torch {peaks[0]['torch']}; peak = best "
@@ -718,8 +745,11 @@ def main(argv: list[str] | None = None) -> int:
         else:
             title = (f"SAMPLING {size} px, batch {SAMPLE_BATCH}, generator only, inference (+ uint8 conversion), "
                      f"median of {n_steps} batches after 1 warm-up")
-        _print_table(title, rows, fp32_peak, args.quick)
+        _print_table(title, rows, peak, args.quick)
         summary += rows
+
+    if not args.no_loader:
+        _loader_table(sizes, tables, args)
 
     help_t = _help_time(2 if args.quick else 5)
     status = "meets" if help_t["median_s"] <= 0.3 else "misses"

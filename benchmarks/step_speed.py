@@ -1,12 +1,17 @@
-"""One configuration per process: median seconds per training step (img/s = B/2 / step)."""
+"""One configuration per process: median seconds per training step (img/s = B/2 / step).
+
+    python -m benchmarks.step_speed {plain|latentctl} SIZE BATCH STEPS [fp32|bf16]
+"""
 import sys, time, statistics, torch
 impl, size, batch, steps = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+precision = sys.argv[5] if len(sys.argv) > 5 else "fp32"
 if impl == "latentctl":
     from latentctl import perf
     perf.use_all_cores(); perf.tune_allocator()
     from latentctl.config import ModelConfig, TrainConfig
     from latentctl.training import GANTrainer
-    t = GANTrainer(ModelConfig(image_size=size), TrainConfig(batch_size=batch, channels_last=True), torch.device("cpu"))
+    t = GANTrainer(ModelConfig(image_size=size), TrainConfig(batch_size=batch, channels_last=True, precision=precision), torch.device("cpu"))
+    perf.inplace_activations(t.G); perf.inplace_activations(t.D)
     step = lambda r: t.step(t.prepare_real(r))
 else:
     from benchmarks.plain_reference import PlainGAN, prepare_real
@@ -18,4 +23,4 @@ ts = []
 for _ in range(steps):
     s = time.perf_counter(); step(real); ts.append(time.perf_counter() - s)
 m = statistics.median(ts)
-print(f"{impl:10s} {size}px batch {batch}: {m:.2f} s/step, {batch/2/m:.2f} img/s (median of {steps})", flush=True)
+print(f"{impl:10s} {precision} {size}px batch {batch}: {m:.2f} s/step, {batch/2/m:.2f} img/s (median of {steps})", flush=True)

@@ -141,9 +141,12 @@ def test_bench_quick_smoke_32px_2_steps_prints_the_table(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     text = proc.stdout
     assert "TRAINING 32 px" in text and "SAMPLING 32 px" in text
-    for name in ("plain", "latentctl (CLI defaults", "latentctl + perf"):
+    for name in ("plain", "latentctl, float32", "latentctl as `train` runs it", "latentctl as `sample` runs it"):
         assert name in text
     assert "GFLOP/s" in text and "--help" in text
+    loader = text.split("LOADER", 1)[1].splitlines()
+    row = next(line.split() for line in loader if line.strip().startswith("32 "))
+    assert float(row[1]) > 0 and float(row[2]) > 0  # decode and cached-batch rates measured
     data = json.loads(out.read_text())
     trains = [r for r in data["summary"] if r["kind"] == "train"]
     assert len(trains) == 3 and all(r["img_s"] > 0 and r["flops_per_img"] > 0 for r in trains)
