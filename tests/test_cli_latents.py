@@ -2,6 +2,7 @@
 
 
 import numpy as np
+import torch
 import pytest
 from PIL import Image
 
@@ -137,3 +138,27 @@ def test_interp_path_through_several_points_with_slerp(model, tmp_path):
     np.testing.assert_allclose(z[[0, 3, 6]], ends, atol=1e-5)
     assert "--method must be lerp or slerp" in run("interp", "seeds:1", "seeds:2", "--method", "cubic", "--model", model, code=2).output
     assert "at least two" in run("interp", "seeds:1", "--model", model, code=2).output
+
+
+def test_precision_chooses_what_images_are_rendered_in(model, tmp_path):
+    """--precision fp32 renders exactly the library's float32 images; bf16 renders close to them;
+    interp and apply take the same flag; a bad value is a one-line usage error."""
+    from latentctl import checkpoint
+    from latentctl.generate import generate
+
+    loaded = checkpoint.load(model)
+    z = latents_from_seeds([3, 4], 8)
+    want = generate(loaded.generator, z, device=torch.device("cpu"), precision="fp32")
+    for prec in ("fp32", "bf16"):
+        run("sample", model, "--seeds", "3,4", "--precision", prec, "--out", tmp_path / prec)
+        got = np.stack([np.asarray(Image.open(tmp_path / prec / f"seed000{s}.png")) for s in (3, 4)])
+        if prec == "fp32":
+            np.testing.assert_array_equal(got, want)
+        else:  # bfloat16 keeps 8 bits of mantissa: pixels move by a few levels, the picture stays
+            assert np.abs(got.astype(int) - want.astype(int)).mean() < 6
+    run("interp", "seeds:3", "seeds:4", "--precision", "fp32", "--model", model, "--out", tmp_path / "i")
+    np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "i" / "frame000.png")), want[0])
+    for cmd in (["sample", model, "-n", "1"], ["interp", "seeds:1", "seeds:2", "--model", model],
+                ["apply", "seeds:1", "--add", "d", "--model", model]):
+        res = run(*cmd, "--precision", "fp16", code=2)
+        assert "--precision must be auto, fp32 or bf16" in res.output and "Traceback" not in res.output

@@ -150,3 +150,19 @@ def test_bench_quick_smoke_32px_2_steps_prints_the_table(tmp_path):
     data = json.loads(out.read_text())
     trains = [r for r in data["summary"] if r["kind"] == "train"]
     assert len(trains) == 3 and all(r["img_s"] > 0 and r["flops_per_img"] > 0 for r in trains)
+
+
+def test_auto_precision_is_bf16_only_where_the_hardware_computes_in_it(monkeypatch):
+    from latentctl import device
+    from latentctl.errors import UsageError
+
+    cpu = torch.device("cpu")
+    monkeypatch.setattr(device, "cpu_has_native_bf16", lambda: True)
+    assert device.resolve_precision("auto", cpu) == "bf16"
+    monkeypatch.setattr(device, "cpu_has_native_bf16", lambda: False)  # emulated bf16 is ~15x slower
+    assert device.resolve_precision("auto", cpu) == "fp32"
+    assert device.resolve_precision("bf16", cpu) == "bf16"  # asked for explicitly: kept
+    with pytest.raises(UsageError, match="--precision must be auto, fp32 or bf16"):
+        device.resolve_precision("fp16", cpu)
+    monkeypatch.undo()
+    assert isinstance(device.cpu_has_native_bf16(), bool)
