@@ -163,3 +163,17 @@ def test_generator_only_checkpoint_cannot_resume(tmp_path):
     path = checkpoint.save(tmp_path / "g.safetensors", generator=G, model_config=CFG)
     with pytest.raises(CheckpointError, match="only a generator"):
         checkpoint.load(path, training=True)
+
+
+def test_a_run_folder_loads_its_checkpoint_and_other_folders_are_named(tmp_path):
+    G, D, opts = _trained_pair()
+    run = tmp_path / "run"
+    run.mkdir()
+    checkpoint.save(run / "checkpoint.safetensors", generator=G, partner=D, optimizers=opts,
+                    model_config=CFG, train_config=TrainConfig(), state={"epoch": 1}, run_id="r")
+    assert checkpoint.read_header(run).run_id == "r"
+    loaded = checkpoint.load(run)
+    for a, b in zip(G.state_dict().values(), loaded.generator.state_dict().values()):
+        assert torch.equal(a, b)
+    with pytest.raises(CheckpointError, match="folder without checkpoint.safetensors"):
+        checkpoint.load(tmp_path)
