@@ -42,6 +42,7 @@ class DemoConfig:
     pick_seeds: int = 200  # samples the directions are built from (the seed looked at 100)
     test_seeds: int = 200  # held-out samples the directions are measured on
     scales: tuple[float, ...] = (-1.0, 0.0, 1.0)
+    precision: str = "fp32"  # training: fp32 | bf16 (the CLI resolves "auto" per device); samples render in fp32
 
 
 @dataclass
@@ -81,7 +82,7 @@ def run_demo(
         ws.set_current(run_dir)
         train_cfg = TrainConfig(
             epochs=cfg.epochs, batch_size=cfg.batch_size, seed=cfg.seed, checkpoint_every=cfg.epochs,
-            snapshot_every=10**6, channels_last=device.type in ("cpu", "cuda"),
+            snapshot_every=10**6, channels_last=device.type in ("cpu", "cuda"), precision=cfg.precision,
         )
         ckpt = train(run_dir, dataset, model_cfg, train_cfg, device, on_event=on_event)
     else:

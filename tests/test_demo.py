@@ -51,3 +51,18 @@ def test_gallery_shows_every_step_and_the_store_keeps_the_picks(demo):
         assert {f"demo-{attr}", f"demo-no-{attr}", f"demo-{attr}-direction"} <= set(names)
     saved = json.loads((report.gallery.parent / "report.json").read_text())
     assert [a["attribute"] for a in saved["attributes"]] == [r.attribute for r in report.attributes]
+
+
+def test_the_demo_command_reuses_a_finished_run_and_names_a_bad_precision(demo, tmp_path):
+    from pathlib import Path
+
+    from test_cli import run
+
+    ws, report = demo
+    res = run("demo", "--reuse", report.run_dir, "--workspace", ws.root, "--out", tmp_path / "g", "--images", "1024")
+    gallery = Path(res.stdout.strip().splitlines()[-1])
+    assert gallery == tmp_path / "g" / "index.html" and gallery.exists()
+    assert "detector rate by strength" in res.output
+    bad = run("demo", "--precision", "fp16", "--workspace", ws.root, code=2)
+    assert "--precision must be auto, fp32 or bf16" in bad.output
+    assert not (ws.root / "runs" / "0002-demo-faces-32px").exists()  # nothing trained or created

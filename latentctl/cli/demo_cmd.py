@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from latentctl.cli.common import DeviceOpt, WorkspaceOpt, cpu_speedups, err_console, handles_errors, note, result
+from latentctl.cli.common import DeviceOpt, PrecisionOpt, WorkspaceOpt, cpu_speedups, err_console, handles_errors, note, result
 
 
 @handles_errors
@@ -20,6 +20,7 @@ def demo(
     reuse: Annotated[Path | None, typer.Option("--reuse", metavar="RUN", help="Skip training and run the experiments on this finished demo run.")] = None,
     out: Annotated[Path | None, typer.Option("--out", "-o", metavar="DIR", help="Gallery folder [default: a new folder in the workspace's outputs/].", show_default=False)] = None,
     device: DeviceOpt = "auto",
+    precision: PrecisionOpt = "auto",
     workspace: WorkspaceOpt = None,
 ) -> None:
     """Train on built-in synthetic faces, then sample, build and apply attribute directions,
@@ -35,15 +36,16 @@ def demo(
     """
     from latentctl.cli.progress import TrainingProgress
     from latentctl.demo import DemoConfig, run_demo
-    from latentctl.device import resolve_device
+    from latentctl.device import resolve_device, resolve_precision
     from latentctl.workspace import Workspace
 
     ws = Workspace.resolve(workspace)
-    cfg = DemoConfig(image_size=image_size, images=images, width=width, epochs=epochs, seed=seed)
-    out_dir = Path(out).expanduser() if out else ws.new_output_dir("demo")
     dev = resolve_device(device)
+    precision = resolve_precision(precision, dev)
+    cfg = DemoConfig(image_size=image_size, images=images, width=width, epochs=epochs, seed=seed, precision=precision)
+    out_dir = Path(out).expanduser() if out else ws.new_output_dir("demo")
     cpu_speedups(dev)
-    note(f"demo: {images} synthetic {image_size}px faces, {epochs} epochs on {dev}; workspace {ws.root}")
+    note(f"demo: {images} synthetic {image_size}px faces, {epochs} epochs on {dev} ({precision}); workspace {ws.root}")
     with TrainingProgress(err_console) as progress:
         report = run_demo(ws, out_dir, cfg, device=dev, on_event=progress.update, run_dir=reuse)
     note(f"run folder: {report.run_dir}")
