@@ -166,3 +166,22 @@ def test_auto_precision_is_bf16_only_where_the_hardware_computes_in_it(monkeypat
         device.resolve_precision("fp16", cpu)
     monkeypatch.undo()
     assert isinstance(device.cpu_has_native_bf16(), bool)
+
+
+def _bench_script(*args: str, timeout: int = 180) -> str:
+    proc = subprocess.run([sys.executable, "-m", *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout, check=False)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc.stdout
+
+
+def test_sample_memory_benchmark_reports_a_peak_for_every_count():
+    out = _bench_script("benchmarks.sample_memory", "--size", "32", "--counts", "8,40", "--precision", "fp32")
+    rows = [line.split() for line in out.splitlines() if line.split() and line.split()[0] in ("8", "40")]
+    assert [r[0] for r in rows] == ["8", "40"]
+    assert all("peak memory" in " ".join(r) and float(r[r.index("memory") + 1]) > 0 for r in rows)
+
+
+def test_bf16_quality_benchmark_scores_both_precisions():
+    out = _bench_script("benchmarks.bf16_quality", "--size", "32", "--width", "8", "--images", "64", "--epochs", "1",
+                        "--batch", "32", "--seeds", "0", "--samples", "64")
+    assert "real vs real" in out and "fp32 seed 0" in out and "bf16 seed 0" in out
