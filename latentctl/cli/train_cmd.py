@@ -167,16 +167,15 @@ def train(
     if dry_run:
         result(json.dumps({"model": to_dict(model_cfg), "train": to_dict(train_cfg), "device": str(dev), "data": str(data)}, indent=2))
         return
-    if group is None:
-        _run(ws, Path(data), target, model_cfg, train_cfg, dev, devices, strict, name, resume, info if resume is not None else None)
-        return
-    dev = group.join(dev)
+    if group is not None:
+        dev = group.join(dev)
     finished = False
     try:
         _run(ws, Path(data), target, model_cfg, train_cfg, dev, devices, strict, name, resume, info if resume is not None else None, group)
         finished = True
     finally:
-        group.leave(finished)
+        if group is not None:
+            group.leave(finished)
 
 
 def _run(ws, data: Path, target: Path | None, model_cfg: ModelConfig, train_cfg: TrainConfig, dev, devices: int,
@@ -226,19 +225,17 @@ def _run(ws, data: Path, target: Path | None, model_cfg: ModelConfig, train_cfg:
             note(f"training on {devices} worker processes")
             path = train_parallel(devices, dev, listener=stderr_progress, run_dir=target, dataset=dataset,
                                   model_config=model_cfg, train_config=train_cfg, resume=loaded)
-        elif group is not None:
+        else:
             from latentctl.training import World
 
-            say(f"training as {group.size} processes started by torchrun")
-            world = World(group.rank, group.size)
+            world = World() if group is None else World(group.rank, group.size)
+            if group is not None:
+                say(f"training as {group.size} processes started by torchrun")
             if main:
                 with TrainingProgress(err_console) as progress:
                     path = run_training(target, dataset, model_cfg, train_cfg, dev, resume=loaded, on_event=progress.update, world=world)
             else:
                 path = run_training(target, dataset, model_cfg, train_cfg, dev, resume=loaded, world=world)
-        else:
-            with TrainingProgress(err_console) as progress:
-                path = run_training(target, dataset, model_cfg, train_cfg, dev, resume=loaded, on_event=progress.update)
     except TrainingInterrupted as stop:
         if not main:
             raise
