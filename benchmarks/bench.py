@@ -224,6 +224,10 @@ def _make_trainer(impl: str, size: int, batch: int, levers: list[str], dev):
         inplace_activations(trainer.G)
         inplace_activations(trainer.D)
 
+    if "compile" in levers:  # in place, so the trainer and its optimizers keep the same modules
+        trainer.G.compile()
+        trainer.D.compile()
+
     def step(batch_u8):
         return trainer.step(trainer.prepare_real(batch_u8)).tolist()
 
@@ -259,6 +263,8 @@ def _make_sampler(impl: str, size: int, levers: list[str], dev):
 
         prepare_for_sampling(G, dev)
     precision = "fp32" if "fp32" in levers else resolve_precision("auto", dev)
+    if "compile" in levers:
+        G.compile()
 
     def run(z):
         return list(generate_batches(G, z, device=dev, batch_size=SAMPLE_BATCH, precision=precision))
@@ -286,7 +292,8 @@ class _Config:
                 # FLOPs of one step at a small batch on a throwaway instance, per real image: every op
                 # is linear in the batch, so this is exact for the full batch.
                 torch.manual_seed(1)
-                fstep, _ = _make_trainer(spec["impl"], size, 4, self.levers, dev)
+                plain_levers = [lv for lv in self.levers if lv != "compile"]  # same FLOPs, no second compile
+                fstep, _ = _make_trainer(spec["impl"], size, 4, plain_levers, dev)
                 small = _real_pool(size, 2, 1)[0]
                 self.flops_per_img = _count_flops(lambda: fstep(small)) / 2
                 del fstep
@@ -302,7 +309,7 @@ class _Config:
                 was = G.training
                 G.eval()
                 zf = torch.randn(2, 100, device=dev)
-                self.flops_per_img = _count_flops(lambda: G(zf)) / 2
+                self.flops_per_img = _count_flops(lambda: G.forward(zf)) / 2  # forward: not the compiled call
                 G.train(was)
             rng = np.random.default_rng(0)
             zs = [rng.standard_normal((SAMPLE_BATCH, 100)).astype(np.float32) for _ in range(2)]
@@ -334,6 +341,8 @@ class _Config:
         self.fn(a)
         _sync(self.dev)
         dt = time.perf_counter() - t
+        if self.n == 1:
+            self.first_step_s = dt  # includes torch.compile's compiling, where that lever is on
         u1, s1, f1 = _rusage()
         if measured:
             self.usage = [self.usage[0] + u1 - u0, self.usage[1] + s1 - s0, self.usage[2] + f1 - f0]
@@ -349,6 +358,7 @@ class _Config:
             "peak_rss_mib": _peak_rss_mib(),  # the process's: one configuration per process except --quick
             "gpu_peak_mib": _gpu_peak_mib(self.dev),
             "precision": self.precision,
+            "first_step_s": getattr(self, "first_step_s", None),
             "user_s_per_step": self.usage[0] / n,
             "sys_s_per_step": self.usage[1] / n,
             "minflt_per_step": self.usage[2] / n,
@@ -539,7 +549,9 @@ SAMPLE_CONFIGS = [
     ("latentctl as `sample` runs it (auto precision)", "latentctl", ["sampleprep", "alloc"], {}),
 ]
 
-# --scan: each lever alone on the plain port, then stacked on latentctl's trainer.
+# --scan: each lever alone on the plain port, then stacked on latentctl's trainer (in auto precision:
+# bf16 on GPUs and on CPUs with native bf16). Spinning OpenMP threads (OMP_WAIT_POLICY=ACTIVE) take
+# cores from the configurations interleaved with them, so those rows are only fair measured alone.
 SCAN_TRAIN = [
     ("plain", "plain", [], {}),
     ("plain, 1 thread", "plain", ["threads=1"], {}),
@@ -559,6 +571,7 @@ SCAN_TRAIN = [
     ("latentctl + cl + alloc + in-place + OMP_WAIT_POLICY=ACTIVE", "latentctl", ["cl", "alloc", "inplace"], {"OMP_WAIT_POLICY": "ACTIVE"}),
     ("latentctl + cl + alloc + in-place + OMP_PROC_BIND=close", "latentctl", ["cl", "alloc", "inplace"], {"OMP_PROC_BIND": "close"}),
     ("latentctl + cl + alloc + in-place + THP (GLIBC_TUNABLES)", "latentctl", ["cl", "alloc", "inplace"], THP_ENV),
+    ("latentctl + cl + alloc + torch.compile", "latentctl", ["cl", "alloc", "compile"], {}),
 ]
 SCAN_SAMPLE = [
     ("plain", "plain", [], {}),
@@ -569,6 +582,7 @@ SCAN_SAMPLE = [
     ("generate + prepare_for_sampling + alloc + rgbcrop", "latentctl", ["sampleprep", "alloc", "rgbcrop"], {}),
     ("generate + prepare_for_sampling + alloc + OMP env", "latentctl", ["sampleprep", "alloc"], OMP_ENV),
     ("generate + prepare_for_sampling + alloc + THP", "latentctl", ["sampleprep", "alloc"], THP_ENV),
+    ("generate + prepare_for_sampling + alloc + torch.compile", "latentctl", ["sampleprep", "alloc", "compile"], {}),
 ]
 
 
@@ -600,6 +614,7 @@ def _row(name: str, spec: dict, runs: list[dict], base_runs: list[dict] | None) 
         row[key] = statistics.mean(r[key] for r in runs)
     row["precision"] = first.get("precision")
     row["device"] = first.get("device")
+    row["first_step_s"] = first.get("first_step_s")
     return row
 
 
@@ -619,6 +634,9 @@ def _print_table(title: str, rows: list[dict], peaks: dict[str, float], quick: b
             f"{_fmt(r['flops_per_img'] and r['flops_per_img'] / 1e9, '.2f'):>9} {_fmt(r.get('gflops_s'), '.1f'):>7} "
             f"{_fmt(r['pct_peak'], '.0f'):>6} {_fmt(mem, '.0f'):>8} {_fmt(r.get('sys_s_per_step'), '.2f'):>10}"
         )
+    for r in rows:
+        if "compile" in r.get("levers", []) and r.get("first_step_s") is not None:
+            print(f"  {r['name']}: first step {r['first_step_s']:.1f} s (includes compiling) vs {r['step_s']:.2f} s after")
 
 
 def _measure(kind: str, size: int, cfgs: list, args, batch: int, budget: float | None, group_size: int) -> list[dict]:
