@@ -24,7 +24,7 @@ from latentctl import __version__
 from latentctl.config import ModelConfig, TrainConfig, from_dict
 from latentctl.errors import CheckpointError
 from latentctl.fsutil import atomic_writer
-from latentctl.workspace import CHECKPOINT_NAME
+from latentctl.workspace import checkpoint_in
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -73,19 +73,9 @@ def _refuse_pickles(path: Path, head: bytes) -> None:
         )
 
 
-def checkpoint_file(path: Path) -> Path:
-    """``path`` itself, or the checkpoint inside ``path`` when it is a run folder."""
-    path = Path(path)
-    if path.is_dir():
-        if (path / CHECKPOINT_NAME).is_file():
-            return path / CHECKPOINT_NAME
-        raise CheckpointError(f"{path} is a folder without {CHECKPOINT_NAME}; pass a .safetensors checkpoint or a run folder")
-    return path
-
-
 def read_raw_header(path: Path) -> dict[str, Any]:
     """The safetensors JSON header: 8-byte little-endian length, then that many bytes of JSON."""
-    path = checkpoint_file(path)
+    path = checkpoint_in(path)
     try:
         with open(path, "rb") as f:
             head = f.read(8)
@@ -110,7 +100,7 @@ def read_raw_header(path: Path) -> dict[str, Any]:
 
 def read_header(path: Path) -> CheckpointInfo:
     """Parse and validate a latentctl checkpoint's metadata without loading any tensor."""
-    path = checkpoint_file(path)
+    path = checkpoint_in(path)
     header = read_raw_header(path)
     meta = header.pop("__metadata__", None) or {}
     if meta.get("format") != FORMAT:
@@ -311,7 +301,7 @@ def load(path: Path, *, device: Any = "cpu", training: bool = False) -> Loaded:
 
     from latentctl.models import build_models, partner_prefix
 
-    path = checkpoint_file(path)
+    path = checkpoint_in(path)
     info = read_header(path)
     if training and info.kind != KIND_TRAINING:
         raise CheckpointError(

@@ -79,17 +79,23 @@ class Workspace:
         """A checkpoint file from what the user gave: nothing (the current run), a run folder, or a file."""
         if target is None:
             target = self.current_run()
-        target = Path(target).expanduser()
-        if target.is_dir():
-            ckpt = target / CHECKPOINT_NAME
-            if not ckpt.exists():
-                raise CheckpointError(
-                    f"{target} has no {CHECKPOINT_NAME}: is it a run folder that finished at least one checkpoint?"
-                )
-            return ckpt
+        target = checkpoint_in(Path(target).expanduser())
         if not target.exists():
             raise CheckpointError(f"no checkpoint or run folder at {target}")
         return target
+
+
+def checkpoint_in(path: Path) -> Path:
+    """``path`` itself, or the checkpoint inside ``path`` when it is a run folder."""
+    path = Path(path)
+    if path.is_dir():
+        ckpt = path / CHECKPOINT_NAME
+        if not ckpt.is_file():
+            raise CheckpointError(
+                f"{path} is a folder without {CHECKPOINT_NAME}: is it a run folder that finished at least one checkpoint?"
+            )
+        return ckpt
+    return path
 
 
 def slug(text: str) -> str:
