@@ -52,13 +52,7 @@ def _worker(rank: int, size: int, port: int, device_type: str, kwargs: dict, lis
     from latentctl.training import World, train
 
     os.environ["MASTER_ADDR"], os.environ["MASTER_PORT"] = "127.0.0.1", str(port)
-    if device_type == "cuda":
-        torch.cuda.set_device(rank)
-        device = torch.device("cuda", rank)
-    else:
-        torch.set_num_threads(cpu_threads_per_process(size))
-        device = torch.device("cpu")
-    dist.init_process_group("nccl" if device_type == "cuda" else "gloo", rank=rank, world_size=size)
+    device = _enter_group(device_type, rank, size, rank=rank, world_size=size)
     try:
         if listener is not None and rank == 0:
             with listener() as progress:
@@ -75,6 +69,29 @@ def _worker(rank: int, size: int, port: int, device_type: str, kwargs: dict, lis
     finally:
         dist.destroy_process_group()
     exit_after_teardown()
+
+
+def _enter_group(device_type: str, local_rank: int, local_size: int, **init: Any) -> torch.device:
+    """Pin this process to its device (cuda:LOCAL_RANK, or its share of the CPU cores, so that
+    every launch computes alike) and join the process group; returns the device."""
+    import torch.distributed as dist
+
+    if device_type == "cuda":
+        torch.cuda.set_device(local_rank)
+        device = torch.device("cuda", local_rank)
+    else:
+        torch.set_num_threads(cpu_threads_per_process(local_size))
+        device = torch.device("cpu")
+    dist.init_process_group("nccl" if device_type == "cuda" else "gloo", **init)
+    return device
+
+
+def _rebuild_error(name: str, message: str, checkpoint: str | None = None) -> LatentctlError:
+    """The library error another process reported by class name and message."""
+    cls = getattr(errors, name, None)
+    if not (isinstance(cls, type) and issubclass(cls, LatentctlError)):
+        return LatentctlError(message)
+    return cls(message, checkpoint=checkpoint) if cls is errors.TrainingInterrupted else cls(message)
 
 
 def exit_after_teardown() -> None:
@@ -135,9 +152,7 @@ def train_parallel(
         # process then failed to shut down cleanly (see exit_after_teardown)
         return Path(a)
     if status == "error":
-        cls = getattr(errors, a, LatentctlError)
-        message, ckpt = b
-        raise cls(message, checkpoint=ckpt) if cls is errors.TrainingInterrupted else cls(message)
+        raise _rebuild_error(a, *b)
     crashed = next((r for r in reports.values() if r[0] == "crash"), None)
     detail = crashed[1].strip().splitlines()[-1] if crashed else f"exit codes {[p.exitcode for p in procs]}"
     raise LatentctlError(f"a training worker failed: {detail}")
@@ -188,8 +203,6 @@ class LaunchedGroup:
 
     def join(self, device: torch.device) -> torch.device:
         """Join the process group; returns this process's device (cuda:LOCAL_RANK on GPUs)."""
-        import torch.distributed as dist
-
         if device.type == "mps":
             raise UsageError("torchrun: several processes are not supported on Apple's MPS")
         if device.type == "cuda":
@@ -198,15 +211,10 @@ class LaunchedGroup:
                     f"torchrun started {self.local_size} processes on this machine but only "
                     f"{torch.cuda.device_count()} CUDA GPU(s) are visible; lower --nproc-per-node"
                 )
-            torch.cuda.set_device(self.local_rank)
-            device = torch.device("cuda", self.local_rank)
-        else:
-            # torchrun sets OMP_NUM_THREADS=1 for every process; split the cores instead, as
-            # --devices does, so that both launches compute alike
-            torch.set_num_threads(cpu_threads_per_process(self.local_size))
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo", init_method="env://")
-        self.device = device
-        return device
+        # (torchrun sets OMP_NUM_THREADS=1 for every process; the cores are split instead, as
+        # --devices splits them)
+        self.device = _enter_group(device.type, self.local_rank, self.local_size, init_method="env://")
+        return self.device
 
     def leave(self, finished: bool) -> None:
         """Leave the group; after a finished run, only once every rank has finished, and then end
@@ -245,7 +253,5 @@ class LaunchedGroup:
             return value
         status, *detail = self._broadcast(None)
         if status == "error":
-            name, message = detail
-            cls = getattr(errors, name, LatentctlError)
-            raise (cls(message) if isinstance(cls, type) and issubclass(cls, LatentctlError) else LatentctlError(message))
+            raise _rebuild_error(*detail)
         return fn() if rest else detail[0]
