@@ -11,7 +11,6 @@ if impl == "latentctl":
     from latentctl.config import ModelConfig, TrainConfig
     from latentctl.training import GANTrainer
     t = GANTrainer(ModelConfig(image_size=size), TrainConfig(batch_size=batch, channels_last=True, precision=precision), torch.device("cpu"))
-    perf.inplace_activations(t.G); perf.inplace_activations(t.D)
     step = lambda r: t.step(t.prepare_real(r))
 else:
     from benchmarks.plain_reference import PlainGAN, prepare_real

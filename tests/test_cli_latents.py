@@ -156,6 +156,7 @@ def test_precision_chooses_what_images_are_rendered_in(model, tmp_path):
             np.testing.assert_array_equal(got, want)
         else:  # bfloat16 keeps 8 bits of mantissa: pixels move by a few levels, the picture stays
             assert np.abs(got.astype(int) - want.astype(int)).mean() < 6
+            assert not np.array_equal(got, want)  # rendered in bf16 indeed, not silently in fp32
     run("interp", "seeds:3", "seeds:4", "--precision", "fp32", "--model", model, "--out", tmp_path / "i")
     np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "i" / "frame000.png")), want[0])
     for cmd in (["sample", model, "-n", "1"], ["interp", "seeds:1", "seeds:2", "--model", model],
