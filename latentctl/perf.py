@@ -173,3 +173,12 @@ def prepare_for_sampling(generator: Any, device: Any = "cpu", *, channels_last: 
         generator.to(memory_format=torch.channels_last)
     inplace_activations(generator)
     return generator
+
+
+def cpu_speedups(device, *, allocator: bool = True) -> None:
+    """The CPU levers measured in docs/performance.md: every core, and glibc's allocator tuned."""
+    if device.type != "cpu":
+        return
+    use_all_cores()
+    if allocator:
+        tune_allocator()

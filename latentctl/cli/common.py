@@ -123,14 +123,3 @@ def peak_memory() -> str:
     if torch is not None and torch.cuda.is_available() and torch.cuda.max_memory_allocated():
         text += f", GPU {torch.cuda.max_memory_allocated() / 2**30:.2f} GiB"
     return text
-
-
-def cpu_speedups(device, *, allocator: bool = True) -> None:
-    """The CPU levers measured in docs/performance.md: every core, and glibc's allocator tuned."""
-    if device.type != "cpu":
-        return
-    from latentctl import perf
-
-    perf.use_all_cores()
-    if allocator:
-        perf.tune_allocator()

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from latentctl.cli.common import DeviceOpt, PrecisionOpt, WorkspaceOpt, cpu_speedups, err_console, handles_errors, note, result
+from latentctl.cli.common import DeviceOpt, PrecisionOpt, WorkspaceOpt, err_console, handles_errors, note, result
 
 
 @handles_errors
@@ -37,6 +37,7 @@ def demo(
     from latentctl.cli.progress import TrainingProgress
     from latentctl.demo import DemoConfig, run_demo
     from latentctl.device import resolve_device, resolve_precision
+    from latentctl import perf
     from latentctl.workspace import Workspace
 
     ws = Workspace.resolve(workspace)
@@ -44,7 +45,7 @@ def demo(
     precision = resolve_precision(precision, dev)
     cfg = DemoConfig(image_size=image_size, images=images, width=width, epochs=epochs, seed=seed, precision=precision)
     out_dir = Path(out).expanduser() if out else ws.new_output_dir("demo")
-    cpu_speedups(dev)
+    perf.cpu_speedups(dev)
     note(f"demo: {images} synthetic {image_size}px faces, {epochs} epochs on {dev} ({precision}); workspace {ws.root}")
     with TrainingProgress(err_console) as progress:
         report = run_demo(ws, out_dir, cfg, device=dev, on_event=progress.update, run_dir=reuse)

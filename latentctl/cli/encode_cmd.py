@@ -19,6 +19,7 @@ from latentctl.cli.common import (
     handles_errors,
     note,
     result,
+    warn,
 )
 from latentctl.cli.latent_cmds import ModelOpt, OutOpt
 from latentctl.errors import DataError, UsageError
@@ -76,11 +77,11 @@ def encode(
     import numpy as np
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from latentctl.cli.session import open_model, output_dir, save_latents
+    from latentctl.session import open_model, output_dir, save_latents
     from latentctl.encode import encode_images
     from latentctl.grid import make_grid, save_png
 
-    session = open_model(model, device, workspace)
+    session = open_model(model, device, workspace, warn=warn)
     images, files = load_photos(photos, session.info.model.image_size)
     out_dir = output_dir(session.ws, out, "encode", force)
     with Progress(TextColumn("encoding"), BarColumn(), TimeRemainingColumn(), console=err_console, transient=True) as bar:
@@ -163,7 +164,7 @@ def map_latents(
 
       latentctl map mnist-png/ -c digit -m runs/0001-mnist-ae-32px -m runs/0002-mnist-vae-32px
     """
-    from latentctl.cli.session import open_model
+    from latentctl.session import open_model
     from latentctl.plot import Panel, pca_2d, scatter_png
     from latentctl.workspace import Workspace
 
@@ -173,7 +174,7 @@ def map_latents(
         raise UsageError(f"{target} already exists; pass --force to replace it")
     panels = []
     for model in models or [None]:
-        session = open_model(model, device, workspace)
+        session = open_model(model, device, workspace, warn=warn)
         z, values = labelled_latents(session, images, column, labels, name_pattern, max_images)
         dim = z.shape[1]
         title = f"{session.info.model.family.upper()}: {session.path.parent.name if session.path.name == 'checkpoint.safetensors' else session.path.stem}"

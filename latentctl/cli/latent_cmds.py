@@ -76,12 +76,12 @@ def interp(
     """
     import numpy as np
 
-    from latentctl.cli.session import open_model, output_dir, render, save_latents
+    from latentctl.session import open_model, output_dir, render, save_latents
     from latentctl.latents import interpolate_path
 
     if method not in ("lerp", "slerp"):
         raise UsageError(f"--method must be lerp or slerp, got {method!r}")
-    session = open_model(model, device, workspace, precision)
+    session = open_model(model, device, workspace, precision, warn=warn)
     rows = np.concatenate([session.latents(p).z for p in points])
     if len(rows) < 2:
         raise UsageError("interp needs at least two latents, e.g. 'latentctl interp seeds:16 seeds:37'")
@@ -190,10 +190,10 @@ def attr_vector(
         if not column or not pos_if:
             raise UsageError("--images needs --column NAME and --pos-if CONDITION, e.g. --column gender --pos-if ==1")
         from latentctl.cli.encode_cmd import labelled_latents
-        from latentctl.cli.session import open_model
+        from latentctl.session import open_model
         from latentctl.labels import select
 
-        session = open_model(model, "auto", workspace)
+        session = open_model(model, "auto", workspace, warn=warn)
         dim, info = session.info.model.latent_dim, session.info
         z_all, values = labelled_latents(session, images, column, labels, name_pattern, max_images)
         pos_mask = select(values, pos_if)
@@ -267,10 +267,10 @@ def apply(
     import numpy as np
 
     from latentctl import latents as L
-    from latentctl.cli.session import open_model, output_dir, render, save_latents
+    from latentctl.session import open_model, output_dir, render, save_latents
 
     strengths = _floats(scales, "--scales")
-    session = open_model(model, device, workspace, precision)
+    session = open_model(model, device, workspace, precision, warn=warn)
     base = np.concatenate([session.latents(s).z for s in latents])
     if mean:
         base = base.mean(axis=0, keepdims=True)

@@ -19,6 +19,7 @@ from latentctl.cli.common import (
     note,
     peak_memory,
     result,
+    warn,
 )
 from latentctl.errors import UsageError
 
@@ -68,11 +69,11 @@ def sample(
     """
     import numpy as np
 
-    from latentctl.cli.session import open_model, output_dir, render, save_latents
+    from latentctl.session import open_model, output_dir, render, save_latents
     from latentctl.seeds import latents_from_seeds, resolve_seeds
 
     seed_list = resolve_seeds(n, seeds)
-    session = open_model(model, device, workspace, precision)
+    session = open_model(model, device, workspace, precision, warn=warn)
     z = latents_from_seeds(seed_list, session.info.model.latent_dim) * np.float32(truncation)
     out_dir = output_dir(session.ws, out, "sample", force)
     written = render(

@@ -16,7 +16,6 @@ from latentctl.cli.common import (
     PrecisionOpt,
     WorkspaceOpt,
     err_console,
-    cpu_speedups,
     handles_errors,
     note,
     peak_memory,
@@ -125,7 +124,9 @@ def train(
         "checkpoint_every": checkpoint_every, "snapshot_every": snapshot_every,
     }
     dev = resolve_device(device)
-    cpu_speedups(dev, allocator=tune_allocator)
+    from latentctl import perf as _perf
+
+    _perf.cpu_speedups(dev, allocator=tune_allocator)
     from latentctl.distributed import LaunchedGroup, check_devices
 
     group = LaunchedGroup.from_environment()  # started by torchrun as one of several processes

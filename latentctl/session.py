@@ -1,7 +1,9 @@
-"""A loaded model plus the workspace and store around it: what sample, interp and apply share."""
+"""A loaded model plus the workspace and store around it: what sample, interp, apply, the demo and
+the explorer share. Library code: it never prints; warnings go to the ``warn`` callback it is given."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -9,7 +11,6 @@ from typing import Any
 import numpy as np
 
 from latentctl.checkpoint import CheckpointInfo
-from latentctl.cli.common import cpu_speedups, warn
 from latentctl.errors import UsageError
 from latentctl.store import LatentEntry, LatentStore, compatibility_warning, resolve_latents, write_entry
 from latentctl.workspace import Workspace
@@ -25,6 +26,7 @@ class ModelSession:
     store: LatentStore
     precision: str = "fp32"  # for rendering images: fp32 | bf16 (autocast)
     warned: set[str] = field(default_factory=set)
+    warn: Callable[[str], None] = lambda message: None  # how a warning reaches the user
 
     @property
     def generator(self) -> Any:
@@ -52,16 +54,23 @@ class ModelSession:
         message = compatibility_warning(entry, model_id=self.info.model_id, run_id=self.info.run_id, source=spec)
         if message and spec not in self.warned:
             self.warned.add(spec)
-            warn(message)
+            self.warn(message)
         return entry
 
 
-def open_model(model: Path | None, device: str, workspace: Path | None, precision: str = "fp32") -> ModelSession:
+def open_model(
+    model: Path | None,
+    device: str = "auto",
+    workspace: Path | None = None,
+    precision: str = "fp32",
+    *,
+    warn: Callable[[str], None] | None = None,
+) -> ModelSession:
     """Load a checkpoint for rendering (and encoding). ``precision`` is what images are rendered in
     (``auto`` resolves per device); encoding always runs in float32."""
     from latentctl import checkpoint
     from latentctl.device import resolve_device, resolve_precision
-    from latentctl.perf import prepare_for_sampling
+    from latentctl.perf import cpu_speedups, prepare_for_sampling
 
     ws = Workspace.resolve(workspace)
     path = ws.resolve_checkpoint(model)
@@ -70,7 +79,10 @@ def open_model(model: Path | None, device: str, workspace: Path | None, precisio
     cpu_speedups(dev)
     loaded = checkpoint.load(path, device=dev)
     prepare_for_sampling(loaded.generator, dev)
-    return ModelSession(ws, path, loaded.info, loaded, dev, LatentStore(ws.store), precision)
+    session = ModelSession(ws, path, loaded.info, loaded, dev, LatentStore(ws.store), precision)
+    if warn is not None:
+        session.warn = warn
+    return session
 
 
 def output_dir(ws: Workspace, out: Path | None, command: str, force: bool) -> Path:
