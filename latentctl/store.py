@@ -27,18 +27,24 @@ import dataclasses
 import datetime as _dt
 import difflib
 import json
+import lzma
+import math
 import re
+import struct
+import tokenize
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from numpy.lib import format as npformat
 
 from latentctl import __version__
 from latentctl.errors import StoreError, UsageError
 from latentctl.fsutil import atomic_writer
-from latentctl.seeds import MAX_SEED, format_seeds, latents_from_seeds, parse_seeds
+from latentctl.seeds import MAX_SEED, MAX_SEED_COUNT, format_seeds, latents_from_seeds, parse_seeds
 
 FORMAT = "latentctl-latents/1"
 _FORMAT_FAMILY = "latentctl-latents/"
@@ -51,8 +57,8 @@ LIST_HINT = "`latentctl latents list` shows the saved entries"
 # resolve_latents gives them meaning.
 _NAME_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
 _MAX_NAME = 200  # file systems allow 255 bytes per name; leave room for ".npz" and temp names
-# seeds:0-4294967295 would otherwise try to build billions of latents.
-MAX_RESOLVED_SEEDS = 100_000
+# seeds:0-4294967295 would otherwise try to build billions of latents; rows after '@' likewise.
+MAX_RESOLVED_SEEDS = MAX_SEED_COUNT
 
 
 def _utc_now_iso() -> str:
@@ -151,70 +157,184 @@ class LatentEntry:
 
 # ---- reading ------------------------------------------------------------------------------------
 
+# The most one array of a latent file may declare, checked against its .npy header before anything
+# is allocated: a 200-byte file can claim 10^12 floats. 2 GiB is a million 512-dimensional latents.
+MAX_ARRAY_BYTES = 2**31
+_MAX_NDIM = 32  # numpy's own limit is 64; no key of ours has more than 2 dimensions
+_NPY_MAGIC = b"\x93NUMPY"
+# What numpy's .npy header parser and a hostile zip member can raise while being read; each means
+# "this file is not a usable latent file", never a bug of ours.
+_DECODE_ERRORS = (
+    ValueError, TypeError, KeyError, IndexError, OverflowError, SyntaxError, RecursionError,
+    tokenize.TokenError, struct.error,
+)
+_ZIP_ERRORS = (
+    OSError, EOFError, zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, lzma.LZMAError,
+    NotImplementedError, RuntimeError, UnicodeDecodeError, struct.error, ValueError, OverflowError,
+)
 
-def _member(npz: Any, key: str, where: str) -> np.ndarray:
-    arr = npz[key]
-    # NpzFile hands back raw bytes for a zip member that is not a .npy (any zip opens as npz).
-    if not isinstance(arr, np.ndarray):
-        raise StoreError(f"{where}: '{key}' is not a numpy array")
-    return arr
+
+class _Archive:
+    """The members of an open .npz, read one array at a time with every size checked first.
+
+    Keys follow numpy's NpzFile: a member ``z.npy`` is key ``z``, and a member named exactly ``z``
+    wins over ``z.npy``. Nothing is ever unpickled: object arrays are refused from their header.
+    """
+
+    def __init__(self, zf: zipfile.ZipFile, where: str):
+        self.zf, self.where = zf, where
+        self.members: dict[str, zipfile.ZipInfo] = {}
+        for info in zf.infolist():
+            self.members[info.filename] = info  # a repeated name: the last wins, as in zipfile
+        self.names = list(dict.fromkeys(n[:-4] if n.endswith(".npy") else n for n in self.members))
+
+    def __contains__(self, key: str) -> bool:
+        return key in self.names
+
+    def array(self, key: str) -> np.ndarray:
+        where = self.where
+        info = self.members.get(key) or self.members.get(key + ".npy")
+        if info is None:
+            raise StoreError(f"{where} has no '{key}' array")
+        with self.zf.open(info) as f:
+            head = f.read(8)
+            if len(head) < 8 or head[:6] != _NPY_MAGIC:
+                # NpzFile hands back raw bytes for such a member (any zip opens as an npz).
+                raise StoreError(f"{where}: '{key}' is not a numpy array")
+            version = (head[6], head[7])
+            if version not in ((1, 0), (2, 0)):
+                raise StoreError(
+                    f"{where}: '{key}' is a .npy array of version {version[0]}.{version[1]}, "
+                    "which latentctl does not read (numpy writes 1.0 or 2.0 for plain arrays)"
+                )
+            try:
+                read_header = (npformat.read_array_header_1_0 if version == (1, 0)
+                               else npformat.read_array_header_2_0)
+                shape, fortran, dtype = read_header(f)
+            except _DECODE_ERRORS as e:
+                raise StoreError(f"{where}: '{key}' has a malformed .npy header ({_short(e)})") from None
+            if dtype.hasobject:
+                raise _Pickled(where)
+            if dtype.kind not in "biufcSU" or dtype.names is not None or dtype.subdtype is not None:
+                raise StoreError(f"{where}: '{key}' holds {dtype} values, which latentctl does not read")
+            if dtype.itemsize == 0:
+                raise StoreError(f"{where}: '{key}' declares elements of size zero ({dtype})")
+            if len(shape) > _MAX_NDIM or any(d < 0 for d in shape):
+                raise StoreError(f"{where}: '{key}' declares an impossible shape {shape}")
+            count = math.prod(shape)
+            nbytes = count * dtype.itemsize
+            if nbytes > MAX_ARRAY_BYTES:
+                raise StoreError(
+                    f"{where}: '{key}' declares shape {shape} of {dtype} ({nbytes:,} bytes), more "
+                    f"than the {MAX_ARRAY_BYTES:,} bytes latentctl reads from one array"
+                )
+            # The zip directory says how much the member really holds once decompressed; a header
+            # that claims more (or less) describes some other array.
+            held = info.file_size - f.tell()
+            if held != nbytes:
+                raise StoreError(
+                    f"{where}: '{key}' declares shape {shape} of {dtype} ({nbytes:,} bytes) but "
+                    f"holds {max(held, 0):,} bytes; the file is truncated or corrupt"
+                )
+            data = f.read(nbytes)
+        if len(data) != nbytes:
+            raise StoreError(f"{where}: '{key}' is truncated ({len(data):,} of {nbytes:,} bytes)")
+        arr = np.frombuffer(data, dtype=dtype, count=count)
+        if fortran:
+            return arr.reshape(shape[::-1]).transpose()
+        return arr.reshape(shape)
+
+    def string(self, key: str) -> str | None:
+        if key not in self:
+            return None
+        arr = self.array(key)
+        where = self.where
+        if arr.ndim == 0 and arr.dtype.kind == "U":
+            return str(arr[()])
+        if arr.ndim == 0 and arr.dtype.kind == "S":  # numpy bytes strings from other writers
+            try:
+                return arr[()].decode("utf-8")
+            except UnicodeDecodeError:
+                raise StoreError(f"{where}: '{key}' is not valid UTF-8 text") from None
+        raise StoreError(f"{where}: '{key}' must be a text string, got {arr.dtype} of shape {arr.shape}")
 
 
-def _read_string(npz: Any, key: str, where: str) -> str | None:
-    if key not in npz.files:
-        return None
-    arr = _member(npz, key, where)
-    if arr.ndim == 0 and arr.dtype.kind == "U":
-        return str(arr[()])
-    if arr.ndim == 0 and arr.dtype.kind == "S":  # numpy bytes strings from other writers
-        try:
-            return arr[()].decode("utf-8")
-        except UnicodeDecodeError:
-            raise StoreError(f"{where}: '{key}' is not valid UTF-8 text") from None
-    raise StoreError(f"{where}: '{key}' must be a text string, got {arr.dtype} of shape {arr.shape}")
+class _Pickled(StoreError):
+    def __init__(self, where: str):
+        super().__init__(
+            f"{where} holds pickled Python objects, which latentctl refuses to load "
+            "(loading them could run code)"
+        )
+
+
+def _short(err: BaseException) -> str:
+    text = " ".join(str(err).split()) or type(err).__name__
+    return text if len(text) <= 160 else text[:157] + "..."
 
 
 def _read_arrays(path: Path, where: str) -> dict[str, Any]:
     """Every key read_entry uses, as plain values, with the archive closed again."""
-    with np.load(path, allow_pickle=False) as npz:
-        names = list(npz.files)
-        if "z" in names:
-            z = _member(npz, "z", where)
-        elif "w" in names:
+    with zipfile.ZipFile(path) as zf:
+        npz = _Archive(zf, where)
+        if "z" in npz:
+            z = npz.array("z")
+        elif "w" in npz:
             # StyleGAN's projector saves its result as 'w'. Only (n, d) maps onto our rows;
             # (n, layers, d) is a per-layer latent this model has no place for.
-            z = _member(npz, "w", where)
+            z = npz.array("w")
             if z.ndim != 2:
                 raise StoreError(
                     f"{where}: its 'w' array has shape {z.shape}; only 2-D (rows, latent_dim) "
                     "latents can be used (per-layer latents from StyleGAN's projector cannot)"
                 )
         else:
-            found = ", ".join(repr(n) for n in names) or "none"
+            found = ", ".join(repr(n) for n in npz.names[:20]) or "none"
+            if len(npz.names) > 20:
+                found += f" and {len(npz.names) - 20} more"
             raise StoreError(f"{where} has no 'z' array of latents (keys found: {found})")
         out: dict[str, Any] = {"z": z}
-        out["seeds"] = _member(npz, "seeds", where) if "seeds" in names else None
+        out["seeds"] = npz.array("seeds") if "seeds" in npz else None
         for key in ("kind", "model_id", "run_id", "meta", "format"):
-            out[key] = _read_string(npz, key, where)
+            out[key] = npz.string(key)
     return out
 
 
-def read_entry(path: Path) -> LatentEntry:
-    """Read a latent ``.npz`` (ours, or a third party's with just ``z``) without ever unpickling."""
-    path = Path(path).expanduser()
-    where = str(path)
-    if not path.exists():
-        raise StoreError(f"no latent file {where}")
-    if path.is_dir():
-        raise StoreError(f"{where} is a folder, not a latent file")
+def _expand(path: Path) -> Path:
     try:
+        return path.expanduser()
+    except RuntimeError:  # "~someone/..." for a user this system does not know: keep it literal
+        return path
+
+
+def _is_file(path: Path) -> bool:
+    # Text from a command line can be a name too long for the file system (OSError on 3.11) or
+    # hold a NUL byte; neither names a file that exists.
+    try:
+        return _expand(path).is_file()
+    except (OSError, ValueError):
+        return False
+
+
+def read_entry(path: Path) -> LatentEntry:
+    """Read a latent ``.npz`` (ours, or a third party's with just ``z``) without ever unpickling.
+
+    Every failure is a ``StoreError`` naming the file; no declared size is trusted before it is
+    checked against the archive and ``MAX_ARRAY_BYTES``.
+    """
+    path = _expand(Path(path))
+    where = str(path)
+    try:
+        if not _is_file(path):
+            if path.is_dir():
+                raise StoreError(f"{where} is a folder, not a latent file")
+            raise StoreError(f"no latent file {where}")
         is_zip = zipfile.is_zipfile(path)
         if not is_zip:
             # np.load would try to unpickle this (refused) and blame "pickled data"; say what
             # the file really is instead.
             with open(path, "rb") as f:
                 head = f.read(6)
-            if head == b"\x93NUMPY":
+            if head == _NPY_MAGIC:
                 raise StoreError(
                     f"{where} is a single .npy array, not a .npz latent file; "
                     "convert it with numpy.savez(path, z=array)"
@@ -223,17 +343,8 @@ def read_entry(path: Path) -> LatentEntry:
         arrays = _read_arrays(path, where)
     except StoreError:
         raise
-    except ValueError as e:
-        # allow_pickle=False turns any object array into this ValueError: the file holds
-        # pickled data, which we refuse to run.
-        if "pickle" in str(e).lower():
-            raise StoreError(
-                f"{where} holds pickled Python objects, which latentctl refuses to load "
-                "(loading them could run code)"
-            ) from None
-        raise StoreError(f"{where} is not a valid latent file: {e}") from None
-    except (OSError, EOFError, zipfile.BadZipFile, KeyError) as e:
-        raise StoreError(f"{where} cannot be read as a .npz archive: {e}") from None
+    except _ZIP_ERRORS as e:
+        raise StoreError(f"{where} cannot be read as a .npz archive: {_short(e)}") from None
 
     fmt = arrays["format"]
     if fmt is not None and fmt != FORMAT:
@@ -250,6 +361,8 @@ def read_entry(path: Path) -> LatentEntry:
             meta = json.loads(arrays["meta"])
         except json.JSONDecodeError as e:
             raise StoreError(f"{where}: 'meta' is not valid JSON ({e.msg} at char {e.pos})") from None
+        except RecursionError:  # '[[[[...' thousands deep
+            raise StoreError(f"{where}: 'meta' is JSON nested too deeply to read") from None
         if not isinstance(meta, dict):
             raise StoreError(f"{where}: 'meta' must be a JSON object, got {type(meta).__name__}")
     try:
@@ -414,8 +527,11 @@ class LatentStore:
             created = entry.meta.get("created")
             if not isinstance(created, str):
                 # Third-party files carry no meta; the file's time is the next best answer.
-                mtime = _dt.datetime.fromtimestamp(path.stat().st_mtime, _dt.timezone.utc)
-                created = mtime.replace(microsecond=0).isoformat().replace("+00:00", "Z")
+                try:
+                    mtime = _dt.datetime.fromtimestamp(path.stat().st_mtime, _dt.timezone.utc)
+                    created = mtime.replace(microsecond=0).isoformat().replace("+00:00", "Z")
+                except (OSError, ValueError, OverflowError):  # removed meanwhile, or a wild mtime
+                    created = None
             infos.append(
                 EntryInfo(
                     name=name,
@@ -459,7 +575,8 @@ def _from_seeds(spec: str, text: str, latent_dim: int | None) -> LatentEntry:
     extent = _spec_extent(text)
     if extent is not None and extent[0] > MAX_RESOLVED_SEEDS:
         raise UsageError(
-            f"{spec!r} names {extent[0]} seeds; at most {MAX_RESOLVED_SEEDS} can be used at once"
+            f"{spec!r} names {extent[0]:,} seeds; at most {MAX_RESOLVED_SEEDS:,} seeds per "
+            "command; split the range"
         )
     try:
         seeds = parse_seeds(text)
@@ -482,7 +599,7 @@ def _looks_like_path(text: str) -> bool:
     return (
         "/" in text
         or "\\" in text
-        or (text.endswith(SUFFIX) and Path(text).expanduser().is_file())
+        or (text.endswith(SUFFIX) and _is_file(Path(text)))
     )
 
 
@@ -502,7 +619,7 @@ def resolve_latents(spec: str, store: LatentStore, latent_dim: int | None) -> La
         raise UsageError("empty latent source: give seeds:0-8, a store entry name or a .npz file")
     base, rows_text = spec, None
     # A real file whose name contains '@' is taken whole; otherwise the last '@' starts rows.
-    if "@" in spec and not Path(spec).expanduser().is_file():
+    if "@" in spec and not _is_file(Path(spec)):
         base, _, rows_text = spec.rpartition("@")
         if not base:
             raise UsageError(f"{spec!r}: nothing before '@' to take rows from")
@@ -539,8 +656,14 @@ def resolve_latents(spec: str, store: LatentStore, latent_dim: int | None) -> La
                 + ("1 row, numbered 0" if entry.count == 1
                    else f"{entry.count} rows, numbered 0-{entry.count - 1}")
             )
+        if extent is not None and extent[0] > MAX_RESOLVED_SEEDS:
+            # 'x@0-9,0-9,...' repeats rows; each one becomes a latent to render.
+            raise UsageError(
+                f"{spec!r} selects {extent[0]:,} rows; at most {MAX_RESOLVED_SEEDS:,} rows per "
+                "command; split the selection"
+            )
         try:
-            rows = parse_seeds(rows_text)
+            rows = parse_seeds(rows_text, limit=MAX_RESOLVED_SEEDS)
         except UsageError:
             raise UsageError(f"{spec!r}: {_ROWS_HELP}") from None
         try:
