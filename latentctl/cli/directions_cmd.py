@@ -1,0 +1,116 @@
+"""`directions`: unsupervised directions (SeFa, GANSpace PCA), saved to the store and shown as a
+contact sheet to scan and name."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from latentctl.cli.common import (
+    PANEL_OUTPUT,
+    DeviceOpt,
+    ForceOpt,
+    ModelArg,
+    WorkspaceOpt,
+    handles_errors,
+    note,
+    result,
+    warn,
+)
+from latentctl.errors import UsageError
+
+OutOpt = Annotated[
+    Path | None,
+    typer.Option("--out", "-o", metavar="DIR", help="Output folder [default: a new numbered folder in the workspace's outputs/].", rich_help_panel=PANEL_OUTPUT, show_default=False),
+]
+
+
+def seeds_option(text: str) -> list[int]:
+    from latentctl.seeds import parse_seeds
+
+    try:
+        return parse_seeds(text)
+    except UsageError:
+        raise UsageError(f"--seeds {text!r}: give seeds such as 0,1,2 or 0-2") from None
+
+
+def refuse_existing(store, names: list[str], force: bool) -> None:
+    """Check every entry name before any is written, so a refused run leaves the store as it was."""
+    taken = [n for n in names if store.exists(n)]
+    if taken and not force:
+        more = f" and {len(taken) - 1} more" if len(taken) > 1 else ""
+        raise UsageError(f"the store already has '{taken[0]}'{more}; pass --force to replace, or choose another --save NAME")
+
+
+@handles_errors
+def directions(
+    model: ModelArg = None,
+    method: Annotated[str, typer.Option("--method", metavar="sefa|pca", help="sefa: eigenvectors of AᵀA for the first layer's weight A (closed form). pca: GANSpace, PCA of first-layer activations regressed back to z.")] = "sefa",
+    k: Annotated[int, typer.Option("-k", help="How many directions (at most the latent size).")] = 10,
+    samples: Annotated[int, typer.Option("--samples", metavar="N", help="pca: sampled latents (seeded by --seed).")] = 10_000,
+    seed: Annotated[int, typer.Option("--seed", help="pca: seed of the sampled latents.")] = 0,
+    seeds: Annotated[str, typer.Option("--seeds", metavar="SEEDS", help="Latents every direction is swept on in the contact sheet.")] = "0-2",
+    save: Annotated[str | None, typer.Option("--save", metavar="NAME", help="Store the directions as NAME-1 ... NAME-k [default: the method's name].", rich_help_panel=PANEL_OUTPUT, show_default=False)] = None,
+    out: OutOpt = None,
+    force: ForceOpt = False,
+    device: DeviceOpt = "auto",
+    workspace: WorkspaceOpt = None,
+) -> None:
+    """Find directions without picking samples (SeFa or GANSpace), save them, and render one sweep
+    row per direction (strengths -3..3) to scan and name.
+
+    Each direction is a unit vector: strength 1 moves one prior standard deviation.
+
+    Examples:
+
+      latentctl directions --method sefa -k 10                # saved as sefa-1 ... sefa-10
+
+      latentctl directions --method pca -k 5 --save pca
+
+      latentctl apply seeds:3 --add sefa-1=2 --scales -2,0,2  # use one like any direction
+    """
+
+    from latentctl import directions as D
+    from latentctl.seeds import latents_from_seeds
+    from latentctl.session import open_model, output_dir, render, save_latents
+
+    D.check_method(method)
+    base_seeds = seeds_option(seeds)
+    session = open_model(model, device, workspace, "fp32", warn=warn)
+    dim = session.info.model.latent_dim
+    D.check_k(k, dim)
+    name = session.store.normalize_name(save or method)
+    names = [f"{name}-{i + 1}" for i in range(k)]
+    refuse_existing(session.store, names, force)
+    out_dir = output_dir(session.ws, out, "directions", force)
+
+    found = D.find(session.generator, method, k, samples=samples, seed=seed, device=session.device)
+    base = latents_from_seeds(base_seeds, dim)
+    change = D.image_change(session.generator, base, found.vectors, device=session.device)
+    for i, entry_name in enumerate(names):
+        meta = {"command": "directions", "method": method, "rank": i + 1, found.value_name: float(found.values[i]),
+                "image_change_per_unit": float(change[i]), "scale": "unit", **found.meta}
+        session.store.save(entry_name, session.entry(found.vectors[i : i + 1], kind="direction", meta=meta), force=force)
+
+    strengths = D.SWEEP_STRENGTHS
+    sweep = D.sweep_latents(found.vectors, base, strengths)
+    cols = len(base_seeds) * len(strengths)
+    tile_labels = [f"{i + 1}:{s:+g}" if j == 0 else f"{s:+g}" for i in range(k) for j in range(len(base_seeds)) for s in strengths]
+    sheet = render(session, sweep, out_dir, names=None, labels=tile_labels, cols=cols, force=force,
+                   grid_name="sheet.png", grid_max=len(sweep))
+    all_meta = {"command": "directions", "method": method, "names": names, "values": found.values.tolist(),
+                "value_name": found.value_name, "seeds": base_seeds, "strengths": list(strengths), **found.meta}
+    save_latents(out_dir / "latents.npz", session.entry(found.vectors, kind="direction", meta=all_meta), force=force)
+
+    what = "eigenvalue" if method == "sefa" else "explained variance"
+    note(f"{k} {method} direction(s) of {dim}; rank, {what}, image change per unit strength (RMS, 0-255):")
+    for i in range(k):
+        value = f"{found.values[i]:.4g}" if method == "sefa" else f"{found.values[i]:.2%}"
+        note(f"  {names[i]:<16} {value:>10}   {change[i]:6.2f}")
+    if method == "pca":
+        note(f"the {k} components explain {found.values.sum():.1%} of the first layer's variance over {samples} samples")
+    note(f"saved as {names[0]} ... {names[-1]}; sheet rows are directions, columns seeds {seeds} at strengths -3..+3")
+    note(f"try one: latentctl apply seeds:3 --add {names[0]}=2 --scales -2,0,2")
+    result(str(sheet))

@@ -1,0 +1,174 @@
+"""Directions found without hand-picking: SeFa and GANSpace (BRIEF.md, "Steering a latent space").
+
+* SeFa (Shen & Zhou 2021): the generator's first layer maps z through ``A`` (the Dense
+  latent -> 8192 weight). A unit move ``v`` changes that layer's input by ``A v``, so the
+  directions that change it most are the top eigenvectors of ``AᵀA``. Closed form, no sampling.
+* GANSpace (Härkönen et al. 2020): PCA of the first layer's activations over many sampled z; each
+  principal component is carried back to z by least squares (``z ≈ Σ x_k v_k``) and normalised.
+
+Both return unit vectors, so strength 1 along one is one prior standard deviation (z ~ N(0, I)),
+the same unit ``apply`` uses for ``attr-vector --unit`` directions. Library code: no printing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from latentctl.errors import UsageError
+
+METHODS = ("sefa", "pca")
+# What ``values`` holds per method, as written into each entry's meta.
+VALUE_NAMES = {"sefa": "eigenvalue", "pca": "explained_variance"}
+SWEEP_STRENGTHS = (-3.0, -2.0, -1.0, 0.0, 1.0, 2.0, 3.0)
+
+
+@dataclass(frozen=True)
+class Directions:
+    method: str
+    vectors: np.ndarray  # (k, d) float32, unit rows, rank order
+    values: np.ndarray  # (k,) eigenvalues of AᵀA (sefa) or explained-variance ratios (pca)
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def value_name(self) -> str:
+        return VALUE_NAMES[self.method]
+
+
+def check_method(method: str) -> str:
+    if method not in METHODS:
+        raise UsageError(f"unknown --method {method!r}; choose sefa or pca")
+    return method
+
+
+def check_k(k: int, latent_dim: int) -> int:
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k <= latent_dim:
+        raise UsageError(f"-k {k!r} is out of range: this model's latents have {latent_dim} dimensions, so give 1-{latent_dim}")
+    return int(k)
+
+
+def _orient(vectors: np.ndarray) -> np.ndarray:
+    # Eigen- and singular vectors have arbitrary signs; fixing the largest component positive makes
+    # "sefa-1=+2" mean the same thing on every run and every platform.
+    idx = np.argmax(np.abs(vectors), axis=1)
+    signs = np.sign(vectors[np.arange(len(vectors)), idx])
+    signs[signs == 0] = 1.0
+    return vectors * signs[:, None]
+
+
+def first_layer(generator: Any) -> Any:
+    """The Linear layer that consumes z (the seed's Dense latent -> 128*8*8)."""
+    import torch
+
+    fc = getattr(generator, "fc", None)
+    if isinstance(fc, torch.nn.Linear):
+        return fc
+    dim = generator.config.latent_dim
+    for m in generator.modules():
+        if isinstance(m, torch.nn.Linear) and m.in_features == dim:
+            return m
+    raise UsageError("this generator has no Dense layer that takes z; SeFa and PCA need one")
+
+
+def sefa(weight: np.ndarray, k: int) -> Directions:
+    """Top-``k`` eigenvectors of ``AᵀA`` for ``weight`` A (out_features, latent_dim)."""
+    a = np.asarray(weight, dtype=np.float64)
+    if a.ndim != 2:
+        raise UsageError(f"SeFa needs a 2-D weight (out, latent_dim), got shape {a.shape}")
+    k = check_k(k, a.shape[1])
+    values, vectors = np.linalg.eigh(a.T @ a)  # ascending; columns are eigenvectors
+    order = np.argsort(values)[::-1][:k]
+    rows = _orient(vectors[:, order].T)
+    return Directions("sefa", rows.astype(np.float32), values[order].astype(np.float64),
+                      meta={"eigenvalue_total": float(values.sum())})
+
+
+def _top_components(y: np.ndarray, k: int, rng: np.random.Generator, iters: int = 6) -> tuple[np.ndarray, np.ndarray]:
+    """Top-``k`` right singular vectors and values of ``y`` (n, m), by randomised subspace
+    iteration: never forms the m x m covariance (67 M entries for the seed's 8192 features)."""
+    q_dim = min(k + 10, min(y.shape))  # oversampling makes the top k accurate
+    q, _ = np.linalg.qr(y @ rng.standard_normal((y.shape[1], q_dim)).astype(y.dtype))
+    for _ in range(iters):
+        q, _ = np.linalg.qr(y @ (y.T @ q))
+    _, s, vt = np.linalg.svd((q.T @ y).astype(np.float64), full_matrices=False)
+    return vt[:k], s[:k]
+
+
+def first_layer_activations(generator: Any, z: np.ndarray, *, device: Any = "cpu", batch_size: int = 1000) -> np.ndarray:
+    """leaky_relu(fc(z)) as float32 (n, features): the early layer GANSpace takes its PCA of.
+    float32 because 10,000 samples of the seed's 8192 features are 330 MB already."""
+    import torch
+
+    from latentctl.models.gan import NEGATIVE_SLOPE
+
+    fc = first_layer(generator)
+    out = []
+    with torch.inference_mode():
+        for start in range(0, len(z), batch_size):
+            zb = torch.from_numpy(np.ascontiguousarray(z[start:start + batch_size], dtype=np.float32)).to(device)
+            out.append(torch.nn.functional.leaky_relu(fc(zb), NEGATIVE_SLOPE).float().cpu().numpy())
+    return np.concatenate(out)
+
+
+def pca(generator: Any, k: int, *, samples: int = 10_000, seed: int = 0, device: Any = "cpu") -> Directions:
+    """GANSpace on the first layer: PCA over ``samples`` seeded z, regressed back to z."""
+    dim = generator.config.latent_dim
+    k = check_k(k, dim)
+    if samples < max(2 * k, dim + 1):
+        # The least-squares map back to z needs more samples than unknowns to be determined.
+        raise UsageError(f"--samples {samples} is too few: PCA of a {dim}-dimensional latent space needs at least {max(2 * k, dim + 1)}")
+    rng = np.random.default_rng(seed)
+    z = rng.standard_normal((samples, dim))
+    y = first_layer_activations(generator, z, device=device)
+    y -= y.mean(axis=0, dtype=np.float64).astype(np.float32)
+    components, s = _top_components(y, k, rng)
+    total = float(np.einsum("ij,ij->", y, y, dtype=np.float64))
+    explained = s**2 / total if total > 0 else np.zeros_like(s)
+    x = (y @ components.T).astype(np.float64)  # (n, k) principal coordinates of each sample
+    # GANSpace's regression: z ≈ x V, so V's row i is what moving along component i means in z.
+    v, *_ = np.linalg.lstsq(x, z, rcond=None)
+    norms = np.linalg.norm(v, axis=1, keepdims=True)
+    rows = _orient(v / np.where(norms > 0, norms, 1.0))
+    return Directions("pca", rows.astype(np.float32), explained.astype(np.float64),
+                      meta={"samples": samples, "seed": seed})
+
+
+def find(generator: Any, method: str, k: int, *, samples: int = 10_000, seed: int = 0, device: Any = "cpu") -> Directions:
+    check_method(method)
+    if method == "sefa":
+        return sefa(first_layer(generator).weight.detach().cpu().numpy(), k)
+    return pca(generator, k, samples=samples, seed=seed, device=device)
+
+
+def random_directions(dim: int, k: int, seed: int = 0) -> np.ndarray:
+    """``k`` random unit vectors (the baseline unsupervised directions are compared with)."""
+    v = np.random.default_rng(seed).standard_normal((k, dim))
+    return (v / np.linalg.norm(v, axis=1, keepdims=True)).astype(np.float32)
+
+
+def image_change(generator: Any, z: np.ndarray, vectors: np.ndarray, *, strength: float = 1.0,
+                 device: Any = "cpu") -> np.ndarray:
+    """Per direction, the RMS pixel change (0-255 scale) of ``z`` moved by ``strength`` along it,
+    divided by the strength: how much an image changes per prior standard deviation."""
+    import torch
+
+    from latentctl.generate import generate
+
+    device = torch.device(device)
+    base = generate(generator, z, device=device).astype(np.float64)
+    out = np.empty(len(vectors))
+    for i, v in enumerate(np.asarray(vectors, dtype=np.float32)):
+        moved = generate(generator, (z + strength * v).astype(np.float32), device=device).astype(np.float64)
+        out[i] = np.sqrt(((moved - base) ** 2).mean()) / abs(strength)
+    return out
+
+
+def sweep_latents(vectors: np.ndarray, base: np.ndarray, strengths=SWEEP_STRENGTHS) -> np.ndarray:
+    """Latents for a contact sheet, (k * n * len(strengths), d): one row per direction, in it each
+    base latent swept through ``strengths``."""
+    v = np.asarray(vectors, dtype=np.float32)[:, None, None, :]
+    b = np.asarray(base, dtype=np.float32)[None, :, None, :]
+    s = np.asarray(strengths, dtype=np.float32)[None, None, :, None]
+    return (b + s * v).reshape(-1, v.shape[-1])
