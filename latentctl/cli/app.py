@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from latentctl import __version__
-from latentctl.cli import demo_cmd, encode_cmd, latent_cmds, sample_cmd, train_cmd
+from latentctl.cli import demo_cmd, encode_cmd, explore_cmd, latent_cmds, sample_cmd, train_cmd
 from latentctl.cli import directions_cmd
 
 app = typer.Typer(
@@ -47,6 +47,7 @@ app.command("map", rich_help_panel="Use a model")(encode_cmd.map_latents)
 app.command("interp", rich_help_panel="Use a model")(latent_cmds.interp)
 app.command("attr-vector", rich_help_panel="Use a model")(latent_cmds.attr_vector)
 app.command("apply", rich_help_panel="Use a model")(latent_cmds.apply)
+app.command("explore", rich_help_panel="Use a model")(explore_cmd.explore)
 app.command("directions", rich_help_panel="Use a model")(directions_cmd.directions)
 app.add_typer(latent_cmds.latents_app, name="latents", rich_help_panel="Latent store")
 app.command("info", rich_help_panel="Models")(sample_cmd.info)
