@@ -18,8 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from latentctl.errors import DataError
-from latentctl.fsutil import atomic_write_text
+from latentctl.errors import DataError, StorageError
+from latentctl.fsutil import atomic_write_text, describe_os_error, display_name, name_bytes
 from latentctl.images import ImageSkipped, find_images, load_rgb, summarize_skipped
 
 CACHE_VERSION = 1  # bump when decoding changes, so old caches are not reused
@@ -66,6 +66,19 @@ def summarize_skipped_records(skipped: list[Skipped]) -> str:
     return summarize_skipped([ImageSkipped(s.file, s.reason, s.detail) for s in skipped])
 
 
+SKIPPED_FILE = "skipped.txt"
+
+
+def write_skipped_list(run_dir: Path, skipped: list[Skipped]) -> Path:
+    """``run_dir/skipped.txt``: one line per unusable file, ``name<TAB>reason<TAB>detail``. Names are
+    written with ``fsutil.display_name``, so a name holding a newline, a tab or bytes that are not
+    UTF-8 stays on its one line and can be told apart from any other."""
+    lines = [f"{display_name(s.file)}\t{s.reason}\t{display_name(s.detail)}\n" for s in skipped]
+    path = Path(run_dir) / SKIPPED_FILE
+    atomic_write_text(path, "".join(lines))
+    return path
+
+
 def select_subset(files: list[Path], max_images: int | None, seed: int) -> list[Path]:
     """A reproducible random subset (the seed used 15,000 of 23,708), kept in listing order."""
     if max_images is None or max_images >= len(files):
@@ -78,7 +91,8 @@ def fingerprint(root: Path, files: list[Path], size: int) -> str:
     h = hashlib.sha256(f"latentctl-cache/{CACHE_VERSION}/{size}\n".encode())
     for p in files:
         st = p.stat()
-        h.update(f"{p.relative_to(root).as_posix()}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+        # The name's own bytes: a name that is not UTF-8 (caf\xe9.png in Latin-1) hashes too.
+        h.update(name_bytes(p.relative_to(root).as_posix()) + f"\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
     return h.hexdigest()[:24]
 
 
@@ -158,24 +172,30 @@ def _cache_paths(cache_dir: Path, key: str) -> tuple[Path, Path]:
 
 def _save_cache(cache_dir: Path, ds: ImageDataset) -> None:
     array_path, manifest_path = _cache_paths(cache_dir, ds.fingerprint)
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    tmp = array_path.with_name(f".{array_path.name}.{os.getpid()}.tmp")
     try:
-        with open(tmp, "wb") as f:
-            np.save(f, np.ascontiguousarray(ds.images))
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, array_path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    # The manifest is written last: a cache entry without one is ignored and rebuilt.
-    manifest = {
-        "version": CACHE_VERSION,
-        "root": str(ds.root),
-        "files": ds.files,
-        "skipped": [s.__dict__ for s in ds.skipped],
-    }
-    atomic_write_text(manifest_path, json.dumps(manifest))
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        tmp = array_path.with_name(f".{array_path.name}.{os.getpid()}.tmp")
+        try:
+            with open(tmp, "wb") as f:
+                np.save(f, np.ascontiguousarray(ds.images))
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, array_path)
+        finally:
+            tmp.unlink(missing_ok=True)
+        # The manifest is written last: a cache entry without one is ignored and rebuilt.
+        manifest = {
+            "version": CACHE_VERSION,
+            "root": str(ds.root),
+            "files": ds.files,
+            "skipped": [s.__dict__ for s in ds.skipped],
+        }
+        atomic_write_text(manifest_path, json.dumps(manifest))
+    except OSError as err:
+        raise StorageError(
+            describe_os_error(err, f"write the image cache ({ds.images.nbytes / 2**20:,.0f} MiB)", err.filename or array_path)
+            + "; or move the workspace with --workspace"
+        ) from None
 
 
 def _load_cache(cache_dir: Path, key: str, root: Path) -> ImageDataset | None:

@@ -31,6 +31,11 @@ class StoreError(LatentctlError):
     """A latent-store entry is missing, malformed, incompatible, or would be overwritten."""
 
 
+class StorageError(LatentctlError):
+    """A file could not be written or read for a reason outside latentctl: a full disk, a read-only
+    folder, missing permissions. The message names the path, the cause and what is still intact."""
+
+
 class ConfigMismatchError(LatentctlError):
     """A resumed run was asked to continue with a different configuration."""
 

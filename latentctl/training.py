@@ -33,7 +33,8 @@ import torch.nn.functional as F
 from latentctl import checkpoint
 from latentctl.config import ModelConfig, TrainConfig
 from latentctl.device import autocast
-from latentctl.errors import DataError, NonFiniteLossError, TrainingInterrupted
+from latentctl.errors import DataError, NonFiniteLossError, StorageError, TrainingInterrupted
+from latentctl.fsutil import atomic_write_text, describe_os_error, remove_stale_temps
 from latentctl.generate import generate
 from latentctl.grid import make_grid, save_png
 from latentctl.models import build_models
@@ -70,7 +71,14 @@ class CheckpointEvent:
     global_step: int
 
 
-Event = StepEvent | EpochEvent | CheckpointEvent
+@dataclass
+class NoticeEvent:
+    """Something the user should know that does not stop training (a repaired metrics file, ...)."""
+
+    message: str
+
+
+Event = StepEvent | EpochEvent | CheckpointEvent | NoticeEvent
 
 
 @dataclass(frozen=True)
@@ -304,16 +312,26 @@ class _RealBatches:
         return batch.pin_memory() if torch.cuda.is_available() else batch
 
 
-def _truncate_metrics(path: Path, global_step: int) -> None:
-    """Drop metric lines past the checkpoint we resume from (written before a crash)."""
+def _truncate_metrics(path: Path, global_step: int) -> int:
+    """Drop metric lines past the checkpoint we resume from (written before a crash), and any line
+    that is not a whole JSON record (a crash mid-write tears the last one). Returns how many torn
+    lines were dropped."""
     if not path.exists():
-        return
-    keep = [
-        line
-        for line in path.read_text().splitlines()
-        if line.strip() and json.loads(line).get("global_step", 0) <= global_step
-    ]
-    path.write_text("".join(line + "\n" for line in keep))
+        return 0
+    keep, torn = [], 0
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+            step = record.get("global_step", 0)
+        except (json.JSONDecodeError, AttributeError):
+            torn += 1
+            continue
+        if isinstance(step, (int, float)) and step <= global_step:
+            keep.append(line)
+    atomic_write_text(path, "".join(line + "\n" for line in keep))
+    return torn
 
 
 def train(
@@ -375,7 +393,13 @@ def train(
     metrics_path = run_dir / "metrics.jsonl"
     if world.is_main:
         (run_dir / "grids").mkdir(parents=True, exist_ok=True)
-        _truncate_metrics(metrics_path, global_step)
+        # A process killed mid-save leaves its hidden temporary file; this run owns its folder.
+        for stem in (CHECKPOINT_NAME, "generator-epoch-*.safetensors", "metrics.jsonl"):
+            remove_stale_temps(run_dir, stem)
+        torn = _truncate_metrics(metrics_path, global_step)
+        if torn:
+            emit(NoticeEvent(f"{metrics_path}: dropped {torn} torn line{'s' if torn > 1 else ''} "
+                             "(written when the run was stopped mid-write)"))
     ckpt_path = run_dir / CHECKPOINT_NAME
     real_batches = _RealBatches(dataset.images, device)
     grid_z = latents_from_seeds(GRID_SEEDS, model_config.latent_dim)
@@ -404,73 +428,85 @@ def train(
             state=state,
             run_id=run_id,
         )
+        saved["epoch"] = epoch
         emit(CheckpointEvent(path, epoch, global_step))
         return path
 
-    with _StopRequest() as stop, open(metrics_path if world.is_main else os.devnull, "a") as metrics:
-        while epoch < cfg.epochs:
-            order = epoch_order(cfg.seed, epoch, n)
-            t_last = time.perf_counter()
-            while step_in_epoch < steps_per_epoch:
-                idx = world.share(order[step_in_epoch * half : (step_in_epoch + 1) * half])
-                losses = trainer.step(trainer.prepare_real(real_batches(idx)))
-                agreed_stop = False
-                if world.size > 1:
-                    # One collective per step: the global mean losses, and whether any rank was
-                    # asked to stop, so every rank stops at the same step.
-                    losses, agreed_stop = _agree(losses, stop.requested, world)
-                losses = losses.tolist()
-                now = time.perf_counter()
-                dt, t_last = now - t_last, now
-                if not all(math.isfinite(v) for v in losses):
-                    shown = ", ".join(f"{k} {v:.4g}" for k, v in zip(trainer.loss_names, losses))
-                    raise NonFiniteLossError(
-                        f"training diverged at epoch {epoch + 1}, step {step_in_epoch + 1} ({shown}); nothing from "
-                        f"this step was saved ({'the last good checkpoint is ' + str(ckpt_path) if ckpt_path.exists() else 'no checkpoint was written yet'}); "
-                        "try a lower --lr or --precision fp32"
+    saved = {"epoch": epoch if resume is not None else None}
+
+    try:
+        with _StopRequest() as stop, open(metrics_path if world.is_main else os.devnull, "a") as metrics:
+            while epoch < cfg.epochs:
+                order = epoch_order(cfg.seed, epoch, n)
+                t_last = time.perf_counter()
+                while step_in_epoch < steps_per_epoch:
+                    idx = world.share(order[step_in_epoch * half : (step_in_epoch + 1) * half])
+                    losses = trainer.step(trainer.prepare_real(real_batches(idx)))
+                    agreed_stop = False
+                    if world.size > 1:
+                        # One collective per step: the global mean losses, and whether any rank was
+                        # asked to stop, so every rank stops at the same step.
+                        losses, agreed_stop = _agree(losses, stop.requested, world)
+                    losses = losses.tolist()
+                    now = time.perf_counter()
+                    dt, t_last = now - t_last, now
+                    if not all(math.isfinite(v) for v in losses):
+                        shown = ", ".join(f"{k} {v:.4g}" for k, v in zip(trainer.loss_names, losses))
+                        raise NonFiniteLossError(
+                            f"training diverged at epoch {epoch + 1}, step {step_in_epoch + 1} ({shown}); nothing from "
+                            f"this step was saved ({'the last good checkpoint is ' + str(ckpt_path) if ckpt_path.exists() else 'no checkpoint was written yet'}); "
+                            "try a lower --lr or --precision fp32"
+                        )
+                    step_in_epoch += 1
+                    global_step += 1
+                    elapsed += dt
+                    event = StepEvent(
+                        epoch + 1, step_in_epoch, steps_per_epoch, global_step, total_steps,
+                        dict(zip(trainer.loss_names, losses)), images_per_sec=half / dt if dt > 0 else float("inf"),
                     )
-                step_in_epoch += 1
-                global_step += 1
-                elapsed += dt
-                event = StepEvent(
-                    epoch + 1, step_in_epoch, steps_per_epoch, global_step, total_steps,
-                    dict(zip(trainer.loss_names, losses)), images_per_sec=half / dt if dt > 0 else float("inf"),
-                )
-                record = asdict(event)
-                record.update(record.pop("losses"))
-                metrics.write(json.dumps(record) + "\n")
-                emit(event)
-                if agreed_stop if world.size > 1 else stop.requested:
-                    metrics.flush()
-                    path = save()
-                    raise TrainingInterrupted(
-                        f"stopped at epoch {epoch + 1}, step {step_in_epoch} of {steps_per_epoch}; "
-                        f"checkpoint saved to {path}",
-                        checkpoint=str(path),
+                    record = asdict(event)
+                    record.update(record.pop("losses"))
+                    metrics.write(json.dumps(record) + "\n")
+                    emit(event)
+                    if agreed_stop if world.size > 1 else stop.requested:
+                        metrics.flush()
+                        path = save()
+                        raise TrainingInterrupted(
+                            f"stopped at epoch {epoch + 1}, step {step_in_epoch} of {steps_per_epoch}; "
+                            f"checkpoint saved to {path}",
+                            checkpoint=str(path),
+                        )
+                epoch += 1
+                step_in_epoch = 0
+                metrics.flush()
+                grid_path = None
+                if world.is_main and (epoch % cfg.sample_every == 0 or epoch == cfg.epochs):
+                    images = generate(trainer.G, grid_z, device=device, precision=cfg.precision)
+                    grid_path = save_png(make_grid(images), run_dir / "grids" / f"epoch-{epoch:04d}.png")
+                emit(EpochEvent(epoch, grid_path))
+                if epoch % cfg.checkpoint_every == 0 or epoch == cfg.epochs:
+                    save(finished=epoch == cfg.epochs)
+                if world.is_main and epoch % cfg.snapshot_every == 0:
+                    checkpoint.save(
+                        run_dir / f"generator-epoch-{epoch:04d}.safetensors",
+                        generator=trainer.G,
+                        partner=trainer.partner if model_config.family != "gan" else None,  # encode needs it
+                        model_config=model_config,
+                        run_id=run_id,
+                        state={"epoch": epoch, "global_step": global_step, "data": data_state},
                     )
-            epoch += 1
-            step_in_epoch = 0
-            metrics.flush()
-            grid_path = None
-            if world.is_main and (epoch % cfg.sample_every == 0 or epoch == cfg.epochs):
-                images = generate(trainer.G, grid_z, device=device, precision=cfg.precision)
-                grid_path = save_png(make_grid(images), run_dir / "grids" / f"epoch-{epoch:04d}.png")
-            emit(EpochEvent(epoch, grid_path))
-            if epoch % cfg.checkpoint_every == 0 or epoch == cfg.epochs:
-                save(finished=epoch == cfg.epochs)
-            if world.is_main and epoch % cfg.snapshot_every == 0:
-                checkpoint.save(
-                    run_dir / f"generator-epoch-{epoch:04d}.safetensors",
-                    generator=trainer.G,
-                    partner=trainer.partner if model_config.family != "gan" else None,  # encode needs it
-                    model_config=model_config,
-                    run_id=run_id,
-                    state={"epoch": epoch, "global_step": global_step, "data": data_state},
-                )
-    if world.is_main and (
-        not ckpt_path.exists() or checkpoint.read_header(ckpt_path).state.get("global_step") != global_step
-    ):
-        save(finished=True)
+        if world.is_main and (
+            not ckpt_path.exists() or checkpoint.read_header(ckpt_path).state.get("global_step") != global_step
+        ):
+            save(finished=True)
+    except OSError as err:
+        # A full disk or a folder made read-only mid-run: the checkpoint is replaced atomically, so
+        # the last one written is whole; say which epoch it holds.
+        if saved["epoch"] is not None and ckpt_path.exists():
+            intact = f"the last checkpoint, epoch {saved['epoch']}, is intact in {run_dir}; free space and resume"
+        else:
+            intact = "no checkpoint was written yet"
+        raise StorageError(f"{describe_os_error(err, 'write the run')}; {intact}") from None
     return ckpt_path
 
 

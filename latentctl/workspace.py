@@ -31,9 +31,14 @@ class Workspace:
     @classmethod
     def resolve(cls, override: Path | None = None) -> Workspace:
         if override is not None:
-            return cls(Path(override).expanduser())
-        env = os.environ.get(ENV_HOME)
-        return cls(Path(env).expanduser() if env else Path.home() / ".latentctl")
+            ws, source = cls(Path(override).expanduser()), "--workspace"
+        elif os.environ.get(ENV_HOME):
+            ws, source = cls(Path(os.environ[ENV_HOME]).expanduser()), ENV_HOME
+        else:
+            ws, source = cls(Path.home() / ".latentctl"), "the workspace"
+        if ws.root.exists() and not ws.root.is_dir():
+            raise UsageError(f"{source} {ws.root} is a file, not a folder; give a folder (it is created if missing)")
+        return ws
 
     @property
     def runs(self) -> Path:
@@ -68,7 +73,17 @@ class Workspace:
                 f"no current run in {self.root}: train one with 'latentctl train DIR', "
                 "or pass a run folder or checkpoint"
             )
-        run = Path(marker.read_text().strip())
+        damaged = (
+            f"the current-run marker {marker} is damaged; pass a run folder or checkpoint, "
+            "or train again (the next run with a checkpoint becomes current)"
+        )
+        try:
+            text = marker.read_bytes()[:4096].decode("utf-8").strip()
+        except UnicodeDecodeError:
+            raise UsageError(damaged) from None
+        if not text or "\x00" in text or "\n" in text:
+            raise UsageError(damaged)
+        run = Path(text)
         if not run.is_dir():
             raise UsageError(
                 f"the current run {run} no longer exists: train again or pass a run folder or checkpoint"

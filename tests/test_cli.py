@@ -175,5 +175,6 @@ def test_ctrl_c_saves_a_checkpoint_and_exits_130(image_folder, workspace):
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
     assert "resume with: latentctl train --resume" in err
+    assert err.count("stopped at epoch") == 1 and "Error:" not in err  # said once, not as an error
     res = run("info", workspace / "runs" / "0001-images-32px")
     assert "progress" in res.output

@@ -10,8 +10,10 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
-from latentctl.errors import LatentctlError
+from latentctl.errors import LatentctlError, TrainingInterrupted
+from latentctl.fsutil import describe_os_error
 
 # Progress, warnings and errors go to stderr; stdout carries only results (paths), so scripts can
 # capture them.
@@ -22,15 +24,29 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def handles_errors(func: F) -> F:
-    """Turn library errors into a one-line message and their exit code; Ctrl-C into 130."""
+    """The one edge between the library and the user: library errors become a one-line message and
+    their exit code, OS errors (full disk, read-only folder, ...) a line naming the path and the
+    cause (exit 1), running out of memory a line saying so (exit 1), Ctrl-C exit 130. Nothing else
+    ever reaches the user as a traceback only when it is a bug of ours."""
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        _own_pixel_limit()
         try:
             return func(*args, **kwargs)
-        except LatentctlError as err:
-            err_console.print(f"[bold red]Error:[/] {err}", markup=True, highlight=False)
+        except TrainingInterrupted as err:
+            # The command has already said where the checkpoint is and how to resume.
             raise typer.Exit(err.exit_code) from None
+        except LatentctlError as err:
+            fail(str(err), err.exit_code)
+        except BrokenPipeError:
+            # stdout closed early (`latentctl sample | head -1`): nothing left to say to anyone.
+            _silence_stdout()
+            raise typer.Exit(1) from None
+        except OSError as err:
+            fail(describe_os_error(err), 1)
+        except MemoryError:
+            fail("out of memory: ask for fewer images at once (a smaller -n, --batch-size or --image-size)", 1)
         except KeyboardInterrupt:
             err_console.print("Interrupted.")
             raise typer.Exit(130) from None
@@ -38,8 +54,32 @@ def handles_errors(func: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+def fail(message: str, code: int = 1) -> None:
+    err_console.print(f"[bold red]Error:[/] {escape(message)}", markup=True, highlight=False)
+    raise typer.Exit(code) from None
+
+
+def _silence_stdout() -> None:
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+
+
+def _own_pixel_limit() -> None:
+    # latentctl checks every image's pixel count itself, from its header, and says so in its own
+    # words (images.MAX_IMAGE_PIXELS); Pillow's process-wide limit would print a raw warning with a
+    # source path for pictures between its limit and ours.
+    from PIL import Image
+
+    Image.MAX_IMAGE_PIXELS = None
+
+
 def warn(message: str) -> None:
-    err_console.print(f"[bold yellow]Warning:[/] {message}", markup=True, highlight=False)
+    err_console.print(f"[bold yellow]Warning:[/] {escape(message)}", markup=True, highlight=False)
 
 
 def note(message: str) -> None:

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
-from latentctl.training import CheckpointEvent, EpochEvent, Event, StepEvent
+from latentctl.training import CheckpointEvent, EpochEvent, Event, NoticeEvent, StepEvent
 
 
 class TrainingProgress:
@@ -44,6 +45,8 @@ class TrainingProgress:
             self.progress.console.print(f"epoch {event.epoch}: grid {event.grid}", highlight=False)
         elif isinstance(event, CheckpointEvent):
             self.progress.console.print(f"checkpoint saved: {event.path}", highlight=False)
+        elif isinstance(event, NoticeEvent):
+            self.progress.console.print(f"[bold yellow]Note:[/] {escape(event.message)}", highlight=False)
 
 
 def stderr_progress() -> TrainingProgress:

@@ -29,7 +29,7 @@ from latentctl.config import (
     config_differences,
     to_dict,
 )
-from latentctl.errors import ConfigMismatchError, TrainingInterrupted, UsageError
+from latentctl.errors import ConfigMismatchError, LatentctlError, TrainingInterrupted, UsageError
 
 P_DATA, P_MODEL, P_TRAIN = "Data", "Model", "Training"
 AUTOENCODER_LR = 1e-3  # the seed's 2e-4 suits the adversarial game; reconstruction learns faster at 1e-3
@@ -184,6 +184,7 @@ def _run(ws, data: Path, target: Path | None, model_cfg: ModelConfig, train_cfg:
     """Everything `train` does after its options are settled: data, run folder, training, report.
     With ``group`` (torchrun) rank 0 alone writes files and speaks; every rank trains its share."""
     from latentctl import checkpoint
+    from latentctl.data import write_skipped_list
     from latentctl.workspace import CHECKPOINT_NAME, slug
 
     main = group is None or group.is_main
@@ -203,12 +204,9 @@ def _run(ws, data: Path, target: Path | None, model_cfg: ModelConfig, train_cfg:
         run_name = name or f"{slug(data.resolve().name)}-{'' if model_cfg.family == 'gan' else model_cfg.family + '-'}{model_cfg.image_size}px"
         target = first(lambda: _new_run_dir(ws, target, run_name), rest=False)
 
-    if main:
-        if dataset.skipped:
-            skipped_file = target / "skipped.txt"
-            skipped_file.write_text("".join(f"{s.file}\t{s.reason}\t{s.detail}\n" for s in dataset.skipped))
-            warn(f"{dataset.skipped_summary}; the list is in {skipped_file}")
-        ws.set_current(target)
+    if main and dataset.skipped:
+        skipped_file = write_skipped_list(target, dataset.skipped)
+        warn(f"{dataset.skipped_summary}; the list is in {skipped_file}")
     say(f"run folder: {target}")
     say(
         f"{len(dataset)} images, {model_cfg.image_size}px, {train_cfg.epochs} epochs of "
@@ -217,7 +215,21 @@ def _run(ws, data: Path, target: Path | None, model_cfg: ModelConfig, train_cfg:
     )
 
     from latentctl.cli.progress import TrainingProgress, stderr_progress
+    from latentctl.training import CheckpointEvent
     from latentctl.training import train as run_training
+
+    def make_current() -> None:
+        # Only a run with a checkpoint becomes current: one that failed before its first save
+        # would leave a bare `latentctl sample` with nothing to load.
+        if main and (target / CHECKPOINT_NAME).exists():
+            ws.set_current(target)
+
+    def listen(progress):
+        def on_event(event) -> None:
+            progress.update(event)
+            if isinstance(event, CheckpointEvent):
+                make_current()
+        return on_event
 
     try:
         if devices > 1:
@@ -234,15 +246,22 @@ def _run(ws, data: Path, target: Path | None, model_cfg: ModelConfig, train_cfg:
                 say(f"training as {group.size} processes started by torchrun")
             if main:
                 with TrainingProgress(err_console) as progress:
-                    path = run_training(target, dataset, model_cfg, train_cfg, dev, resume=loaded, on_event=progress.update, world=world)
+                    path = run_training(target, dataset, model_cfg, train_cfg, dev, resume=loaded, on_event=listen(progress), world=world)
             else:
                 path = run_training(target, dataset, model_cfg, train_cfg, dev, resume=loaded, world=world)
     except TrainingInterrupted as stop:
+        make_current()
         if not main:
             raise
         note(str(stop))
         note(f"resume with: latentctl train --resume {target}")
         raise
+    except LatentctlError:
+        make_current()
+        if main and (target / CHECKPOINT_NAME).exists():
+            note(f"resume with: latentctl train --resume {target}")
+        raise
+    make_current()
     say(f"done: {path} ({peak_memory()} in this process)")
     if main:
         result(str(target / CHECKPOINT_NAME))
