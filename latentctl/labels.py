@@ -216,19 +216,8 @@ def labels_from_names(files: list[str] | list[PurePath], pattern: str = UTKFACE_
 
     Raises ``UsageError`` if ``pattern`` is not a regular expression or has no named groups.
     """
-    try:
-        regex = re.compile(pattern)
-    except re.error as err:
-        raise UsageError(
-            f"the label pattern {pattern!r} is not a valid regular expression ({err}); "
-            r"e.g. '^(?P<age>\d+)_(?P<gender>\d+)_'"
-        ) from None
+    regex = compile_pattern(pattern)
     names = list(regex.groupindex)
-    if not names:
-        raise UsageError(
-            f"the label pattern {pattern!r} has no named groups, so it gives no columns; "
-            r"name each one, e.g. '^(?P<age>\d+)_(?P<gender>\d+)_'"
-        )
     ranges = _UTKFACE_RANGES if pattern == UTKFACE_PATTERN else {}
 
     values: dict[str, dict[str, float]] = {}
@@ -257,6 +246,30 @@ def labels_from_names(files: list[str] | list[PurePath], pattern: str = UTKFACE_
     return Labels(names, values, dict(excluded))
 
 
+def compile_pattern(pattern: str) -> re.Pattern[str]:
+    """``pattern`` compiled for ``labels_from_names``, so a command can check it before any work.
+
+    Raises ``UsageError`` if it is not a regular expression or has no named groups.
+    """
+    example = r"e.g. '^(?P<age>\d+)_(?P<gender>\d+)_'"
+    if not isinstance(pattern, str):
+        raise UsageError(f"the label pattern must be text, got {type(pattern).__name__}")
+    try:
+        regex = re.compile(pattern)
+    # re.compile also raises OverflowError ('a{99999999999}') and RecursionError (thousands of
+    # nested groups); to a user each is just a pattern that cannot be used.
+    except (re.error, OverflowError, RecursionError, ValueError) as err:
+        raise UsageError(
+            f"the label pattern {pattern!r} is not a valid regular expression ({err}); {example}"
+        ) from None
+    if not regex.groupindex:
+        raise UsageError(
+            f"the label pattern {pattern!r} has no named groups, so it gives no columns; "
+            f"name each one, {example}"
+        )
+    return regex
+
+
 def select(labels_column: np.ndarray, condition: str) -> np.ndarray:
     """Boolean mask of the values in ``labels_column`` that satisfy ``condition``.
 
@@ -271,7 +284,9 @@ def select(labels_column: np.ndarray, condition: str) -> np.ndarray:
 
     m = re.fullmatch(rf"({_NUMBER})\s*-\s*({_NUMBER})", text)
     if m:
-        lo, hi = float(m.group(1)), float(m.group(2))
+        lo, hi = _parse_cell(m.group(1)), _parse_cell(m.group(2))
+        if not (isinstance(lo, float) and isinstance(hi, float)):  # '1e999' is infinity
+            raise UsageError(f"cannot read the condition {condition!r}; write e.g. {_CONDITION_EXAMPLES}")
         if lo > hi:
             raise UsageError(
                 f"the range {condition!r} is empty; write the smaller number first, "

@@ -23,6 +23,13 @@ from latentctl.errors import StoreError, UsageError
 
 INTERPOLATION_METHODS = ("lerp", "slerp")
 
+# Bounds on what one call builds, checked before allocating: every row becomes an image to render.
+# At 30 frames a second, 1,000 steps is half a minute per segment; a path of 2,500 frames already
+# fills a 50 x 50 strip. A sweep (latents x strengths) is bounded like seeds: 100,000 images.
+MAX_STEPS = 1_000
+MAX_PATH_FRAMES = 2_500
+MAX_SWEEP = 100_000
+
 # Below this sine of the angle between two directions, slerp's 1/sin(omega) blows up; the
 # directions are treated as parallel (or antiparallel) instead.
 _PARALLEL_EPS = 1e-6
@@ -52,11 +59,40 @@ def _same_dim(a: np.ndarray, b: np.ndarray, what_a: str, what_b: str) -> None:
         )
 
 
-def _check_steps(steps: int) -> int:
+def check_steps(steps: int) -> int:
+    """``steps`` per segment as an int in 2..MAX_STEPS, else a ``UsageError`` naming ``--steps``."""
     # bool is an int subclass; True would silently mean one step.
     if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 2:
         raise UsageError(f"--steps must be an integer of at least 2 (both ends), got {steps!r}")
+    if steps > MAX_STEPS:
+        raise UsageError(
+            f"--steps {int(steps):,}: at most {MAX_STEPS:,} steps per segment; add more latents "
+            "to the path instead"
+        )
     return int(steps)
+
+
+def path_frames(points: int, steps: int) -> int:
+    """How many rows ``interpolate_path`` gives for ``points`` latents; more than
+    ``MAX_PATH_FRAMES`` is a ``UsageError``."""
+    steps = check_steps(steps)
+    frames = (points - 1) * (steps - 1) + 1
+    if frames > MAX_PATH_FRAMES:
+        raise UsageError(
+            f"a path through {points:,} latents with --steps {steps} has {frames:,} frames; at most "
+            f"{MAX_PATH_FRAMES:,} per command: use fewer --steps or fewer latents"
+        )
+    return frames
+
+
+def _finite_result(out: np.ndarray, what: str) -> np.ndarray:
+    # float32 overflows at 3.4e38: a huge direction times a large strength turns into inf, which
+    # would render as garbage and only fail once the latents are saved.
+    with np.errstate(over="ignore"):  # the overflow is reported below, as an error
+        result = out.astype(np.float32)
+    if not np.isfinite(result).all():
+        raise UsageError(f"{what} overflow float32 (NaN or infinity); use smaller strengths")
+    return result
 
 
 # ---- interpolation ------------------------------------------------------------------------------
@@ -64,7 +100,7 @@ def _check_steps(steps: int) -> int:
 
 def lerp(a: np.ndarray, b: np.ndarray, steps: int) -> np.ndarray:
     """``steps`` evenly spaced points from ``a`` to ``b`` inclusive: float32, shape (steps, d)."""
-    steps = _check_steps(steps)
+    steps = check_steps(steps)
     va, vb = _vector(a, "the start latent"), _vector(b, "the end latent")
     _same_dim(va, vb, "the start latent", "the end latent")
     t = np.linspace(0.0, 1.0, steps)[:, None]
@@ -98,7 +134,7 @@ def slerp(a: np.ndarray, b: np.ndarray, steps: int) -> np.ndarray:
     ends have no unique great circle; the path turns through a fixed, deterministic perpendicular
     so the result is well defined and never NaN. A zero end has no direction, so lerp is used.
     """
-    steps = _check_steps(steps)
+    steps = check_steps(steps)
     va, vb = _vector(a, "the start latent"), _vector(b, "the end latent")
     _same_dim(va, vb, "the start latent", "the end latent")
     na, nb = float(np.linalg.norm(va)), float(np.linalg.norm(vb))
@@ -134,10 +170,11 @@ def interpolate_path(points: np.ndarray, steps: int, method: str = "lerp") -> np
         raise UsageError(
             f"unknown interpolation {method!r}; choose one of {', '.join(INTERPOLATION_METHODS)}"
         )
-    steps = _check_steps(steps)
+    steps = check_steps(steps)
     pts = _matrix(points, "the path's points")
     if pts.shape[0] < 2:
         raise UsageError(f"a path needs at least 2 latents, got {pts.shape[0]}")
+    path_frames(pts.shape[0], steps)  # before any segment is built
     step_fn = lerp if method == "lerp" else slerp
     segments = [step_fn(pts[i], pts[i + 1], steps) for i in range(pts.shape[0] - 1)]
     return np.concatenate([segments[0]] + [s[1:] for s in segments[1:]], axis=0)
@@ -401,7 +438,7 @@ def apply_directions(
         if not math.isfinite(w):
             raise UsageError(f"the strength of direction #{i + 1} must be finite, got {weight!r}")
         out += w * v
-    return out.astype(np.float32)
+    return _finite_result(out, "the edited latents")
 
 
 def strength_sweep(z: np.ndarray, direction: np.ndarray, scales: Sequence[float]) -> np.ndarray:
@@ -414,5 +451,10 @@ def strength_sweep(z: np.ndarray, direction: np.ndarray, scales: Sequence[float]
         raise UsageError("give at least one strength to sweep")
     if not np.all(np.isfinite(s)):
         raise UsageError("strengths must be finite numbers")
+    if zz.shape[0] * s.size > MAX_SWEEP:
+        raise UsageError(
+            f"{zz.shape[0]:,} latents x {s.size:,} strengths make {zz.shape[0] * s.size:,} images; "
+            f"at most {MAX_SWEEP:,} per command: split the latents"
+        )
     out = zz[:, None, :] + s[None, :, None] * v[None, None, :]
-    return out.astype(np.float32)
+    return _finite_result(out, "the edited latents")

@@ -163,3 +163,116 @@ def test_precision_chooses_what_images_are_rendered_in(model, tmp_path):
                 ["apply", "seeds:1", "--add", "d", "--model", model]):
         res = run(*cmd, "--precision", "fp16", code=2)
         assert "--precision must be auto, fp32 or bf16" in res.output and "Traceback" not in res.output
+
+
+# ---- nothing lost, no traceback (issue 10) --------------------------------------------------------
+
+
+def _huge_npz(path):
+    """200 bytes on disk whose z.npy header claims 10^12 floats."""
+    import io
+    import zipfile
+
+    from numpy.lib import format as npformat
+
+    buf = io.BytesIO()
+    npformat.write_array_header_1_0(buf, {"descr": "<f4", "fortran_order": False, "shape": (10**6, 10**6)})
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("z.npy", buf.getvalue())
+    return path
+
+
+def test_latents_list_shows_a_lying_entry_as_unreadable_and_goes_on(workspace):
+    from latentctl.store import LatentEntry, write_entry
+
+    store = workspace / "latents"
+    store.mkdir()
+    _huge_npz(store / "huge.npz")
+    (store / "[bold]odd[red].npz").write_bytes(b"not a zip")  # markup in a name is plain text
+    write_entry(store / "ok.npz", LatentEntry(z=np.ones((2, 8), np.float32)))
+    res = run("latents", "list")
+    out = " ".join(res.stdout.split())  # the table wraps long reasons
+    assert "huge unreadable" in out and "declares shape (1000000, 1000000)" in out
+    assert "[bold]odd[red]" in out
+    assert "ok points 2 8" in out and "Traceback" not in res.output
+    res = run("latents", "show", "huge", code=1)
+    assert "huge.npz: 'z' declares shape" in res.output and len(res.output.strip().splitlines()) == 1
+
+
+# Each is refused before the model is even looked for: the run folder does not exist, so any
+# later check would fail with "no checkpoint" (exit 1) instead.
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["sample", "NOMODEL", "--seeds", "0-4294967295"], "at most 100,000 seeds per command; split the range"),
+        (["sample", "NOMODEL", "-n", "2000000000"], "at most 100,000 samples per command"),
+        (["sample", "NOMODEL", "-n", "4", "--truncation", "1e300"], "--truncation 1e+300: expected a finite number between 0 and 1,000,000"),
+        (["sample", "NOMODEL", "-n", "4", "--psi", "inf"], "--truncation inf"),
+        (["sample", "NOMODEL", "-n", "4", "--grid-max", "1000000000"], "--grid-max 1,000,000,000: at most 2,500"),
+        (["sample", "NOMODEL", "-n", "4", "--cols", "1000000000"], "--cols 1,000,000,000: at most 2,500"),
+        (["sample", "NOMODEL", "-n", "4", "--batch-size", "1000000000"], "--batch-size 1,000,000,000: at most 4,096"),
+        (["sample", "NOMODEL", "-n", "4", "--save", "bad name"], "may use only letters"),
+        (["interp", "seeds:1", "seeds:2", "--steps", "1000000000", "-m", "NOMODEL"], "--steps 1,000,000,000: at most 1,000 steps per segment"),
+        (["interp", "seeds:1", "seeds:2", "--frame-ms", "1000000000", "-m", "NOMODEL"], "--frame-ms 1,000,000,000: at most 60,000"),
+        (["apply", "seeds:1", "--add", "dir=nan", "-m", "NOMODEL"], "--add 'dir=nan': the weight after '=' must be a finite number"),
+        (["apply", "seeds:1", "--add", "dir=1e999", "-m", "NOMODEL"], "--add 'dir=1e999'"),
+        (["apply", "seeds:1", "--add", "=2", "-m", "NOMODEL"], "nothing before '='"),
+        (["apply", "seeds:1", "--add", "d", "--scales", "0,inf", "-m", "NOMODEL"], "--scales '0,inf': 'inf' is not a finite number"),
+        (["apply", "seeds:1", "--add", "d", "--scales", ",".join(["1"] * 101), "-m", "NOMODEL"], "--scales: 101 numbers given; at most 100"),
+        (["encode", "x.png", "--lr", "inf", "-m", "NOMODEL"], "--lr inf"),
+        (["encode", "x.png", "--restarts", "1000000000", "-m", "NOMODEL"], "--restarts 1,000,000,000: at most 64"),
+        (["encode", "x.png", "--steps", "1000000000", "-m", "NOMODEL"], "--steps 1,000,000,000: at most 100,000"),
+        (["attr-vector", "--images", "imgs", "--column", "age", "--pos-if", ">x", "-m", "NOMODEL"], "--pos-if: cannot read the condition '>x'"),
+        (["attr-vector", "--images", "imgs", "--column", "age", "--pos-if", "1e999-2e999", "-m", "NOMODEL"], "cannot read the condition"),
+        (["attr-vector", "--images", "imgs", "--column", "age", "--pos-if", "1", "--name-pattern", "(?P<age>a{99999999999})", "-m", "NOMODEL"], "not a valid regular expression"),
+    ],
+)
+def test_every_number_is_checked_before_any_work(args, message, tmp_path):
+    res = run(*[str(tmp_path / "NOMODEL") if a == "NOMODEL" else a for a in args], "--out" if args[0] != "attr-vector" else "--force", *([tmp_path / "out"] if args[0] != "attr-vector" else []), code=2)
+    assert message in res.output and "Traceback" not in res.output
+    assert len(res.output.strip().splitlines()) == 1
+    assert not (tmp_path / "out").exists()
+
+
+def test_apply_nan_weight_renders_nothing(model, workspace, tmp_path):
+    run("sample", model, "--seeds", "1,2", "--save", "p")
+    run("sample", model, "--seeds", "3,4", "--save", "n")
+    run("attr-vector", "--pos", "p", "--neg", "n", "--save", "dir", "--model", model)
+    res = run("apply", "seeds:0-2", "--add", "dir=nan", "--model", model, "--out", tmp_path / "o", code=2)
+    assert "--add 'dir=nan'" in res.output and not (tmp_path / "o").exists()
+    # Finite numbers that overflow float32 together are refused before rendering, not after.
+    from latentctl.store import LatentEntry, write_entry
+
+    write_entry(workspace / "latents" / "big.npz", LatentEntry(z=np.full((1, 8), 1e30, np.float32), kind="direction"))
+    res = run("apply", "seeds:0-2", "--add", "big=1e6", "--scales", "1e6", "--model", model, "--out", tmp_path / "o", code=2)
+    assert "overflow" in res.output and not (tmp_path / "o").exists()
+
+
+def test_limits_that_need_the_model_still_come_before_rendering(model, workspace, tmp_path, monkeypatch):
+    res = run("interp", "seeds:1,2,3,4", "--steps", "1000", "--model", model, "--out", tmp_path / "i", code=2)
+    assert "2,998 frames; at most 2,500" in res.output and not (tmp_path / "i").exists()
+    from latentctl import latents
+
+    monkeypatch.setattr(latents, "MAX_SWEEP", 10)
+    res = run("apply", "seeds:0-5", "--add", "x", "--scales", "0,1", "--model", model, "--out", tmp_path / "a", code=2)
+    assert "more than 5 rows" in res.output and not (tmp_path / "a").exists()
+
+
+def test_apply_grid_shows_the_first_whole_rows_that_fit(model, workspace, tmp_path, monkeypatch):
+    from latentctl import parse
+
+    run("sample", model, "--seeds", "1,2", "--save", "p")
+    run("sample", model, "--seeds", "3,4", "--save", "n")
+    run("attr-vector", "--pos", "p", "--neg", "n", "--save", "d", "--model", model)
+    monkeypatch.setattr(parse, "MAX_GRID_TILES", 7)
+    res = run("apply", "seeds:0-4", "--add", "d", "--scales", "0,1,2", "--model", model, "--out", tmp_path, "--no-labels")
+    assert "the grid shows the first 2 rows" in res.output
+    assert len(list(tmp_path.glob("row*_scale*.png"))) == 15  # every image is still written
+    grid = Image.open(tmp_path / "grid.png")
+    assert grid.height < grid.width  # 2 rows of 3
+
+
+def test_save_name_taken_is_refused_before_rendering(model, workspace, tmp_path):
+    run("sample", model, "--seeds", "1", "--save", "pick")
+    res = run("sample", model, "--seeds", "2", "--save", "pick", "--out", tmp_path / "s", code=1)
+    assert "already exists" in res.output and not (tmp_path / "s").exists()

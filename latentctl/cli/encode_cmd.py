@@ -77,10 +77,16 @@ def encode(
     import numpy as np
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
+    from latentctl.cli.latent_cmds import check_save
     from latentctl.session import open_model, output_dir, save_latents
     from latentctl.encode import encode_images
     from latentctl.grid import make_grid, save_png
+    from latentctl.parse import MAX_ENCODE_STEPS, MAX_RESTARTS, check_count, check_float
 
+    check_float(lr, "--lr", minimum=0.0)
+    check_count(steps, "--steps", MAX_ENCODE_STEPS, "more steps rarely improve the fit")
+    check_count(restarts, "--restarts", MAX_RESTARTS, "each restart multiplies the batch the generator runs")
+    check_save(save, workspace, force)
     session = open_model(model, device, workspace, warn=warn)
     images, files = load_photos(photos, session.info.model.image_size)
     out_dir = output_dir(session.ws, out, "encode", force)
@@ -110,12 +116,21 @@ def labelled_latents(session, images_dir: Path, column: str, labels_csv: Path | 
     from latentctl.cli.common import warn
     from latentctl.data import prepare_dataset
     from latentctl.encode import encode_images
-    from latentctl.labels import UTKFACE_PATTERN, labels_from_names, read_labels_csv
+    from latentctl.labels import UTKFACE_PATTERN, compile_pattern, labels_from_names, read_labels_csv
 
     images_dir = Path(images_dir).expanduser()
     csv = labels_csv or (images_dir / "labels.csv" if (images_dir / "labels.csv").exists() and pattern is None else None)
+    # The labels and the column are checked before the images are read, which is the slow part.
+    if csv:
+        labels = read_labels_csv(csv, images_dir)
+        labels.column([], column)  # UsageError naming the columns there are
+    else:
+        groups = list(compile_pattern(pattern or UTKFACE_PATTERN).groupindex)
+        if column not in groups:
+            raise UsageError(f"no label column {column!r}; the name pattern gives: {', '.join(groups)}")
     ds = prepare_dataset(images_dir, session.info.model.image_size, session.ws.cache, max_images=max_images)
-    labels = read_labels_csv(csv, images_dir) if csv else labels_from_names(ds.files, pattern or UTKFACE_PATTERN)
+    if not csv:
+        labels = labels_from_names(ds.files, pattern or UTKFACE_PATTERN)
     note(labels.summary())
     values = labels.column(ds.files, column)
     keep = np.isfinite(values)

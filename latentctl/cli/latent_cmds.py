@@ -40,14 +40,34 @@ SaveOpt = Annotated[
 ]
 
 
-def _floats(text: str, option: str) -> list[float]:
-    try:
-        values = [float(x) for x in text.split(",") if x.strip()]
-    except ValueError:
-        raise UsageError(f"{option} {text!r}: expected numbers separated by commas, e.g. -2,-1,0,1,2") from None
-    if not values:
-        raise UsageError(f"{option}: give at least one number")
-    return values
+def check_save(save: str | None, workspace: Path | None, force: bool) -> None:
+    """Refuse a --save name that is unusable or taken before any work, so nothing renders in vain.
+
+    The store still refuses to overwrite at save time; this only moves the likely failure first.
+    """
+    if save is None:
+        return
+    from latentctl.store import LatentStore
+    from latentctl.workspace import Workspace
+
+    path = LatentStore(Workspace.resolve(workspace).store).path_for(save)  # checks the name
+    if path.exists() and not force:
+        raise StoreError(f"{path} already exists; pass --force to replace it")
+
+
+def _gather(session, specs: list[str], *, limit: int, what: str):
+    """The rows of every spec, stopping as soon as they exceed ``limit`` (each spec alone may hold
+    up to 100,000 latents, so many of them could fill the memory before anything is checked)."""
+    import numpy as np
+
+    parts, total = [], 0
+    for spec in specs:
+        z = session.latents(spec).z
+        total += len(z)
+        if total > limit:
+            raise UsageError(f"{what}: the latents given hold more than {limit:,} rows; use fewer or pick rows with @")
+        parts.append(z)
+    return np.concatenate(parts)
 
 
 @handles_errors
@@ -74,17 +94,20 @@ def interp(
 
       latentctl interp glasses@0 smiling@1 seeds:5 --method slerp --steps 10 --gif
     """
-    import numpy as np
-
+    from latentctl.latents import MAX_PATH_FRAMES, check_steps, interpolate_path, path_frames
+    from latentctl.parse import MAX_FRAME_MS, check_count
     from latentctl.session import open_model, output_dir, render, save_latents
-    from latentctl.latents import interpolate_path
 
     if method not in ("lerp", "slerp"):
         raise UsageError(f"--method must be lerp or slerp, got {method!r}")
+    check_steps(steps)
+    check_count(frame_ms, "--frame-ms", MAX_FRAME_MS, "GIF frames cannot be longer", minimum=10)
+    check_save(save, workspace, force)
     session = open_model(model, device, workspace, precision, warn=warn)
-    rows = np.concatenate([session.latents(p).z for p in points])
+    rows = _gather(session, points, limit=MAX_PATH_FRAMES, what="interp")
     if len(rows) < 2:
         raise UsageError("interp needs at least two latents, e.g. 'latentctl interp seeds:16 seeds:37'")
+    path_frames(len(rows), steps)
     path = interpolate_path(rows, steps, method)
     out_dir = output_dir(session.ws, out, "interp", force)
     names = [f"frame{i:03d}" for i in range(len(path))]
@@ -168,17 +191,36 @@ def attr_vector(
     import numpy as np
 
     from latentctl import latents as L
+    from latentctl.seeds import MAX_SEED_COUNT
     from latentctl.store import LatentEntry, LatentStore, resolve_latents
     from latentctl.workspace import Workspace
 
     if method not in ("mean", "boundary"):
         raise UsageError(f"--method must be mean or boundary, got {method!r}")
+    if images is not None:
+        # The conditions and the pattern are checked before the slow part (encoding every image).
+        from latentctl.labels import compile_pattern, select
+
+        for flag, cond in (("--pos-if", pos_if), ("--neg-if", neg_if)):
+            if cond is not None:
+                try:
+                    select(np.empty(0), cond)
+                except UsageError as e:
+                    raise UsageError(f"{flag}: {e}") from None
+        if name_pattern is not None:
+            compile_pattern(name_pattern)
+    check_save(save, workspace, force)
     ws = Workspace.resolve(workspace)
     store = LatentStore(ws.store)
     dim, info = _latent_dim_for(model, workspace)
 
     def gather(specs: list[str], flag: str) -> tuple[np.ndarray, list[LatentEntry]]:
-        entries = [resolve_latents(s, store, dim) for s in specs]
+        entries, total = [], 0
+        for spec in specs:
+            entries.append(resolve_latents(spec, store, dim))
+            total += entries[-1].count
+            if total > MAX_SEED_COUNT:
+                raise UsageError(f"{flag}: the latents given hold more than {MAX_SEED_COUNT:,} rows; use fewer or pick rows with @")
         dims = {e.latent_dim for e in entries}
         if len(dims) > 1:
             raise StoreError(f"{flag}: the sources have different latent sizes ({sorted(dims)})")
@@ -267,42 +309,39 @@ def apply(
     import numpy as np
 
     from latentctl import latents as L
+    from latentctl.parse import MAX_GRID_TILES, parse_floats, parse_weighted
     from latentctl.session import open_model, output_dir, render, save_latents
 
-    strengths = _floats(scales, "--scales")
+    # Every number first: a bad weight found after loading the model (or after rendering) wastes
+    # the work, and NaN would render as garbage.
+    strengths = parse_floats(scales, "--scales")
+    weighted = [parse_weighted(spec, "--add") for spec in add]
+    check_save(save, workspace, force)
     session = open_model(model, device, workspace, precision, warn=warn)
-    base = np.concatenate([session.latents(s).z for s in latents])
+    base = _gather(session, latents, limit=L.MAX_SWEEP // len(strengths), what=f"apply with {len(strengths)} strength(s)")
     if mean:
         base = base.mean(axis=0, keepdims=True)
-    combined = np.zeros(base.shape[1], dtype=np.float32)
-    for spec in add:
-        name, weight = _weighted(spec)
+    combined = np.zeros(base.shape[1], dtype=np.float64)
+    for name, weight in weighted:
         entry = session.latents(name)
         if entry.kind != "direction":
             raise UsageError(f"--add {name}: holds {entry.count} point(s), not a direction; make one with 'latentctl attr-vector'")
-        combined += weight * entry.z.mean(axis=0)
-    grid = L.strength_sweep(base, combined, strengths)  # (n, k, d)
+        combined += weight * entry.z.mean(axis=0, dtype=np.float64)
+    grid = L.strength_sweep(base, combined, strengths)  # (n, k, d); refuses inf before rendering
     flat = grid.reshape(-1, grid.shape[-1])
     out_dir = output_dir(session.ws, out, "apply", force)
     names = [f"row{i:03d}_scale{s:+g}" for i in range(len(base)) for s in strengths]
     tile_labels = [f"{s:+g}" for _ in range(len(base)) for s in strengths] if labels else None
-    grid_path = render(session, flat, out_dir, names=names, labels=tile_labels, cols=len(strengths), force=force, grid_max=len(flat))
+    # The grid holds its tiles in memory: show the first whole rows that fit, write every image.
+    shown = min(len(flat), MAX_GRID_TILES // len(strengths) * len(strengths))
+    grid_path = render(session, flat, out_dir, names=names, labels=tile_labels, cols=len(strengths), force=force, grid_max=shown)
     entry = session.entry(flat, meta={"command": "apply", "latents": latents, "mean": mean, "add": add, "scales": strengths})
     save_latents(out_dir / "latents.npz", entry, force=force)
     if save:
         note(f"saved {len(flat)} edited latents as '{save}' ({session.store.save(save, entry, force=force)})")
-    note(f"{len(base)} latent(s) x {len(strengths)} strength(s) in {out_dir}")
+    note(f"{len(base)} latent(s) x {len(strengths)} strength(s) in {out_dir}"
+         + (f" (the grid shows the first {shown // len(strengths)} rows)" if shown < len(flat) else ""))
     result(str(grid_path))
-
-
-def _weighted(spec: str) -> tuple[str, float]:
-    name, eq, weight = spec.rpartition("=")
-    if not eq:
-        return spec, 1.0
-    try:
-        return name, float(weight)
-    except ValueError:
-        raise UsageError(f"--add {spec!r}: the weight after '=' must be a number, e.g. glasses=1.5") from None
 
 
 latents_app = typer.Typer(help="Inspect the latent store.", no_args_is_help=True)
@@ -313,6 +352,7 @@ latents_app = typer.Typer(help="Inspect the latent store.", no_args_is_help=True
 def list_entries(workspace: WorkspaceOpt = None) -> None:
     """List the store's entries: name, kind, count, dimension, model."""
     from rich.table import Table
+    from rich.text import Text
 
     from latentctl.cli.common import out_console
     from latentctl.store import LatentStore
@@ -324,11 +364,14 @@ def list_entries(workspace: WorkspaceOpt = None) -> None:
         note(f"the latent store {store.root} is empty; save samples with 'latentctl sample --seeds 1,2 --save NAME'")
         return
     table = Table("name", "kind", "count", "dim", "model", "created", box=None, pad_edge=False)
+    # Text cells, not markup: names, ids and error messages come from files anyone can write, and
+    # a '[/x]' among them would otherwise stop the whole listing with a markup error.
     for e in entries:
         if e.error:
-            table.add_row(e.name, "[red]unreadable[/]", "", "", "", e.error)
+            table.add_row(Text(e.name), Text("unreadable", style="red"), "", "", "", Text(e.error))
         else:
-            table.add_row(e.name, e.kind, str(e.count), str(e.latent_dim), e.model_id or "-", e.created or "")
+            table.add_row(Text(e.name), Text(e.kind or ""), str(e.count), str(e.latent_dim),
+                          Text(e.model_id or "-"), Text(e.created or ""))
     out_console.print(table)
 
 

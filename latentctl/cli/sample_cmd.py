@@ -69,10 +69,18 @@ def sample(
     """
     import numpy as np
 
+    from latentctl.cli.latent_cmds import check_save
+    from latentctl.parse import MAX_BATCH_SIZE, MAX_GRID_TILES, check_count, check_float
     from latentctl.session import open_model, output_dir, render, save_latents
     from latentctl.seeds import latents_from_seeds, resolve_seeds
 
+    # Everything the user typed is checked before the model loads: nothing renders in vain.
     seed_list = resolve_seeds(n, seeds)
+    check_float(truncation, "--truncation", minimum=0.0)
+    check_count(grid_max, "--grid-max", MAX_GRID_TILES, "the grid holds its tiles in memory; every sample still gets its PNG")
+    check_count(cols, "--cols", MAX_GRID_TILES, "a wider grid would be mostly empty")
+    check_count(batch_size, "--batch-size", MAX_BATCH_SIZE, "larger batches only use more memory")
+    check_save(save, workspace, force)
     session = open_model(model, device, workspace, precision, warn=warn)
     z = latents_from_seeds(seed_list, session.info.model.latent_dim) * np.float32(truncation)
     out_dir = output_dir(session.ws, out, "sample", force)
