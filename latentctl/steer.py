@@ -1,0 +1,218 @@
+"""GAN steerability (Jahanian et al. 2020): a linear walk in z that performs a known image edit.
+
+    w* = argmin_w  E_{z, α} masked-L2( G(z + α w), edit(G(z), α) )
+
+with G frozen and Adam on w only. Geometric edits (zoom, shift, rotate) warp G(z) with
+affine_grid/grid_sample; the pixels they pull in from outside the picture are unknown, so a
+validity mask leaves them out of the loss. Brightness and colour are additive offsets.
+
+α is in the edit's own units (``EDITS[name].units``), and the saved walk is scaled so that
+``apply --add NAME=α`` asks for that α: e.g. ``steer-shift-x=0.1`` shifts by a tenth of the width.
+Library code: progress goes to a callback, nothing is printed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from latentctl.errors import UsageError
+
+
+@dataclass(frozen=True)
+class Edit:
+    name: str
+    alpha_max: float  # α is sampled from [-alpha_max, alpha_max]
+    units: str
+
+
+EDITS: dict[str, Edit] = {
+    e.name: e
+    for e in (
+        Edit("zoom", 1.0, "log2 of the zoom factor (+1 = twice as large, -1 = half)"),
+        Edit("shift-x", 0.25, "fraction of the image width (+ moves the content right)"),
+        Edit("shift-y", 0.25, "fraction of the image height (+ moves the content down)"),
+        Edit("rotate", 30.0, "degrees (+ turns the content counter-clockwise)"),
+        Edit("brightness", 0.5, "offset on the [-1, 1] pixel scale (+0.5 = a quarter of the range brighter)"),
+        Edit("color", 0.5, "offset of one channel (--channel) on the [-1, 1] pixel scale"),
+    )
+}
+CHANNELS = ("red", "green", "blue")
+
+
+def check_edit(name: str, channel: str = "red") -> Edit:
+    if name not in EDITS:
+        raise UsageError(f"unknown --edit {name!r}; choose one of {', '.join(EDITS)}")
+    if channel not in CHANNELS:
+        raise UsageError(f"unknown --channel {channel!r}; choose red, green or blue")
+    return EDITS[name]
+
+
+def apply_edit(x: Any, edit: str, alpha: Any, *, channel: str = "red") -> tuple[Any, Any]:
+    """(edited images, validity mask) for images ``x`` (B, C, S, S) in [-1, 1] and per-image
+    ``alpha`` (B,). The mask (B, 1, S, S) is 1 where the edited pixel comes from inside the image."""
+    import torch
+    import torch.nn.functional as F
+
+    check_edit(edit, channel)
+    a = alpha.to(x.dtype).reshape(-1)
+    b = x.shape[0]
+    ones = torch.ones(b, 1, *x.shape[2:], dtype=x.dtype, device=x.device)
+    if edit in ("brightness", "color"):
+        offset = torch.zeros(b, x.shape[1], 1, 1, dtype=x.dtype, device=x.device)
+        if edit == "brightness":
+            offset += a[:, None, None, None]
+        else:
+            offset[:, CHANNELS.index(channel) % x.shape[1]] = a[:, None, None]
+        # Clamped like any image: the generator cannot paint beyond tanh's range either.
+        return (x + offset).clamp(-1.0, 1.0), ones
+    theta = torch.zeros(b, 2, 3, dtype=x.dtype, device=x.device)
+    # affine_grid maps each output pixel to where it samples the input (normalised coordinates, y
+    # down), so every transform below is the inverse of the motion the content makes.
+    if edit == "zoom":
+        inv = torch.pow(2.0, -a)
+        theta[:, 0, 0] = inv
+        theta[:, 1, 1] = inv
+    elif edit == "shift-x":
+        theta[:, 0, 0] = theta[:, 1, 1] = 1.0
+        theta[:, 0, 2] = -2.0 * a  # the normalised width is 2
+    elif edit == "shift-y":
+        theta[:, 0, 0] = theta[:, 1, 1] = 1.0
+        theta[:, 1, 2] = -2.0 * a
+    else:  # rotate; y points down, so a counter-clockwise turn on screen samples at +angle
+        r = a * (math.pi / 180.0)
+        theta[:, 0, 0] = torch.cos(r)
+        theta[:, 0, 1] = -torch.sin(r)
+        theta[:, 1, 0] = torch.sin(r)
+        theta[:, 1, 1] = torch.cos(r)
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    edited = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    coverage = F.grid_sample(ones, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    # A pixel half blended with the zero padding is not a target worth matching.
+    return edited, (coverage > 0.99).to(x.dtype)
+
+
+def _masked_mse(a: Any, b: Any, mask: Any) -> Any:
+    """Per image: mean squared difference over the valid pixels (all channels)."""
+    err = ((a - b) ** 2 * mask).sum(dim=(1, 2, 3))
+    return err / (mask.sum(dim=(1, 2, 3)) * a.shape[1]).clamp_min(1.0)
+
+
+@dataclass
+class AlphaError:
+    alpha: float
+    walk: float  # masked RMS (0-255 scale) between G(z + αw) and edit(G(z), α)
+    zero: float  # the same for the zero walk, G(z) itself
+
+
+@dataclass
+class SteerResult:
+    edit: str
+    direction: np.ndarray  # (d,) float32 in the edit's units per unit strength
+    errors: list[AlphaError] = field(default_factory=list)
+    final_loss: float = float("nan")
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+def walk_errors(generator: Any, direction: np.ndarray, edit: str, z: np.ndarray, alphas: list[float], *,
+                channel: str = "red", device: Any = "cpu") -> list[AlphaError]:
+    """How well ``z + α·direction`` matches the edited image, per α, next to doing nothing."""
+    import torch
+
+    device = torch.device(device)
+    zt = torch.from_numpy(np.asarray(z, np.float32)).to(device)
+    w = torch.from_numpy(np.asarray(direction, np.float32)).to(device)
+    out = []
+    with torch.inference_mode():
+        x = generator(zt)
+        for alpha in alphas:
+            a = torch.full((len(zt),), float(alpha), device=device)
+            target, mask = apply_edit(x, edit, a, channel=channel)
+            moved = generator(zt + float(alpha) * w)
+            # x 127.5: from the [-1, 1] scale to 0-255 steps, as the other commands report errors.
+            walk = float(_masked_mse(moved, target, mask).mean().sqrt()) * 127.5
+            zero = float(_masked_mse(x, target, mask).mean().sqrt()) * 127.5
+            out.append(AlphaError(float(alpha), walk, zero))
+    return out
+
+
+def eval_alphas(alpha_max: float, n: int = 7) -> list[float]:
+    return [float(a) for a in np.linspace(-alpha_max, alpha_max, n)]
+
+
+@contextlib.contextmanager
+def frozen(generator: Any) -> Iterator[None]:
+    """The generator in eval mode with no parameter gradients, restored afterwards: only the
+    direction is trained, and the caller's model comes back exactly as it was."""
+    was_training = generator.training
+    flags = [(p, p.requires_grad) for p in generator.parameters()]
+    generator.eval()
+    for p, _ in flags:
+        p.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p, flag in flags:
+            p.requires_grad_(flag)
+        generator.train(was_training)
+
+
+def learn_walk(
+    generator: Any,
+    edit: str,
+    *,
+    steps: int = 300,
+    batch_size: int = 16,
+    lr: float = 0.05,
+    seed: int = 0,
+    channel: str = "red",
+    alpha_max: float | None = None,
+    eval_seeds: int = 32,
+    device: Any = "cpu",
+    on_step: Callable[[int, int, float], None] | None = None,
+) -> SteerResult:
+    """Learn the linear walk for ``edit``; errors are measured on held-out latents."""
+    import torch
+
+    spec = check_edit(edit, channel)
+    if steps < 1 or batch_size < 1:
+        raise UsageError(f"--steps and --batch-size must be at least 1, got {steps} and {batch_size}")
+    amax = float(alpha_max if alpha_max is not None else spec.alpha_max)
+    if not amax > 0:
+        raise UsageError(f"--alpha-max must be positive, got {amax}")
+    device = torch.device(device)
+    dim = generator.config.latent_dim
+    gen = torch.Generator(device="cpu").manual_seed(seed)
+    # The walk is learnt per *normalised* α in [-1, 1], so Adam's step means the same for degrees
+    # as for fractions of the width; it is rescaled to the edit's units at the end.
+    w = torch.zeros(dim, device=device, requires_grad=True)
+    opt = torch.optim.Adam([w], lr=lr)
+    loss_value = float("nan")
+    with frozen(generator):
+        for step in range(steps):
+            z = torch.randn(batch_size, dim, generator=gen).to(device)
+            t = (torch.rand(batch_size, generator=gen) * 2 - 1).to(device)
+            with torch.no_grad():
+                target, mask = apply_edit(generator(z), edit, t * amax, channel=channel)
+            loss = _masked_mse(generator(z + t[:, None] * w), target, mask).mean()
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            loss_value = float(loss.detach())
+            if on_step is not None:
+                on_step(step + 1, steps, loss_value)
+    direction = (w.detach().cpu().numpy() / amax).astype(np.float32)
+    # Held-out latents from their own seed stream, never the ones trained on.
+    z_eval = np.random.default_rng([seed, 1]).standard_normal((eval_seeds, dim)).astype(np.float32)
+    alphas = eval_alphas(amax)
+    errors = walk_errors(generator, direction, edit, z_eval, alphas, channel=channel, device=device)
+    meta = {"edit": edit, "alpha_range": [-amax, amax], "units": spec.units, "steps": steps,
+            "batch_size": batch_size, "lr": lr, "seed": seed, "scale": "edit units: strength α asks for edit α"}
+    if edit == "color":
+        meta["channel"] = channel
+    return SteerResult(edit, direction, errors, loss_value, meta)
