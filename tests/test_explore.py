@@ -390,6 +390,18 @@ def test_explore_serves_on_loopback_and_stops_cleanly_on_ctrl_c(ws):
     assert "Traceback" not in err and "explorer stopped" in err
 
 
+def test_the_listening_socket_is_tcp_so_replies_are_not_delayed():
+    import socket
+
+    from latentctl.explore.server import bind
+
+    sock = bind("127.0.0.1", 0)
+    try:  # asyncio sets TCP_NODELAY only on TCP-proto sockets; without it each reply waits ~40 ms
+        assert sock.proto == socket.IPPROTO_TCP and sock.getsockname()[0] == "127.0.0.1"
+    finally:
+        sock.close()
+
+
 def test_host_other_than_loopback_warns(monkeypatch, ws):
     from latentctl.cli import explore_cmd
 
