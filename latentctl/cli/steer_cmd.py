@@ -157,7 +157,7 @@ classifier_app = typer.Typer(help="Train the attribute classifier that `steer --
 @classifier_app.command("train")
 @handles_errors
 def classifier_train(
-    images: Annotated[Path | None, typer.Argument(metavar="[DIR]", help="A labelled image folder (labels.csv or UTKFace-style names).", show_default=False)] = None,
+    images: Annotated[Path | None, typer.Argument(metavar="DIR", help="A labelled image folder (labels.csv or UTKFace-style names).", show_default=False)] = None,
     column: Annotated[str | None, typer.Option("--column", "-c", metavar="NAME", help="With DIR: the label to learn.", rich_help_panel=P_LABELS, show_default=False)] = None,
     pos_if: Annotated[str | None, typer.Option("--pos-if", metavar="COND", help="With DIR: label values that count as positive: '==1', '>60', '20-30'.", rich_help_panel=P_LABELS, show_default=False)] = None,
     neg_if: Annotated[str | None, typer.Option("--neg-if", metavar="COND", help="With DIR: negative values [default: every other labelled image].", rich_help_panel=P_LABELS, show_default=False)] = None,
