@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
 import json
 import math
@@ -216,12 +217,17 @@ def read_raw_header(path: Path) -> dict[str, Any]:
 _TYPE_WORDS = {bool: "true or false", int: "an integer", float: "a number", str: "a string", type(None): "null"}
 
 
+@functools.cache
+def _type_hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)  # evaluates the annotations' strings: once per class
+
+
 def _check_config_types(path: Path, cls: type, key: str, data: Any) -> dict[str, Any]:
     """A config from the file is a JSON object whose values have the dataclass' types, so that
     no wrong-typed value (a float width, a bool latent size) reaches the networks."""
     if not isinstance(data, dict):
         raise CheckpointError(f"{path}: checkpoint metadata '{key}' is not a JSON object")
-    hints = typing.get_type_hints(cls)
+    hints = _type_hints(cls)
     for name, value in data.items():
         tp = hints.get(name)
         if tp is None:
