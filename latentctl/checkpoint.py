@@ -3,7 +3,8 @@
 A checkpoint is a safetensors file. Its ``__metadata__`` (strings only) holds the format name and
 version, the latentctl version, the model config as JSON and, for training checkpoints, the train
 config, optimizer hyper-parameters and training state (epoch, step, RNG states, data fingerprint).
-Tensors are named ``G.*`` / ``D.*`` for the networks and ``opt.G.*`` / ``opt.D.*`` for Adam's state.
+Tensors are named ``G.*`` and ``D.*`` (GAN) or ``E.*`` (AE/VAE encoder) for the networks, and
+``opt.<optimizer>.<index>.<key>`` (``opt.G``/``opt.D``, or ``opt.AE``) for Adam's state.
 
 The header is read with the standard library only (``read_header``), so ``latentctl info`` needs no
 torch. ``load`` is the one place that fixes up older or foreign layouts. Pickle-based files are
