@@ -18,6 +18,7 @@ import math
 import os
 import posixpath
 import re
+import warnings
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path, PurePath
@@ -255,7 +256,11 @@ def compile_pattern(pattern: str) -> re.Pattern[str]:
     if not isinstance(pattern, str):
         raise UsageError(f"the label pattern must be text, got {type(pattern).__name__}")
     try:
-        regex = re.compile(pattern)
+        # re warns (FutureWarning) about patterns such as '[[' that may change meaning; the
+        # library never prints, and the pattern works as typed today.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            regex = re.compile(pattern)
     # re.compile also raises OverflowError ('a{99999999999}') and RecursionError (thousands of
     # nested groups); to a user each is just a pattern that cannot be used.
     except (re.error, OverflowError, RecursionError, ValueError) as err:

@@ -32,6 +32,7 @@ import math
 import re
 import struct
 import tokenize
+import warnings
 import zipfile
 import zlib
 from dataclasses import dataclass, field
@@ -210,7 +211,10 @@ class _Archive:
             try:
                 read_header = (npformat.read_array_header_1_0 if version == (1, 0)
                                else npformat.read_array_header_2_0)
-                shape, fortran, dtype = read_header(f)
+                # numpy warns when a header needs Python 2 era parsing; the library never prints.
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    shape, fortran, dtype = read_header(f)
             except _DECODE_ERRORS as e:
                 raise StoreError(f"{where}: '{key}' has a malformed .npy header ({_short(e)})") from None
             if dtype.hasobject:
@@ -306,11 +310,19 @@ def _expand(path: Path) -> Path:
         return path
 
 
-def _is_file(path: Path) -> bool:
+def _show(path: Path | str) -> str:
+    """A path for a one-line message: as typed, or quoted and escaped if it holds a line break
+    or another control character (text from a command line or a folder listing can)."""
+    text = str(path)
+    return text if text.isprintable() else repr(text)
+
+
+def _is_file(path: Path, *, folder: bool = False) -> bool:
     # Text from a command line can be a name too long for the file system (OSError on 3.11) or
-    # hold a NUL byte; neither names a file that exists.
+    # hold a NUL byte; neither names a file (or folder) that exists.
     try:
-        return _expand(path).is_file()
+        path = _expand(path)
+        return path.is_dir() if folder else path.is_file()
     except (OSError, ValueError):
         return False
 
@@ -322,10 +334,10 @@ def read_entry(path: Path) -> LatentEntry:
     checked against the archive and ``MAX_ARRAY_BYTES``.
     """
     path = _expand(Path(path))
-    where = str(path)
+    where = _show(path)
     try:
         if not _is_file(path):
-            if path.is_dir():
+            if _is_file(path, folder=True):
                 raise StoreError(f"{where} is a folder, not a latent file")
             raise StoreError(f"no latent file {where}")
         is_zip = zipfile.is_zipfile(path)
@@ -637,7 +649,7 @@ def resolve_latents(spec: str, store: LatentStore, latent_dim: int | None) -> La
                 entry = store.load(base)
             except StoreError as e:
                 if base.endswith(SUFFIX):
-                    raise StoreError(f"{e}; no file {base} exists here either") from None
+                    raise StoreError(f"{e}; no file {_show(base)} exists here either") from None
                 raise
         label = base
 

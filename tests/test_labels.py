@@ -332,3 +332,21 @@ def test_select_accepts_lists_and_ints():
     np.testing.assert_array_equal(select([1, 2, 3], ">=2"), [False, True, True])
     assert select(np.array([], dtype=float), ">1").shape == (0,)
     np.testing.assert_array_equal(select([float("nan"), 2.0], "!=1"), [False, True])
+
+
+def test_patterns_that_re_cannot_compile_are_usage_errors():
+    import warnings
+
+    from latentctl.labels import compile_pattern
+
+    for bad in ("(?P<age>a{99999999999})", "(" * 500 + ")" * 500, "(?P<a>x", "[a"):
+        with pytest.raises(UsageError, match="not a valid regular expression|no named groups"):
+            labels_from_names(["1.jpg"], bad)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the library never prints, not even re's FutureWarning
+        assert compile_pattern("(?P<a>[[0-9])").groupindex == {"a": 1}
+
+
+def test_ranges_of_infinite_numbers_are_refused():
+    with pytest.raises(UsageError, match="cannot read the condition '1e999-2e999'"):
+        select(np.array([1.0]), "1e999-2e999")

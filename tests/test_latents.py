@@ -351,3 +351,66 @@ def test_strength_sweep_shape_and_values():
     np.testing.assert_allclose(out[0, 2, 3], z[0, 3] + 1.5, rtol=1e-6)
     with pytest.raises(UsageError):
         strength_sweep(z, v, [])
+
+
+# ---- limits, checked before allocating (issue 10) -----------------------------------------------
+
+
+def test_steps_and_path_length_are_bounded_before_allocating():
+    from latentctl.latents import MAX_PATH_FRAMES, MAX_STEPS, check_steps, path_frames
+
+    assert check_steps(MAX_STEPS) == MAX_STEPS == 1_000
+    with pytest.raises(UsageError, match="--steps 1,000,000,000: at most 1,000 steps per segment"):
+        lerp(np.zeros(2), np.ones(2), 1_000_000_000)
+    with pytest.raises(UsageError, match="--steps"):
+        interpolate_path(np.zeros((2, 2)), 1_000_000_000)
+    assert path_frames(2, 1000) == 1000 and MAX_PATH_FRAMES == 2_500
+    with pytest.raises(UsageError, match="4 latents with --steps 1000 has 2,998 frames; at most 2,500"):
+        interpolate_path(np.zeros((4, 2)), 1000)
+
+
+def test_sweeps_are_bounded_and_never_overflow_into_inf(monkeypatch):
+    from latentctl import latents
+
+    monkeypatch.setattr(latents, "MAX_SWEEP", 6)
+    assert strength_sweep(np.zeros((3, 2)), np.ones(2), [0, 1]).shape == (3, 2, 2)
+    with pytest.raises(UsageError, match="3 latents x 3 strengths make 9 images; at most 6"):
+        strength_sweep(np.zeros((3, 2)), np.ones(2), [0, 1, 2])
+    with pytest.raises(UsageError, match="overflow float32"):
+        strength_sweep(np.zeros((1, 2)), np.full(2, 1e30), [1e9])
+    with pytest.raises(UsageError, match="overflow float32"):
+        apply_directions(np.zeros((1, 2)), [(np.full(2, 3e38), 10.0)])
+
+
+# ---- command-line numbers (latentctl.parse) -----------------------------------------------------
+
+
+def test_scales_and_weights_parse_strictly():
+    from latentctl.parse import parse_floats, parse_weighted
+
+    assert parse_floats("-2,-1, 0,1.5,2e0,", "--scales") == [-2, -1, 0, 1.5, 2]
+    assert parse_weighted("glasses") == ("glasses", 1.0)
+    assert parse_weighted("out/a=b.npz=-0.5") == ("out/a=b.npz", -0.5)
+    for bad in ("nan", "inf", "-Infinity", "1e999", "1_0", "0x1", "1e7", "", ",", "٣"):
+        with pytest.raises(UsageError, match="--scales"):
+            parse_floats(bad, "--scales")
+        with pytest.raises(UsageError, match=r"--add 'd=.*finite number"):
+            parse_weighted(f"d={bad}")
+    with pytest.raises(UsageError, match="101 numbers given; at most 100"):
+        parse_floats(",".join(["0"] * 101), "--scales")
+    with pytest.raises(UsageError, match="nothing before '='"):
+        parse_weighted("=1")
+
+
+def test_options_typer_already_read_are_checked_too():
+    from latentctl.parse import check_count, check_float
+
+    assert check_float(0.5, "--truncation", minimum=0.0) == 0.5
+    for bad in (math.nan, math.inf, -1.0, 1e7):
+        with pytest.raises(UsageError, match="--truncation"):
+            check_float(bad, "--truncation", minimum=0.0)
+    assert check_count(None, "--cols", 10, "x") is None
+    with pytest.raises(UsageError, match="--cols 11: at most 10; fewer please"):
+        check_count(11, "--cols", 10, "fewer please")
+    with pytest.raises(UsageError, match="--cols must be at least 1"):
+        check_count(0, "--cols", 10, "x")

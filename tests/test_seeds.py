@@ -44,3 +44,31 @@ def test_a_seed_addresses_the_same_latent_whatever_else_is_asked():
 def test_format_round_trips():
     seeds = [0, 1, 2, 3, 42, 43, 50]
     assert parse_seeds(format_seeds(seeds)) == seeds
+
+
+def test_ranges_are_sized_before_they_are_expanded():
+    with pytest.raises(UsageError, match=r"names 4,294,967,296 seeds; at most 100,000 seeds per command; split the range"):
+        parse_seeds("0-4294967295")
+    assert parse_seeds("0-4294967295", 3) == [0, 1, 2]  # -n takes the first seeds only
+    assert len(parse_seeds("0-99999")) == 100_000
+    with pytest.raises(UsageError, match="at most 100,000"):
+        parse_seeds("0-99999,5")
+
+
+@pytest.mark.parametrize("n", [2_000_000_000, 100_001])
+def test_n_is_bounded(n):
+    with pytest.raises(UsageError, match="at most 100,000 samples per command"):
+        resolve_seeds(n, None)
+    with pytest.raises(UsageError, match="at most 100,000"):
+        resolve_seeds(n, "0-")
+
+
+@pytest.mark.parametrize("bad", ["١٢", "1_000", "4294967296", "0-4294967296", "5-3"])
+def test_only_ascii_seeds_within_range(bad):
+    with pytest.raises(UsageError, match="--seeds"):
+        parse_seeds(bad)
+
+
+def test_n_must_be_positive_even_with_seeds():
+    with pytest.raises(UsageError, match="-n must be at least 1"):
+        resolve_seeds(0, "0-8")

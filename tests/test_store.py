@@ -455,3 +455,88 @@ def test_zip_contents_are_only_npy(tmp_path):
     with np.load(path, allow_pickle=False) as npz:
         for key in npz.files:
             assert npz[key].dtype != object
+
+
+# ---- sizes are checked before anything is allocated (issue 10) ---------------------------------
+
+
+def _zip_with(path: Path, members: dict[str, bytes], compression: int = zipfile.ZIP_STORED) -> Path:
+    with zipfile.ZipFile(path, "w", compression) as zf:
+        for name, blob in members.items():
+            zf.writestr(name, blob)
+    return path
+
+
+def _npy_header(shape: tuple, descr: str = "<f4") -> bytes:
+    import io
+
+    from numpy.lib import format as npformat
+
+    buf = io.BytesIO()
+    npformat.write_array_header_1_0(buf, {"descr": descr, "fortran_order": False, "shape": shape})
+    return buf.getvalue()
+
+
+def test_a_header_claiming_terabytes_is_refused_before_allocating(tmp_path):
+    path = _zip_with(tmp_path / "huge.npz", {"z.npy": _npy_header((10**6, 10**6))})
+    assert path.stat().st_size < 400
+    with pytest.raises(StoreError, match=r"huge.npz: 'z' declares shape \(1000000, 1000000\) of float32 "
+                                         r"\(4,000,000,000,000 bytes\), more than the 2,147,483,648"):
+        read_entry(path)
+
+
+def test_a_header_must_match_the_bytes_its_member_holds(tmp_path):
+    one_row = _npy_header((2, D)) + bytes(4 * D)  # claims two rows, holds one
+    with pytest.raises(StoreError, match=r"short.npz: 'z' declares shape \(2, 8\).*holds 32 bytes; the file is truncated"):
+        read_entry(_zip_with(tmp_path / "short.npz", {"z.npy": one_row}))
+    with pytest.raises(StoreError, match="long.npz: 'z' declares"):
+        read_entry(_zip_with(tmp_path / "long.npz", {"z.npy": one_row + bytes(4 * D + 1)}))
+    with pytest.raises(StoreError, match=r"seeds.npz: 'seeds' declares shape \(10000000000000,\)"):
+        read_entry(_zip_with(tmp_path / "seeds.npz", {"z.npy": _npy_header((1, D)) + bytes(4 * D),
+                                                      "seeds.npy": _npy_header((10**13,), "<i8")}))
+
+
+@pytest.mark.parametrize("descr,match", [("|V0", "holds"), ("<U0", "size zero"), ("|O", "pickled")])
+def test_odd_element_types_are_refused_from_the_header(tmp_path, descr, match):
+    path = _zip_with(tmp_path / "odd.npz", {"z.npy": _npy_header((10**12,), descr)})
+    with pytest.raises(StoreError, match=f"odd.npz.*{match}"):
+        read_entry(path)
+
+
+def test_compressed_fortran_and_big_endian_arrays_still_read(tmp_path):
+    z = np.arange(3 * D, dtype=">f8").reshape(3, D)
+    np.savez_compressed(tmp_path / "c.npz", z=np.asfortranarray(z), kind=np.array("points"))
+    np.testing.assert_array_equal(read_entry(tmp_path / "c.npz").z, z.astype(np.float32))
+
+
+def test_a_corrupt_compressed_member_is_a_store_error(tmp_path):
+    np.savez_compressed(tmp_path / "c.npz", z=np.random.default_rng(0).standard_normal((50, D)))
+    data = bytearray((tmp_path / "c.npz").read_bytes())
+    data[120:140] = bytes(20)  # inside the deflate stream of z.npy
+    (tmp_path / "bad.npz").write_bytes(bytes(data))
+    with pytest.raises(StoreError, match="bad.npz"):
+        read_entry(tmp_path / "bad.npz")
+
+
+def test_listing_goes_on_past_a_lying_entry(store):
+    store.save("after", _entry())
+    _zip_with(store.root / "huge.npz", {"z.npy": _npy_header((10**12,))})
+    infos = {i.name: i for i in store.list()}
+    assert infos["huge"].count is None and "declares shape (1000000000000,)" in infos["huge"].error
+    assert infos["after"].count == 3 and infos["after"].error is None
+
+
+def test_paths_that_cannot_exist_are_missing_files(tmp_path, store):
+    for text in ("~nosuchuser-latentctl/x.npz", "dir/" + "a" * 5000 + ".npz", "a\x00b/x.npz"):
+        with pytest.raises(StoreError, match="no latent file"):
+            resolve_latents(text, store, D)
+    with pytest.raises(StoreError, match=r"no latent file 'x\\ny/z.npz'"):  # still one line
+        read_entry(Path("x\ny/z.npz"))
+
+
+def test_resolving_many_rows_is_bounded(store):
+    store.save("glasses", _entry(3))
+    with pytest.raises(UsageError, match="selects 150,000 rows; at most 100,000 rows per command"):
+        resolve_latents("glasses@" + ",".join(["0-2"] * 50_000), store, D)
+    with pytest.raises(UsageError, match="at most 100,000 seeds per command; split the range"):
+        resolve_latents("seeds:0-4294967295", store, D)
