@@ -228,7 +228,8 @@ def test_latents_list_shows_a_lying_entry_as_unreadable_and_goes_on(workspace):
     ],
 )
 def test_every_number_is_checked_before_any_work(args, message, tmp_path):
-    res = run(*[str(tmp_path / "NOMODEL") if a == "NOMODEL" else a for a in args], "--out" if args[0] != "attr-vector" else "--force", *([tmp_path / "out"] if args[0] != "attr-vector" else []), code=2)
+    out = [] if args[0] == "attr-vector" else ["--out", tmp_path / "out"]  # attr-vector writes to the store
+    res = run(*[tmp_path / "NOMODEL" if a == "NOMODEL" else a for a in args], *out, code=2)
     assert message in res.output and "Traceback" not in res.output
     assert len(res.output.strip().splitlines()) == 1
     assert not (tmp_path / "out").exists()
