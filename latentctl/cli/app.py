@@ -10,6 +10,7 @@ from latentctl import __version__
 from latentctl.cli import demo_cmd, encode_cmd, explore_cmd, latent_cmds, sample_cmd, train_cmd
 from latentctl.cli import directions_cmd
 from latentctl.cli import steer_cmd
+from latentctl.cli import score_cmd
 
 app = typer.Typer(
     name="latentctl",
@@ -51,6 +52,7 @@ app.command("apply", rich_help_panel="Use a model")(latent_cmds.apply)
 app.command("explore", rich_help_panel="Use a model")(explore_cmd.explore)
 app.command("directions", rich_help_panel="Use a model")(directions_cmd.directions)
 app.command("steer", rich_help_panel="Use a model")(steer_cmd.steer)
+app.command("score", rich_help_panel="Use a model")(score_cmd.score)
 app.add_typer(steer_cmd.classifier_app, name="classifier", rich_help_panel="Use a model")
 app.add_typer(latent_cmds.latents_app, name="latents", rich_help_panel="Latent store")
 app.command("info", rich_help_panel="Models")(sample_cmd.info)

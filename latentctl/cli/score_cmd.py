@@ -1,0 +1,126 @@
+"""`latentctl score`: one quality number for a model, with the real-vs-real floor beside it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from latentctl.cli.common import DeviceOpt, ModelArg, PrecisionOpt, WorkspaceOpt, handles_errors, note, result
+from latentctl.errors import DataError, UsageError
+
+P_SCORE = "Scoring"
+DEFAULT_N = 2000
+
+
+@handles_errors
+def score(
+    model: ModelArg = None,
+    images: Annotated[
+        Path | None,
+        typer.Option("--images", metavar="DIR", help="Real images to compare with \\[default: the folder the run trained on].", rich_help_panel=P_SCORE, show_default=False),
+    ] = None,
+    n: Annotated[
+        int | None,
+        typer.Option("-n", "--count", help="Generated samples (seeds 0..N-1) \\[default: 2000, or the number of real images if fewer].", rich_help_panel=P_SCORE, show_default=False),
+    ] = None,
+    features: Annotated[
+        str,
+        typer.Option("--features", metavar="builtin|inception", help="Feature space: builtin (offline, fixed random conv net at 64 px) or inception (needs --inception-weights).", rich_help_panel=P_SCORE),
+    ] = "builtin",
+    inception_weights: Annotated[
+        Path | None,
+        typer.Option("--inception-weights", metavar="FILE", help="pt_inception-2015-12-05 converted to .safetensors (see docs/quality.md).", rich_help_panel=P_SCORE, show_default=False),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the numbers as JSON.")] = False,
+    batch_size: Annotated[int, typer.Option(help="Samples generated at once (bounds memory).", rich_help_panel="Device and speed")] = 64,
+    device: DeviceOpt = "auto",
+    precision: PrecisionOpt = "auto",
+    workspace: WorkspaceOpt = None,
+) -> None:
+    """Score a model: Fréchet distance, KID and precision/recall of its samples against real images.
+
+    Prints the score and, beside it, the floor: the same numbers for two halves of the real images, about what a generator as good as the data would get. Lower FD and KID are better; see docs/quality.md.
+
+    Examples:
+
+      latentctl score
+
+      latentctl score runs/0001-faces-64px --images ~/faces -n 1000 --json
+    """
+    import time
+
+    from latentctl import checkpoint, score as sc
+    from latentctl.data import prepare_dataset
+    from latentctl.images import find_images
+    from latentctl.parse import MAX_BATCH_SIZE, check_count
+    from latentctl.seeds import MAX_SEED_COUNT
+    from latentctl.workspace import Workspace
+
+    # Everything typed is checked before any image is read or model loaded.
+    check_count(n, "-n", MAX_SEED_COUNT, "score a subset; 2,000 samples already pin FD down well", minimum=sc.MIN_IMAGES)
+    check_count(batch_size, "--batch-size", MAX_BATCH_SIZE, "larger batches only use more memory")
+    if features not in sc.FEATURE_KINDS:
+        raise UsageError(f"--features {features!r}: choose builtin or inception")
+    if features == "inception":
+        if inception_weights is None:
+            raise UsageError("--features inception needs --inception-weights FILE (pt_inception-2015-12-05 as .safetensors; see docs/quality.md), or use --features builtin")
+        if not Path(inception_weights).expanduser().is_file():
+            raise DataError(f"--inception-weights {inception_weights}: no such file")
+        sc.feature_dim("inception")  # says plainly that this build has no Inception graph
+    elif inception_weights is not None:
+        raise UsageError("--inception-weights is only used with --features inception")
+
+    ws = Workspace.resolve(workspace)
+    path = ws.resolve_checkpoint(model)
+    hdr = checkpoint.read_header(path)
+    max_images, subset_seed = None, 0
+    if images is None:
+        root = (hdr.state.get("data") or {}).get("root")
+        if not root:
+            raise UsageError(f"{path} does not record the images it was trained on; pass --images DIR")
+        root = Path(root)
+        if not root.is_dir():
+            raise DataError(f"{root}, the folder {path.name} was trained on, is not there any more; pass --images DIR")
+        if hdr.train is not None:
+            # The training run's own subset, so the decoded images come from its cache.
+            max_images, subset_seed = hdr.train.max_images, hdr.train.seed
+    else:
+        root = Path(images).expanduser()
+        if not root.is_dir():
+            raise DataError(f"--images {images}: not a folder of images")
+    count = len(find_images(root))
+    if max_images is not None:
+        count = min(count, max_images)
+    if count < 2 * sc.MIN_IMAGES:
+        raise DataError(f"{root} has {count} images; scoring needs at least {2 * sc.MIN_IMAGES} (two halves of {sc.MIN_IMAGES})")
+    n = n if n is not None else min(DEFAULT_N, count)
+    if images is not None and count > 2 * n:
+        max_images = 2 * n  # the score uses at most n reference and n held-out images; decode no more
+    ds = prepare_dataset(root, hdr.model.image_size, ws.cache, max_images=max_images, seed=subset_seed)
+
+    from latentctl.session import open_model
+
+    started = time.perf_counter()
+    ref = sc.reference(ds.images, n)
+    session = open_model(path, device, workspace, precision)
+    report = sc.score_generator(session.generator, ref, n, session.device, session.precision, batch_size)
+    seconds = time.perf_counter() - started
+    if as_json:
+        out = report.to_dict()
+        out.update(checkpoint=str(path), images=str(ds.root), seeds=f"0-{n - 1}", seconds=round(seconds, 2))
+        result(json.dumps(out, indent=2))
+        return
+    s, f = report.score, report.floor
+    result(f"score  {_line(s)}   ({report.n_generated} generated vs {report.n_reference} real)")
+    result(f"floor  {_line(f)}   ({report.n_holdout} real vs the same {report.n_reference})")
+    note(
+        f"features {report.features} ({report.feature_dim} numbers per image at {report.feature_size} px); "
+        f"lower FD and KID are better; a model as good as its data scores about the floor; {seconds:.1f} s"
+    )
+
+
+def _line(m) -> str:
+    return f"FD {m.fd:10.4f}   KID {m.kid:9.5f} ± {m.kid_std:.5f}   precision {m.precision:.3f}   recall {m.recall:.3f}"

@@ -1,0 +1,381 @@
+"""A quality number for a generator: Fréchet distance, KID and precision/recall against real images.
+
+Library code: no prints, no CLI imports. Everything is computed offline.
+
+Feature space (``kind="builtin"``)
+----------------------------------
+Scores are only as meaningful as the features they compare. Without downloaded weights the choice
+is between statistics of pixels and a fixed network with random weights; both were measured on the
+synthetic faces (32 px, 500 vs 500 images, FD as a multiple of the real-vs-real floor):
+
+=====================  ==========  ======  ======  =====  ========  =============  ==============
+features               dims        blur    blur    blur   uniform   one image      +20 brightness
+                                   0.5 px  1 px    2 px   noise     repeated
+=====================  ==========  ======  ======  =====  ========  =============  ==============
+pixels, 8x8 area mean  192         1.0     1.7     7.2    246       167            17.8
+random conv + pixels   704         1.4     3.4     9.5    212       130            12.2
+random conv only       512         3.7     14.3    31.3   345       140            1.5
+built-in (conv + 1/2   560         3.0     10.8    23.3   293       126            5.0
+4x4 colour)
+=====================  ==========  ======  ======  =====  ========  =============  ==============
+
+Pixel means do not see the blur a GAN's samples are most often wrong by (0.5 px blur reads as
+perfect) while a random network's rectified edge responses do; a coarse colour layout is added to
+the network, at half weight, because the network alone (its first filters have zero mean, so they
+respond to edges, not to flat colour) hardly sees a colour cast. Random-weight convolutional
+features are a known, reasonable offline stand-in for a trained network's (they separate texture,
+sharpness and diversity; they know nothing of what a face is, so they do not rank semantic
+mistakes the way Inception does).
+
+The extractor: images are resized to ``FEATURE_SIZE`` (64 px; box-averaged down, pixel-repeated
+up) so that runs at different image sizes are scored in one space; three 3x3 stride-2 convolutions
+(3->32->64->128 channels, He-scaled Gaussian weights from ``numpy.random.RandomState(0)``, which
+gives the same numbers on every platform), ReLU after each; features are the mean activation of
+each channel over a 2x2 grid (stages 1 and 2) or the whole image (stage 3), plus the 4x4 colour
+means: 560 numbers per image. Convolutions run in float32 (fast; their rounding, ~1e-7 relative,
+is far below any difference a score can show); every statistic after them is float64.
+
+Precision/recall follow Kynkäänniemi et al. 2019 (k-NN balls, k=3); KID is the unbiased MMD² of
+Bińkowski et al. 2018 with the kernel (x.y/d + 1)^3, averaged over subsets.
+
+The floor: the real images are split (seeded) into a reference half and a held-out half. The
+generated images are compared with the reference half and so is the held-out half: a generator as
+good as the data itself scores about the floor (exactly in expectation when ``n`` equals the held-out
+count; FD's small-sample bias makes the floor a little higher when fewer real images are held out
+than images generated).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+from latentctl.errors import DataError, LatentctlError, UsageError
+
+FEATURE_SIZE = 64  # every image is scored at this resolution, whatever the model's size
+FEATURE_KINDS = ("builtin", "inception")
+K_NEIGHBOURS = 3  # precision/recall's k (Kynkäänniemi et al. 2019 use 3)
+MIN_IMAGES = K_NEIGHBOURS + 1  # a k-th neighbour other than itself needs k + 1 points
+KID_SUBSETS = 100
+KID_SUBSET_SIZE = 1000
+_CHANNELS = (3, 32, 64, 128)
+_POOLS = (2, 2, 1)  # grid each stage's activations are averaged over
+_COLOUR_GRID = 4
+_COLOUR_WEIGHT = 0.5
+_WEIGHT_SEED = 0
+_BATCH = 256
+# Gram matrices of at most this many rows each are held whole for KID (3 x 72 MB); larger sets
+# compute each subset's kernels on their own.
+_KID_FULL_GRAM = 3000
+
+INCEPTION_MISSING = (
+    "--features inception is not implemented in this latentctl (no Inception-v3 graph is built in "
+    "yet); use --features builtin, or see docs/quality.md"
+)
+
+
+@dataclass(frozen=True)
+class Metrics:
+    fd: float  # Fréchet distance; 0 = same mean and covariance; lower is better
+    kid: float  # unbiased MMD² (mean over subsets); about 0 for the same distribution
+    kid_std: float  # spread of the subset estimates
+    precision: float  # share of generated images inside the real manifold (fidelity)
+    recall: float  # share of real images inside the generated manifold (coverage)
+
+
+@dataclass(frozen=True)
+class ScoreReport:
+    score: Metrics  # generated vs the reference half of the real images
+    floor: Metrics  # held-out real half vs the same reference half
+    n_generated: int
+    n_reference: int
+    n_holdout: int
+    features: str
+    feature_dim: int
+    feature_size: int = FEATURE_SIZE
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Reference:
+    """Features of the real images, split and summarised once; the training loop keeps one."""
+
+    features: np.ndarray  # (n_reference, d) float64
+    holdout: np.ndarray  # (n_holdout, d) float64
+    floor: Metrics
+    kind: str
+
+
+# ---- arithmetic ---------------------------------------------------------------------------------
+
+
+def statistics(feats: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and (unbiased) covariance, float64."""
+    f = np.asarray(feats, dtype=np.float64)
+    return f.mean(axis=0), np.cov(f, rowvar=False, ddof=1).reshape(f.shape[1], f.shape[1])
+
+
+def _eigh(s: np.ndarray, vectors: bool) -> Any:
+    """Symmetric eigendecomposition in float64 on one thread: multi-threaded LAPACK eigensolvers
+    (numpy's OpenBLAS and torch's alike) stall when the cores are busy; a 560x560 matrix took 4-8 s
+    instead of 0.06 s on a loaded 2-core machine."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        t = torch.from_numpy(np.ascontiguousarray((s + s.T) / 2, dtype=np.float64))
+        if vectors:
+            w, v = torch.linalg.eigh(t)
+            return w.numpy(), v.numpy()
+        return torch.linalg.eigvalsh(t).numpy()
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _psd_sqrt(s: np.ndarray) -> np.ndarray:
+    w, v = _eigh(s, vectors=True)
+    return (v * np.sqrt(np.clip(w, 0.0, None))) @ v.T
+
+
+def frechet_distance(mu1: np.ndarray, s1: np.ndarray, mu2: np.ndarray, s2: np.ndarray) -> float:
+    """||mu1 - mu2||² + tr(s1) + tr(s2) - 2 tr((s1 s2)^½) for two Gaussians.
+
+    tr((s1 s2)^½) is computed as the sum of square roots of the eigenvalues of the symmetric
+    positive semi-definite r s2 r, r = s1^½ (it has the eigenvalues of s1 s2): two symmetric
+    eigendecompositions in float64, no general (non-symmetric) square root, so no complex parts and
+    no scipy. Rounding can make tiny eigenvalues negative; they are clipped at 0 and the result at 0.
+    """
+    mu1, mu2 = np.asarray(mu1, np.float64), np.asarray(mu2, np.float64)
+    s1, s2 = np.asarray(s1, np.float64), np.asarray(s2, np.float64)
+    r = _psd_sqrt(s1)
+    m = r @ s2 @ r
+    eig = _eigh(m, vectors=False)
+    tr_covmean = float(np.sqrt(np.clip(eig, 0.0, None)).sum())
+    diff = mu1 - mu2
+    return max(0.0, float(diff @ diff) + float(np.trace(s1)) + float(np.trace(s2)) - 2.0 * tr_covmean)
+
+
+def _gram(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    return (x @ y.T / x.shape[1] + 1.0) ** 3
+
+
+def kid(x: np.ndarray, y: np.ndarray, *, subsets: int = KID_SUBSETS, subset_size: int = KID_SUBSET_SIZE, seed: int = 0) -> tuple[float, float]:
+    """Kernel Inception Distance in any feature space: (mean, std) over ``subsets`` random subsets of
+    ``min(subset_size, half the smaller set)`` rows each (at least 2; half, so that the subsets
+    differ and ``std`` says something; the mean's expectation does not depend on the size), the unbiased MMD² with k(a, b) = (a.b/d + 1)^3.
+    Each subset's estimate is unbiased, so for two samples of one distribution the mean is about 0
+    (and can be slightly negative)."""
+    x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
+    m = min(subset_size, max(2, min(len(x), len(y)) // 2))
+    if min(len(x), len(y)) < 2:
+        raise UsageError(f"KID needs at least 2 images on each side, got {len(x)} and {len(y)}")
+    rng = np.random.default_rng(seed)
+    full = max(len(x), len(y)) <= _KID_FULL_GRAM
+    if full:
+        kxx, kyy, kxy = _gram(x, x), _gram(y, y), _gram(x, y)
+    est = np.empty(subsets)
+    for i in range(subsets):
+        ix = rng.choice(len(x), m, replace=False)
+        iy = rng.choice(len(y), m, replace=False)
+        if full:
+            a, b, c = kxx[np.ix_(ix, ix)], kyy[np.ix_(iy, iy)], kxy[np.ix_(ix, iy)]
+        else:
+            a, b, c = _gram(x[ix], x[ix]), _gram(y[iy], y[iy]), _gram(x[ix], y[iy])
+        est[i] = ((a.sum() - np.trace(a)) + (b.sum() - np.trace(b))) / (m * (m - 1)) - 2.0 * c.mean()
+    return float(est.mean()), float(est.std())
+
+
+def _sq_dists(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    d = (a * a).sum(1)[:, None] + (b * b).sum(1)[None, :] - 2.0 * (a @ b.T)
+    return np.maximum(d, 0.0)
+
+
+def _kth_radius(x: np.ndarray, k: int) -> np.ndarray:
+    """Squared distance from each row to its k-th nearest other row."""
+    out = np.empty(len(x))
+    for s in range(0, len(x), 1024):
+        d = _sq_dists(x[s : s + 1024], x)
+        rows = np.arange(len(d))
+        d[rows, rows + s] = np.inf  # a point is not its own neighbour; an exact duplicate is
+        out[s : s + len(d)] = np.partition(d, k - 1, axis=1)[:, k - 1]
+    return out
+
+
+def _coverage(points: np.ndarray, centres: np.ndarray, radii: np.ndarray) -> float:
+    inside = 0
+    for s in range(0, len(points), 1024):
+        inside += int((_sq_dists(points[s : s + 1024], centres) <= radii[None, :]).any(axis=1).sum())
+    return inside / len(points)
+
+
+def precision_recall(real: np.ndarray, fake: np.ndarray, *, k: int = K_NEIGHBOURS) -> tuple[float, float]:
+    """Improved precision and recall (Kynkäänniemi et al. 2019): each set's manifold is the union of
+    balls reaching every point's k-th nearest neighbour in that set; precision is the share of
+    ``fake`` inside the real manifold, recall the share of ``real`` inside the generated one."""
+    real, fake = np.asarray(real, np.float64), np.asarray(fake, np.float64)
+    if min(len(real), len(fake)) <= k:
+        raise UsageError(f"precision/recall need more than {k} images on each side, got {len(real)} real and {len(fake)} generated")
+    return _coverage(fake, real, _kth_radius(real, k)), _coverage(real, fake, _kth_radius(fake, k))
+
+
+def metrics(fake_feats: np.ndarray, ref_feats: np.ndarray, *, seed: int = 0) -> Metrics:
+    """All four numbers for two feature sets (generated or held-out, then reference)."""
+    mu1, s1 = statistics(fake_feats)
+    mu2, s2 = statistics(ref_feats)
+    k_mean, k_std = kid(fake_feats, ref_feats, seed=seed)
+    p, r = precision_recall(ref_feats, fake_feats)
+    return Metrics(frechet_distance(mu1, s1, mu2, s2), k_mean, k_std, p, r)
+
+
+# ---- features -----------------------------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=1)
+def _builtin_weights() -> tuple[Any, ...]:
+    import torch
+
+    rs = np.random.RandomState(_WEIGHT_SEED)  # legacy generator: the same stream on every platform
+    out = []
+    for i, (cin, cout) in enumerate(zip(_CHANNELS[:-1], _CHANNELS[1:])):
+        w = rs.randn(cout, cin, 3, 3)
+        if i == 0:
+            w -= w.mean(axis=(1, 2, 3), keepdims=True)  # edge detectors: blind to flat colour
+        w *= np.sqrt(2.0 / (cin * 9))  # He scale: activations stay O(1) through the ReLUs
+        out.append(torch.from_numpy(w.astype(np.float32)))
+    return tuple(out)
+
+
+def _check_images(images: Any, what: str = "images") -> np.ndarray:
+    if not isinstance(images, np.ndarray) or images.dtype != np.uint8 or images.ndim != 4 or images.shape[-1] not in (1, 3):
+        shape = getattr(images, "shape", None)
+        dtype = getattr(images, "dtype", type(images).__name__)
+        raise DataError(f"{what} must be a (N, H, W, 3) uint8 array, got shape {shape} of {dtype}")
+    return images
+
+
+def _resize(t: Any, size: int) -> Any:
+    import torch.nn.functional as F
+
+    h, w = t.shape[-2:]
+    if (h, w) == (size, size):
+        return t
+    if h >= size and w >= size:
+        return F.interpolate(t, size=(size, size), mode="area")  # box average: no aliasing
+    if size % h == 0 and size % w == 0:
+        return F.interpolate(t, size=(size, size), mode="nearest")  # exact pixel repetition
+    return F.interpolate(t, size=(size, size), mode="bilinear", align_corners=False)
+
+
+def _builtin(batch: np.ndarray) -> np.ndarray:
+    import torch
+    import torch.nn.functional as F
+
+    with torch.inference_mode():
+        t = torch.from_numpy(np.ascontiguousarray(batch)).permute(0, 3, 1, 2).float()
+        if t.shape[1] == 1:
+            t = t.expand(-1, 3, -1, -1)
+        t = _resize(t / 127.5 - 1.0, FEATURE_SIZE)
+        parts = [F.adaptive_avg_pool2d(t, _COLOUR_GRID).flatten(1) * _COLOUR_WEIGHT]
+        h = t
+        for w, pool in zip(_builtin_weights(), _POOLS):
+            h = F.relu(F.conv2d(h, w, stride=2, padding=1))
+            parts.append(F.adaptive_avg_pool2d(h, pool).flatten(1))
+        return torch.cat(parts, 1).numpy().astype(np.float64)
+
+
+def feature_dim(kind: str = "builtin") -> int:
+    _check_kind(kind)
+    return 3 * _COLOUR_GRID**2 + sum(c * p * p for c, p in zip(_CHANNELS[1:], _POOLS))
+
+
+def _check_kind(kind: str) -> None:
+    if kind == "inception":
+        raise LatentctlError(INCEPTION_MISSING)
+    if kind not in FEATURE_KINDS:
+        raise UsageError(f"--features {kind!r}: choose one of {', '.join(FEATURE_KINDS)}")
+
+
+def features(images_uint8: np.ndarray, kind: str = "builtin", *, batch_size: int = _BATCH) -> np.ndarray:
+    """(N, H, W, 3) uint8 images of any size -> (N, d) float64 features, computed batch by batch."""
+    _check_kind(kind)
+    images = _check_images(images_uint8)
+    if len(images) == 0:
+        return np.zeros((0, feature_dim(kind)))
+    return np.concatenate([_builtin(images[s : s + batch_size]) for s in range(0, len(images), batch_size)])
+
+
+# ---- high level ---------------------------------------------------------------------------------
+
+
+def reference(real_uint8: np.ndarray, n: int | None = None, *, kind: str = "builtin", seed: int = 0) -> Reference:
+    """Split the real images (a seeded shuffle) into a reference and a held-out half, at most ``n``
+    each, and compute the floor. Build it once and pass it to ``score_images``/``score_generator``."""
+    _check_kind(kind)
+    real = _check_images(real_uint8, "real images")
+    if len(real) < 2 * MIN_IMAGES:
+        raise DataError(f"scoring needs at least {2 * MIN_IMAGES} real images (two halves of {MIN_IMAGES}), got {len(real)}")
+    order = np.random.default_rng(seed).permutation(len(real))
+    half = len(real) // 2 if n is None else min(len(real) // 2, max(n, MIN_IMAGES))
+    ref_idx, hold_idx = np.sort(order[:half]), np.sort(order[half : 2 * half])
+    ref, hold = features(real[ref_idx], kind), features(real[hold_idx], kind)
+    return Reference(ref, hold, metrics(hold, ref, seed=seed), kind)
+
+
+def score_features(fake_feats: np.ndarray, ref: Reference, *, seed: int = 0) -> ScoreReport:
+    if len(fake_feats) < MIN_IMAGES:
+        raise UsageError(f"scoring needs at least {MIN_IMAGES} generated images, got {len(fake_feats)}")
+    return ScoreReport(
+        score=metrics(fake_feats, ref.features, seed=seed),
+        floor=ref.floor,
+        n_generated=len(fake_feats),
+        n_reference=len(ref.features),
+        n_holdout=len(ref.holdout),
+        features=ref.kind,
+        feature_dim=ref.features.shape[1],
+    )
+
+
+def score_images(fake_uint8: np.ndarray, real_uint8: np.ndarray | Reference, *, kind: str = "builtin", seed: int = 0) -> ScoreReport:
+    """Score generated images against real ones (uint8 arrays, any sizes) or a prepared ``Reference``."""
+    fake = _check_images(fake_uint8, "generated images")
+    ref = real_uint8 if isinstance(real_uint8, Reference) else reference(real_uint8, len(fake), kind=kind, seed=seed)
+    return score_features(features(fake, ref.kind), ref, seed=seed)
+
+
+def score_batches(batches: Iterable[np.ndarray], ref: Reference, *, seed: int = 0) -> ScoreReport:
+    """Score generated images that arrive in batches (memory stays that of one batch of images)."""
+    feats = [features(_check_images(b, "generated images"), ref.kind) for b in batches]
+    return score_features(np.concatenate(feats) if feats else np.zeros((0, ref.features.shape[1])), ref, seed=seed)
+
+
+def score_generator(
+    generator: Any,
+    real_images: np.ndarray | Reference,
+    n: int = 1000,
+    device: Any = None,
+    precision: str = "fp32",
+    batch_size: int = 64,
+) -> ScoreReport:
+    """Generate seeds 0..n-1 (``seeds.latents_from_seeds``, so the same images every call for the same
+    weights) and score them. For calls every few epochs pass a ``Reference`` built once: the real
+    images' features are then not recomputed. The generator's train/eval mode is restored."""
+    import torch
+
+    from latentctl.generate import generate_batches
+    from latentctl.seeds import latents_from_seeds
+
+    if isinstance(n, bool) or not isinstance(n, int) or n < MIN_IMAGES:
+        raise UsageError(f"-n must be at least {MIN_IMAGES} (precision/recall use {K_NEIGHBOURS} nearest neighbours), got {n!r}")
+    ref = real_images if isinstance(real_images, Reference) else reference(real_images, n)
+    if device is None:
+        device = next(generator.parameters()).device
+    z = latents_from_seeds(list(range(n)), generator.config.latent_dim)
+    batches = generate_batches(generator, z, device=torch.device(device), batch_size=batch_size, precision=precision)
+    return score_batches(batches, ref)
