@@ -1,13 +1,13 @@
-"""The latent-space map: 2-D scatter plots of latent codes coloured by a label (numpy and Pillow).
+"""Figures for people: the latent-space map (2-D scatter plots of latent codes coloured by a
+label) and the training loss curve, drawn with matplotlib (Agg, no display needed).
 
-The figure the seed drew with matplotlib (autoencoder and VAE latents side by side, coloured by
-gender) is drawn here directly with Pillow, so that plotting needs nothing beyond what training
-already installs. Latents with more than two dimensions are projected with ``pca_2d`` first.
+matplotlib is imported inside the functions that draw, so that ``latentctl --help`` and commands
+that draw nothing stay fast. Latents with more than two dimensions are projected with ``pca_2d``.
 
-Colours are exact: points and legend swatches are filled without anti-aliasing, and everything else
-(text, axes, the "no label" colour) is grey, so a colour in the palette only appears in the image
-where a point or a swatch of that category is. Tests rely on that, and so can anyone checking a
-figure by its pixels.
+Colours stay exact where it matters for checking a figure by its pixels: with ``alpha=1`` points
+are filled without anti-aliasing in their ``PALETTE`` colour, and everything else (text, axes, the
+"no label" colour) is grey, so a palette colour only appears where a point or a legend swatch of
+that category is. The default draws points half-transparent, so dense clouds show their overlap.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image
 
 from latentctl.errors import DataError, UsageError
 from latentctl.grid import save_png
@@ -65,6 +65,14 @@ _RAMP = np.array(
 )
 
 MIN_SIZE = 200
+DEFAULT_ALPHA = 0.6
+
+# Category names for the labels a UTKFace file name carries (age_gender_race_date.jpg), from the
+# data set's own description; other label columns are shown by their values.
+UTKFACE_NAMES: dict[str, dict[int, str]] = {
+    "gender": {0: "male", 1: "female"},
+    "race": {0: "White", 1: "Black", 2: "Asian", 3: "Indian", 4: "Others"},
+}
 
 
 @dataclass
@@ -81,6 +89,9 @@ class Panel:
     labels: np.ndarray | None
     title: str
     label_name: str = ""
+    x_label: str = ""  # axis titles, e.g. "PC 1"; empty: none
+    y_label: str = ""
+    value_names: dict | None = None  # legend text for label values (UTKFACE_NAMES["gender"]); others as they are
 
 
 def pca_2d(z: np.ndarray) -> np.ndarray:
@@ -162,15 +173,18 @@ def legend_entries(panels: list[Panel]) -> list[list[dict]]:
     return [style.entries for style in _styles(panels)]
 
 
-def scatter_png(panels: list[Panel], path: Path | None = None, *, size: int = 480) -> Image.Image:
+def scatter_png(
+    panels: list[Panel], path: Path | None = None, *, size: int = 480, alpha: float = DEFAULT_ALPHA
+) -> Image.Image:
     """Draw ``panels`` side by side, each ``size`` x ``size`` pixels, and save to ``path`` if given.
 
-    Each panel has its title on top, an axes box with ticks at the minimum, middle and maximum of
-    the data, points as small filled circles coloured by label, and a legend on the right listing
-    each category with its colour and count, or a colour bar for continuous labels. Panels with the
-    same ``label_name`` share category colours and the colour ramp's range, so one category is one
-    colour across the figure. Points are drawn in a fixed shuffled order, so no category is
-    always painted over the others. ``img.info["legend"]`` holds ``legend_entries(panels)`` as JSON.
+    Each panel has its title on top, axes with readable ticks and the panel's axis titles, points
+    as small filled circles coloured by label with opacity ``alpha``, and a legend on the right
+    listing each category (by its ``value_names`` where given) with its colour and count, or a
+    colour bar for continuous labels. Panels with the same ``label_name`` share category colours
+    and the colour ramp's range, so one category is one colour across the figure. Points are drawn
+    in a fixed shuffled order, so no category is always painted over the others.
+    ``img.info["legend"]`` holds ``legend_entries(panels)`` as JSON.
 
     The PNG is written atomically. Raises ``UsageError`` for no panels or ``size`` below 200,
     ``ValueError`` for points that are not ``(n, 2)`` or labels of another length, and
@@ -186,18 +200,14 @@ def scatter_png(panels: list[Panel], path: Path | None = None, *, size: int = 48
         raise UsageError(f"the plot size must be at least {MIN_SIZE} pixels, got {size}")
 
     styles = _styles(panels)
-    img = Image.new("RGB", (size * len(panels), size), BACKGROUND)
-    draw = ImageDraw.Draw(img)
-    fonts = _Fonts(size)
+    fig, canvas = _figure(size * len(panels), size)
     title_lines = max(len(p.title.split("\n")) for p in panels)
     for i, (panel, style) in enumerate(zip(panels, styles)):
-        _draw_panel(draw, fonts, i * size, size, panel, style, title_lines)
+        _draw_panel(fig, i, len(panels), size, panel, style, title_lines, float(alpha))
+    img = _to_image(canvas)
     img.info["legend"] = json.dumps([style.entries for style in styles])
     if path is not None:
-        try:
-            save_png(img, Path(path))
-        except OSError as err:
-            raise DataError(f"cannot write the plot to {path}: {err.strerror or err}") from err
+        _save(img, path)
     return img
 
 
@@ -232,9 +242,9 @@ class _Style:
                 self.colors[codes == k] = PALETTE[k]
                 count = int(np.count_nonzero(shown & (codes == k)))
                 if count:
-                    self.entries.append(
-                        {"label": _display(key), "value": key, "color": list(PALETTE[k]), "count": count}
-                    )
+                    names = panel.value_names or {}
+                    text = names.get(key, _display(key))
+                    self.entries.append({"label": str(text), "value": key, "color": list(PALETTE[k]), "count": count})
         else:
             self.lo, self.hi = lo, hi
             numeric = np.full(n, lo)
@@ -369,39 +379,35 @@ def _ramp(t: np.ndarray) -> np.ndarray:
     return np.rint(np.stack(channels, axis=-1)).astype(np.uint8)
 
 
+
+
 # --- drawing -------------------------------------------------------------------------------------
 
 
-class _Fonts:
-    def __init__(self, size: int):
-        self.small = _font(max(9, round(size / 40)))
-        self.title = _font(max(11, round(size / 32)))
+def _figure(width: int, height: int):
+    """A matplotlib figure of exactly ``width`` x ``height`` pixels on the Agg canvas. The object
+    API (no pyplot) keeps no global state, so figures drawn from threads do not mix."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width / 100, height / 100), dpi=100, facecolor="white")
+    return fig, FigureCanvasAgg(fig)
 
 
-def _font(px: int):
+def _to_image(canvas) -> Image.Image:
+    canvas.draw()
+    return Image.fromarray(np.asarray(canvas.buffer_rgba())[..., :3].copy())
+
+
+def _save(img: Image.Image, path) -> None:
     try:
-        return ImageFont.load_default(size=px)
-    except TypeError:  # Pillow < 10.1 has one fixed-size bitmap font
-        return ImageFont.load_default()
+        save_png(img, Path(path))
+    except OSError as err:
+        raise DataError(f"cannot write the plot to {path}: {err.strerror or err}") from err
 
 
-def _text_size(draw: ImageDraw.ImageDraw, text: str, font) -> tuple[int, int]:
-    box = draw.textbbox((0, 0), text, font=font)
-    return box[2] - box[0], box[3] - box[1]
-
-
-def _line_height(draw: ImageDraw.ImageDraw, font) -> int:
-    # Measured on tall and deep letters so that every line of one font gets the same height.
-    return _text_size(draw, "Ag(|", font)[1] + 3
-
-
-def _fit(draw: ImageDraw.ImageDraw, text: str, font, width: int) -> str:
-    """``text`` cut to ``width`` pixels with "..." (ASCII: the bitmap fallback font is Latin-1)."""
-    if _text_size(draw, text, font)[0] <= width:
-        return text
-    while text and _text_size(draw, text + "...", font)[0] > width:
-        text = text[:-1]
-    return text + "..." if text else ""
+def _grey(rgb: tuple[int, int, int]) -> tuple[float, float, float]:
+    return tuple(c / 255 for c in rgb)
 
 
 def _axis_range(values: np.ndarray) -> tuple[float, float]:
@@ -409,117 +415,201 @@ def _axis_range(values: np.ndarray) -> tuple[float, float]:
         return 0.0, 1.0
     lo, hi = float(values.min()), float(values.max())
     if hi > lo:
-        return lo, hi
-    # All points equal on this axis: centre them in a small range around the value rather than
-    # dividing by zero.
+        pad = (hi - lo) * 0.05  # points on the edge stay whole, clear of the frame
+        return lo - pad, hi + pad
+    # All points equal on this axis: centre them in a small range around the value.
     half = abs(lo) * 0.1 or 0.5
     return lo - half, hi + half
 
 
-def _draw_panel(
-    draw: ImageDraw.ImageDraw,
-    fonts: _Fonts,
-    ox: int,
-    size: int,
-    panel: Panel,
-    style: _Style,
-    title_lines: int,
-) -> None:
-    pad = max(6, size // 60)
-    line = _line_height(draw, fonts.small)
-    title_line = _line_height(draw, fonts.title)
+def _draw_panel(fig, i: int, count: int, size: int, panel: Panel, style: _Style, title_lines: int, alpha: float) -> None:
+    from matplotlib.patches import Patch
 
-    # Title, centred over the whole panel.
-    for k, text in enumerate(panel.title.split("\n")):
-        text = _fit(draw, text, fonts.title, size - 2 * pad)
-        w = _text_size(draw, text, fonts.title)[0]
-        draw.text((ox + (size - w) // 2, pad + k * title_line), text, fill=TEXT_COLOR, font=fonts.title)
-
+    font = max(7.0, size / 52)
+    text = _grey(TEXT_COLOR)
+    axis = _grey(AXIS_COLOR)
+    legend_w = 0.30 if style.entries else 0.0
+    left, right = 0.17, 0.96 - legend_w
+    bottom = 0.13 if panel.x_label else 0.09
+    top = 0.97 - 0.047 * title_lines  # a title line is font * 1.6 pt: about 4.5% of the panel
+    ax = fig.add_axes(((i + left) / count, bottom, (right - left) / count, top - bottom))
+    ax.set_title(panel.title, fontsize=font * 1.15, color=text)
+    for spine in ax.spines.values():
+        spine.set_color(axis)
+    ax.tick_params(colors=text, labelsize=font, color=axis)
+    if panel.x_label:
+        ax.set_xlabel(panel.x_label, fontsize=font, color=text)
+    if panel.y_label:
+        ax.set_ylabel(panel.y_label, fontsize=font, color=text)
     pts = style.points[style.drawn]
-    xlo, xhi = _axis_range(pts[:, 0])
-    ylo, yhi = _axis_range(pts[:, 1])
-    xticks = [xlo, (xlo + xhi) / 2, xhi]
-    yticks = [ylo, (ylo + yhi) / 2, yhi]
-    xtexts, ytexts = _tick_texts(xticks), _tick_texts(yticks)
-    ytick_w = max(_text_size(draw, text, fonts.small)[0] for text in ytexts)
-
-    legend_w = int(size * 0.27) if style.entries else 0
-    left = ox + pad + ytick_w + 6
-    right = ox + size - pad - legend_w - (pad if legend_w else 0)
-    top = pad + title_lines * title_line + pad
-    bottom = size - pad - line - 4
-    draw.rectangle((left, top, right, bottom), outline=AXIS_COLOR)
+    ax.set_xlim(*_axis_range(pts[:, 0]))
+    ax.set_ylim(*_axis_range(pts[:, 1]))
 
     n = len(style.points)
-    radius = 3 if n <= 300 else 2 if n <= 3000 else 1
-    radius = max(1, round(radius * size / 480))
-    margin = radius + 4  # keeps every circle inside the box, clear of its outline
-
-    def to_x(v):
-        return left + margin + (np.asarray(v) - xlo) / (xhi - xlo) * (right - left - 2 * margin)
-
-    def to_y(v):
-        return bottom - margin - (np.asarray(v) - ylo) / (yhi - ylo) * (bottom - top - 2 * margin)
-
-    placed: list[tuple[int, int, str]] = []  # (left, right, text) of x tick labels
-    for k in (0, 2, 1):  # ends first: long labels drop the middle one rather than overlap
-        x = int(round(float(to_x(xticks[k]))))
-        draw.line((x, bottom, x, bottom + 3), fill=AXIS_COLOR)
-        w = _text_size(draw, xtexts[k], fonts.small)[0]
-        tx = min(max(x - w // 2, ox + 1), ox + size - w - 1)
-        if all(tx > r + 4 or tx + w + 4 < l for l, r, _ in placed):
-            placed.append((tx, tx + w, xtexts[k]))
-    for tx, _, text in placed:
-        draw.text((tx, bottom + 4), text, fill=TEXT_COLOR, font=fonts.small)
-    for v, text in zip(yticks, ytexts):
-        y = int(round(float(to_y(v))))
-        draw.line((left - 3, y, left, y), fill=AXIS_COLOR)
-        w = _text_size(draw, text, fonts.small)[0]
-        draw.text((left - 5 - w, y - line // 2), text, fill=TEXT_COLOR, font=fonts.small)
-
+    radius = (3 if n <= 300 else 2 if n <= 3000 else 1.2) * size / 480
     # Unlabelled points go underneath; the rest in a fixed random order, so that with overlapping
     # clouds the category drawn last does not hide the others.
     order = np.random.default_rng(0).permutation(n)
     order = np.concatenate([order[style.missing[order]], order[~style.missing[order]]])
     order = order[style.drawn[order]]
-    xs = np.rint(to_x(style.points[order, 0])).astype(int)
-    ys = np.rint(to_y(style.points[order, 1])).astype(int)
-    for x, y, c in zip(xs.tolist(), ys.tolist(), style.colors[order].tolist()):
-        draw.ellipse((x - radius, y - radius, x + radius, y + radius), fill=tuple(c))
+    if len(order):
+        ax.scatter(style.points[order, 0], style.points[order, 1], s=(2 * radius) ** 2, marker="o",
+                   c=style.colors[order] / 255.0, alpha=alpha, linewidths=0, edgecolors="none",
+                   antialiased=alpha < 1.0)  # opaque points keep their exact palette colour
 
-    if style.entries:
-        _draw_legend(draw, fonts, (right + pad, top, ox + size - pad, bottom), panel, style, line)
-
-
-def _draw_legend(draw, fonts: _Fonts, box, panel: Panel, style: _Style, line: int) -> None:
-    x0, y, x1, y_end = box
-    width = x1 - x0
-    if panel.label_name:
-        name = _fit(draw, panel.label_name, fonts.small, width)
-        draw.text((x0, y), name, fill=TEXT_COLOR, font=fonts.small)
-        y += line + 2
-    swatch = max(6, line - 6)
-    entries = style.entries
+    if not style.entries:
+        return
+    handles = []
     if style.kind == "continuous":
-        bar_h = max(2 * line, min(8 * line, y_end - y - 2 * line))
-        t = np.linspace(1.0, 0.0, bar_h)
-        for k, colour in enumerate(_ramp(t).tolist()):
-            draw.line((x0, y + k, x0 + swatch, y + k), fill=tuple(colour))
-        draw.rectangle((x0, y, x0 + swatch, y + bar_h - 1), outline=AXIS_COLOR)
-        for value, ty in ((style.hi, y), (style.lo, y + bar_h - line)):
-            text = _fit(draw, _fmt(value), fonts.small, width - swatch - 4)
-            draw.text((x0 + swatch + 4, ty), text, fill=TEXT_COLOR, font=fonts.small)
-        y += bar_h + 4
-        entries = entries[1:]
-    room = max(0, (y_end - y) // line)
-    shown = entries if len(entries) <= room else entries[: max(0, room - 1)]
-    for entry in shown:
-        # Swatch squares sit one pixel inside their line so that neighbours never touch.
-        top = y + (line - swatch) // 2
-        draw.rectangle((x0, top, x0 + swatch - 1, top + swatch - 1), fill=tuple(entry["color"]))
-        text = _fit(draw, f"{entry['label']} ({entry['count']})", fonts.small, width - swatch - 4)
-        draw.text((x0 + swatch + 4, y), text, fill=TEXT_COLOR, font=fonts.small)
-        y += line
-    if len(shown) < len(entries):
-        more = f"+{len(entries) - len(shown)} more"
-        draw.text((x0, y), _fit(draw, more, fonts.small, width), fill=TEXT_COLOR, font=fonts.small)
+        from matplotlib.cm import ScalarMappable
+        from matplotlib.colors import LinearSegmentedColormap, Normalize
+
+        cmap = LinearSegmentedColormap.from_list("ramp", _RAMP / 255.0)
+        cax = fig.add_axes(((i + right + 0.06) / count, bottom, 0.04 / count, (top - bottom) * 0.6))
+        bar = fig.colorbar(ScalarMappable(Normalize(style.lo, style.hi), cmap), cax=cax)
+        bar.ax.tick_params(labelsize=font, colors=text)
+        bar.outline.set_edgecolor(axis)
+        bar.set_label(panel.label_name, fontsize=font, color=text)
+    else:
+        handles = [Patch(facecolor=tuple(c / 255 for c in e["color"]), edgecolor="none", antialiased=False,
+                         label=f"{e['label']} ({e['count']})") for e in style.entries]
+    if style.kind == "continuous" and style.entries[-1].get("label") == "no label":
+        e = style.entries[-1]
+        handles = [Patch(facecolor=_grey(MISSING_COLOR), edgecolor="none", label=f"no label ({e['count']})")]
+    if handles:
+        leg = ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0,
+                        fontsize=font, title=panel.label_name or None, title_fontsize=font, frameon=False,
+                        handlelength=1.0, handleheight=1.0)
+        for t in leg.get_texts():
+            t.set_color(text)
+        leg.get_title().set_color(text)
+
+
+# --- the map command's figure ---------------------------------------------------------------------
+
+
+def map_panel(z: np.ndarray, labels, title: str, label_name: str, *, value_names: dict | None = None) -> Panel:
+    """A map panel for ``(n, d)`` latents: 2-D latents as they are (axes z[0], z[1]), others
+    projected with ``pca_2d`` (axes PC 1, PC 2). ``value_names`` names label values in the legend;
+    ``UTKFACE_NAMES.get(label_name)`` fits labels read from UTKFace file names."""
+    z = np.asarray(z)
+    flat = z.ndim == 2 and z.shape[1] == 2
+    names = ("z[0]", "z[1]") if flat else ("PC 1", "PC 2")
+    return Panel(pca_2d(z), labels, title, label_name, x_label=names[0], y_label=names[1], value_names=value_names)
+
+
+def map_figure(panels: list[Panel], path: Path, *, size: int = 560) -> tuple[Path, Path]:
+    """The map: ``scatter_png`` to ``path`` and the plotted coordinates beside it as CSV
+    (``path`` with .csv: panel, x, y, label, label_name per point), for re-plotting elsewhere.
+    Returns (png, csv)."""
+    import csv
+    import io
+
+    path = Path(path)
+    scatter_png(panels, path, size=size)
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(["panel", "x", "y", "label", "label_name"])
+    for panel in panels:
+        labels = [None] * len(panel.points) if panel.labels is None else list(np.asarray(panel.labels).reshape(-1))
+        names = panel.value_names or {}
+        for (x, y), v in zip(np.asarray(panel.points, dtype=np.float64).tolist(), labels):
+            shown = "" if _is_missing(v) else names.get(_key(v) if not isinstance(v, str) else v, v)
+            writer.writerow([panel.title.replace("\n", " "), repr(x), repr(y), shown, panel.label_name])
+    csv_path = path.with_suffix(".csv")
+    try:
+        from latentctl.fsutil import atomic_write_text
+
+        atomic_write_text(csv_path, buf.getvalue())
+    except OSError as err:
+        raise DataError(f"cannot write the map's coordinates to {csv_path}: {err.strerror or err}") from err
+    return path, csv_path
+
+
+# --- the loss curve -------------------------------------------------------------------------------
+
+# Fields of a metrics.jsonl record that are not losses.
+_NOT_LOSSES = {"epoch", "step", "steps_per_epoch", "global_step", "total_steps", "images_per_sec", "augment_p", "time", "elapsed_s"}
+SCORE_KEY = "score_fd"
+
+
+def read_metrics(metrics_path: Path) -> list[dict]:
+    """The records of a run's metrics.jsonl; a torn or foreign line is skipped, not fatal."""
+    records = []
+    try:
+        text = Path(metrics_path).read_text(encoding="utf-8", errors="replace")
+    except FileNotFoundError:
+        return []
+    for line in text.splitlines():
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(rec, dict):
+            records.append(rec)
+    return records
+
+
+def loss_curve(metrics_path: Path, out_png: Path, *, size: tuple[int, int] = (800, 420)) -> Path | None:
+    """Draw the losses of ``metrics.jsonl`` against the global step into ``out_png`` (each loss
+    faint per step plus its moving average), with epoch boundaries and, when records carry
+    ``score_fd``, the score on a second axis. Returns the path, or None when there is nothing to
+    draw yet. Written atomically, so a viewer never sees half a picture; cheap enough to redraw
+    at every epoch end (a run of 100,000 steps is thinned to 4,000 points per curve)."""
+    records = read_metrics(metrics_path)
+    steps, losses, scores, epoch_ends = [], {}, [], []
+    last_epoch = None
+    for rec in records:
+        step = rec.get("global_step")
+        if not isinstance(step, (int, float)):
+            continue
+        if isinstance(rec.get(SCORE_KEY), (int, float)) and math.isfinite(rec[SCORE_KEY]):
+            scores.append((step, float(rec[SCORE_KEY])))
+        values = {k: v for k, v in rec.items() if k not in _NOT_LOSSES and k != SCORE_KEY
+                  and isinstance(v, (int, float)) and not isinstance(v, bool)}
+        if not values:
+            continue
+        if last_epoch is not None and rec.get("epoch") != last_epoch:
+            epoch_ends.append(steps[-1] if steps else step)
+        last_epoch = rec.get("epoch")
+        steps.append(step)
+        for k, v in values.items():
+            losses.setdefault(k, []).append((len(steps) - 1, float(v)))
+    if not steps:
+        return None
+    fig, canvas = _figure(*size)
+    ax = fig.add_axes((0.08, 0.13, 0.78 if scores else 0.88, 0.78))
+    text = _grey(TEXT_COLOR)
+    x_all = np.asarray(steps, dtype=np.float64)
+    for k, (name, pairs) in enumerate(sorted(losses.items())):
+        idx = np.array([p[0] for p in pairs])
+        y = np.array([p[1] for p in pairs])
+        ok = np.isfinite(y)
+        x, y = x_all[idx][ok], y[ok]
+        if not len(y):
+            continue
+        colour = _grey(PALETTE[k % len(PALETTE)])
+        stride = max(1, len(y) // 4000)
+        ax.plot(x[::stride], y[::stride], color=colour, alpha=0.25, linewidth=0.8)
+        window = max(1, min(200, len(y) // 20))
+        smooth = np.convolve(y, np.ones(window) / window, mode="valid")
+        ax.plot(x[window - 1 :][::stride], smooth[::stride], color=colour, linewidth=1.8, label=name)
+    for end in epoch_ends[-50:]:  # more boundaries than that would only grey the plot
+        ax.axvline(end, color=_grey(MISSING_COLOR), linewidth=0.6, linestyle=":")
+    ax.set_xlabel("step", color=text)
+    ax.set_ylabel("loss", color=text)
+    epochs = len(epoch_ends) + 1
+    ax.set_title(f"{Path(metrics_path).parent.name}: losses over {steps[-1]:,} steps ({epochs} epoch{'s' if epochs > 1 else ''})", color=text, fontsize=11)
+    ax.grid(True, color=(0.92, 0.92, 0.92))
+    handles, names = ax.get_legend_handles_labels()
+    if scores:
+        ax2 = ax.twinx()
+        xs, ys = zip(*scores)
+        ax2.plot(xs, ys, color="black", marker="o", linewidth=1.2, markersize=4, label=f"{SCORE_KEY} (lower is better)")
+        ax2.set_ylabel(SCORE_KEY, color=text)
+        h2, n2 = ax2.get_legend_handles_labels()
+        handles, names = handles + h2, names + n2
+    ax.legend(handles, names, loc="upper right", fontsize=9, framealpha=0.85)
+    img = _to_image(canvas)
+    _save(img, out_png)
+    return Path(out_png)

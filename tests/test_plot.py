@@ -1,4 +1,5 @@
-"""Tests for latentctl.plot: the PCA projection and the scatter-plot PNG, checked by its pixels."""
+"""Tests for latentctl.plot: the PCA projection, the scatter-plot PNG (checked by its pixels), the
+map figure with its CSV, and the loss curve."""
 
 from __future__ import annotations
 
@@ -235,7 +236,7 @@ def test_zero_range_and_tiny_data_draw(points):
 
 
 def test_identical_points_are_centred():
-    img = scatter_png([Panel(np.zeros((5, 2)), None, "", "")], size=200)
+    img = scatter_png([Panel(np.zeros((5, 2)), None, "", "")], size=200, alpha=1.0)  # opaque: exact colour
     ys, xs = np.nonzero(np.all(np.asarray(img) == PALETTE[0], axis=-1))
     assert len(xs) > 0
     assert abs(xs.mean() - 100) < 20 and abs(ys.mean() - 105) < 20
@@ -282,3 +283,72 @@ def test_bad_arguments():
         scatter_png([Panel(np.zeros((2, 3)), np.zeros(2), "t")])
     with pytest.raises(ValueError, match="one label per point"):
         scatter_png([Panel(np.zeros((2, 2)), np.zeros(3), "t")])
+
+
+# --- what a person reads: transparency, names, axis titles, CSV, loss curve ---------------------
+
+
+def test_points_are_translucent_by_default_and_opaque_on_request():
+    rng = np.random.default_rng(0)
+    points = rng.normal(size=(400, 2))
+    labels = np.zeros(400)
+    opaque = scatter_png([Panel(points, labels, "t", "k")], size=300, alpha=1.0)
+    soft = scatter_png([Panel(points, labels, "t", "k")], size=300)
+    # Opaque: every point pixel is the palette colour. Translucent: only the legend swatch is, and
+    # overlapping points show as darker blends of it.
+    assert count(soft, PALETTE[0]) < count(opaque, PALETTE[0]) / 5
+    arr = np.asarray(soft).reshape(-1, 3).astype(int)
+    blues = arr[(arr[:, 2] > arr[:, 0] + 40)]
+    assert len({tuple(p) for p in blues}) > 5
+
+
+def test_utkface_names_in_the_legend_and_axis_titles(tmp_path):
+    from latentctl.plot import UTKFACE_NAMES, map_figure, map_panel
+
+    rng = np.random.default_rng(0)
+    gender = np.array([0, 1] * 30)
+    panel = map_panel(rng.normal(size=(60, 8)), gender, "AE: faces", "gender", value_names=UTKFACE_NAMES["gender"])
+    assert (panel.x_label, panel.y_label) == ("PC 1", "PC 2")
+    assert map_panel(rng.normal(size=(3, 2)), None, "t", "").x_label == "z[0]"
+    png, csv_path = map_figure([panel], tmp_path / "map.png")
+    legend = legend_entries([panel])
+    assert [e["label"] for e in legend[0]] == ["male", "female"]
+    assert [e["value"] for e in legend[0]] == [0, 1]  # the values themselves stay the numbers
+    rows = csv_path.read_text().splitlines()
+    assert rows[0] == "panel,x,y,label,label_name" and len(rows) == 61
+    first = rows[1].split(",")
+    np.testing.assert_allclose([float(first[1]), float(first[2])], panel.points[0])
+    assert first[3] == "male" and rows[2].split(",")[3] == "female"
+    assert UTKFACE_NAMES["race"] == {0: "White", 1: "Black", 2: "Asian", 3: "Indian", 4: "Others"}
+
+
+def _metrics(path, epochs=3, steps=40, score=True):
+    rng = np.random.default_rng(0)
+    with open(path, "w") as f:
+        g = 0
+        for e in range(1, epochs + 1):
+            for s in range(1, steps + 1):
+                g += 1
+                rec = {"epoch": e, "step": s, "steps_per_epoch": steps, "global_step": g, "total_steps": epochs * steps,
+                       "images_per_sec": 100.0, "d_real": 0.7 + rng.normal() * 0.1, "g": 1.5 / (1 + g / 50)}
+                if score and s == steps:
+                    rec["score_fd"] = 50.0 / e
+                f.write(json.dumps(rec) + "\n")
+        f.write('{"torn": ')  # a torn last line is skipped
+
+
+def test_loss_curve_draws_losses_and_score(tmp_path):
+    from latentctl.plot import loss_curve
+
+    run = tmp_path / "0001-faces-32px"
+    run.mkdir()
+    _metrics(run / "metrics.jsonl")
+    out = loss_curve(run / "metrics.jsonl", run / "loss.png")
+    assert out == run / "loss.png"
+    img = Image.open(out).convert("RGB")
+    assert img.size == (800, 420)
+    arr = np.asarray(img).reshape(-1, 3).astype(int)
+    coloured = arr[np.ptp(arr, axis=1) > 60]
+    assert len(coloured) > 500  # the curves are drawn, not an empty frame
+    assert loss_curve(tmp_path / "missing.jsonl", tmp_path / "x.png") is None
+    assert not (tmp_path / "x.png").exists()
