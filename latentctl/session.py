@@ -27,6 +27,7 @@ class ModelSession:
     precision: str = "fp32"  # for rendering images: fp32 | bf16 (autocast)
     warned: set[str] = field(default_factory=set)
     warn: Callable[[str], None] = lambda message: None  # how a warning reaches the user
+    allow_other_model: bool = False  # latents made by a different model: an error unless this is set
 
     @property
     def generator(self) -> Any:
@@ -48,10 +49,16 @@ class ModelSession:
         )
 
     def latents(self, spec: str) -> LatentEntry:
-        """Latents from user text (store name, .npz path, seeds:..., with @rows), warning visibly when
-        they were made by another model."""
+        """Latents from user text (store name, .npz path, seeds:..., with @rows).
+
+        Latents a different model made are an error unless ``allow_other_model`` (then a warning):
+        they decode to unrelated pictures, which looks like a bug rather than a mistake. Another
+        checkpoint of the same run (training went on) is only a warning: its meaning drifts slowly."""
         entry = resolve_latents(spec, self.store, self.info.model.latent_dim)
         message = compatibility_warning(entry, model_id=self.info.model_id, run_id=self.info.run_id, source=spec)
+        same_run = bool(entry.run_id and self.info.run_id and entry.run_id == self.info.run_id)
+        if message and not same_run and not self.allow_other_model:
+            raise UsageError(f"{message}; pass --allow-other-model to use them anyway")
         if message and spec not in self.warned:
             self.warned.add(spec)
             self.warn(message)
@@ -65,9 +72,12 @@ def open_model(
     precision: str = "fp32",
     *,
     warn: Callable[[str], None] | None = None,
+    ema: bool = True,
+    allow_other_model: bool = False,
 ) -> ModelSession:
     """Load a checkpoint for rendering (and encoding). ``precision`` is what images are rendered in
-    (``auto`` resolves per device); encoding always runs in float32."""
+    (``auto`` resolves per device); encoding always runs in float32. ``allow_other_model`` lets
+    ``latents`` accept latents another model made (with a warning)."""
     from latentctl import checkpoint
     from latentctl.device import resolve_device, resolve_precision
     from latentctl.perf import cpu_speedups, prepare_for_sampling
@@ -77,9 +87,10 @@ def open_model(
     dev = resolve_device(device)
     precision = resolve_precision(precision, dev)
     cpu_speedups(dev)
-    loaded = checkpoint.load(path, device=dev)
+    loaded = checkpoint.load(path, device=dev, ema=ema)
     prepare_for_sampling(loaded.generator, dev)
-    session = ModelSession(ws, path, loaded.info, loaded, dev, LatentStore(ws.store), precision)
+    session = ModelSession(ws, path, loaded.info, loaded, dev, LatentStore(ws.store), precision,
+                           allow_other_model=allow_other_model)
     if warn is not None:
         session.warn = warn
     return session
@@ -117,11 +128,17 @@ def render(
     batch_size: int = 64,
     force: bool = False,
     grid_name: str = "grid.png",
+    tile_size: int | None = None,
+    row_labels: list[str] | None = None,
+    col_labels: list[str] | None = None,
+    caption: str | None = None,
 ) -> Path | None:
-    """Generate images for ``z`` batch by batch: one PNG per name, and a grid of the first
-    ``grid_max``. Every target is checked before any work, so nothing is overwritten half-way."""
+    """Generate images for ``z`` batch by batch: one PNG per name (at the model's size: data), and
+    a grid of the first ``grid_max`` for people to look at, its tiles enlarged to ``tile_size``
+    [default: ``grid.DEFAULT_TILE_SIZE``] with the labels in margins. Every target is checked
+    before any work, so nothing is overwritten half-way."""
     from latentctl.generate import generate_batches
-    from latentctl.grid import make_grid, save_png
+    from latentctl.grid import DEFAULT_TILE_SIZE, make_grid, save_png
 
     targets = [out_dir / f"{nm}.png" for nm in names or []] + ([out_dir / grid_name] if grid else [])
     targets.append(out_dir / "latents.npz")
@@ -138,7 +155,9 @@ def render(
     if not grid or not tiles:
         return None
     shown = labels[: len(tiles)] if labels else None
-    return save_png(make_grid(np.stack(tiles), cols=cols, labels=shown), out_dir / grid_name)
+    img = make_grid(np.stack(tiles), cols=cols, labels=shown, row_labels=row_labels, col_labels=col_labels,
+                    caption=caption, tile_size=DEFAULT_TILE_SIZE if tile_size is None else tile_size)
+    return save_png(img, out_dir / grid_name)
 
 
 def save_latents(path: Path, entry: LatentEntry, *, force: bool) -> Path:
