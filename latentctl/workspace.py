@@ -2,7 +2,8 @@
 
 One folder, ``~/.latentctl`` unless ``--workspace`` or ``LATENTCTL_HOME`` says otherwise::
 
-    runs/0001-faces-128px/   a training run (checkpoint, grids, metrics)
+    runs/0001-faces-128px/   a training run (checkpoint, grids, metrics, loss.png); commands
+                             also take it by name, number (1) or prefix (latentctl.runlist)
     current                  the path of the run that commands use when given none
     latents/                 the latent store (``LATENTCTL_STORE`` relocates it alone)
     cache/                   decoded images, keyed by folder contents and size
@@ -91,10 +92,17 @@ class Workspace:
         return run
 
     def resolve_checkpoint(self, target: Path | None) -> Path:
-        """A checkpoint file from what the user gave: nothing (the current run), a run folder, or a file."""
+        """A checkpoint file from what the user gave: nothing (the current run), a run folder, a
+        file, or the name of one of this workspace's runs (``0003-faces-32px``, ``3``, a unique
+        prefix) when no file or folder of that name exists here."""
         if target is None:
             target = self.current_run()
-        target = checkpoint_in(Path(target).expanduser())
+        target = Path(target).expanduser()
+        if not target.exists() and len(target.parts) == 1:
+            from latentctl.runlist import find_run
+
+            target = find_run(self, str(target), missing_ok=True) or target
+        target = checkpoint_in(target)
         if not target.exists():
             raise CheckpointError(f"no checkpoint or run folder at {target}")
         return target

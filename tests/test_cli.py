@@ -90,7 +90,7 @@ def test_sample_grid_can_go_without_labels_or_images(trained, tmp_path):
 
 def test_info_reads_the_header(trained):
     res = run("info", trained)
-    assert "32px, latent 8, width 16" in res.output and "epoch 2" in res.output
+    assert "32px, 3 channels, latent 8, width 16" in res.output and "epoch 2" in res.output
     meta = json.loads(run("info", trained, "--json").stdout)
     assert meta["model_config"]["latent_dim"] == 8 and "rng" not in meta["training_state"]
 
@@ -104,6 +104,57 @@ def test_export_writes_a_small_generator_checkpoint_that_samples(trained, tmp_pa
     run("sample", trained, "--seeds", "4", "--out", tmp_path / "t")
     np.testing.assert_array_equal(a, np.asarray(Image.open(tmp_path / "t" / "seed0004.png")))
     run("export", trained, "--out", out, code=2)
+
+
+def test_export_header_holds_no_absolute_path(trained, tmp_path, image_folder):
+    out = tmp_path / "g.safetensors"
+    run("export", trained, "--out", out)
+    size = int.from_bytes(out.read_bytes()[:8], "little")
+    header = out.read_bytes()[8 : 8 + size]
+    # Nothing of where the tests ran (the data folder, the workspace, the run) is in the shared file...
+    for secret in {str(tmp_path), str(image_folder), str(trained), str(Path(tmp_path).resolve()), str(image_folder.resolve())}:
+        assert secret.encode() not in header, secret
+        assert json.dumps(secret)[1:-1].encode() not in header  # nor JSON-escaped
+    assert b"/tmp" not in header and str(Path.home()).encode() not in header
+    # ...but the data folder's name and fingerprint still say what it was trained on.
+    meta = json.loads(run("info", out, "--json").stdout)
+    assert meta["training_state"]["data"]["root"] == image_folder.name
+    assert meta["training_state"]["data"]["fingerprint"]
+
+
+def test_sample_grid_is_readable_and_json_lists_what_was_written(trained, tmp_path):
+    res = run("sample", trained, "--seeds", "3,5,8", "--out", tmp_path / "o", "--json")
+    written = json.loads(res.stdout)
+    assert written["seeds"] == [3, 5, 8]
+    assert written["images"] == [str(tmp_path / "o" / f"seed{s:04d}.png") for s in (3, 5, 8)]
+    assert written["latents"] == str(tmp_path / "o" / "latents.npz") and written["grid"] == str(tmp_path / "o" / "grid.png")
+    assert all(Path(p).exists() for p in written["images"])
+    # 32 px samples: the grid's tiles are enlarged 4x to 128 px, and the per-sample files are not
+    grid = Image.open(written["grid"])
+    assert grid.width >= 2 * 128 and Image.open(written["images"][0]).size == (32, 32)
+    tile = np.asarray(grid.convert("RGB"))[2 : 2 + 128, 2 : 2 + 128]
+    seed3 = np.asarray(Image.open(written["images"][0]).convert("RGB"))
+    np.testing.assert_array_equal(tile, seed3.repeat(4, 0).repeat(4, 1))  # crisp, nothing over it
+    small = run("sample", trained, "--seeds", "3,5,8", "--out", tmp_path / "p", "--tile-size", "0", "--no-labels")
+    assert Image.open(small.stdout.strip()).width < 3 * 40
+    assert "--tile-size 5000" in run("sample", trained, "-n", "1", "--tile-size", "5000", code=2).output
+
+
+def test_latents_of_another_model_are_refused_unless_allowed(trained):
+    from latentctl.errors import UsageError
+    from latentctl.session import open_model
+    from latentctl.store import LatentEntry, LatentStore
+
+    s = open_model(trained, "cpu")
+    LatentStore(s.ws.store).save("foreign", LatentEntry(z=np.ones((1, 8), np.float32), model_id="0123456789abcdef", run_id="r0"))
+    with pytest.raises(UsageError, match="different model .*pass --allow-other-model to use them anyway"):
+        s.latents("foreign")
+    warned = []
+    allowed = open_model(trained, "cpu", allow_other_model=True, warn=warned.append)
+    assert allowed.latents("foreign").count == 1 and "different model" in warned[0]
+    # the same run's other checkpoints (training went on) only warn
+    LatentStore(s.ws.store).save("older", LatentEntry(z=np.ones((1, 8), np.float32), model_id="0123456789abcdef", run_id=s.info.run_id))
+    assert s.latents("older").count == 1
 
 
 def test_resume_continues_to_more_epochs(trained):

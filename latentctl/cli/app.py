@@ -11,6 +11,7 @@ from latentctl.cli import demo_cmd, encode_cmd, explore_cmd, latent_cmds, sample
 from latentctl.cli import directions_cmd
 from latentctl.cli import steer_cmd
 from latentctl.cli import score_cmd
+from latentctl.cli import runs_cmd
 
 app = typer.Typer(
     name="latentctl",
@@ -57,7 +58,13 @@ app.add_typer(steer_cmd.classifier_app, name="classifier", rich_help_panel="Use 
 app.add_typer(latent_cmds.latents_app, name="latents", rich_help_panel="Latent store")
 app.command("info", rich_help_panel="Models")(sample_cmd.info)
 app.command("export", rich_help_panel="Models")(sample_cmd.export)
+app.add_typer(runs_cmd.runs_app, name="runs", rich_help_panel="Models")
 
 
 def main() -> None:
+    # OpenMP reads its wait policy once, when torch loads it: set latentctl's choice (unless the
+    # user set their own) before any command imports torch. Why: docs/performance.md, "Busy machine".
+    from latentctl import perf
+
+    perf.openmp_env()
     app()

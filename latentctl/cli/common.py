@@ -101,7 +101,7 @@ WorkspaceOpt = Annotated[
         "--workspace",
         envvar="LATENTCTL_HOME",
         metavar="DIR",
-        help="Folder for runs, the latent store, the image cache and outputs [default: ~/.latentctl].",
+        help="Folder for runs, the latent store, the image cache and outputs \\[default: ~/.latentctl].",
         rich_help_panel=PANEL_WORKSPACE,
         show_default=False,
     ),
@@ -128,22 +128,26 @@ ModelArg = Annotated[
     Path | None,
     typer.Argument(
         metavar="[MODEL]",
-        help="Run folder or .safetensors checkpoint [default: the current run].",
+        help="Run folder or .safetensors checkpoint \\[default: the current run].",
         show_default=False,
     ),
 ]
 P_LABELS = "Labelled images"
 LabelsOpt = Annotated[
     Path | None,
-    typer.Option("--labels", metavar="CSV", help="labels.csv: a file column and numeric label columns [default: DIR/labels.csv if present, else UTKFace-style names].", rich_help_panel=P_LABELS, show_default=False),
+    typer.Option("--labels", metavar="CSV", help="labels.csv: a file column and numeric label columns \\[default: DIR/labels.csv if present, else UTKFace-style names].", rich_help_panel=P_LABELS, show_default=False),
 ]
 PatternOpt = Annotated[
     str | None,
-    typer.Option("--name-pattern", metavar="REGEX", help="Read labels from file names with this regex's named groups [default: UTKFace's age_gender_race_].", rich_help_panel=P_LABELS, show_default=False),
+    typer.Option("--name-pattern", metavar="REGEX", help="Read labels from file names with this regex's named groups \\[default: UTKFace's age_gender_race_].", rich_help_panel=P_LABELS, show_default=False),
 ]
 MaxImagesOpt = Annotated[int, typer.Option(min=1, help="Encode at most this many labelled images (a reproducible subset).", rich_help_panel=P_LABELS)]
 
 
+EmaOpt = Annotated[
+    bool,
+    typer.Option("--ema/--no-ema", help="Use the generator's moving average when the run kept one (--no-ema: the raw weights, to compare).", rich_help_panel=PANEL_DEVICE),
+]
 ForceOpt = Annotated[
     bool,
     typer.Option("--force", help="Replace existing files or store entries.", rich_help_panel=PANEL_OUTPUT),
@@ -163,3 +167,84 @@ def peak_memory() -> str:
     if torch is not None and torch.cuda.is_available() and torch.cuda.max_memory_allocated():
         text += f", GPU {torch.cuda.max_memory_allocated() / 2**30:.2f} GiB"
     return text
+
+
+# Shared by latent_cmds and encode_cmd (kept here so neither imports the other).
+ModelOpt = Annotated[
+    Path | None,
+    typer.Option("--model", "-m", metavar="MODEL", help="Run folder or .safetensors checkpoint \\[default: the current run].", show_default=False),
+]
+OutOpt = Annotated[
+    Path | None,
+    typer.Option("--out", "-o", metavar="DIR", help="Output folder \\[default: a new numbered folder in the workspace's outputs/].", rich_help_panel=PANEL_OUTPUT, show_default=False),
+]
+
+
+# --- shared by the commands of issue 15 (pictures, runs by name, completion) ---------------------
+
+
+def _workspace_from(ctx: Any) -> Any:
+    """The workspace a command line being completed points at (its --workspace if typed so far)."""
+    from latentctl.workspace import Workspace
+
+    given = None
+    try:
+        given = (ctx.params or {}).get("workspace")
+    except AttributeError:
+        pass
+    try:
+        return Workspace.resolve(Path(given) if given else None)
+    except Exception:  # completion must never fail loudly
+        return Workspace(Path.home() / ".latentctl")
+
+
+def complete_runs(ctx: typer.Context, incomplete: str) -> list[str]:
+    """Shell completion for a MODEL/RUN argument: the workspace's run folder names (commands take
+    them by name); a path being typed is left to the shell."""
+    if "/" in incomplete or incomplete.startswith((".", "~")):
+        return []
+    from latentctl.runlist import run_names
+
+    return run_names(_workspace_from(ctx), incomplete)
+
+
+def complete_store_names(ctx: typer.Context, incomplete: str) -> list[str]:
+    """Shell completion for a LATENTS argument: latent store entry names, and the seeds: form."""
+    if "/" in incomplete or incomplete.startswith((".", "~")):
+        return []
+    from latentctl.store import LatentStore
+
+    try:
+        names = LatentStore(_workspace_from(ctx).store).names()
+    except Exception:  # a damaged store must not break the user's shell
+        names = []
+    return [n for n in [*names, "seeds:"] if n.startswith(incomplete)]
+
+
+TileSizeOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--tile-size",
+        metavar="PX",
+        help="Enlarge each grid tile to about PX pixels (a whole factor, crisp pixels; 0: the model's size) \\[default: 128].",
+        rich_help_panel=PANEL_OUTPUT,
+        show_default=False,
+    ),
+]
+AllowOtherOpt = Annotated[
+    bool,
+    typer.Option(
+        "--allow-other-model",
+        help="Use latents or directions made by a different model (they rarely mean the same there; a warning instead of an error).",
+    ),
+]
+# ModelArg with completion of run names; commands take a run by name, number or unique prefix.
+RunModelArg = Annotated[
+    Path | None,
+    typer.Argument(
+        metavar="[MODEL]",
+        help="Run (name, number or prefix, see 'latentctl runs'), run folder or .safetensors checkpoint \\[default: the current run].",
+        show_default=False,
+        autocompletion=complete_runs,
+    ),
+]

@@ -9,11 +9,13 @@ from typing import Annotated
 import typer
 
 from latentctl.cli.common import (
+    EmaOpt,
     PANEL_OUTPUT,
     DeviceOpt,
     PrecisionOpt,
     ForceOpt,
-    ModelArg,
+    RunModelArg,
+    TileSizeOpt,
     WorkspaceOpt,
     handles_errors,
     note,
@@ -33,7 +35,7 @@ OutOpt = Annotated[
 
 @handles_errors
 def sample(
-    model: ModelArg = None,
+    model: RunModelArg = None,
     n: Annotated[int | None, typer.Option("-n", "--count", min=1, help="How many samples; alone it means seeds 0..N-1.", rich_help_panel=P_WHICH, show_default=False)] = None,
     seeds: Annotated[
         str | None,
@@ -48,11 +50,14 @@ def sample(
     grid: Annotated[bool, typer.Option("--grid/--no-grid", help="Write grid.png.", rich_help_panel=PANEL_OUTPUT)] = True,
     images: Annotated[bool, typer.Option("--images/--no-images", help="Write one PNG per sample (seed0042.png).", rich_help_panel=PANEL_OUTPUT)] = True,
     grid_max: Annotated[int, typer.Option(min=1, help="At most this many tiles in grid.png (the first samples).", rich_help_panel=PANEL_OUTPUT)] = 400,
-    cols: Annotated[int | None, typer.Option(min=1, help="Grid columns [default: square].", rich_help_panel=PANEL_OUTPUT, show_default=False)] = None,
+    cols: Annotated[int | None, typer.Option(min=1, help="Grid columns \\[default: square].", rich_help_panel=PANEL_OUTPUT, show_default=False)] = None,
+    tile_size: TileSizeOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print what was written as JSON on stdout: folder, grid, images, seeds, latents file, store entry.", rich_help_panel=PANEL_OUTPUT)] = False,
     batch_size: Annotated[int, typer.Option(min=1, help="Samples generated at once (bounds memory).", rich_help_panel="Device and speed")] = 64,
     force: ForceOpt = False,
     device: DeviceOpt = "auto",
     precision: PrecisionOpt = "auto",
+    ema: EmaOpt = True,
     workspace: WorkspaceOpt = None,
 ) -> None:
     """Generate new images from a trained model.
@@ -70,6 +75,7 @@ def sample(
     import numpy as np
 
     from latentctl.cli.latent_cmds import check_save
+    from latentctl.grid import check_tile_size
     from latentctl.parse import MAX_BATCH_SIZE, MAX_GRID_TILES, check_count, check_float
     from latentctl.session import open_model, output_dir, render, save_latents
     from latentctl.seeds import latents_from_seeds, resolve_seeds
@@ -80,28 +86,38 @@ def sample(
     check_count(grid_max, "--grid-max", MAX_GRID_TILES, "the grid holds its tiles in memory; every sample still gets its PNG")
     check_count(cols, "--cols", MAX_GRID_TILES, "a wider grid would be mostly empty")
     check_count(batch_size, "--batch-size", MAX_BATCH_SIZE, "larger batches only use more memory")
+    check_tile_size(tile_size)
     check_save(save, workspace, force)
-    session = open_model(model, device, workspace, precision, warn=warn)
+    session = open_model(model, device, workspace, precision, warn=warn, ema=ema)
     z = latents_from_seeds(seed_list, session.info.model.latent_dim) * np.float32(truncation)
     out_dir = output_dir(session.ws, out, "sample", force)
     written = render(
         session, z, out_dir,
         names=[f"seed{s:04d}" for s in seed_list] if images else None,
         labels=[str(s) for s in seed_list] if labels else None,
-        grid=grid, grid_max=grid_max, cols=cols, batch_size=batch_size, force=force,
+        grid=grid, grid_max=grid_max, cols=cols, batch_size=batch_size, force=force, tile_size=tile_size,
     )
     entry = session.entry(z, seeds=seed_list, meta={"command": "sample", "truncation": truncation})
-    save_latents(out_dir / "latents.npz", entry, force=force)
+    latents_file = save_latents(out_dir / "latents.npz", entry, force=force)
+    stored = None
     if save:
-        path = session.store.save(save, entry, force=force)
-        note(f"saved {len(seed_list)} latents to the store as '{save}' ({path})")
+        stored = session.store.save(save, entry, force=force)
+        note(f"saved {len(seed_list)} latents to the store as '{save}' ({stored})")
     note(f"{len(seed_list)} samples in {out_dir}" + (f" (grid shows the first {grid_max})" if len(seed_list) > grid_max and grid else "") + f"; {peak_memory()}")
+    if as_json:
+        result(json.dumps({
+            "folder": str(out_dir), "grid": str(written) if written else None,
+            "images": [str(out_dir / f"seed{s:04d}.png") for s in seed_list] if images else [],
+            "seeds": seed_list, "latents": str(latents_file), "store_entry": save, "store_path": str(stored) if stored else None,
+            "model": str(session.path), "model_id": session.info.model_id, "truncation": truncation,
+        }, indent=2))
+        return
     result(str(written or out_dir))
 
 
 @handles_errors
 def info(
-    model: ModelArg = None,
+    model: RunModelArg = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the raw metadata as JSON.")] = False,
     workspace: WorkspaceOpt = None,
 ) -> None:
@@ -132,7 +148,9 @@ def info(
     lines = [
         f"checkpoint   {path}",
         f"kind         {hdr.kind} (format {hdr.format_version}, written by latentctl {hdr.latentctl_version})",
-        f"model        {hdr.model.family}, {hdr.model.image_size}px, latent {hdr.model.latent_dim}, width {hdr.model.width}",
+        f"model        {hdr.model.family}, {hdr.model.arch} architecture, {hdr.model.image_size}px, "
+        f"{hdr.model.channels} channel{'s' if hdr.model.channels > 1 else ''}, latent {hdr.model.latent_dim}, width {hdr.model.width}"
+        + (", with an EMA generator (used for sampling)" if any(n.startswith("G_ema.") for n in hdr.tensors) else ""),
         f"parameters   G {params['G']:,}" + "".join(f", {k} {params[k]:,}" for k in ("D", "E") if params[k]),
         f"model id     {hdr.model_id}   run id {hdr.run_id or '-'}",
     ]
@@ -163,7 +181,7 @@ def _maybe_json(text: str):
 
 @handles_errors
 def export(
-    model: ModelArg = None,
+    model: RunModelArg = None,
     out: Annotated[Path, typer.Option("--out", "-o", metavar="FILE", help="Where to write the generator-only checkpoint (.safetensors).")] = Path("generator.safetensors"),
     force: ForceOpt = False,
     workspace: WorkspaceOpt = None,
@@ -183,9 +201,23 @@ def export(
         raise UsageError(f"{out} already exists; pass --force to replace it")
     src = Workspace.resolve(workspace).resolve_checkpoint(model)
     loaded = checkpoint.load(src)
-    st = {k: v for k, v in loaded.info.state.items() if k in ("epoch", "global_step", "data")}
+    st = shareable_state(loaded.info.state)
     # an autoencoder keeps its encoder, which `encode` needs; a GAN's discriminator is dropped
     checkpoint.save(out, generator=loaded.generator, partner=loaded.encoder, model_config=loaded.info.model,
                     run_id=loaded.info.run_id, state=st)
     note(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB) from {src}")
     result(str(out))
+
+
+def shareable_state(state: dict) -> dict:
+    """The training state an exported file keeps: epoch, step and the data's fingerprint and count,
+    with the data folder reduced to its NAME. The absolute path says who trained it and where
+    (/home/alice/photos/...), which has no place in a file meant for other people; the name and
+    the fingerprint still tell what the model was trained on."""
+    st = {k: v for k, v in state.items() if k in ("epoch", "global_step", "data")}
+    if isinstance(st.get("data"), dict):
+        data = dict(st["data"])
+        if isinstance(data.get("root"), str):
+            data["root"] = Path(data["root"]).name or data["root"]
+        st["data"] = data
+    return st
