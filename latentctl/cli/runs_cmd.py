@@ -61,7 +61,7 @@ def runs_list(
         table.add_column(col, justify="right" if col in ("epochs", "score_fd") else "left")
     for r in runs:
         epochs = "-" if r.epochs_done is None else f"{r.epochs_done}" + (f"/{r.epochs_planned}" if r.epochs_planned else "")
-        model = r.model if not r.problem else "unreadable checkpoint" if r.has_checkpoint else "no checkpoint yet"
+        model = "no checkpoint yet" if not r.has_checkpoint else "unreadable checkpoint" if r.problem else r.model
         table.add_row("*" if r.current else "", r.name, model, epochs, "-" if r.score is None else f"{r.score:.2f}")
     out_console.print(table)
 
