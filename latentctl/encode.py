@@ -70,9 +70,13 @@ def project(
     lr: float = 0.05,
     restarts: int = 4,
     seed: int = 0,
+    init: np.ndarray | None = None,
     on_progress: Callable[[int, int], None] | None = None,
 ) -> np.ndarray:
-    """Latents whose generated images match ``images`` (n, S, S, 3) uint8, by optimisation."""
+    """Latents whose generated images match ``images`` (n, S, S, 3) uint8, by optimisation.
+
+    ``init`` (n, d) starts each image from a given latent (e.g. a GAN encoder's guess) instead of
+    random seeds; restart 0 starts there and any further restarts from random seeds."""
     dim = generator.config.latent_dim
     generator.eval()
     for p in generator.parameters():
@@ -82,6 +86,8 @@ def project(
         target = to_tensor(images, device).repeat(restarts, 1, 1, 1)  # (restarts * n, ...)
         # restart r of image i starts from seed seed + r * n + i: reproducible, all different
         z0 = latents_from_seeds([seed + k for k in range(restarts * n)], dim)
+        if init is not None:
+            z0[:n] = np.asarray(init, np.float32).reshape(n, dim)
         z = torch.tensor(z0, device=device, requires_grad=True)
         opt = torch.optim.Adam([z], lr=lr)
         for step in range(steps):
@@ -111,10 +117,31 @@ def encode_images(
     lr: float = 0.05,
     restarts: int = 4,
     batch_size: int = 32,
+    gan_encoder: object | None = None,
+    refine_steps: int = 0,
     on_progress: Callable[[int, int], None] | None = None,
 ) -> Encoded:
-    """Latents for real images, with their reconstructions and errors."""
-    if loaded.encoder is not None:
+    """Latents for real images, with their reconstructions and errors.
+
+    With ``gan_encoder`` (a net from ``latentctl.gan_encoder``) a GAN's latents come from it in
+    milliseconds, then, with ``refine_steps``, from that many projection steps started there (one
+    start per image: the encoder's guess replaces the random restarts)."""
+    if gan_encoder is not None and loaded.encoder is None:
+        from latentctl import gan_encoder as GE
+
+        z = GE.encode(gan_encoder, images, device)
+        method = "gan-encoder"
+        if refine_steps:
+            chunks = []
+            for i in range(0, len(images), batch_size):
+                chunks.append(project(loaded.generator, images[i : i + batch_size], device, steps=refine_steps,
+                                      lr=lr, restarts=1, init=z[i : i + batch_size]))
+                if on_progress:
+                    on_progress(min(i + batch_size, len(images)), len(images))
+            z, method = np.concatenate(chunks), f"gan-encoder + {refine_steps} projection steps"
+        elif on_progress:
+            on_progress(len(images), len(images))
+    elif loaded.encoder is not None:
         z, method = encode_with_encoder(loaded, images, device), "encoder"
         if on_progress:
             on_progress(len(images), len(images))
@@ -140,4 +167,45 @@ def mean_image_error(images: np.ndarray, reference: np.ndarray | None = None) ->
     return rms_error(mean_u8, images)
 
 
-__all__ = ["Encoded", "encode_images", "mean_image_error", "project", "rms_error"]
+__all__ = ["Encoded", "encode_images", "labelled_latents", "mean_image_error", "project", "rms_error"]
+
+
+def labelled_latents(session, images_dir, column: str, labels_csv=None, pattern: str | None = None,
+                     max_images: int = 2000, *, steps: int = 300, gan_encoder: object | None = None,
+                     refine_steps: int = 0, on_note: Callable[[str], None] | None = None,
+                     on_progress: Callable[[int, int], None] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Encode a labelled image folder: (latents (n, d), label values (n,)), unlabelled files dropped.
+
+    Values are floats, or strings (an object array) for a text column. ``session`` is a
+    ``session.ModelSession``; messages go to ``on_note``, progress to ``on_progress``."""
+    from pathlib import Path
+
+    from latentctl.data import prepare_dataset
+    from latentctl.errors import DataError, UsageError
+    from latentctl.labels import UTKFACE_PATTERN, compile_pattern, labels_from_names, read_labels_csv
+
+    note = on_note or (lambda message: None)
+    images_dir = Path(images_dir).expanduser()
+    csv = labels_csv or (images_dir / "labels.csv" if (images_dir / "labels.csv").exists() and pattern is None else None)
+    # The labels and the column are checked before the images are read, which is the slow part.
+    if csv:
+        labels = read_labels_csv(csv, images_dir)
+        labels.column([], column)  # UsageError naming the columns there are
+    else:
+        groups = list(compile_pattern(pattern or UTKFACE_PATTERN).groupindex)
+        if column not in groups:
+            raise UsageError(f"no label column {column!r}; the name pattern gives: {', '.join(groups)}")
+    ds = prepare_dataset(images_dir, session.info.model.image_size, session.ws.cache, max_images=max_images)
+    if not csv:
+        labels = labels_from_names(ds.files, pattern or UTKFACE_PATTERN)
+    note(labels.summary())
+    values = labels.column(ds.files, column)
+    keep = (np.array([v is not None for v in values], dtype=bool) if values.dtype == object
+            else np.isfinite(values))
+    if not keep.any():
+        raise DataError(f"no image in {images_dir} has a '{column}' label")
+    enc = encode_images(session.loaded, np.asarray(ds.images)[keep], session.device, steps=steps,
+                        gan_encoder=gan_encoder, refine_steps=refine_steps, on_progress=on_progress)
+    note(f"encoded {len(enc.z)} labelled images by {enc.method}: mean reconstruction error "
+         f"{enc.errors.mean():.1f} (RMS, 0-255)")
+    return enc.z, values[keep]

@@ -75,6 +75,9 @@ class Labels:
     values: dict[str, dict[str, float]]
     excluded: dict[str, int] = field(default_factory=dict)
     ignored_columns: list[str] = field(default_factory=list)
+    # Text-only columns (e.g. skin tone "dark"), kept as categories: column -> {file key: text}.
+    # ``column`` returns them as an object array, and ``select`` takes ==TEXT or in:A,B for them.
+    text: dict[str, dict[str, str]] = field(default_factory=dict)
 
     def column(self, files: list[str] | list[PurePath], name: str) -> np.ndarray:
         """Float array of column ``name`` aligned with ``files``; NaN where a file has no value.
@@ -84,10 +87,14 @@ class Labels:
         round is used, as long as exactly one label fits that file and no other file takes that
         label; otherwise the file gets NaN rather than a guess.
         """
-        if name not in self.names:
-            known = ", ".join(self.names) if self.names else "none"
+        if name not in self.names and name not in self.text:
+            known = ", ".join(self.names + list(self.text)) or "none"
             raise UsageError(f"no label column {name!r}; the columns are: {known}")
         keys = [_normalise(f) for f in files]
+        if name in self.text:
+            cells = self.text[name]
+            found = _match_names(keys, list(cells))
+            return np.array([cells[k] if k is not None else None for k in found], dtype=object)
         resolved = _match_names(keys, list(self.values))
         out = np.full(len(keys), np.nan, dtype=np.float64)
         for i, key in enumerate(resolved):
@@ -108,7 +115,7 @@ class Labels:
             text += f" (labels left out for {left_out} {files}: {reasons})"
         text += "; columns " + (", ".join(self.names) if self.names else "none")
         if self.ignored_columns:
-            text += " (ignored, not numeric: " + ", ".join(self.ignored_columns) + ")"
+            text += " (text, select with ==VALUE or in:A,B: " + ", ".join(self.ignored_columns) + ")"
         return text
 
 
@@ -202,7 +209,18 @@ def read_labels_csv(path: Path, root: Path | None = None) -> Labels:
             excluded[problem] += 1
         if row:
             values[key] = row
-    return Labels([header[c] for c in numeric], values, dict(excluded), ignored)
+    text: dict[str, dict[str, str]] = {}
+    for c in label_cols:
+        if c in numeric:
+            continue
+        column: dict[str, str] = {}
+        for r, (_, _, cells) in enumerate(records):
+            key, unmatched = keys[r]
+            cell = (cells[c] if c < len(cells) else "").strip()
+            if not unmatched and cell.lower() not in _MISSING_WORDS:
+                column[key] = cell
+        text[header[c]] = column
+    return Labels([header[c] for c in numeric], values, dict(excluded), ignored, text)
 
 
 def labels_from_names(files: list[str] | list[PurePath], pattern: str = UTKFACE_PATTERN) -> Labels:
@@ -281,11 +299,22 @@ def select(labels_column: np.ndarray, condition: str) -> np.ndarray:
     ``condition`` is text as typed on a command line: ``>60``, ``>=60``, ``<30``, ``<=30``,
     ``==1`` or ``=1``, ``!=0``, a bare number for equality, or an inclusive range ``20-30``.
     ``true``/``yes`` and ``false``/``no`` stand for 1 and 0. NaN (no label) is never selected, not
-    even by ``!=``. Raises ``UsageError`` for any other text.
+    even by ``!=``. A text column (an object array of strings, None where missing) takes
+    ``==dark``, ``!=dark``, a bare ``dark``, or ``in:dark,medium-dark``; ``in:1,2`` works on
+    numbers too. Raises ``UsageError`` for any other text.
     """
-    column = np.asarray(labels_column, dtype=np.float64)
     text = condition.strip() if isinstance(condition, str) else ""
+    raw = np.asarray(labels_column)
+    if raw.dtype == object or raw.dtype.kind in "US":
+        return _select_text(raw, text, condition)
+    column = np.asarray(labels_column, dtype=np.float64)
     labelled = ~np.isnan(column)
+
+    if text.lower().startswith("in:"):
+        values = [_parse_cell(v) for v in text[3:].split(",")]
+        if not values or not all(isinstance(v, float) for v in values):
+            raise UsageError(f"cannot read the condition {condition!r}; write e.g. 'in:1,2' for a numeric column")
+        return labelled & np.isin(column, values)
 
     m = re.fullmatch(rf"({_NUMBER})\s*-\s*({_NUMBER})", text)
     if m:
@@ -302,6 +331,9 @@ def select(labels_column: np.ndarray, condition: str) -> np.ndarray:
     m = re.fullmatch(r"(>=|<=|==|!=|>|<|=)?\s*(\S.*)", text)
     value = _parse_cell(m.group(2)) if m else None
     if not isinstance(value, float):
+        if m and (m.group(1) or "==") in ("==", "=", "!=") and value == NOT_NUMERIC:
+            raise UsageError(f"the condition {condition!r} compares with text, but this column holds numbers; "
+                             f"write e.g. {_CONDITION_EXAMPLES}")
         raise UsageError(f"cannot read the condition {condition!r}; write e.g. {_CONDITION_EXAMPLES}")
     op = m.group(1) or "=="
     with np.errstate(invalid="ignore"):
@@ -318,6 +350,40 @@ def select(labels_column: np.ndarray, condition: str) -> np.ndarray:
         else:
             mask = column == value
     return labelled & mask
+
+
+def check_condition(condition: str) -> None:
+    """Refuse a condition no column could take, before any slow work (the column's type, numbers
+    or text, is only known once the labels are read)."""
+    try:
+        select(np.empty(0), condition)
+    except UsageError as numeric:
+        text = condition.strip().lstrip("=!").strip() if isinstance(condition, str) else ""
+        # Text values start with a letter; '1e999-2e999' or '>x' are numeric conditions gone wrong.
+        if not text[:1].isalpha() and not text.lower().startswith("in:"):
+            raise numeric from None
+        try:
+            select(np.empty(0, dtype=object), condition)
+        except UsageError:
+            raise numeric from None
+
+
+def _select_text(column: np.ndarray, text: str, condition: str) -> np.ndarray:
+    cells = [None if v is None else str(v) for v in column.tolist()]
+    labelled = np.array([c is not None for c in cells], dtype=bool)
+    if text.lower().startswith("in:"):
+        wanted = {v.strip() for v in text[3:].split(",") if v.strip()}
+        negate = False
+    else:
+        m = re.fullmatch(r"(==|!=|=)?\s*([^<>=!\s][^,]*)", text)
+        if not m:
+            raise UsageError(f"cannot read the condition {condition!r} for a text column; write e.g. "
+                             "'==dark', '!=dark' or 'in:dark,medium-dark'")
+        wanted, negate = {m.group(2).strip()}, m.group(1) == "!="
+    if not wanted:
+        raise UsageError(f"the condition {condition!r} names no value; write e.g. 'in:dark,medium-dark'")
+    hit = np.array([c in wanted for c in cells], dtype=bool)
+    return labelled & (~hit if negate else hit)
 
 
 # --- helpers -------------------------------------------------------------------------------------

@@ -458,3 +458,263 @@ def strength_sweep(z: np.ndarray, direction: np.ndarray, scales: Sequence[float]
         )
     out = zz[:, None, :] + s[None, :, None] * v[None, None, :]
     return _finite_result(out, "the edited latents")
+
+
+# ---- one meaning of strength --------------------------------------------------------------------
+
+DIRECTION_METHODS = ("mean", "boundary")
+
+# How a stored direction's strength reads. "mean-gap": strength 1 moves a sample by the gap between
+# the two groups' means measured along the direction, whatever the method that found it, so
+# `--method mean` and `--method boundary` agree at the same strength. "unit": the vector has length
+# 1, so strength 1 is one standard deviation of the N(0, I) prior along it.
+SCALE_MEAN_GAP = "mean-gap"
+SCALE_UNIT = "unit"
+
+
+def fit_direction(pos: np.ndarray, neg: np.ndarray, method: str) -> np.ndarray:
+    """The raw direction of ``method`` (mean difference at its length, boundary as a unit normal)."""
+    if method not in DIRECTION_METHODS:
+        raise UsageError(f"--method must be mean or boundary, got {method!r}")
+    return mean_difference(pos, neg) if method == "mean" else linear_boundary(pos, neg)
+
+
+def _fit_unit(p: np.ndarray, n: np.ndarray, method: str, others: Sequence[np.ndarray]) -> np.ndarray:
+    """Unit direction of the whole procedure (fit, then remove ``others``), in float64."""
+    v = fit_direction(p, n, method)
+    if len(others):
+        v = project_out(v, others)
+    v = np.asarray(v, np.float64)
+    return v / np.linalg.norm(v)
+
+
+def scale_text(meta: dict, length: float) -> str:
+    """What strength 1 means for a direction entry with ``meta``, for ``apply``/``latents show``."""
+    scale = meta.get("scale") if isinstance(meta, dict) else None
+    if scale == SCALE_MEAN_GAP:
+        gap = meta.get("gap", length)
+        return (f"length {length:.3f}; strength 1 = the mean gap between its groups "
+                f"({float(gap):.3f} prior std along it)")
+    if scale == SCALE_UNIT:
+        return f"length {length:.3f}; strength 1 = one prior standard deviation along it"
+    if isinstance(scale, str) and scale:
+        return f"length {length:.3f}; strength: {scale}"
+    return (f"length {length:.3f}; strength 1 = adding the stored vector once "
+            "(no scale recorded: made before scales were stored, or by hand)")
+
+
+# ---- out-of-sample report -----------------------------------------------------------------------
+
+# Up to this many picks in all, every pick is left out once (exact, and the count a user makes by
+# hand); above it 10 stratified folds keep the cost at 10 fits per relabelling.
+LOO_MAX = 40
+FOLDS = 10
+# The direction a user can rely on points close to the true one: cos 0.9 is about 25 degrees, where
+# an edit of strength 1 still moves the attribute by 90% of the gap and leaks 44% of it elsewhere.
+TARGET_COSINE = 0.9
+
+
+@dataclass(frozen=True)
+class OutOfSampleReport:
+    """How well the whole procedure (fit + project out + midpoint threshold) sorts picks it did not
+    see, against what random relabellings of the same sizes reach.
+
+    ``accuracy`` is *balanced* (the mean of the two sides' hit rates), so chance is 0.5 whatever
+    the sizes. ``baseline_*`` come from ``permutations`` seeded relabellings put through the same
+    procedure. ``expected_cosine`` estimates how well the mean difference points along the true
+    one (see ``picks_needed``); ``picks_per_side`` is how many picks per side would reach
+    ``TARGET_COSINE`` (None when no gap shows above the noise).
+    """
+
+    method: str
+    scheme: str
+    n_pos: int
+    n_neg: int
+    dim: int
+    accuracy: float | None
+    baseline_mean: float | None
+    baseline_p95: float | None
+    p_value: float | None
+    permutations: int
+    seed: int
+    expected_cosine: float | None
+    picks_per_side: int | None
+    warnings: tuple[str, ...]
+
+    def summary(self) -> str:
+        if self.accuracy is None:
+            return f"held-out accuracy: not measured ({self.scheme})"
+        text = f"held-out accuracy {self.accuracy:.0%} ({self.scheme}, balanced: chance 50%)"
+        if self.baseline_p95 is not None:
+            text += (f"; random splits of the same sizes reach {self.baseline_mean:.0%} "
+                     f"(95th percentile {self.baseline_p95:.0%}, {self.permutations} relabellings, "
+                     f"seed {self.seed}; p = {self.p_value:.3f})")
+        return text
+
+    def to_meta(self) -> dict:
+        return {
+            "scheme": self.scheme, "accuracy": self.accuracy, "baseline_mean": self.baseline_mean,
+            "baseline_p95": self.baseline_p95, "p_value": self.p_value,
+            "permutations": self.permutations, "seed": self.seed,
+            "expected_cosine": self.expected_cosine, "picks_per_side": self.picks_per_side,
+            "warnings": list(self.warnings),
+        }
+
+
+def picks_needed(pos: np.ndarray, neg: np.ndarray) -> tuple[float | None, int | None]:
+    """(estimated cosine between the fitted and the true mean difference, picks per side that
+    would reach ``TARGET_COSINE``).
+
+    The argument: with within-group spread sigma^2 per dimension, the estimated difference is the
+    true one plus noise of squared length N = d sigma^2 (1/n_pos + 1/n_neg). |D_hat|^2 - N is an
+    unbiased estimate of the true squared gap S, so cos ~ sqrt(S / (S + N)); reaching cos c needs
+    N <= S (1/c^2 - 1), i.e. n per side >= 2 d sigma^2 / (S (1/c^2 - 1)) with equal sides. The
+    boundary method sees the same data, so the same count is a fair guide for it.
+    """
+    p, q = np.asarray(pos, np.float64), np.asarray(neg, np.float64)
+    d = p.shape[1]
+    dof = len(p) + len(q) - 2
+    if dof <= 0:
+        return None, None
+    ss = ((p - p.mean(0)) ** 2).sum() + ((q - q.mean(0)) ** 2).sum()
+    sigma2 = float(ss) / (dof * d)
+    noise = d * sigma2 * (1 / len(p) + 1 / len(q))
+    signal = float(((p.mean(0) - q.mean(0)) ** 2).sum()) - noise
+    if signal <= 0 or sigma2 <= 0:
+        return (None if sigma2 <= 0 else 0.0), None
+    cos = math.sqrt(signal / (signal + noise))
+    per_side = math.ceil(2 * d * sigma2 / (signal * (1 / TARGET_COSINE**2 - 1)))
+    return cos, per_side
+
+
+def _folds(n_pos: int, n_neg: int, rng: np.random.Generator) -> tuple[str, list[np.ndarray]]:
+    """Test-index sets over the stacked (pos, neg) rows: leave-one-out, or stratified k folds."""
+    n = n_pos + n_neg
+    if n <= LOO_MAX:
+        return "leave-one-out", [np.array([i]) for i in range(n)]
+    k = min(FOLDS, n_pos, n_neg)
+    fold_of = np.empty(n, dtype=np.int64)
+    fold_of[:n_pos] = rng.permutation(np.arange(n_pos) % k)
+    fold_of[n_pos:] = rng.permutation(np.arange(n_neg) % k)
+    return f"{k}-fold", [np.flatnonzero(fold_of == f) for f in range(k)]
+
+
+def _held_out_accuracy(x: np.ndarray, y: np.ndarray, folds: list[np.ndarray], method: str,
+                       others: Sequence[np.ndarray]) -> float:
+    """Balanced accuracy of the whole procedure on each fold's unseen rows."""
+    hits = np.zeros(len(y), dtype=bool)
+    for test in folds:
+        train = np.ones(len(y), dtype=bool)
+        train[test] = False
+        p, n = x[train & (y == 1)], x[train & (y == 0)]
+        try:
+            u = _fit_unit(p, n, method, others)
+        except UsageError:
+            continue  # the rest cannot be told apart: the held-out rows are not sorted
+        # No intercept travels with a direction, so the rule is the midpoint of the two training
+        # means along it: the same for both methods.
+        threshold = 0.5 * (p.mean(0) @ u + n.mean(0) @ u)
+        hits[test] = (x[test] @ u > threshold) == (y[test] == 1)
+    return 0.5 * (float(hits[y == 1].mean()) + float(hits[y == 0].mean()))
+
+
+def out_of_sample(
+    pos: np.ndarray,
+    neg: np.ndarray,
+    method: str = "mean",
+    orthogonal_to: Sequence[np.ndarray] = (),
+    *,
+    permutations: int = 100,
+    seed: int = 0,
+) -> OutOfSampleReport:
+    """Held-out accuracy of the direction procedure, a permutation baseline and warnings.
+
+    Leave-one-out up to ``LOO_MAX`` picks in all, else ``FOLDS`` stratified folds; each random
+    relabelling keeps both sides' sizes and goes through the same folds and fits. The picks
+    "cannot support a direction" when the held-out accuracy does not beat the baseline's 95th
+    percentile (a one-sided test at 5%), or when the estimated cosine to the true direction is
+    below ``TARGET_COSINE``; the warning then says how many picks per side would help.
+    """
+    validate_sets(pos, neg)
+    if method not in DIRECTION_METHODS:
+        raise UsageError(f"--method must be mean or boundary, got {method!r}")
+    if isinstance(permutations, bool) or not isinstance(permutations, (int, np.integer)) or not 0 <= permutations <= 10_000:
+        raise UsageError(f"--permutations must be an integer from 0 to 10,000, got {permutations!r}")
+    p, q = np.asarray(pos, np.float64), np.asarray(neg, np.float64)
+    others = [np.asarray(o, np.float64) for o in orthogonal_to]
+    d = p.shape[1]
+    cos, per_side = picks_needed(p, q)
+    warnings: list[str] = []
+    if len(p) < 2 or len(q) < 2:
+        warnings.append(f"{len(p)} pos and {len(q)} neg picks: a held-out check needs at least 2 per side; "
+                        "pick more")
+        return OutOfSampleReport(method, "not measured: fewer than 2 picks on a side", len(p), len(q), d,
+                                 None, None, None, None, 0, seed, cos, per_side, tuple(warnings))
+    x = np.concatenate([p, q])
+    y = np.concatenate([np.ones(len(p), np.int64), np.zeros(len(q), np.int64)])
+    rng = np.random.default_rng(seed)
+    scheme, folds = _folds(len(p), len(q), rng)
+    acc = _held_out_accuracy(x, y, folds, method, others)
+    base_mean = base_p95 = p_value = None
+    if permutations:
+        null = np.array([_held_out_accuracy(x, rng.permutation(y), folds, method, others)
+                         for _ in range(permutations)])
+        base_mean, base_p95 = float(null.mean()), float(np.quantile(null, 0.95))
+        # The +1s count the observed labelling as one of the relabellings (an exact test).
+        p_value = float((1 + np.count_nonzero(null >= acc)) / (1 + permutations))
+        if acc <= base_p95:
+            warnings.append(
+                f"the picks cannot support a direction: held-out accuracy {acc:.0%} is within what random "
+                f"splits of the same sizes reach (95th percentile {base_p95:.0%})"
+                + (f"; about {per_side} picks per side would help" if per_side else
+                   "; no gap shows above the noise, so check the picks rather than adding more like them"))
+    if not warnings and cos is not None and cos < TARGET_COSINE and per_side:
+        warnings.append(
+            f"{len(p)} vs {len(q)} picks in {d} dimensions: the direction is estimated to point only "
+            f"cos {cos:.2f} along the true one; about {per_side} picks per side would reach cos {TARGET_COSINE}")
+    return OutOfSampleReport(method, scheme, len(p), len(q), d, acc, base_mean, base_p95, p_value,
+                             permutations, seed, cos, per_side, tuple(warnings))
+
+
+@dataclass(frozen=True)
+class BuiltDirection:
+    vector: np.ndarray  # float32 (d,), at the scale ``meta["scale"]`` names
+    report: SeparationReport  # on the picks themselves (optimistic)
+    held_out: OutOfSampleReport | None
+    meta: dict
+
+
+def build_direction(
+    pos: np.ndarray,
+    neg: np.ndarray,
+    method: str = "mean",
+    orthogonal_to: Sequence[np.ndarray] = (),
+    unit: bool = False,
+    *,
+    permutations: int = 100,
+    seed: int = 0,
+    held_out: bool = True,
+) -> BuiltDirection:
+    """Every step ``attr-vector`` takes: fit, remove ``orthogonal_to``, scale, measure.
+
+    Scale: with ``unit`` the vector has length 1 ("unit"); otherwise it is the unit direction
+    times the gap between the group means projected on it ("mean-gap"), so strength 1 moves a
+    sample from the neg mean's level to the pos mean's along the direction, for either method. For
+    ``mean`` without ``orthogonal_to`` that is exactly ``mean(pos) - mean(neg)``.
+    """
+    validate_sets(pos, neg)
+    u = _fit_unit(pos, neg, method, [np.asarray(o, np.float64) for o in orthogonal_to])
+    gap = float((np.asarray(pos, np.float64).mean(0) - np.asarray(neg, np.float64).mean(0)) @ u)
+    if not gap > 0:
+        raise UsageError("after removing --orthogonal-to, pos and neg no longer differ along what is left; "
+                         "drop an --orthogonal-to direction")
+    vector = (u if unit else gap * u).astype(np.float32)
+    report = separation(pos, neg, vector)
+    oos = (out_of_sample(pos, neg, method, orthogonal_to, permutations=permutations, seed=seed)
+           if held_out else None)
+    meta = {"scale": SCALE_UNIT if unit else SCALE_MEAN_GAP, "length": float(np.linalg.norm(vector)),
+            "gap": gap, "method": method, "unit": bool(unit), "n_pos": len(pos), "n_neg": len(neg),
+            "separation": {"accuracy": report.accuracy, "gap_in_std": report.gap_in_std}}
+    if oos is not None:
+        meta["out_of_sample"] = oos.to_meta()
+    return BuiltDirection(vector, report, oos, meta)

@@ -60,8 +60,15 @@ def test_boundary_and_orthogonal_directions(model, workspace):
     run("sample", model, "--seeds", "0-9", "--save", "a")
     run("sample", model, "--seeds", "10-19", "--save", "b")
     run("attr-vector", "--pos", "a", "--neg", "b", "--method", "boundary", "--save", "ab", "--model", model)
-    ab = read_entry(workspace / "latents" / "ab.npz").z[0]
-    assert abs(np.linalg.norm(ab) - 1) < 1e-5
+    entry = read_entry(workspace / "latents" / "ab.npz")
+    ab = entry.z[0]
+    # strength 1 = the groups' mean gap along the boundary's normal (docs/directions.md)
+    a, b = read_entry(workspace / "latents" / "a.npz").z, read_entry(workspace / "latents" / "b.npz").z
+    u = ab / np.linalg.norm(ab)
+    assert entry.meta["scale"] == "mean-gap"
+    assert np.linalg.norm(ab) == pytest.approx(float((a.mean(0) - b.mean(0)) @ u), rel=1e-4)
+    run("attr-vector", "--pos", "a", "--neg", "b", "--method", "boundary", "--unit", "--save", "ab1", "--model", model)
+    assert abs(np.linalg.norm(read_entry(workspace / "latents" / "ab1.npz").z[0]) - 1) < 1e-5
     run("attr-vector", "--pos", "a@0-4", "--neg", "a@5-9", "--orthogonal-to", "ab", "--save", "c", "--model", model)
     c = read_entry(workspace / "latents" / "c.npz").z[0]
     assert abs(float(np.dot(c, ab))) < 1e-4
@@ -112,7 +119,9 @@ def test_latents_from_another_model_warn_visibly(model, workspace, tmp_path):
     from latentctl.store import LatentEntry, write_entry
 
     write_entry(workspace / "latents" / "foreign.npz", LatentEntry(z=np.ones((1, 8), np.float32), kind="direction", model_id="0123456789abcdef"))
-    res = run("apply", "seeds:1", "--add", "foreign", "--model", model, "--out", tmp_path)
+    res = run("apply", "seeds:1", "--add", "foreign", "--model", model, "--out", tmp_path / "a", code=2)
+    assert "different model (0123456789abcdef)" in res.output and "--allow-other-model" in res.output
+    res = run("apply", "seeds:1", "--add", "foreign", "--model", model, "--out", tmp_path / "b", "--allow-other-model")
     assert "different model (0123456789abcdef)" in res.output
 
 

@@ -98,7 +98,8 @@ def test_csv_text_only_column_is_ignored_not_counted(tmp_path):
     assert labels.names == ["age"]
     assert labels.ignored_columns == ["note"]
     assert labels.excluded == {}
-    assert "ignored, not numeric: note" in labels.summary()
+    assert "text, select with ==VALUE or in:A,B: note" in labels.summary()
+    np.testing.assert_array_equal(labels.column(["a.jpg", "b.jpg"], "note"), np.array(["blurry", None], dtype=object))
 
 
 def test_csv_semicolons_tabs_bom_crlf_quotes_and_blank_lines(tmp_path):

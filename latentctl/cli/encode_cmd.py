@@ -8,6 +8,9 @@ from typing import Annotated
 import typer
 
 from latentctl.cli.common import (
+    EmaOpt,
+    ModelOpt,
+    OutOpt,
     PANEL_OUTPUT,
     LabelsOpt,
     MaxImagesOpt,
@@ -21,7 +24,6 @@ from latentctl.cli.common import (
     result,
     warn,
 )
-from latentctl.cli.latent_cmds import ModelOpt, OutOpt
 from latentctl.errors import DataError, UsageError
 
 P_PROJ = "GAN projection"
@@ -56,16 +58,22 @@ def encode(
     steps: Annotated[int, typer.Option(min=1, help="Optimisation steps per image.", rich_help_panel=P_PROJ)] = 300,
     lr: Annotated[float, typer.Option(min=0.0, help="Adam learning rate of the latent.", rich_help_panel=P_PROJ)] = 0.05,
     restarts: Annotated[int, typer.Option(min=1, help="Random starting latents per image; the best is kept.", rich_help_panel=P_PROJ)] = 4,
+    train_encoder: Annotated[bool, typer.Option("--train-encoder", help="GAN: (re)train a fast encoder on the GAN's own samples, stored as RUN/gan-encoder.safetensors, and encode with it.", rich_help_panel=P_PROJ)] = False,
+    use_encoder: Annotated[bool, typer.Option("--use-encoder", help="GAN: encode with the stored fast encoder (trained first if there is none) instead of projecting from random starts.", rich_help_panel=P_PROJ)] = False,
+    refine: Annotated[int, typer.Option(min=0, help="With the GAN encoder: projection steps started from its guess (0: the encoder alone) \\[default: 30].", rich_help_panel=P_PROJ, show_default=False)] = 30,
+    encoder_steps: Annotated[int, typer.Option(min=1, help="Training steps of the GAN encoder (64 samples each) \\[default: 1500].", rich_help_panel=P_PROJ, show_default=False)] = 1500,
     model: ModelOpt = None,
     out: OutOpt = None,
     force: ForceOpt = False,
     device: DeviceOpt = "auto",
+    ema: EmaOpt = True,
     workspace: WorkspaceOpt = None,
 ) -> None:
     """Put real photos into the latent space, to edit them like samples.
 
     AE and VAE models use their encoder; a GAN's latent is found by optimisation (slower: a
-    progress bar shows it). Writes each reconstruction beside its original (NAME-compare.png), the
+    progress bar shows it), or, with --use-encoder/--train-encoder, by a fast encoder learned from
+    the GAN's own samples plus a short refinement (--refine). Writes each reconstruction beside its original (NAME-compare.png), the
     latents, and prints each image's reconstruction error.
 
     Examples:
@@ -87,12 +95,20 @@ def encode(
     check_count(steps, "--steps", MAX_ENCODE_STEPS, "more steps rarely improve the fit")
     check_count(restarts, "--restarts", MAX_RESTARTS, "each restart multiplies the batch the generator runs")
     check_save(save, workspace, force)
-    session = open_model(model, device, workspace, warn=warn)
+    if refine > 30:
+        raise UsageError(f"--refine {refine}: at most 30 steps after the encoder; for a full projection leave out --use-encoder and set --steps")
+    session = open_model(model, device, workspace, warn=warn, ema=ema)
     images, files = load_photos(photos, session.info.model.image_size)
     out_dir = output_dir(session.ws, out, "encode", force)
+    net = None
+    if (train_encoder or use_encoder) and session.loaded.encoder is None:
+        from latentctl.cli.latent_cmds import gan_encoder_for
+
+        net = gan_encoder_for(session, train_new=train_encoder, steps=encoder_steps)
     with Progress(TextColumn("encoding"), BarColumn(), TimeRemainingColumn(), console=err_console, transient=True) as bar:
         task = bar.add_task("encode", total=None)
         enc = encode_images(session.loaded, images, session.device, steps=steps, lr=lr, restarts=restarts,
+                            gan_encoder=net, refine_steps=refine if net is not None else 0,
                             on_progress=lambda done, total: bar.update(task, completed=done, total=total))
     for f, img, rec in zip(files, images, enc.reconstructions):
         save_png(make_grid(np.stack([img, rec]), cols=2), out_dir / f"{f.stem}-compare.png")
@@ -108,55 +124,6 @@ def encode(
     result(str(out_dir))
 
 
-def labelled_latents(session, images_dir: Path, column: str, labels_csv: Path | None, pattern: str | None,
-                     max_images: int, *, steps: int = 300) -> tuple["np.ndarray", "np.ndarray"]:  # noqa: F821
-    """Encode a labelled image folder: (latents (n, d), label values (n,)), unlabelled files dropped."""
-    import numpy as np
-
-    from latentctl.cli.common import warn
-    from latentctl.data import prepare_dataset
-    from latentctl.encode import encode_images
-    from latentctl.labels import UTKFACE_PATTERN, compile_pattern, labels_from_names, read_labels_csv
-
-    images_dir = Path(images_dir).expanduser()
-    csv = labels_csv or (images_dir / "labels.csv" if (images_dir / "labels.csv").exists() and pattern is None else None)
-    # The labels and the column are checked before the images are read, which is the slow part.
-    if csv:
-        labels = read_labels_csv(csv, images_dir)
-        labels.column([], column)  # UsageError naming the columns there are
-    else:
-        groups = list(compile_pattern(pattern or UTKFACE_PATTERN).groupindex)
-        if column not in groups:
-            raise UsageError(f"no label column {column!r}; the name pattern gives: {', '.join(groups)}")
-    ds = prepare_dataset(images_dir, session.info.model.image_size, session.ws.cache, max_images=max_images)
-    if not csv:
-        labels = labels_from_names(ds.files, pattern or UTKFACE_PATTERN)
-    note(labels.summary())
-    values = labels.column(ds.files, column)
-    keep = np.isfinite(values)
-    if not keep.any():
-        raise DataError(f"no image in {images_dir} has a '{column}' label")
-    if session.loaded.encoder is None:
-        warn(f"this GAN has no encoder: finding latents for {int(keep.sum())} images by optimisation will be slow")
-    with _bar() as (bar, task):
-        enc = encode_images(session.loaded, np.asarray(ds.images)[keep], session.device, steps=steps,
-                            on_progress=lambda done, total: bar.update(task, completed=done, total=total))
-    note(f"encoded {len(enc.z)} labelled images by {enc.method}: mean reconstruction error {enc.errors.mean():.1f} (RMS, 0-255)")
-    return enc.z, values[keep]
-
-
-class _bar:
-    def __enter__(self):
-        from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
-
-        self.progress = Progress(TextColumn("encoding"), BarColumn(), TimeRemainingColumn(), console=err_console, transient=True)
-        self.progress.__enter__()
-        return self.progress, self.progress.add_task("encode", total=None)
-
-    def __exit__(self, *exc):
-        self.progress.__exit__(*exc)
-
-
 @handles_errors
 def map_latents(
     images: Annotated[Path, typer.Argument(metavar="DIR", help="Folder of labelled images.", show_default=False)],
@@ -168,6 +135,7 @@ def map_latents(
     out: Annotated[Path | None, typer.Option("--out", "-o", metavar="FILE", help="PNG to write [default: map.png in a new outputs/ folder].", rich_help_panel=PANEL_OUTPUT, show_default=False)] = None,
     force: ForceOpt = False,
     device: DeviceOpt = "auto",
+    ema: EmaOpt = True,
     workspace: WorkspaceOpt = None,
 ) -> None:
     """Draw the latent space: labelled images encoded and plotted, coloured by a label.
@@ -179,6 +147,7 @@ def map_latents(
 
       latentctl map mnist-png/ -c digit -m runs/0001-mnist-ae-32px -m runs/0002-mnist-vae-32px
     """
+    from latentctl.cli.latent_cmds import encode_labelled
     from latentctl.session import open_model
     from latentctl.plot import Panel, pca_2d, scatter_png
     from latentctl.workspace import Workspace
@@ -189,8 +158,8 @@ def map_latents(
         raise UsageError(f"{target} already exists; pass --force to replace it")
     panels = []
     for model in models or [None]:
-        session = open_model(model, device, workspace, warn=warn)
-        z, values = labelled_latents(session, images, column, labels, name_pattern, max_images)
+        session = open_model(model, device, workspace, warn=warn, ema=ema)
+        z, values = encode_labelled(session, images, column, labels, name_pattern, max_images)
         dim = z.shape[1]
         title = f"{session.info.model.family.upper()}: {session.path.parent.name if session.path.name == 'checkpoint.safetensors' else session.path.stem}"
         title += "" if dim == 2 else f"\nPCA of {dim}-d latents"

@@ -8,6 +8,10 @@ from typing import Annotated
 import typer
 
 from latentctl.cli.common import (
+    AllowOtherOpt,
+    EmaOpt,
+    ModelOpt,
+    OutOpt,
     P_LABELS,
     PANEL_OUTPUT,
     LabelsOpt,
@@ -17,6 +21,7 @@ from latentctl.cli.common import (
     PrecisionOpt,
     ForceOpt,
     WorkspaceOpt,
+    err_console,
     handles_errors,
     note,
     result,
@@ -26,14 +31,6 @@ from latentctl.errors import StoreError, UsageError
 
 LATENT_HELP = "store entry name, .npz path or seeds:16,37; add @ROWS to pick rows, e.g. glasses@0,2"
 
-ModelOpt = Annotated[
-    Path | None,
-    typer.Option("--model", "-m", metavar="MODEL", help="Run folder or .safetensors checkpoint [default: the current run].", show_default=False),
-]
-OutOpt = Annotated[
-    Path | None,
-    typer.Option("--out", "-o", metavar="DIR", help="Output folder [default: a new numbered folder in the workspace's outputs/].", rich_help_panel=PANEL_OUTPUT, show_default=False),
-]
 SaveOpt = Annotated[
     str | None,
     typer.Option("--save", metavar="NAME", help="Also save the resulting latents to the latent store under NAME.", rich_help_panel=PANEL_OUTPUT, show_default=False),
@@ -53,6 +50,61 @@ def check_save(save: str | None, workspace: Path | None, force: bool) -> None:
     path = LatentStore(Workspace.resolve(workspace).store).path_for(save)  # checks the name
     if path.exists() and not force:
         raise StoreError(f"{path} already exists; pass --force to replace it")
+
+
+class _Bar:
+    """A transient progress bar on stderr for library callbacks ``(done, total, ...)``."""
+
+    def __init__(self, label: str):
+        from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self.progress = Progress(TextColumn(label), BarColumn(), TextColumn("{task.fields[extra]}"),
+                                 TimeRemainingColumn(), console=err_console, transient=True)
+
+    def __enter__(self):
+        self.progress.__enter__()
+        self.task = self.progress.add_task("", total=None, extra="")
+        return self
+
+    def update(self, done: int, total: int, loss: float | None = None) -> None:
+        self.progress.update(self.task, completed=done, total=total,
+                             extra="" if loss is None else f"latent MSE {loss:.3f}")
+
+    def __exit__(self, *exc):
+        self.progress.__exit__(*exc)
+
+
+def gan_encoder_for(session, *, train_new: bool = False, steps: int | None = None):
+    """The run's fast GAN encoder, trained here (with a progress bar) when there is none yet."""
+    from latentctl import gan_encoder as GE
+
+    path = GE.encoder_path(session.path)
+    if train_new or not path.exists():
+        note(f"training a GAN encoder on the generator's own samples ({steps or GE.GanEncoderConfig.steps} steps); "
+             f"it is stored as {path} and reused next time")
+    with _Bar("GAN encoder") as bar:
+        net, path, trained = GE.ensure(session.loaded, session.path, session.device, train_new=train_new,
+                                       steps=steps, on_progress=bar.update)
+    note(("trained and saved" if trained else "using") + f" the GAN encoder {path}")
+    return net
+
+
+def encode_labelled(session, images: Path, column: str, labels: Path | None, pattern: str | None,
+                    max_images: int, *, fast: bool = True, refine: int = 30, encoder_steps: int | None = None):
+    """Labelled images into the latent space with progress shown: an AE/VAE's encoder, or for a
+    GAN the fast encoder (trained on first use) + ``refine`` projection steps, else projection."""
+    from latentctl.encode import labelled_latents
+
+    net = None
+    if session.loaded.encoder is None:
+        if fast:
+            net = gan_encoder_for(session, steps=encoder_steps)
+        else:
+            warn("this GAN has no encoder: finding latents by optimisation will be slow (leave out --no-fast-encoder)")
+    with _Bar("encoding") as bar:
+        return labelled_latents(session, images, column, labels, pattern, max_images, gan_encoder=net,
+                                refine_steps=refine if net is not None else 0, on_note=note,
+                                on_progress=lambda done, total: bar.update(done, total))
 
 
 def _gather(session, specs: list[str], *, limit: int, what: str):
@@ -84,6 +136,8 @@ def interp(
     force: ForceOpt = False,
     device: DeviceOpt = "auto",
     precision: PrecisionOpt = "auto",
+    ema: EmaOpt = True,
+    allow_other_model: AllowOtherOpt = False,
     workspace: WorkspaceOpt = None,
 ) -> None:
     """Walk between latents and render each step: strip.png, frame PNGs and the path's latents.
@@ -103,7 +157,7 @@ def interp(
     check_steps(steps)
     check_count(frame_ms, "--frame-ms", MAX_FRAME_MS, "GIF frames cannot be longer", minimum=10)
     check_save(save, workspace, force)
-    session = open_model(model, device, workspace, precision, warn=warn)
+    session = open_model(model, device, workspace, precision, warn=warn, ema=ema, allow_other_model=allow_other_model)
     rows = _gather(session, points, limit=MAX_PATH_FRAMES, what="interp")
     if len(rows) < 2:
         raise UsageError("interp needs at least two latents, e.g. 'latentctl interp seeds:16 seeds:37'")
@@ -163,17 +217,21 @@ def attr_vector(
     neg: Annotated[list[str] | None, typer.Option("--neg", metavar="LATENTS", help="Latents that do not show it; repeatable.", show_default=False)] = None,
     images: Annotated[Path | None, typer.Option("--images", metavar="DIR", help="Instead of --pos/--neg: encode this labelled image folder and split it by a label.", rich_help_panel=P_LABELS, show_default=False)] = None,
     column: Annotated[str | None, typer.Option("--column", "-c", metavar="NAME", help="With --images: the label to split by, e.g. gender or age.", rich_help_panel=P_LABELS, show_default=False)] = None,
-    pos_if: Annotated[str | None, typer.Option("--pos-if", metavar="COND", help="With --images: which label values count as positive: '==1', '>60', '20-30'.", rich_help_panel=P_LABELS, show_default=False)] = None,
+    pos_if: Annotated[str | None, typer.Option("--pos-if", metavar="COND", help="With --images: which label values count as positive: '==1', '>60', '20-30', or for a text column '==dark', 'in:dark,medium-dark'.", rich_help_panel=P_LABELS, show_default=False)] = None,
     neg_if: Annotated[str | None, typer.Option("--neg-if", metavar="COND", help="With --images: negative values [default: every other labelled image].", rich_help_panel=P_LABELS, show_default=False)] = None,
     labels: LabelsOpt = None,
     name_pattern: PatternOpt = None,
     max_images: MaxImagesOpt = 2000,
-    method: Annotated[str, typer.Option(metavar="mean|boundary", help="mean: mean(pos) - mean(neg), the seed's method. boundary: unit normal of a linear classifier (InterFaceGAN).")] = "mean",
+    method: Annotated[str, typer.Option(metavar="mean|boundary", help="mean: mean(pos) - mean(neg), the seed's method. boundary: the normal of a linear classifier (InterFaceGAN). Both are stored so that strength 1 = the groups' mean gap along the direction.")] = "mean",
     orthogonal_to: Annotated[list[str] | None, typer.Option("--orthogonal-to", metavar="DIRECTION", help="Remove these directions' components, so the new one leaves them unchanged (conditional editing); repeatable.")] = None,
-    unit: Annotated[bool, typer.Option("--unit", help="Scale the direction to length 1 (strength then counts in prior standard deviations).")] = False,
+    unit: Annotated[bool, typer.Option("--unit", help="Scale the direction to length 1 (strength then counts in prior standard deviations) instead of the groups' mean gap.")] = False,
+    permutations: Annotated[int, typer.Option(min=0, max=10_000, help="Random relabellings for the held-out check's baseline (0: skip the baseline) \\[default: 100].", show_default=False)] = 100,
+    seed: Annotated[int, typer.Option(help="Seed of the relabellings and folds \\[default: 0].", show_default=False)] = 0,
+    fast_encoder: Annotated[bool, typer.Option("--fast-encoder/--no-fast-encoder", help="With --images on a GAN: encode with a fast encoder trained on the GAN's own samples (on first use; stored beside the checkpoint) + 30 projection steps, instead of 300-step projection from random starts.", rich_help_panel=P_LABELS)] = True,
     save: Annotated[str | None, typer.Option("--save", metavar="NAME", help="Store name for the direction [default: POS-minus-NEG].", show_default=False)] = None,
     model: ModelOpt = None,
     force: ForceOpt = False,
+    ema: EmaOpt = True,
     workspace: WorkspaceOpt = None,
 ) -> None:
     """Build an attribute direction from latents with and without it, and save it to the store.
@@ -199,12 +257,12 @@ def attr_vector(
         raise UsageError(f"--method must be mean or boundary, got {method!r}")
     if images is not None:
         # The conditions and the pattern are checked before the slow part (encoding every image).
-        from latentctl.labels import compile_pattern, select
+        from latentctl.labels import check_condition, compile_pattern
 
         for flag, cond in (("--pos-if", pos_if), ("--neg-if", neg_if)):
             if cond is not None:
                 try:
-                    select(np.empty(0), cond)
+                    check_condition(cond)
                 except UsageError as e:
                     raise UsageError(f"{flag}: {e}") from None
         if name_pattern is not None:
@@ -231,15 +289,13 @@ def attr_vector(
             raise UsageError("give either --pos/--neg latents or --images with --column and --pos-if, not both")
         if not column or not pos_if:
             raise UsageError("--images needs --column NAME and --pos-if CONDITION, e.g. --column gender --pos-if ==1")
-        from latentctl.cli.encode_cmd import labelled_latents
         from latentctl.session import open_model
-        from latentctl.labels import select
 
-        session = open_model(model, "auto", workspace, warn=warn)
+        session = open_model(model, "auto", workspace, warn=warn, ema=ema)
         dim, info = session.info.model.latent_dim, session.info
-        z_all, values = labelled_latents(session, images, column, labels, name_pattern, max_images)
-        pos_mask = select(values, pos_if)
-        neg_mask = select(values, neg_if) if neg_if else ~pos_mask
+        z_all, values = encode_labelled(session, images, column, labels, name_pattern, max_images, fast=fast_encoder)
+        pos_mask = _select(values, pos_if, "--pos-if")
+        neg_mask = _select(values, neg_if, "--neg-if") if neg_if else ~pos_mask & _labelled(values)
         p, n, pe, ne = z_all[pos_mask], z_all[neg_mask], [], []
         pos = [f"{images}:{column}{pos_if}"]
         neg = [f"{images}:{column}{neg_if}" if neg_if else f"{images}:not {column}{pos_if}"]
@@ -252,27 +308,46 @@ def attr_vector(
     models = {e.model_id for e in pe + ne if e.model_id}
     if len(models) > 1:
         warn(f"--pos and --neg come from different models ({', '.join(sorted(models))}); the direction mixes them")
-    direction = L.mean_difference(p, n) if method == "mean" else L.linear_boundary(p, n)
     others = [resolve_latents(o, store, p.shape[1]) for o in orthogonal_to or []]
-    if others:
-        direction = L.project_out(direction, [o.z[0] if o.count == 1 else o.z.mean(0) for o in others])
-    if unit:
-        direction = direction / np.linalg.norm(direction)
-    report = L.separation(p, n, direction)
+    built = L.build_direction(p, n, method, [o.z[0] if o.count == 1 else o.z.mean(0) for o in others], unit,
+                              permutations=permutations, seed=seed)
+    direction = built.vector
     name = save or f"{_slug(pos)}-minus-{_slug(neg)}"
     model_id = info.model_id if info is not None else (models.pop() if len(models) == 1 else "")
     run_id = info.run_id if info is not None else next((e.run_id for e in pe if e.run_id), "")
     entry = LatentEntry(
         z=direction[None, :], kind="direction", model_id=model_id, run_id=run_id,
-        meta={"command": "attr-vector", "method": method, "pos": pos, "neg": neg, "n_pos": len(p), "n_neg": len(n),
-              "orthogonal_to": orthogonal_to or [], "unit": unit, "norm": float(np.linalg.norm(direction)),
-              "separation": {"accuracy": report.accuracy, "gap_in_std": report.gap_in_std}},
+        meta={"command": "attr-vector", "pos": pos, "neg": neg, "orthogonal_to": orthogonal_to or [],
+              "norm": float(np.linalg.norm(direction)), **built.meta},
     )
     path = store.save(name, entry, force=force)
-    note(f"{method} direction from {len(p)} pos and {len(n)} neg latents, length {np.linalg.norm(direction):.3f}")
-    note(report.summary())
+    note(f"{method} direction from {len(p)} pos and {len(n)} neg latents: {L.scale_text(built.meta, built.meta['length'])}")
+    note("on the picks themselves (optimistic): " + built.report.summary())
+    note(built.held_out.summary())
+    for w in built.held_out.warnings:
+        warn(w)
     note(f"saved as '{name}' ({path}); apply it with: latentctl apply LATENTS --add {name}")
     result(str(path))
+
+
+def _labelled(values):
+    import numpy as np
+
+    if values.dtype == object:
+        return np.array([v is not None for v in values], dtype=bool)
+    return np.isfinite(values)
+
+
+def _select(values, condition: str, flag: str):
+    from latentctl.labels import select
+
+    try:
+        mask = select(values, condition)
+    except UsageError as e:
+        raise UsageError(f"{flag}: {e}") from None
+    if not mask.any():
+        raise UsageError(f"{flag} {condition}: no labelled image matches; check the value (e.g. with a text column, its exact spelling)")
+    return mask
 
 
 def _slug(specs: list[str]) -> str:
@@ -288,12 +363,16 @@ def apply(
     mean: Annotated[bool, typer.Option("--mean", help="Average the given latents into one first (the seed's mean(smiling)).")] = False,
     scales: Annotated[str, typer.Option(metavar="LIST", help="Strengths to render: one column each, one row per latent. 0 shows the unedited latent.")] = "0,1",
     labels: Annotated[bool, typer.Option("--labels/--no-labels", help="Write each column's strength on the grid.", rich_help_panel=PANEL_OUTPUT)] = True,
+    score_with: Annotated[Path | None, typer.Option("--score-with", metavar="CLF", help="A classifier from 'latentctl classifier train': print its attribute score (mean probability) on the rendered images at each strength.", show_default=False)] = None,
+    keep: Annotated[list[Path] | None, typer.Option("--keep", metavar="CLF", help="A classifier of an attribute the edit should leave alone: print how much its probability moved from the unedited images at each strength; repeatable.", show_default=False)] = None,
     save: SaveOpt = None,
     model: ModelOpt = None,
     out: OutOpt = None,
     force: ForceOpt = False,
     device: DeviceOpt = "auto",
     precision: PrecisionOpt = "auto",
+    ema: EmaOpt = True,
+    allow_other_model: AllowOtherOpt = False,
     workspace: WorkspaceOpt = None,
 ) -> None:
     """Add weighted directions to latents and render the result (rows: latents, columns: strengths).
@@ -317,7 +396,8 @@ def apply(
     strengths = parse_floats(scales, "--scales")
     weighted = [parse_weighted(spec, "--add") for spec in add]
     check_save(save, workspace, force)
-    session = open_model(model, device, workspace, precision, warn=warn)
+    assessors = _classifiers(score_with, keep or [])  # before the model: a wrong path fails first
+    session = open_model(model, device, workspace, precision, warn=warn, ema=ema, allow_other_model=allow_other_model)
     base = _gather(session, latents, limit=L.MAX_SWEEP // len(strengths), what=f"apply with {len(strengths)} strength(s)")
     if mean:
         base = base.mean(axis=0, keepdims=True)
@@ -327,6 +407,8 @@ def apply(
         if entry.kind != "direction":
             raise UsageError(f"--add {name}: holds {entry.count} point(s), not a direction; make one with 'latentctl attr-vector'")
         combined += weight * entry.z.mean(axis=0, dtype=np.float64)
+        vec = entry.z.mean(axis=0, dtype=np.float64)
+        note(f"{name}: {L.scale_text(entry.meta, float(np.linalg.norm(vec)))}; weight {weight:g}")
     grid = L.strength_sweep(base, combined, strengths)  # (n, k, d); refuses inf before rendering
     flat = grid.reshape(-1, grid.shape[-1])
     out_dir = output_dir(session.ws, out, "apply", force)
@@ -337,11 +419,47 @@ def apply(
     grid_path = render(session, flat, out_dir, names=names, labels=tile_labels, cols=len(strengths), force=force, grid_max=shown)
     entry = session.entry(flat, meta={"command": "apply", "latents": latents, "mean": mean, "add": add, "scales": strengths})
     save_latents(out_dir / "latents.npz", entry, force=force)
+    if assessors:
+        _report_scores(session, base, grid, strengths, assessors)
     if save:
         note(f"saved {len(flat)} edited latents as '{save}' ({session.store.save(save, entry, force=force)})")
     note(f"{len(base)} latent(s) x {len(strengths)} strength(s) in {out_dir}"
          + (f" (the grid shows the first {shown // len(strengths)} rows)" if shown < len(flat) else ""))
     result(str(grid_path))
+
+
+def _classifiers(score_with: Path | None, keep: list[Path]) -> list[tuple[str, Path]]:
+    """(role, path) of each classifier, each checked to exist before any work."""
+    out = ([("score", score_with)] if score_with else []) + [("keep", k) for k in keep]
+    for role, path in out:
+        if not Path(path).expanduser().is_file():
+            flag = "--score-with" if role == "score" else "--keep"
+            raise UsageError(f"{flag} {path}: no classifier there; train one with 'latentctl classifier train'")
+    return out
+
+
+def _report_scores(session, base, grid, strengths, assessors) -> None:
+    """Per strength: the --score-with classifier's mean probability, and for each --keep classifier
+    the mean absolute change of its probability from the unedited latents (0 = untouched)."""
+    import numpy as np
+
+    from latentctl.assessor import load_classifier
+    from latentctl.generate import generate
+
+    def prob(clf, z):
+        images = generate(session.generator, z, device=session.device, precision=session.precision)
+        return 1.0 / (1.0 + np.exp(-clf.score_uint8(images, session.device).astype(np.float64)))
+
+    for role, path in assessors:
+        clf = load_classifier(path, session.device)
+        ref = prob(clf, base) if role == "keep" else None
+        cells = []
+        for j, s in enumerate(strengths):
+            p = prob(clf, grid[:, j, :])
+            cells.append(f"{s:+g}: {p.mean():.2f}" if role == "score" else f"{s:+g}: {np.abs(p - ref).mean():.2f}")
+        what = ("score (mean probability of the attribute)" if role == "score"
+                else "change from the unedited images (mean |probability change|; 0 = kept)")
+        result(f"{Path(path).name} {what} per strength over {len(base)} row(s): " + ", ".join(cells))
 
 
 latents_app = typer.Typer(help="Inspect the latent store.", no_args_is_help=True)
@@ -391,10 +509,14 @@ def show_entry(
 
     entry = resolve_latents(name, LatentStore(Workspace.resolve(workspace).store), None)
     norms = np.linalg.norm(entry.z, axis=1)
+    from latentctl.latents import scale_text
+
     lines = [
         f"{name}: {entry.kind}, {entry.count} x {entry.latent_dim}, model {entry.model_id or '-'}",
         f"seeds: {', '.join(map(str, entry.seeds.tolist())) if entry.seeds is not None else '-'}",
         f"norms: min {norms.min():.3f}, mean {norms.mean():.3f}, max {norms.max():.3f}",
         "made by: " + json.dumps(entry.meta, sort_keys=True),
     ]
+    if entry.kind == "direction":
+        lines.insert(3, "strength: " + scale_text(entry.meta, float(norms.mean())))
     result("\n".join(lines))
