@@ -1,0 +1,65 @@
+"""The training progress display: one line per epoch off a terminal, a live line whose ETA stays
+readable at 80 columns on one, and the grid/checkpoint/notice lines in both."""
+
+from __future__ import annotations
+
+import io
+import re
+from pathlib import Path
+
+from rich.console import Console
+
+from latentctl.cli.progress import TrainingProgress, clock
+from latentctl.events import CheckpointEvent, EpochEvent, NoticeEvent, StepEvent
+
+
+def steps(epochs=2, per_epoch=5):
+    g = 0
+    for e in range(1, epochs + 1):
+        for s in range(1, per_epoch + 1):
+            g += 1
+            yield StepEvent(e, s, per_epoch, g, epochs * per_epoch * 10, {"d_real": 0.5, "d_fake": 0.25, "g": float(s)}, 120.0)
+
+
+def feed(progress, events, dt=0.5):
+    t = [1000.0]
+    progress.clock = lambda: t[0]
+    for ev in events:
+        progress.update(ev)
+        t[0] += dt
+
+
+def test_off_a_terminal_one_summary_line_per_epoch():
+    buf = io.StringIO()
+    p = TrainingProgress(Console(file=buf, width=80, force_terminal=False))
+    assert not p.live
+    with p:
+        feed(p, steps())
+        p.update(EpochEvent(2, Path("run/grids/epoch-0002.png")))
+        p.update(CheckpointEvent(Path("run/checkpoint.safetensors"), 2, 10))
+        p.update(NoticeEvent("metrics repaired [1 line]"))
+    lines = buf.getvalue().splitlines()
+    assert "\x1b" not in buf.getvalue() and "\r" not in buf.getvalue()  # no live-bar control codes
+    assert len([ln for ln in lines if ln.startswith("epoch ") and "ETA" in ln]) == 2
+    first = lines[0]
+    assert first.startswith("epoch 1/20  step 5/100")
+    assert "g 3 " in first  # the epoch's mean loss (1..5), not the last step's
+    assert "120.0 img/s" in first and re.search(r"elapsed 0:02 +ETA \d+:\d\d", first)
+    assert lines[-3:] == ["epoch 2: grid run/grids/epoch-0002.png", "checkpoint saved: run/checkpoint.safetensors",
+                          "Note: metrics repaired [1 line]"]
+
+
+def test_live_line_at_80_columns_keeps_the_labelled_eta_and_both_steps():
+    p = TrainingProgress(Console(file=io.StringIO(), width=80, force_terminal=True), live=False)
+    feed(p, list(steps(per_epoch=40, epochs=1))[:12], dt=1.0)
+    line = p.line(80)
+    assert len(line) <= 80
+    assert "step 12/40" in line and "global 12/400" in line
+    m = re.search(r"ETA (\d+:\d\d)", line)
+    assert m and m.group(1) == clock(388 * 11 / 11)  # 11 s for 11 steps after the first: 388 s left
+    assert "epoch 1/10" in line
+    assert "ETA" in p.line(60)  # even narrower: losses are cut, the ETA stays
+
+
+def test_clock():
+    assert [clock(83), clock(725), clock(3723), clock(None)] == ["1:23", "12:05", "1:02:03", "?"]
