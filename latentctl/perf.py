@@ -4,7 +4,10 @@ Measured on a 2-core AVX2 EPYC (docs/performance.md; `python -m benchmarks.bench
 
 - ``tune_allocator``: keep big activation buffers in the process instead of having glibc map and
   unmap them (and the kernel zero-fill every page) on every step. The largest single lever on CPU.
-- ``use_all_cores``: make sure torch's intra-op pool uses every core this process may run on.
+- ``use_all_cores``: make sure torch's intra-op pool uses every core this process may run on;
+  ``set_threads`` (``--threads N``) overrides it and ``thread_choice`` describes the result.
+- ``openmp_env``: OpenMP pool threads sleep instead of spinning when idle, which keeps 2 threads
+  faster than 1 on a machine other programs keep busy (must run before torch is imported).
 - ``inplace_activations``: LeakyReLU in place, one fewer activation-sized buffer per layer.
 - ``prepare_for_sampling``: eval mode, channels-last weights and in-place activations for a
   generator that only samples (`sample`, `interp`, `apply`, progress grids).
@@ -87,29 +90,42 @@ def tune_allocator(mmap_threshold: int = MMAP_THRESHOLD, trim_threshold: int = T
     return ok
 
 
-# OpenMP settings for torch's intra-op thread pool. ACTIVE: idle pool threads spin instead of
-# sleeping on a futex between the many short parallel regions of a step, so they are awake (and
-# their vCPU scheduled) when the next region starts; close: threads stay on neighbouring cores.
-OPENMP_ENV = {"OMP_WAIT_POLICY": "ACTIVE", "OMP_PROC_BIND": "close"}
+# OpenMP settings for torch's intra-op thread pool (torch's Linux wheels use GNU libgomp).
+#
+# PASSIVE: a pool thread that reaches the end of a parallel region sleeps on a futex at once
+# instead of spinning. libgomp's default spins up to GOMP_SPINCOUNT (300,000 iterations, about a
+# millisecond) before sleeping, and ACTIVE spins forever. On a machine whose cores are all taken
+# by someone else, a spinning thread holds a core that the thread it waits for needs: every one of
+# a step's thousands of barriers then waits for a scheduler time slice (milliseconds), and 2
+# threads ran a training several times slower than 1 (benchmarks/contention.py, docs/performance.md
+# "Busy machine"). Asleep, the waiting thread gives its core back. On a quiet machine the cost is a
+# futex wake per region, measured there as within noise of the default.
+#
+# No OMP_PROC_BIND: pinning each thread to a core keeps it on that core even when a neighbour's
+# process is running there; unpinned, the kernel moves it to whichever core is free.
+OPENMP_ENV = {"OMP_WAIT_POLICY": "PASSIVE"}
+
+# Where the user set either variable, their choice stands: GOMP_SPINCOUNT is libgomp's finer knob
+# for the same thing (OMP_WAIT_POLICY=PASSIVE means a spin count of 0).
+_WAIT_VARIABLES = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")
 
 
 def openmp_env(environ: Any = None) -> dict[str, str]:
-    """Set ``OPENMP_ENV`` in ``environ`` (default ``os.environ``) where the user has not set those
-    variables; return what was set.
+    """Set ``OPENMP_ENV`` in ``environ`` (default ``os.environ``) unless the user has chosen how
+    OpenMP threads wait (``OMP_WAIT_POLICY`` or ``GOMP_SPINCOUNT`` set); return what was set.
 
     OpenMP reads them once, when torch loads its OpenMP runtime (at ``import torch``), so this only
-    has an effect if it runs before torch is imported: the CLI's entry point should call it first
-    thing in ``main()`` for `train` and `sample` (latentctl's commands import torch lazily). Returns
-    {} (and sets nothing) when torch is already imported.
-
-    Cost: idle pool threads busy-wait, so the process shows ~100 % CPU per thread even between
-    steps. That suits a dedicated training or sampling process, not a library call inside someone
-    else's program.
+    has an effect if it runs before torch is imported: the CLI's entry point calls it first thing in
+    ``main()`` (latentctl's commands import torch lazily). Returns {} (and sets nothing) when torch
+    is already imported. Child processes (``--devices``, torchrun workers started after it) inherit
+    the setting through the environment.
     """
     environ = os.environ if environ is None else environ
     if "torch" in sys.modules:
         return {}
-    applied = {k: v for k, v in OPENMP_ENV.items() if k not in environ}
+    if any(k in environ for k in _WAIT_VARIABLES):
+        return {}
+    applied = dict(OPENMP_ENV)
     environ.update(applied)
     return applied
 
@@ -122,21 +138,71 @@ def available_cores() -> int:
         return os.cpu_count() or 1
 
 
+_threads_chosen: int | None = None  # set by set_threads (the CLI's --threads)
+
+
 def use_all_cores() -> int:
     """Raise torch's intra-op thread count to the available cores if torch picked fewer; return it.
 
-    Never lowers a count the user set (``OMP_NUM_THREADS`` or ``torch.set_num_threads``): torch's
-    own default is already the number of physical cores, so this only matters where that guess is
-    short (containers, some hypervisors). One thread instead of two halves training speed.
+    Never lowers a count the user set (``--threads`` via ``set_threads``, ``OMP_NUM_THREADS`` or
+    ``torch.set_num_threads``): torch's own default is already the number of physical cores, so
+    this only matters where that guess is short (containers, some hypervisors). One thread instead
+    of two halves training speed on a quiet machine.
     """
     import torch
 
-    if "OMP_NUM_THREADS" in os.environ:
+    if _threads_chosen is not None or "OMP_NUM_THREADS" in os.environ:
         return torch.get_num_threads()
     cores = available_cores()
     if torch.get_num_threads() < cores:
         torch.set_num_threads(cores)
     return torch.get_num_threads()
+
+
+def set_threads(n: int | None) -> int:
+    """Use ``n`` intra-op threads (the CLI's ``--threads N``); ``None`` or 0 keeps the default
+    (every available core, see ``use_all_cores``). Returns the count now in use.
+
+    Takes precedence over ``OMP_NUM_THREADS``. More threads than available cores is allowed (the
+    user asked) but is never faster: threads then wait for each other's time slices.
+    """
+    global _threads_chosen
+    import torch
+
+    if n is None or n == 0:
+        _threads_chosen = None
+        return use_all_cores()
+    if n < 0:
+        raise ValueError(f"thread count must be at least 1 (or 0 for every core), got {n}")
+    _threads_chosen = int(n)
+    torch.set_num_threads(_threads_chosen)
+    return torch.get_num_threads()
+
+
+def thread_choice() -> str:
+    """One line saying how many intra-op threads this process uses, why, and how they wait, for
+    a run's header and metrics, e.g. "2 threads (every available core), OpenMP waits passive"."""
+    import torch
+
+    n = torch.get_num_threads()
+    cores = available_cores()
+    if _threads_chosen is not None:
+        why = "--threads"
+    elif "OMP_NUM_THREADS" in os.environ:
+        why = "OMP_NUM_THREADS"
+    elif n == cores:
+        why = "every available core"
+    else:
+        why = f"of {cores} available cores"
+    policy = os.environ.get("OMP_WAIT_POLICY")
+    spin = os.environ.get("GOMP_SPINCOUNT")
+    if policy:
+        wait = f"OpenMP waits {policy.lower()}"
+    elif spin is not None:
+        wait = f"OpenMP spin count {spin}"
+    else:
+        wait = "OpenMP waits by its default (spin, then sleep)"
+    return f"{n} thread{'s' if n != 1 else ''} ({why}), {wait}"
 
 
 def inplace_activations(module: Any) -> int:
@@ -182,3 +248,83 @@ def cpu_speedups(device, *, allocator: bool = True) -> None:
     use_all_cores()
     if allocator:
         tune_allocator()
+
+
+class ThreadTuner:
+    """Picks the intra-op thread count from measured step times, and checks again now and then.
+
+    Why: on a machine whose cores are shared with other busy programs, a parallel region of n
+    threads ends only when its slowest thread does, and a thread that shares its core with a
+    neighbour waits for time slices at every one of the thousands of barriers in a step: with one
+    busy neighbour on 2 cores, 2 threads trained several times slower than 1 (benchmarks/contention.py),
+    whatever OpenMP's wait policy. Which count is fastest depends on load that comes and goes, so
+    it is measured, not guessed: each candidate runs a few real training steps (no work is thrown
+    away, some steps just run at the slower setting), the fastest is kept for ``interval`` seconds,
+    then all are tried again.
+
+    The caller brackets each step: ``tuner.before_step()`` ... step ... ``tuner.after_step(seconds)``.
+    The first ``settle`` steps after each switch are run but not counted (a new team size re-creates
+    OpenMP's thread team, and oneDNN may pick other kernels). Cost on a quiet machine: the slower
+    candidates' ``settle + probe`` steps once per ``interval``.
+    """
+
+    def __init__(self, candidates: list[int] | None = None, *, interval: float = 120.0, probe: int = 2,
+                 settle: int = 1, cutoff: float = 2.0):
+        cores = available_cores()
+        self.candidates = sorted(set(candidates or [cores, 1]), reverse=True)
+        self.interval, self.probe, self.settle, self.cutoff = interval, probe, settle, cutoff
+        self.choice = self.candidates[0]
+        self.measured: dict[int, float] = {}
+        self.probes = 0  # how many probes have finished
+        self._queue: list[tuple[int, bool]] = []  # (threads, counted) for the steps of a probe
+        self._times: dict[int, list[float]] = {}
+        self._since_probe = 0.0
+        self._current: tuple[int, bool] | None = None
+        self._start_probe()
+
+    def _start_probe(self) -> None:
+        # the current choice first: it is the yardstick that lets a far slower candidate be
+        # dropped after one step (under load a step at the wrong count can cost 10x)
+        order = [self.choice] + [c for c in self.candidates if c != self.choice]
+        self._times = {c: [] for c in order}
+        self._queue = [(c, i >= self.settle) for c in order for i in range(self.settle + self.probe)]
+
+    def before_step(self) -> int:
+        """Set the thread count for the coming step; returns it."""
+        import torch
+
+        self._current = self._queue.pop(0) if self._queue else (self.choice, False)
+        threads = self._current[0]
+        if torch.get_num_threads() != threads:
+            torch.set_num_threads(threads)
+        return threads
+
+    def after_step(self, seconds: float) -> None:
+        """Record the step just run (``seconds``, wall clock)."""
+        if self._current is None:
+            return
+        threads, counted = self._current
+        self._current = None
+        if threads in self._times and (counted or self._queue and self._queue[0][0] == threads):
+            best = min((t for ts in self._times.values() for t in ts), default=None)
+            if best is not None and seconds > self.cutoff * best:  # hopeless: stop trying this count
+                self._times[threads] = [seconds]
+                self._queue = [q for q in self._queue if q[0] != threads]
+            elif counted:
+                self._times[threads].append(seconds)
+            if not self._queue:  # probe finished: keep the fastest (median of its counted steps)
+                self.measured = {c: sorted(t)[len(t) // 2] for c, t in self._times.items() if t}
+                self.choice = min(self.measured, key=self.measured.get)
+                self._since_probe = 0.0
+                self.probes += 1
+            return
+        self._since_probe += seconds
+        if self._since_probe >= self.interval:
+            self._start_probe()
+
+    def describe(self) -> str:
+        """e.g. "1 thread (fastest measured: 1 thread 0.21 s/step, 2 threads 0.95 s/step)"."""
+        if not self.measured:
+            return f"{self.choice} thread{'s' if self.choice != 1 else ''} (not measured yet)"
+        shown = ", ".join(f"{c} thread{'s' if c != 1 else ''} {s:.3g} s/step" for c, s in sorted(self.measured.items()))
+        return f"{self.choice} thread{'s' if self.choice != 1 else ''} (fastest measured: {shown})"

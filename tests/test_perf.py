@@ -185,3 +185,81 @@ def test_bf16_quality_benchmark_scores_both_precisions():
     out = _bench_script("benchmarks.bf16_quality", "--size", "32", "--width", "8", "--images", "64", "--epochs", "1",
                         "--batch", "32", "--seeds", "0", "--samples", "64")
     assert "real vs real" in out and "fp32 seed 0" in out and "bf16 seed 0" in out
+
+
+# --------------------------------------------------------------------------------------------------
+# Busy machines (issue 17): OpenMP wait policy, --threads, and the measured thread choice
+
+
+def test_openmp_env_sets_passive_waiting_unless_the_user_chose():
+    # in a child process: openmp_env does nothing once torch is imported (as it is here)
+    code = (
+        "import json, os; from latentctl import perf; "
+        "a = perf.openmp_env(); u1 = {'OMP_WAIT_POLICY': 'ACTIVE'}; u2 = {'GOMP_SPINCOUNT': '10000'}; "
+        "print(json.dumps([a, os.environ.get('OMP_WAIT_POLICY'), perf.openmp_env(u1), u1, perf.openmp_env(u2), u2]))"
+    )
+    clean = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=clean, capture_output=True, text=True, timeout=60, check=True)
+    applied, seen, r1, u1, r2, u2 = json.loads(proc.stdout)
+    assert applied == {"OMP_WAIT_POLICY": "PASSIVE"} and seen == "PASSIVE"
+    assert r1 == {} and u1 == {"OMP_WAIT_POLICY": "ACTIVE"}  # the user's choice stands
+    assert r2 == {} and u2 == {"GOMP_SPINCOUNT": "10000"}
+    assert perf.openmp_env({}) == {}  # torch is imported in this process: too late, sets nothing
+
+
+def test_set_threads_overrides_and_zero_restores_the_default():
+    before = torch.get_num_threads()
+    try:
+        assert perf.set_threads(1) == 1 == torch.get_num_threads()
+        assert perf.use_all_cores() == 1  # an explicit --threads is never raised
+        assert "1 thread (--threads)" in perf.thread_choice()
+        n = perf.set_threads(0)
+        assert n == torch.get_num_threads() and n >= 1
+        assert "--threads" not in perf.thread_choice()
+        with pytest.raises(ValueError):
+            perf.set_threads(-1)
+    finally:
+        perf.set_threads(None)
+        torch.set_num_threads(before)
+
+
+def test_thread_choice_says_how_threads_wait(monkeypatch):
+    monkeypatch.setenv("OMP_WAIT_POLICY", "PASSIVE")
+    assert "OpenMP waits passive" in perf.thread_choice()
+    monkeypatch.delenv("OMP_WAIT_POLICY")
+    monkeypatch.setenv("GOMP_SPINCOUNT", "10000")
+    assert "spin count 10000" in perf.thread_choice()
+
+
+def _simulate(tuner, cost, steps):
+    used = []
+    for _ in range(steps):
+        n = tuner.before_step()
+        used.append(n)
+        tuner.after_step(cost[n])
+    return used
+
+
+def test_thread_tuner_keeps_the_faster_count_and_follows_a_change_of_load():
+    before = torch.get_num_threads()
+    try:
+        tuner = perf.ThreadTuner([2, 1], interval=5.0)
+        busy = _simulate(tuner, {2: 1.0, 1: 0.3}, 30)  # a neighbour took a core: 1 thread is faster
+        assert tuner.choice == 1 and busy.count(1) >= 25
+        assert busy.count(2) <= 4  # 3 steps in the first probe, then 1 per re-probe: dropped once seen slower
+        quiet = _simulate(tuner, {2: 0.5, 1: 0.9}, 40)  # the neighbour left
+        assert tuner.choice == 2 and quiet[-3:] == [2] * 3
+        assert "fastest measured" in tuner.describe()
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_thread_tuner_drops_a_hopeless_candidate_after_one_step():
+    before = torch.get_num_threads()
+    try:
+        tuner = perf.ThreadTuner([2, 1], interval=1e9, probe=3, settle=1)
+        used = _simulate(tuner, {2: 0.2, 1: 5.0}, 10)
+        assert used[:4] == [2, 2, 2, 2] and used[4] == 1 and used[5:] == [2] * 5  # one 5 s step, not four
+        assert tuner.choice == 2 and tuner.probes == 1
+    finally:
+        torch.set_num_threads(before)
