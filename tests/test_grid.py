@@ -86,3 +86,30 @@ def test_mp4_without_imageio_ffmpeg_names_the_install(monkeypatch, tmp_path):
     with pytest.raises(UsageError, match="pip install 'latentctl\\[video\\]'"):
         write_mp4([tiles(1)[0]], tmp_path / "a.mp4")
     assert not (tmp_path / "a.mp4").exists()
+
+
+def test_tensorboard_missing_names_the_install(monkeypatch, tmp_path):
+    import builtins
+
+    from latentctl import tb
+
+    real = builtins.__import__
+
+    def no_tb(name, *a, **k):
+        if name == "tensorboard" or name.startswith("tensorboard."):
+            raise ImportError(name)
+        return real(name, *a, **k)
+
+    monkeypatch.setattr(builtins, "__import__", no_tb)
+    with pytest.raises(UsageError, match=r"--tensorboard needs the tensorboard package: pip install 'latentctl\[tensorboard\]'"):
+        tb.TensorBoardListener(tmp_path)
+    assert not (tmp_path / "tensorboard").exists()
+
+
+def test_mp4_is_written_when_imageio_ffmpeg_is_installed(tmp_path):
+    pytest.importorskip("imageio_ffmpeg")
+    frames = [np.full((32, 32, 3), v, np.uint8) for v in range(0, 250, 25)]
+    path = write_mp4(frames, tmp_path / "interp.mp4", fps=5)
+    data = path.read_bytes()
+    assert data[4:8] == b"ftyp" and len(data) > 500
+    assert [p.name for p in tmp_path.iterdir()] == ["interp.mp4"]  # no temporary file left
