@@ -172,6 +172,15 @@ def save_png(img: Image.Image | np.ndarray, path: Path, *, overwrite: bool = Tru
     return Path(path)
 
 
+def require_mp4() -> None:
+    """Raise the one-line UsageError of ``write_mp4`` now, before any rendering, when
+    imageio-ffmpeg is missing (an option parser calls this)."""
+    import importlib.util
+
+    if importlib.util.find_spec("imageio_ffmpeg") is None:
+        raise UsageError(f"writing MP4 needs the imageio-ffmpeg package: {MP4_INSTALL}")
+
+
 def write_mp4(frames, path: Path, fps: float = 5.0, *, tile_size: int | None = DEFAULT_TILE_SIZE) -> Path:
     """Write ``frames`` ((H, W, C) uint8 arrays or Pillow images, all one size) as an H.264 MP4.
 
