@@ -235,23 +235,57 @@ class LaunchedGroup:
         dist.broadcast_object_list(box, src=0, device=self.device if self.device is not None and self.device.type == "cuda" else None)
         return box[0]
 
+    def _gather(self, obj: Any) -> list[Any]:
+        import torch.distributed as dist
+
+        out: list[Any] = [None] * self.size
+        dist.all_gather_object(out, obj)
+        return out
+
     def main_first(self, fn: Callable[[], Any], *, rest: bool = True) -> Any:
         """Run ``fn`` on rank 0, then (``rest``) on every other rank, so that rank 0 alone writes
         what ``fn`` may create (the image cache, a run folder) and the others find it. When ``rest``
-        is False, the others receive rank 0's result instead. A library error on rank 0 is raised on
-        every rank, so none is left waiting."""
+        is False, the others receive rank 0's result instead. A library error on any rank is raised
+        on every rank, so none is left waiting in a collective.
+
+        With ``rest``, the others go in two waves: first the first process of every other machine
+        (LOCAL_RANK 0), then the remaining processes of each machine. Where machines have their own
+        disks, each machine's image cache is thus built once, by one process, and its other
+        processes find it; on a shared disk the first wave finds rank 0's. (RANK numbers processes
+        over all machines, LOCAL_RANK within one; only the latter says who shares a disk.)"""
         if self.is_main:
             try:
                 value = fn()
             except BaseException as err:
-                if isinstance(err, LatentctlError):
-                    self._broadcast(("error", type(err).__name__, str(err)))
-                else:
-                    self._broadcast(("error", "LatentctlError", f"rank 0 failed: {err!r}"))
+                self._broadcast(_failure(err))
                 raise
             self._broadcast(("ok", None if rest else value))
+        else:
+            status, *detail = self._broadcast(None)
+            if status == "error":
+                raise _rebuild_error(*detail)
+            if not rest:
+                return detail[0]
+            value = None
+        if not rest:
             return value
-        status, *detail = self._broadcast(None)
-        if status == "error":
-            raise _rebuild_error(*detail)
-        return fn() if rest else detail[0]
+        for wave in (lambda: self.local_rank == 0, lambda: self.local_rank != 0):
+            mine, report = not self.is_main and wave(), ("ok",)
+            if mine:
+                try:
+                    value = fn()
+                except BaseException as err:
+                    report = _failure(err, f"rank {self.rank}")
+                    self._gather(report)
+                    raise
+            failed = next((r for r in self._gather(report) if r[0] == "error"), None)
+            if failed is not None:  # (the rank that failed has raised already)
+                raise _rebuild_error(*failed[1:])
+        return value
+
+
+def _failure(err: BaseException, who: str = "rank 0") -> tuple:
+    """How a rank reports its failure to the others: a library error by class and message."""
+    if isinstance(err, LatentctlError):
+        return ("error", type(err).__name__, str(err))
+    return ("error", "LatentctlError", f"{who} failed: {err!r}")
