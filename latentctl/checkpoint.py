@@ -43,6 +43,7 @@ FORMAT = "latentctl-checkpoint"
 FORMAT_VERSION = 1
 KIND_TRAINING = "training"  # both nets, both optimizers, training state: resumable
 KIND_GENERATOR = "generator"  # generator weights only: for sampling and sharing
+EMA_PREFIX = "G_ema"  # tensors of the moving-average generator
 
 PICKLE_SUFFIXES = (".pt", ".pth", ".pkl", ".pickle", ".ckpt", ".bin")
 MAX_HEADER_BYTES = 100 * 1024 * 1024  # safetensors' own limit
@@ -85,6 +86,7 @@ RESUME_DATA_KEYS = ("root", "fingerprint")
 _STATE_TYPES: dict[str, tuple[type, ...]] = {
     "epoch": (int,), "step_in_epoch": (int,), "global_step": (int,), "steps_per_epoch": (int,),
     "elapsed_s": (int, float), "finished": (bool,), "rng": (dict,), "data": (dict,),
+    "augment": (dict,), "best_fd": (int, float, type(None)),
 }
 _DATA_TYPES: dict[str, tuple[type, ...]] = {"root": (str,), "fingerprint": (str,), "count": (int,), "skipped": (int,)}
 
@@ -482,10 +484,12 @@ def save(
     optimizers: dict[str, torch.optim.Optimizer] | None = None,
     train_config: TrainConfig | None = None,
     state: dict[str, Any] | None = None,
+    ema: torch.nn.Module | None = None,
 ) -> Path:
     """Write a checkpoint atomically. With optimizers it is a training checkpoint (resumable);
     without, a small one for sampling and sharing. ``partner`` is the second network: the
-    discriminator (GAN, needed only to resume) or the encoder (AE/VAE, needed by ``encode``)."""
+    discriminator (GAN, needed only to resume) or the encoder (AE/VAE, needed by ``encode``).
+    ``ema`` is the moving-average generator (``G_ema.*``), which sampling then uses by default."""
     from safetensors.torch import save as st_save
 
     from latentctl.config import dumps, to_dict
@@ -493,12 +497,15 @@ def save(
 
     generator = unwrap(generator)
     tensors = _state_dict_cpu(generator, "G")
+    if ema is not None:
+        tensors.update(_state_dict_cpu(unwrap(ema), EMA_PREFIX))
     meta = {
         "format": FORMAT,
         "format_version": str(FORMAT_VERSION),
         "latentctl_version": __version__,
         "model_config": dumps(to_dict(model_config)),
-        "model_id": model_id_of(generator),
+        # The identity of the generator that sampling uses: latents are stamped with it.
+        "model_id": model_id_of(unwrap(ema) if ema is not None else generator),
         "run_id": run_id,
         "kind": KIND_GENERATOR,
     }
@@ -567,10 +574,13 @@ def _expected_tensors(info: CheckpointInfo) -> dict[str, dict[str, Any]]:
             G, partner = build_models(info.model)
     except (RuntimeError, ValueError, TypeError) as err:
         raise CheckpointError(f"{info.path}: its model_config ({_describe(info.model)}) cannot be built: {_one_line(err)}") from None
-    return {
+    expected = {
         prefix: {f"{prefix}.{k}": (list(v.shape), v.dtype) for k, v in module.state_dict().items()}
         for prefix, module in (("G", G), (partner_prefix(info.model), partner))
     }
+    # The EMA generator (when the run keeps one) has G's tensors under its own prefix.
+    expected[EMA_PREFIX] = {EMA_PREFIX + name[1:]: spec for name, spec in expected["G"].items()}
+    return expected
 
 
 def _check_tensor_set(info: CheckpointInfo, training: bool) -> bool:
@@ -595,6 +605,8 @@ def _check_tensor_set(info: CheckpointInfo, training: bool) -> bool:
         raise CheckpointError(f"{path}: a training checkpoint without its {partner}.* tensors; it cannot be resumed")
     for prefix, want in expected.items():
         if prefix == partner and not has_partner:
+            continue
+        if prefix == EMA_PREFIX and not any(n.startswith(EMA_PREFIX + ".") for n in fixed):
             continue
         stored = {n for n in fixed if n.startswith(prefix + ".")}
         missing, unexpected = sorted(set(want) - stored), sorted(stored - set(want))
@@ -642,9 +654,16 @@ def _check_tensor_set(info: CheckpointInfo, training: bool) -> bool:
 @dataclass
 class Loaded:
     info: CheckpointInfo
-    generator: torch.nn.Module
+    raw_generator: torch.nn.Module  # G as trained
     partner: torch.nn.Module | None = None  # discriminator (gan) or encoder (ae, vae), when stored
     tensors: dict = field(default_factory=dict)
+    ema: torch.nn.Module | None = None  # the moving-average generator, when the run kept one
+    use_ema: bool = True
+
+    @property
+    def generator(self) -> torch.nn.Module:
+        """What sampling uses: the EMA generator when there is one (unless loaded with ema=False)."""
+        return self.ema if (self.ema is not None and self.use_ema) else self.raw_generator
 
     @property
     def discriminator(self) -> torch.nn.Module | None:
@@ -662,7 +681,7 @@ class Loaded:
             _restore_optimizer(f"opt.{name}", opt, self.tensors, meta[name], self.info.path)
 
 
-def load(path: Path, *, device: Any = "cpu", training: bool = False) -> Loaded:
+def load(path: Path, *, device: Any = "cpu", training: bool = False, ema: bool = True) -> Loaded:
     """Rebuild the model(s) a checkpoint describes and load their weights.
 
     ``training=True`` also builds the discriminator and keeps the optimizer tensors, and requires a
@@ -696,9 +715,16 @@ def load(path: Path, *, device: Any = "cpu", training: bool = False) -> Loaded:
 
     _load(G, "G")
     G.to(device)
+    G_ema = None
+    if any(k.startswith(EMA_PREFIX + ".") for k in tensors):
+        from latentctl.models import build_generator
+
+        G_ema = build_generator(info.model)
+        _load(G_ema, EMA_PREFIX)
+        G_ema.to(device)
     if not has_partner:
-        return Loaded(info=info, generator=G)
+        return Loaded(info=info, raw_generator=G, ema=G_ema, use_ema=ema)
     prefix = partner_prefix(info.model)
     _load(D, prefix)
     D.to(device)
-    return Loaded(info=info, generator=G, partner=D, tensors=tensors if training else {})
+    return Loaded(info=info, raw_generator=G, partner=D, tensors=tensors if training else {}, ema=G_ema, use_ema=ema)

@@ -8,13 +8,19 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from latentctl.errors import CheckpointError, UsageError
 
 IMAGE_SIZES = (32, 64, 128, 256)
 FAMILIES = ("gan", "vae", "ae")
+# "seed": the blog post's DCGAN, exactly (the experiment we reproduce). "lite": the same latent and
+# first dense layer, with resize-then-conv upsampling and pixel norm in G, spectral norm and a
+# minibatch-stddev feature in D: for a few thousand pictures on a CPU budget (docs/model-families.md).
+ARCHS = ("seed", "lite")
+CHANNELS = (1, 3, 4)
+LOSSES = ("bce", "hinge")  # bce: the seed's (non-saturating for G); hinge: SNGAN's
 BASE_RESOLUTION = 8  # the seed's dense layer reshapes to 128 x 8 x 8
 
 
@@ -23,6 +29,7 @@ class ModelConfig:
     """Everything needed to rebuild the networks. The defaults are the seed's model."""
 
     family: str = "gan"
+    arch: str = "seed"
     image_size: int = 128
     channels: int = 3
     latent_dim: int = 100
@@ -32,6 +39,10 @@ class ModelConfig:
     def __post_init__(self) -> None:
         if self.family not in FAMILIES:
             raise UsageError(f"model family {self.family!r} is not one of {', '.join(FAMILIES)}")
+        if self.arch not in ARCHS:
+            raise UsageError(f"architecture {self.arch!r} is not one of {', '.join(ARCHS)}")
+        if self.channels not in CHANNELS:
+            raise UsageError(f"channels must be 1 (grey), 3 (RGB) or 4 (RGBA), got {self.channels}")
         if self.image_size not in IMAGE_SIZES:
             raise UsageError(
                 f"image size {self.image_size} is not supported; pick one of "
@@ -67,6 +78,20 @@ class TrainConfig:
     kl_weight: float = 1.0  # VAE only: weight of the KL term against the summed squared error
     precision: str = "fp32"  # fp32 | bf16 (autocast); resolved from "auto" before it is stored
     channels_last: bool = False
+    # The recipe levers (docs/model-families.md). Defaults are the seed's loop; `--arch lite` turns
+    # on the ones measured to help (latentctl.recipes).
+    loss: str = "bce"
+    augment: str = "off"  # off | ada (probability adapted as StyleGAN2-ADA does) | a fixed p in [0, 1]
+    augment_target: float = 0.6  # ADA's target for E[sign(D(real))]
+    mirror: bool = False  # random horizontal flips of the real images
+    ema: bool = False  # keep an exponential moving average of G, used for sampling
+    ema_kimg: float = 10.0  # EMA half-life in thousands of images (ramped up early in a run)
+    r1_gamma: float = 0.0  # R1 penalty weight on real images (0 = off), applied every r1_every steps
+    r1_every: int = 16
+    lr_d: float | None = None  # D's learning rate when it differs from G's (--lr)
+    max_steps: int | None = None  # a budget in steps; training stops there even mid-epoch
+    score_every: int = 0  # epochs between quality scores (latentctl.score) in the metrics; 0 = never
+    d_update: str = "split"  # split: the seed's two D steps (reals, then fakes); joint: one step on both
 
     def __post_init__(self) -> None:
         if self.epochs < 1:
@@ -83,16 +108,44 @@ class TrainConfig:
             raise UsageError("--sample-every, --checkpoint-every and --snapshot-every must be at least 1")
         if self.precision not in ("fp32", "bf16"):
             raise UsageError(f"--precision must be fp32, bf16 or auto, got {self.precision!r}")
+        if self.loss not in LOSSES:
+            raise UsageError(f"--loss must be one of {', '.join(LOSSES)}, got {self.loss!r}")
+        if self.augment not in ("off", "ada"):
+            try:
+                p = float(self.augment)
+            except ValueError:
+                p = -1.0
+            if not 0.0 <= p <= 1.0:
+                raise UsageError(f"--augment must be off, ada or a probability in [0, 1], got {self.augment!r}")
+        if not 0.0 < self.augment_target < 1.0:
+            raise UsageError(f"--augment-target must be in (0, 1), got {self.augment_target}")
+        if not self.ema_kimg > 0:
+            raise UsageError(f"--ema-kimg must be positive, got {self.ema_kimg}")
+        if self.r1_gamma < 0 or self.r1_every < 1:
+            raise UsageError("--r1-gamma must be >= 0 and its interval at least 1")
+        if self.lr_d is not None and self.lr_d <= 0:
+            raise UsageError(f"--lr-d must be positive, got {self.lr_d}")
+        if self.score_every < 0:
+            raise UsageError(f"--score-every must be >= 0, got {self.score_every}")
+        if self.d_update not in ("split", "joint"):
+            raise UsageError(f"d_update must be split or joint, got {self.d_update!r}")
+        if self.max_steps is not None and self.max_steps < 1:
+            raise UsageError(f"--steps must be at least 1, got {self.max_steps}")
 
     @property
     def half_batch(self) -> int:
         return self.batch_size // 2
 
+    @property
+    def d_lr(self) -> float:
+        return self.lr if self.lr_d is None else self.lr_d
+
 
 # Keys that may change when a run is resumed: schedule and speed settings, which a user may want to
 # change when moving a run to another machine. Everything else defines what a step computes.
 RESUMABLE_KEYS = frozenset(
-    {"epochs", "sample_every", "checkpoint_every", "snapshot_every", "precision", "channels_last"}
+    {"epochs", "sample_every", "checkpoint_every", "snapshot_every", "precision", "channels_last", "max_steps",
+     "score_every"}
 )
 
 C = TypeVar("C", ModelConfig, TrainConfig)
@@ -128,14 +181,3 @@ def config_differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
 
 def dumps(obj: Any) -> str:
     return json.dumps(obj, sort_keys=True, separators=(",", ":"))
-
-
-@dataclass
-class DataInfo:
-    """Which images a run trained on (stored in the checkpoint's training state)."""
-
-    root: str
-    fingerprint: str
-    count: int
-    skipped: int = 0
-    extra: dict[str, Any] = field(default_factory=dict)

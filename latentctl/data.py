@@ -20,7 +20,7 @@ import numpy as np
 
 from latentctl.errors import DataError, StorageError
 from latentctl.fsutil import atomic_write_text, describe_os_error, display_name, name_bytes
-from latentctl.images import ImageSkipped, find_images, load_rgb, summarize_skipped
+from latentctl.images import ImageSkipped, find_images, is_grey, load_image, summarize_skipped
 
 CACHE_VERSION = 1  # bump when decoding changes, so old caches are not reused
 Progress = Callable[[int, int], None]  # (done, total)
@@ -36,7 +36,7 @@ class Skipped:
 @dataclass
 class ImageDataset:
     root: Path
-    images: np.ndarray  # (N, S, S, 3) uint8, usually a read-only memory map
+    images: np.ndarray  # (N, S, S, C) uint8, usually a read-only memory map
     files: list[str]  # relative POSIX paths, one per row of images
     fingerprint: str
     skipped: list[Skipped] = field(default_factory=list)
@@ -87,8 +87,20 @@ def select_subset(files: list[Path], max_images: int | None, seed: int) -> list[
     return [files[i] for i in idx]
 
 
-def fingerprint(root: Path, files: list[Path], size: int) -> str:
-    h = hashlib.sha256(f"latentctl-cache/{CACHE_VERSION}/{size}\n".encode())
+def detect_channels(root: Path, *, sample: int = 64) -> int:
+    """1 when the folder's pictures carry no colour (up to ``sample`` of them, evenly spread,
+    all grey), else 3. RGBA (4) is never guessed: transparency is kept only when asked for."""
+    files = find_images(Path(root).expanduser())
+    if not files:
+        return 3
+    picks = [files[i] for i in np.linspace(0, len(files) - 1, min(sample, len(files))).astype(int)]
+    return 1 if all(is_grey(f) for f in picks) else 3
+
+
+def fingerprint(root: Path, files: list[Path], size: int, channels: int = 3) -> str:
+    # RGB keeps the key it always had, so runs started before channels existed still resume.
+    tag = f"{size}" if channels == 3 else f"{size}/c{channels}"
+    h = hashlib.sha256(f"latentctl-cache/{CACHE_VERSION}/{tag}\n".encode())
     for p in files:
         st = p.stat()
         # The name's own bytes: a name that is not UTF-8 (caf\xe9.png in Latin-1) hashes too.
@@ -106,6 +118,7 @@ def prepare_dataset(
     strict: bool = False,
     progress: Progress | None = None,
     workers: int | None = None,
+    channels: int = 3,
 ) -> ImageDataset:
     root = Path(root).expanduser().resolve()
     files = find_images(root)
@@ -114,20 +127,20 @@ def prepare_dataset(
             f"{root} has no images (looked for .jpg, .jpeg, .png, .webp and .bmp files, recursively)"
         )
     files = select_subset(files, max_images, seed)
-    key = fingerprint(root, files, size)
+    key = fingerprint(root, files, size, channels)
     cached = _load_cache(cache_dir, key, root)
     if cached is not None:
         if strict and cached.skipped:
             raise _strict_error(cached.skipped)
         return cached
 
-    out = np.empty((len(files), size, size, 3), dtype=np.uint8)
+    out = np.empty((len(files), size, size, channels), dtype=np.uint8)
     ok = np.zeros(len(files), dtype=bool)
     skipped: list[Skipped] = []
 
     def decode(i: int) -> None:
         try:
-            out[i] = load_rgb(files[i], size)
+            out[i] = load_image(files[i], size, channels)
             ok[i] = True
         except ImageSkipped as err:
             skipped.append(Skipped(files[i].relative_to(root).as_posix(), err.reason, err.detail))

@@ -18,16 +18,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from latentctl import checkpoint, synthetic
-from latentctl.config import ModelConfig, TrainConfig
-from latentctl.data import prepare_dataset
-from latentctl.fsutil import atomic_write_text
+from latentctl import checkpoint, runs, synthetic
+from latentctl.fsutil import atomic_write_bytes, atomic_write_text
 from latentctl.generate import generate
 from latentctl.grid import make_grid, save_png
 from latentctl.latents import interpolate_path, mean_difference, separation, strength_sweep
 from latentctl.seeds import latents_from_seeds
 from latentctl.store import LatentEntry, LatentStore
-from latentctl.training import Event, train
+from latentctl.events import Event
 from latentctl.workspace import Workspace
 
 
@@ -37,6 +35,7 @@ class DemoConfig:
     images: int = 2000
     width: int = 32
     epochs: int = 12
+    arch: str = "lite"
     batch_size: int = 64
     seed: int = 0
     pick_seeds: int = 200  # samples the directions are built from (the seed looked at 100)
@@ -75,16 +74,17 @@ def run_demo(
     faces = synthetic.make_dataset(
         ws.root / "demo" / f"faces-{cfg.image_size}px-{cfg.images}-seed{cfg.seed}", cfg.images, cfg.image_size, cfg.seed
     )
-    model_cfg = ModelConfig(image_size=cfg.image_size, width=cfg.width)
     if run_dir is None:
-        dataset = prepare_dataset(faces, cfg.image_size, ws.cache, seed=cfg.seed)
-        run_dir = ws.new_run_dir(f"demo-faces-{cfg.image_size}px")
-        ws.set_current(run_dir)
-        train_cfg = TrainConfig(
-            epochs=cfg.epochs, batch_size=cfg.batch_size, seed=cfg.seed, checkpoint_every=cfg.epochs,
-            snapshot_every=10**6, channels_last=device.type in ("cpu", "cuda"), precision=cfg.precision,
+        # The same path as `latentctl train`: one answer to "what is a run".
+        plan = runs.plan(
+            ws, data=faces, name=f"demo-faces-{'' if cfg.arch == 'seed' else cfg.arch + '-'}{cfg.image_size}px",
+            model={"arch": cfg.arch, "image_size": cfg.image_size, "width": cfg.width, "channels": 3},
+            train={"epochs": cfg.epochs, "batch_size": cfg.batch_size, "seed": cfg.seed, "checkpoint_every": cfg.epochs,
+                   "snapshot_every": 10**6, "channels_last": device.type in ("cpu", "cuda"), "precision": cfg.precision},
         )
-        ckpt = train(run_dir, dataset, model_cfg, train_cfg, device, on_event=on_event)
+        dataset = runs.open_data(plan, ws)
+        run_dir = runs.start(plan, ws, dataset)
+        ckpt = runs.execute(plan, ws, dataset, device, on_event=on_event)
     else:
         ckpt = ws.resolve_checkpoint(run_dir)
     loaded = checkpoint.load(ckpt, device=device)
@@ -144,7 +144,12 @@ def run_demo(
     path = interpolate_path(latents_from_seeds([16, 37], dim), 6, "lerp")
     save_png(make_grid(render(path), cols=6), out_dir / "4-interpolation.png")
 
-    grids = sorted((run_dir / "grids").glob("epoch-*.png"))
+    # The gallery folder holds every picture it shows, so it can be copied or served as it is.
+    grids = []
+    for g in _first_and_last(sorted((run_dir / "grids").glob("epoch-*.png"))):
+        copy = out_dir / f"0-progress-{g.name}"
+        atomic_write_bytes(copy, g.read_bytes())
+        grids.append(copy)
     report = DemoReport(run_dir=run_dir, gallery=out_dir / "index.html", attributes=results)
     atomic_write_text(out_dir / "report.json", json.dumps(
         {"run_dir": str(run_dir), "config": asdict(cfg), "attributes": [asdict(r) for r in results]}, indent=2))
@@ -152,9 +157,13 @@ def run_demo(
     return report
 
 
+def _first_and_last(paths: list[Path]) -> list[Path]:
+    return paths[:1] + paths[-1:] if len(paths) > 1 else paths
+
+
 def _img(path: Path, out_dir: Path, alt: str) -> str:
-    rel = path.relative_to(out_dir) if path.is_relative_to(out_dir) else path.resolve().as_uri()
-    return f'<img src="{html.escape(str(rel))}" alt="{html.escape(alt)}">'
+    rel = path.relative_to(out_dir).as_posix()  # relative: the gallery is self-contained
+    return f'<img src="{html.escape(rel)}" alt="{html.escape(alt)}">'
 
 
 def _gallery_html(cfg: DemoConfig, report: DemoReport, grids: list[Path], out_dir: Path) -> str:
@@ -171,7 +180,7 @@ def _gallery_html(cfg: DemoConfig, report: DemoReport, grids: list[Path], out_di
         + _img(out_dir / f"2-sweep-{r.attribute}.png", out_dir, f"{r.attribute} sweep")
         for r in report.attributes if r.rates
     )
-    progress = "".join(_img(g, out_dir, g.stem) for g in (grids[:1] + grids[-1:] if len(grids) > 1 else grids))
+    progress = "".join(_img(g, out_dir, g.stem) for g in grids)
     arithmetic = _img(out_dir / "3-arithmetic.png", out_dir, "arithmetic") if (out_dir / "3-arithmetic.png").exists() else "<p>(not enough smiling samples)</p>"
     return f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>latentctl demo</title>

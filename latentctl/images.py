@@ -216,8 +216,26 @@ def load_rgb(
     ``"oversized"`` (width x height above ``max_pixels``, checked from the header; also when
     Pillow's own, process-wide limit refuses the file). The file is closed before returning.
     """
+    return load_image(path, size, 3, max_pixels=max_pixels, background=background)
+
+
+def load_image(
+    path: Path,
+    size: int,
+    channels: int = 3,
+    *,
+    max_pixels: int = MAX_IMAGE_PIXELS,
+    background: tuple[int, int, int] = (255, 255, 255),
+) -> np.ndarray:
+    """``load_rgb`` for a model of ``channels`` channels: ``(size, size, channels)`` uint8.
+
+    1: grey, the luma of the RGB picture (ITU-R 601, Pillow's ``convert("L")``). 3: RGB, as
+    ``load_rgb``. 4: RGBA: the colours composited over ``background`` as for RGB, plus the
+    picture's own alpha channel (opaque where it has none), so transparency is kept."""
     size = _check_size(size)
     colour = _check_background(background)
+    if channels not in (1, 3, 4):
+        raise ValueError(f"channels must be 1, 3 or 4, got {channels}")
     try:
         file = open(path, "rb")
     except OSError as err:
@@ -229,9 +247,40 @@ def load_rgb(
         img = _upright(img)
     try:
         rgb = to_rgb(img, colour)
+        if channels == 4:
+            alpha = _alpha(img)
     except DataError as err:
         raise ImageSkipped(path, "unreadable", str(err)) from err
-    return np.array(center_crop_resize(rgb, size), dtype=np.uint8)
+    if channels == 1:
+        return np.array(center_crop_resize(rgb.convert("L"), size), dtype=np.uint8)[..., None]
+    out = np.array(center_crop_resize(rgb, size), dtype=np.uint8)
+    if channels == 4:
+        a = np.array(center_crop_resize(alpha, size), dtype=np.uint8)[..., None]
+        out = np.concatenate([out, a], axis=2)
+    return out
+
+
+def _alpha(img: Image.Image) -> Image.Image:
+    """The picture's alpha as an L image (255 where it has no transparency)."""
+    has_alpha = img.mode in ("RGBA", "RGBa", "LA", "La", "PA") or "transparency" in img.info
+    if not has_alpha:
+        return Image.new("L", img.size, 255)
+    return (img.convert("LA") if img.mode == "La" else img).convert("RGBA").getchannel("A")
+
+
+def is_grey(path: Path, *, tolerance: int = 2) -> bool:
+    """Whether a picture carries no colour: a grey mode, or RGB whose channels agree within
+    ``tolerance`` levels everywhere (JPEG turns grey into nearly-grey RGB). Unreadable files
+    count as grey, so that they do not decide; they are skipped later with a reason."""
+    try:
+        with Image.open(path, formats=_FORMATS) as img:
+            if img.mode in ("1", "L", "LA", "La", "I", "F") or img.mode.startswith("I;16"):
+                return True
+            img.draft("RGB", (64, 64))
+            small = np.asarray(to_rgb(img).resize((32, 32), Image.Resampling.NEAREST), dtype=np.int16)
+    except (*_BOMB_ERRORS, *_DECODE_ERRORS, DataError):
+        return True
+    return int(np.abs(small - small.mean(axis=2, keepdims=True)).max()) <= tolerance
 
 
 def summarize_skipped(skipped: list[ImageSkipped]) -> str:

@@ -253,10 +253,14 @@ def _builtin_weights() -> tuple[Any, ...]:
 
 
 def _check_images(images: Any, what: str = "images") -> np.ndarray:
-    if not isinstance(images, np.ndarray) or images.dtype != np.uint8 or images.ndim != 4 or images.shape[-1] not in (1, 3):
+    if not isinstance(images, np.ndarray) or images.dtype != np.uint8 or images.ndim != 4 or images.shape[-1] not in (1, 3, 4):
         shape = getattr(images, "shape", None)
         dtype = getattr(images, "dtype", type(images).__name__)
         raise DataError(f"{what} must be a (N, H, W, 3) uint8 array, got shape {shape} of {dtype}")
+    if images.shape[-1] == 4:
+        # RGBA: what a person sees, the colours over a mid-grey ground, so transparency counts too
+        rgb, a = images[..., :3].astype(np.float32), images[..., 3:].astype(np.float32) / 255
+        images = np.round(rgb * a + 128 * (1 - a)).astype(np.uint8)
     return images
 
 

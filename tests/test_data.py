@@ -26,7 +26,7 @@ def test_decodes_once_then_reads_the_cache(folder, tmp_path, monkeypatch):
     def no_decoding(*a, **k):
         raise AssertionError("decoded again although the folder did not change")
 
-    monkeypatch.setattr("latentctl.data.load_rgb", no_decoding)
+    monkeypatch.setattr("latentctl.data.load_image", no_decoding)
     second = prepare_dataset(folder, 32, tmp_path / "cache")
     assert second.from_cache and second.fingerprint == first.fingerprint
     np.testing.assert_array_equal(np.asarray(second.images), np.asarray(first.images))

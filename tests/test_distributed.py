@@ -14,7 +14,6 @@ from latentctl.config import ModelConfig, TrainConfig
 from latentctl.data import ImageDataset
 from latentctl.distributed import cpu_threads_per_process, train_parallel
 from latentctl.errors import DataError
-from latentctl.models import build_models
 from latentctl.training import train
 
 from conftest import blob_images

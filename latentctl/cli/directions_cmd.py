@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from latentctl.cli.common import (
+    EmaOpt,
     PANEL_OUTPUT,
     DeviceOpt,
     ForceOpt,
@@ -56,6 +57,7 @@ def directions(
     out: OutOpt = None,
     force: ForceOpt = False,
     device: DeviceOpt = "auto",
+    ema: EmaOpt = True,
     workspace: WorkspaceOpt = None,
 ) -> None:
     """Find directions without picking samples (SeFa or GANSpace), save them, and render one sweep
@@ -78,7 +80,7 @@ def directions(
 
     D.check_method(method)
     base_seeds = seeds_option(seeds)
-    session = open_model(model, device, workspace, "fp32", warn=warn)
+    session = open_model(model, device, workspace, "fp32", warn=warn, ema=ema)
     dim = session.info.model.latent_dim
     D.check_k(k, dim)
     name = session.store.normalize_name(save or method)

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from latentctl.cli.common import DeviceOpt, ModelArg, WorkspaceOpt, handles_errors, note, result, warn
+from latentctl.cli.common import DeviceOpt, EmaOpt, ModelArg, WorkspaceOpt, handles_errors, note, result, warn
 from latentctl.errors import UsageError
 
 INSTALL_HINT = "pip install 'latentctl[explore]'"
@@ -29,6 +29,7 @@ def explore(
     host: Annotated[str, typer.Option(help="Address to listen on. Only 127.0.0.1 (this computer) is safe; anything else lets others on the network in with the token.")] = "127.0.0.1",
     browser: Annotated[bool, typer.Option("--browser/--no-browser", help="Open the page in the default browser.")] = True,
     device: DeviceOpt = "auto",
+    ema: EmaOpt = True,
     workspace: WorkspaceOpt = None,
 ) -> None:
     """Browse samples, sort them into two piles, make a direction and steer with sliders, in the browser.
@@ -51,7 +52,7 @@ def explore(
     from latentctl.explore.server import bind, create_app, make_server, new_token
     from latentctl.session import open_model
 
-    session = open_model(model, device, workspace, "fp32", warn=warn)
+    session = open_model(model, device, workspace, "fp32", warn=warn, ema=ema)
     explorer = Explorer(session, model_arg=model, workspace_arg=workspace)
     token = new_token()
     sock = bind(host, port)

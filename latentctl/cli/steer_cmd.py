@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from latentctl.cli.common import (
+    EmaOpt,
     P_LABELS,
     PANEL_OUTPUT,
     err_console,
@@ -66,6 +67,7 @@ def steer(
     out: OutOpt = None,
     force: ForceOpt = False,
     device: DeviceOpt = "auto",
+    ema: EmaOpt = True,
     workspace: WorkspaceOpt = None,
 ) -> None:
     """Learn a direction from a known image edit (--edit) or from an assessor (--assessor), save it,
@@ -93,7 +95,7 @@ def steer(
 
         check_edit(edit, channel)
     base_seeds = seeds_option(seeds)
-    session = open_model(model, device, workspace, "fp32", warn=warn)
+    session = open_model(model, device, workspace, "fp32", warn=warn, ema=ema)
     clf_path = resolve_classifier(assessor, session.ws) if assessor is not None else None
     name = session.store.normalize_name(save or (f"steer-{edit}" + (f"-{channel}" if edit == "color" else "") if edit else f"ganalyze-{clf_path.stem}"))
     refuse_existing(session.store, [name], force)
@@ -174,6 +176,7 @@ def classifier_train(
     out: Annotated[Path | None, typer.Option("--out", "-o", metavar="FILE", help="Write the classifier here instead (.safetensors).", rich_help_panel=PANEL_OUTPUT, show_default=False)] = None,
     force: ForceOpt = False,
     device: DeviceOpt = "auto",
+    ema: EmaOpt = True,
     workspace: WorkspaceOpt = None,
 ) -> None:
     """Train a small CNN that tells images with an attribute from images without it.
@@ -223,7 +226,7 @@ def classifier_train(
         from latentctl.generate import generate
         from latentctl.session import open_model
 
-        session = open_model(model, device, workspace, "fp32", warn=warn)
+        session = open_model(model, device, workspace, "fp32", warn=warn, ema=ema)
         p = np.concatenate([session.latents(s).z for s in pos])
         n = np.concatenate([session.latents(s).z for s in neg])
         x = generate(session.generator, np.concatenate([p, n]), device=session.device)

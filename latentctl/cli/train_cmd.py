@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
@@ -22,17 +23,10 @@ from latentctl.cli.common import (
     result,
     warn,
 )
-from latentctl.config import (
-    RESUMABLE_KEYS,
-    ModelConfig,
-    TrainConfig,
-    config_differences,
-    to_dict,
-)
-from latentctl.errors import ConfigMismatchError, LatentctlError, TrainingInterrupted, UsageError
+from latentctl.config import to_dict
+from latentctl.errors import LatentctlError, TrainingInterrupted, UsageError
 
 P_DATA, P_MODEL, P_TRAIN = "Data", "Model", "Training"
-AUTOENCODER_LR = 1e-3  # the seed's 2e-4 suits the adversarial game; reconstruction learns faster at 1e-3
 
 
 @handles_errors
@@ -57,26 +51,43 @@ def train(
         bool, typer.Option("--strict", help="Fail on the first unusable image instead of skipping it.", rich_help_panel=P_DATA)
     ] = False,
     model: Annotated[
-        str | None, typer.Option("--model", metavar="gan|vae|ae", help="Model family: the seed's GAN, a variational or a plain autoencoder [default: gan].", rich_help_panel=P_MODEL)
+        str | None, typer.Option("--model", metavar="gan|vae|ae", help="Model family: the seed's GAN, a variational or a plain autoencoder \\[default: gan].", rich_help_panel=P_MODEL)
     ] = None,
     image_size: Annotated[
-        int | None, typer.Option("--image-size", "-s", metavar="32|64|128|256", help="Image size in pixels [default: 128].", rich_help_panel=P_MODEL)
+        int | None, typer.Option("--image-size", "-s", metavar="32|64|128|256", help="Image size in pixels \\[default: 128].", rich_help_panel=P_MODEL)
     ] = None,
-    latent_dim: Annotated[int | None, typer.Option(min=1, max=4096, help="Latent dimension [default: 100].", rich_help_panel=P_MODEL)] = None,
-    width: Annotated[int | None, typer.Option(min=1, max=1024, help="Channels of every hidden layer [default: 128].", rich_help_panel=P_MODEL)] = None,
-    epochs: Annotated[int | None, typer.Option(min=1, help="Epochs to train; may be raised when resuming [default: 100].", rich_help_panel=P_TRAIN)] = None,
+    latent_dim: Annotated[int | None, typer.Option(min=1, max=4096, help="Latent dimension \\[default: 100].", rich_help_panel=P_MODEL)] = None,
+    width: Annotated[int | None, typer.Option(min=1, max=1024, help="Channels of every hidden layer \\[default: 128].", rich_help_panel=P_MODEL)] = None,
+    arch: Annotated[
+        str | None,
+        typer.Option("--arch", metavar="seed|lite", help="seed: the blog post's DCGAN, exactly; lite: resize-conv G with pixel norm, spectral-norm D, hinge loss, adaptive augmentation and an EMA generator, for small folders on a CPU \\[default: seed].", rich_help_panel=P_MODEL),
+    ] = None,
+    channels: Annotated[
+        str, typer.Option("--channels", metavar="auto|1|3|4", help="Image channels: auto makes a grey model for a folder of grey pictures, else RGB; 4 keeps transparency.", rich_help_panel=P_MODEL)
+    ] = "auto",
+    epochs: Annotated[int | None, typer.Option(min=1, help="Epochs to train; may be raised when resuming \\[default: 100].", rich_help_panel=P_TRAIN)] = None,
+    steps: Annotated[int | None, typer.Option("--steps", min=1, help="Budget in steps: stop after this many, even mid-epoch (with --epochs, whichever comes first).", rich_help_panel=P_TRAIN, show_default=False)] = None,
+    kimg: Annotated[float | None, typer.Option("--kimg", min=0.001, help="Budget in thousands of real images shown to the model (StyleGAN's unit); converted to --steps.", rich_help_panel=P_TRAIN, show_default=False)] = None,
     batch_size: Annotated[
         int | None,
-        typer.Option(min=2, help="Batch: D sees half real and half generated images, G the whole batch [default: 128].", rich_help_panel=P_TRAIN),
+        typer.Option(min=2, help="Batch: D sees half real and half generated images, G the whole batch \\[default: 128].", rich_help_panel=P_TRAIN),
     ] = None,
-    lr: Annotated[float | None, typer.Option(min=0.0, help="Adam learning rate [default: 0.0002 for a GAN (the seed), 0.001 for an AE or VAE].", rich_help_panel=P_TRAIN)] = None,
-    beta1: Annotated[float | None, typer.Option(min=0.0, max=1.0, help="Adam beta1 [default: 0.5].", rich_help_panel=P_TRAIN)] = None,
-    seed: Annotated[int | None, typer.Option(min=0, help="Seed for weights, data order and latents [default: 0].", rich_help_panel=P_TRAIN)] = None,
-    kl_weight: Annotated[float | None, typer.Option(min=0.0, help="VAE: weight of the KL term against the summed squared error [default: 1.0].", rich_help_panel=P_TRAIN)] = None,
-    sample_every: Annotated[int | None, typer.Option(min=1, help="Epochs between progress grids [default: 1].", rich_help_panel=PANEL_OUTPUT)] = None,
-    checkpoint_every: Annotated[int | None, typer.Option(min=1, help="Epochs between checkpoints; one is also written at the end and on Ctrl-C [default: 5].", rich_help_panel=PANEL_OUTPUT)] = None,
-    snapshot_every: Annotated[int | None, typer.Option(min=1, help="Epochs between kept generator snapshots [default: 20].", rich_help_panel=PANEL_OUTPUT)] = None,
-    name: Annotated[str | None, typer.Option(help="Name for the run folder [default: from DIR and size].", rich_help_panel=PANEL_OUTPUT)] = None,
+    lr: Annotated[float | None, typer.Option(min=0.0, help="Adam learning rate \\[default: 0.0002 for a GAN (the seed), 0.001 for an AE or VAE].", rich_help_panel=P_TRAIN)] = None,
+    beta1: Annotated[float | None, typer.Option(min=0.0, max=1.0, help="Adam beta1 \\[default: 0.5].", rich_help_panel=P_TRAIN)] = None,
+    lr_d: Annotated[float | None, typer.Option("--lr-d", min=0.0, help="The discriminator's learning rate, when it should differ from --lr \\[default: --lr].", rich_help_panel=P_TRAIN, show_default=False)] = None,
+    loss: Annotated[str | None, typer.Option("--loss", metavar="bce|hinge", help="GAN loss \\[default: bce for seed, hinge for lite].", rich_help_panel=P_TRAIN, show_default=False)] = None,
+    augment: Annotated[str | None, typer.Option("--augment", metavar="off|ada|P", help="Augment what D sees (colour, translation, cutout), real and fake alike: ada adapts the probability to the data, P fixes it \\[default: off for seed, ada for lite].", rich_help_panel=P_TRAIN, show_default=False)] = None,
+    mirror: Annotated[bool | None, typer.Option("--mirror/--no-mirror", help="Flip half the real images left-right: for pictures whose sides mean the same (faces, not text) \\[default: off].", rich_help_panel=P_TRAIN, show_default=False)] = None,
+    ema: Annotated[bool | None, typer.Option("--ema/--no-ema", help="Keep an exponential moving average of the generator, which sample, interp, apply and explore then use \\[default: off for seed, on for lite].", rich_help_panel=P_TRAIN, show_default=False)] = None,
+    ema_kimg: Annotated[float | None, typer.Option("--ema-kimg", min=0.001, help="EMA half-life in thousands of images, ramped up early in a run \\[default: 10].", rich_help_panel=P_TRAIN, show_default=False)] = None,
+    r1_gamma: Annotated[float | None, typer.Option("--r1-gamma", min=0.0, help="R1 gradient penalty on real images, every 16 steps (0: off) \\[default: 0].", rich_help_panel=P_TRAIN, show_default=False)] = None,
+    seed: Annotated[int | None, typer.Option(min=0, help="Seed for weights, data order and latents \\[default: 0].", rich_help_panel=P_TRAIN)] = None,
+    kl_weight: Annotated[float | None, typer.Option(min=0.0, help="VAE: weight of the KL term against the summed squared error \\[default: 1.0].", rich_help_panel=P_TRAIN)] = None,
+    sample_every: Annotated[int | None, typer.Option(min=1, help="Epochs between progress grids \\[default: 1].", rich_help_panel=PANEL_OUTPUT)] = None,
+    checkpoint_every: Annotated[int | None, typer.Option(min=1, help="Epochs between checkpoints; one is also written at the end and on Ctrl-C \\[default: 5].", rich_help_panel=PANEL_OUTPUT)] = None,
+    snapshot_every: Annotated[int | None, typer.Option(min=1, help="Epochs between kept generator snapshots \\[default: 20].", rich_help_panel=PANEL_OUTPUT)] = None,
+    score_every: Annotated[int | None, typer.Option("--score-every", min=0, help="Epochs between quality scores (Fréchet distance beside the real-vs-real floor, `latentctl score`) recorded in metrics.jsonl; the best generator is kept as best.safetensors (0: never) \\[default: 0].", rich_help_panel=PANEL_OUTPUT, show_default=False)] = None,
+    name: Annotated[str | None, typer.Option(help="Name for the run folder \\[default: from DIR and size].", rich_help_panel=PANEL_OUTPUT)] = None,
     run_dir: Annotated[
         Path | None,
         typer.Option("--run-dir", metavar="DIR", help="Write the run here instead of a new folder in the workspace (must be new or empty).", rich_help_panel=PANEL_OUTPUT),
@@ -85,7 +96,7 @@ def train(
     precision: PrecisionOpt = "auto",
     channels_last: Annotated[
         bool | None,
-        typer.Option("--channels-last/--no-channels-last", help="Channels-last memory layout [default: on for CPU and CUDA].", rich_help_panel=PANEL_DEVICE, show_default=False),
+        typer.Option("--channels-last/--no-channels-last", help="Channels-last memory layout \\[default: on for CPU and CUDA].", rich_help_panel=PANEL_DEVICE, show_default=False),
     ] = None,
     tune_allocator: Annotated[
         bool, typer.Option("--tune-allocator/--no-tune-allocator", help="On Linux CPUs, keep large buffers between steps instead of re-mapping them (about 1.5-2x faster; more resident memory).", rich_help_panel=PANEL_DEVICE)
@@ -112,23 +123,14 @@ def train(
 
       latentctl train --resume ~/.latentctl/runs/0001-utkface-128px --epochs 150
     """
-    from latentctl import checkpoint
+    from latentctl import perf as perf_levers
+    from latentctl import runs
     from latentctl.device import resolve_device, resolve_precision
+    from latentctl.distributed import LaunchedGroup, check_devices
     from latentctl.workspace import Workspace
 
     ws = Workspace.resolve(workspace)
-    given_model = {"family": model, "image_size": image_size, "latent_dim": latent_dim, "width": width}
-    given_train = {
-        "epochs": epochs, "batch_size": batch_size, "lr": lr, "beta1": beta1, "seed": seed, "kl_weight": kl_weight,
-        "max_images": max_images, "sample_every": sample_every,
-        "checkpoint_every": checkpoint_every, "snapshot_every": snapshot_every,
-    }
     dev = resolve_device(device)
-    from latentctl import perf as _perf
-
-    _perf.cpu_speedups(dev, allocator=tune_allocator)
-    from latentctl.distributed import LaunchedGroup, check_devices
-
     group = LaunchedGroup.from_environment()  # started by torchrun as one of several processes
     if group is not None and devices > 1:
         raise UsageError(
@@ -137,176 +139,125 @@ def train(
         )
     if devices > 1:
         check_devices(devices, dev)
-    perf = {
+    if devices > 1 and r1_gamma:
+        raise UsageError("--r1-gamma is not supported with --devices yet (it needs a double backward through DDP); leave one out")
+    given_model = {"family": model, "arch": arch, "image_size": image_size, "latent_dim": latent_dim, "width": width,
+                   "channels": _channels(channels, data, resume)}
+    given_train = {
+        "epochs": epochs, "batch_size": batch_size, "lr": lr, "beta1": beta1, "seed": seed, "kl_weight": kl_weight,
+        "max_images": max_images, "sample_every": sample_every, "checkpoint_every": checkpoint_every,
+        "snapshot_every": snapshot_every, "lr_d": lr_d, "loss": loss, "augment": augment, "mirror": mirror,
+        "ema": ema, "ema_kimg": ema_kimg, "r1_gamma": r1_gamma, "max_steps": steps, "score_every": score_every,
         "precision": resolve_precision(precision, dev),
         "channels_last": (dev.type in ("cpu", "cuda")) if channels_last is None else channels_last,
     }
-    if resume is not None:
-        if run_dir is not None:
-            raise UsageError("--run-dir and --resume both name a run folder; give only --resume")
-        ckpt_path = ws.resolve_checkpoint(resume)
-        info = checkpoint.read_header(ckpt_path)
-        if info.kind != checkpoint.KIND_TRAINING or info.train is None:
-            raise UsageError(f"{ckpt_path} holds only a generator and cannot be resumed")
-        model_cfg, train_cfg = _merge([(info.model, given_model), (info.train, {**given_train, **perf})])
-        stored_root = Path(info.state["data"]["root"])
-        if data is not None and Path(data).expanduser().resolve() != stored_root:
-            raise ConfigMismatchError(
-                f"--resume: the run trained on {stored_root}, not {data}; leave DIR out to continue on its data"
-            )
-        data = stored_root
-        target = ckpt_path.parent
-    else:
-        if data is None:
-            raise UsageError("say which folder of images to train on: latentctl train DIR")
-        model_cfg = ModelConfig(**{k: v for k, v in given_model.items() if v is not None})
-        if model_cfg.family != "gan" and lr is None:
-            given_train["lr"] = AUTOENCODER_LR
-        train_cfg = TrainConfig(**{k: v for k, v in given_train.items() if v is not None}, **perf)
-        target = run_dir
-
+    plan = runs.plan(ws, data=data, resume=resume, run_dir=run_dir, name=name, model=given_model, train=given_train)
+    if kimg is not None:
+        if steps is not None:
+            raise UsageError("--kimg and --steps are both budgets; give one")
+        per_step = plan.train.half_batch if plan.model.family == "gan" else plan.train.batch_size
+        plan.train = dataclasses.replace(plan.train, max_steps=max(1, math.ceil(kimg * 1000 / per_step)))
     if dry_run:
-        result(json.dumps({"model": to_dict(model_cfg), "train": to_dict(train_cfg), "device": str(dev), "data": str(data)}, indent=2))
+        _dry_run(plan, ws, dev, strict)
         return
+    perf_levers.cpu_speedups(dev, allocator=tune_allocator)
     if group is not None:
         dev = group.join(dev)
     finished = False
     try:
-        _run(ws, Path(data), target, model_cfg, train_cfg, dev, devices, strict, name, resume, info if resume is not None else None, group)
+        _run(plan, ws, dev, devices, strict, group)
         finished = True
     finally:
         if group is not None:
             group.leave(finished)
 
 
-def _run(ws, data: Path, target: Path | None, model_cfg: ModelConfig, train_cfg: TrainConfig, dev, devices: int,
-         strict: bool, name: str | None, resume: Path | None, info, group=None) -> None:
+def _channels(text: str, data: Path | None, resume: Path | None) -> int | None:
+    if text == "auto":
+        if resume is not None or data is None:
+            return None  # a resumed run keeps its own; a missing folder is reported by the plan
+        from latentctl.data import detect_channels
+
+        return detect_channels(data) if Path(data).expanduser().is_dir() else None
+    if text not in ("1", "3", "4"):
+        raise UsageError(f"--channels must be auto, 1, 3 or 4, got {text!r}")
+    return int(text)
+
+
+def _dry_run(plan, ws, dev, strict: bool) -> None:
+    """What the run would be, with the folder read (decoded into the cache, which a real run then
+    reuses): images found and skipped, steps per epoch and in all."""
+    from latentctl import runs
+
+    dataset = runs.open_data(plan, ws, strict=strict)
+    per_epoch = len(dataset) // plan.train.batch_size
+    total = per_epoch * plan.train.epochs
+    if plan.train.max_steps is not None:
+        total = min(total, plan.train.max_steps)
+    result(json.dumps({
+        "model": to_dict(plan.model), "train": to_dict(plan.train), "device": str(dev), "data": str(plan.data),
+        "images": len(dataset), "skipped": len(dataset.skipped), "steps_per_epoch": per_epoch, "total_steps": total,
+        "resume": plan.resuming,
+    }, indent=2))
+
+
+def _run(plan, ws, dev, devices: int, strict: bool, group=None) -> None:
     """Everything `train` does after its options are settled: data, run folder, training, report.
     With ``group`` (torchrun) rank 0 alone writes files and speaks; every rank trains its share."""
-    from latentctl import checkpoint
-    from latentctl.data import write_skipped_list
-    from latentctl.workspace import CHECKPOINT_NAME, slug
+    from latentctl import runs
+    from latentctl.cli.progress import TrainingProgress, stderr_progress
+    from latentctl.workspace import CHECKPOINT_NAME
 
     main = group is None or group.is_main
     say = note if main else (lambda *a, **k: None)
     first = group.main_first if group is not None else (lambda fn, rest=True: fn())
-    dataset = first(lambda: _load_data(data, model_cfg, train_cfg, ws, strict, quiet=not main))
-    if resume is not None:
-        expected = info.state["data"]["fingerprint"]
-        if dataset.fingerprint != expected:
-            raise ConfigMismatchError(
-                f"--resume: the images in {data} changed since the run started (fingerprint "
-                f"{expected} -> {dataset.fingerprint}); start a new run to train on the new set"
-            )
-        loaded = checkpoint.load(ws.resolve_checkpoint(resume), device=dev, training=True)
-    else:
-        loaded = None
-        run_name = name or f"{slug(data.resolve().name)}-{'' if model_cfg.family == 'gan' else model_cfg.family + '-'}{model_cfg.image_size}px"
-        target = first(lambda: _new_run_dir(ws, target, run_name), rest=False)
-
+    dataset = first(lambda: _load_data(plan, ws, strict, quiet=not main))
+    # rank 0 creates the folder; under torchrun the other ranks receive its path
+    target = plan.target = first(lambda: runs.start(plan, ws, dataset), rest=False)
     if main and dataset.skipped:
-        skipped_file = write_skipped_list(target, dataset.skipped)
-        warn(f"{dataset.skipped_summary}; the list is in {skipped_file}")
+        warn(f"{dataset.skipped_summary}; the list is in {target / 'skipped.txt'}")
     say(f"run folder: {target}")
+    m, t = plan.model, plan.train
     say(
-        f"{len(dataset)} images, {model_cfg.image_size}px, {train_cfg.epochs} epochs of "
-        f"{len(dataset) // train_cfg.batch_size} steps, device {dev}, {train_cfg.precision}"
-        + (", channels-last" if train_cfg.channels_last else "")
+        f"{len(dataset)} images, {m.image_size}px, {m.channels} channel{'s' if m.channels > 1 else ''}, {m.arch} "
+        f"architecture, {t.epochs} epochs of {len(dataset) // t.batch_size} steps"
+        + (f" (budget {t.max_steps} steps)" if t.max_steps else "")
+        + f", device {dev}, {t.precision}" + (", channels-last" if t.channels_last else "")
     )
-
-    from latentctl.cli.progress import TrainingProgress, stderr_progress
-    from latentctl.training import CheckpointEvent
-    from latentctl.training import train as run_training
-
-    def make_current() -> None:
-        # Only a run with a checkpoint becomes current: one that failed before its first save
-        # would leave a bare `latentctl sample` with nothing to load.
-        if main and (target / CHECKPOINT_NAME).exists():
-            ws.set_current(target)
-
-    def listen(progress):
-        def on_event(event) -> None:
-            progress.update(event)
-            if isinstance(event, CheckpointEvent):
-                make_current()
-        return on_event
-
     try:
         if devices > 1:
-            from latentctl.distributed import train_parallel
-
             note(f"training on {devices} worker processes")
-            path = train_parallel(devices, dev, listener=stderr_progress, run_dir=target, dataset=dataset,
-                                  model_config=model_cfg, train_config=train_cfg, resume=loaded)
-        else:
-            from latentctl.training import World
-
-            world = World() if group is None else World(group.rank, group.size)
+            path = runs.execute(plan, ws, dataset, dev, devices=devices, worker_listener=stderr_progress)
+        elif main:
             if group is not None:
                 say(f"training as {group.size} processes started by torchrun")
-            if main:
-                with TrainingProgress(err_console) as progress:
-                    path = run_training(target, dataset, model_cfg, train_cfg, dev, resume=loaded, on_event=listen(progress), world=world)
-            else:
-                path = run_training(target, dataset, model_cfg, train_cfg, dev, resume=loaded, world=world)
+            with TrainingProgress(err_console) as progress:
+                path = runs.execute(plan, ws, dataset, dev, group=group, on_event=progress.update)
+        else:
+            path = runs.execute(plan, ws, dataset, dev, group=group)
     except TrainingInterrupted as stop:
-        make_current()
         if not main:
             raise
         note(str(stop))
         note(f"resume with: latentctl train --resume {target}")
         raise
     except LatentctlError:
-        make_current()
         if main and (target / CHECKPOINT_NAME).exists():
             note(f"resume with: latentctl train --resume {target}")
         raise
-    make_current()
     say(f"done: {path} ({peak_memory()} in this process)")
     if main:
         result(str(target / CHECKPOINT_NAME))
 
 
-def _merge(pairs: list[tuple[Any, dict[str, Any]]]) -> list[Any]:
-    """Each stored config with the user's explicit options applied; a change to any key that alters
-    what a step computes is refused, listing every such key at once."""
-    merged, diffs = [], []
-    for stored, given in pairs:
-        new = dataclasses.replace(stored, **{k: v for k, v in given.items() if v is not None})
-        diffs += config_differences(
-            {k: v for k, v in to_dict(stored).items() if k not in RESUMABLE_KEYS},
-            {k: v for k, v in to_dict(new).items() if k not in RESUMABLE_KEYS},
-        )
-        merged.append(new)
-    if diffs:
-        raise ConfigMismatchError(
-            f"--resume: these settings differ from the run being resumed: {'; '.join(diffs)}. "
-            "Leave them out to keep the run's values, or start a new run"
-        )
-    return merged
-
-
-def _load_data(root: Path, model_cfg: ModelConfig, train_cfg: TrainConfig, ws, strict: bool, quiet: bool = False):
+def _load_data(plan, ws, strict: bool, quiet: bool = False):
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from latentctl.data import prepare_dataset
+    from latentctl import runs
 
     with Progress(
         TextColumn("decoding images"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
         console=err_console, transient=True, disable=quiet,
     ) as bar:
         task = bar.add_task("decode", total=None)
-        return prepare_dataset(
-            root, model_cfg.image_size, ws.cache, max_images=train_cfg.max_images, seed=train_cfg.seed,
-            strict=strict, progress=lambda done, total: bar.update(task, completed=done, total=total),
-        )
-
-
-def _new_run_dir(ws, explicit: Path | None, name: str) -> Path:
-    if explicit is None:
-        return ws.new_run_dir(name)
-    explicit = Path(explicit).expanduser()
-    if explicit.exists() and any(explicit.iterdir()):
-        raise UsageError(f"--run-dir {explicit} is not empty; pick a new folder or resume it with --resume")
-    explicit.mkdir(parents=True, exist_ok=True)
-    return explicit
+        return runs.open_data(plan, ws, strict=strict, progress=lambda done, total: bar.update(task, completed=done, total=total))

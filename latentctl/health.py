@@ -1,0 +1,132 @@
+"""Is training working? Warnings, with the likely fix, for what a user cannot see in a loss column.
+
+The checks read what the loop already has (the losses of each step, the fixed-seed progress grid)
+and cost nothing measurable. Each kind of warning is given once, and again only after the run has
+recovered from it, so a long run is not flooded. Thresholds are stated in the losses' own units:
+
+* **D wins** (GAN): D's losses on reals and on fakes both below ``D_WINS_LOSS`` on average over a
+  window of steps. For the seed's BCE that means D gives reals a probability above 0.95 and fakes
+  below 0.05; for the hinge loss, both margins met on almost every image. G's gradient then
+  carries no information.
+* **G runs away** (GAN): G's loss above ``G_RUNAWAY_LOSS`` on average over the window: with BCE,
+  D rates G's images below a 1% chance of being real.
+* **Collapse** (GAN): the fixed-seed grid's images far closer to each other than real images are
+  (mean pairwise distance below ``COLLAPSE_RATIO`` of the data's), i.e. different latents give
+  nearly the same picture.
+* **Too short**: fewer than ``USEFUL_STEPS`` steps in the whole run. Small GANs on a few thousand
+  pictures need thousands of steps before samples look like the data; the warning says how long
+  that many would take here, from the steps timed so far.
+* **Large batch**: a batch above a tenth of the folder gives few steps per epoch and little noise.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+import numpy as np
+
+D_WINS_LOSS = 0.05
+G_RUNAWAY_LOSS = 5.0
+COLLAPSE_RATIO = 0.3
+USEFUL_STEPS = 3000
+TIMING_STEPS = 4  # steps timed before the run's cost is estimated (the first includes warm-up)
+
+
+def format_duration(seconds: float) -> str:
+    seconds = max(0, int(round(seconds)))
+    h, rest = divmod(seconds, 3600)
+    m, s = divmod(rest, 60)
+    if h:
+        return f"{h} h {m:02d} min"
+    if m:
+        return f"{m} min {s:02d} s"
+    return f"{s} s"
+
+
+def diversity(images: np.ndarray) -> float:
+    """Mean pairwise RMS distance (0-255 units) between images (n, S, S, C) uint8."""
+    x = images.reshape(len(images), -1).astype(np.float64)
+    if len(x) < 2:
+        return 0.0
+    sq = (x * x).sum(1)
+    d2 = np.maximum(sq[:, None] + sq[None, :] - 2 * x @ x.T, 0.0) / x.shape[1]
+    iu = np.triu_indices(len(x), 1)
+    return float(np.sqrt(d2[iu]).mean())
+
+
+class HealthMonitor:
+    def __init__(self, *, gan: bool, total_steps: int, done_steps: int = 0, window: int | None = None):
+        self.gan = gan
+        self.total_steps = total_steps
+        self.done_steps = done_steps
+        self.window = window or max(20, min(200, total_steps // 10))
+        self.recent: deque[dict[str, float]] = deque(maxlen=self.window)
+        self.active: set[str] = set()
+        self._times: list[float] = []
+        self.data_diversity: float | None = None
+
+    def at_start(self, images: int, batch_size: int, real_per_step: int) -> list[str]:
+        out = []
+        if self.total_steps < USEFUL_STEPS:
+            out.append(
+                f"this run is only {self.total_steps:,} steps; a GAN or VAE usually needs {USEFUL_STEPS:,} or more "
+                "before its samples look like the data: raise --epochs or --steps (the time it takes here follows "
+                "after a few steps)"
+            )
+        if batch_size > images / 10:
+            out.append(
+                f"--batch-size {batch_size} is more than a tenth of the {images} images: few steps per epoch "
+                "and little gradient noise; a batch of at most a tenth of the folder usually trains better"
+            )
+        return out
+
+    def on_step(self, losses: dict[str, float], seconds: float, global_step: int) -> list[str]:
+        out = []
+        if len(self._times) < TIMING_STEPS:
+            self._times.append(seconds)
+            if len(self._times) == TIMING_STEPS:
+                out += self._cost()
+        self.recent.append(losses)
+        if not self.gan or len(self.recent) < self.window:
+            return out
+        mean = {k: float(np.mean([r[k] for r in self.recent])) for k in ("d_real", "d_fake", "g")}
+        out += self._flag(
+            "d_wins", mean["d_real"] < D_WINS_LOSS and mean["d_fake"] < D_WINS_LOSS,
+            f"the discriminator is winning (d_real {mean['d_real']:.3f}, d_fake {mean['d_fake']:.3f} over the "
+            f"last {self.window} steps, at step {global_step}): the generator learns nothing from it. Likely fixes: "
+            "--arch lite (augmentation, spectral norm), a lower --lr-d, or more images",
+        )
+        out += self._flag(
+            "g_runaway", mean["g"] > G_RUNAWAY_LOSS,
+            f"the generator's loss is running away (g {mean['g']:.2f} over the last {self.window} steps, at step "
+            f"{global_step}). Likely fixes: --arch lite, a lower --lr-d, or resume from an earlier snapshot",
+        )
+        return out
+
+    def on_grid(self, grid_images: np.ndarray, epoch: int) -> list[str]:
+        if not self.gan or self.data_diversity is None or self.data_diversity <= 0:
+            return []
+        ratio = diversity(grid_images) / self.data_diversity
+        return self._flag(
+            "collapse", ratio < COLLAPSE_RATIO,
+            f"samples look alike (epoch {epoch}: the progress grid's images differ {ratio:.0%} as much as real "
+            "images do): the generator is collapsing to a few outputs. Likely fixes: --arch lite (minibatch "
+            "deviation, augmentation), or resume from an earlier snapshot",
+        )
+
+    def _flag(self, kind: str, bad: bool, message: str) -> list[str]:
+        if bad and kind not in self.active:
+            self.active.add(kind)
+            return [message]
+        if not bad:
+            self.active.discard(kind)
+        return []
+
+    def _cost(self) -> list[str]:
+        per_step = float(np.median(self._times[1:]))  # the first step includes warm-up
+        left = max(0, self.total_steps - self.done_steps - len(self._times))
+        text = f"{self.total_steps:,} steps at {per_step:.3g} s per step: about {format_duration(left * per_step)} left on this machine"
+        if self.total_steps < USEFUL_STEPS:
+            text += (f"; {USEFUL_STEPS:,} steps would take about {format_duration(USEFUL_STEPS * per_step)} "
+                     "(lower --image-size or --width to go faster)")
+        return [text]

@@ -1,0 +1,296 @@
+"""The lite recipe and its levers, channels that follow the data, budgets, and the health warnings."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from typer.testing import CliRunner
+
+from latentctl import checkpoint
+from latentctl.augment import AdaptiveP, augment, mirror
+from latentctl.cli.app import app
+from latentctl.config import ModelConfig, TrainConfig
+from latentctl.data import ImageDataset
+from latentctl.errors import TrainingInterrupted
+from latentctl.events import NoticeEvent, StepEvent
+from latentctl.health import HealthMonitor, diversity
+from latentctl.models import build_models
+from latentctl.training import train
+
+from conftest import TINY_MODEL, blob_images, write_images
+
+runner = CliRunner()
+CPU = torch.device("cpu")
+LITE = ModelConfig(arch="lite", image_size=32, width=16, latent_dim=8, dropout=0.0)
+
+
+def run(*args, code=0):
+    res = runner.invoke(app, [str(a) for a in args])
+    assert res.exit_code == code, f"exit {res.exit_code}, expected {code}\n{res.output}"
+    return res
+
+
+@pytest.fixture(scope="module")
+def blobs():
+    return ImageDataset(Path("/synthetic"), blob_images(64), [f"{i}.png" for i in range(64)], "fp-recipes")
+
+
+def lite_cfg(**kw) -> TrainConfig:
+    base = dict(epochs=3, batch_size=16, loss="hinge", augment="ada", ema=True, d_update="joint", beta2=0.99,
+                checkpoint_every=1, snapshot_every=100)
+    return TrainConfig(**{**base, **kw})
+
+
+# ---- the networks ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("size", [32, 64, 128, 256])
+@pytest.mark.parametrize("channels", [1, 3, 4])
+def test_lite_networks_map_latents_to_images_and_images_to_logits(size, channels):
+    cfg = ModelConfig(arch="lite", image_size=size, width=8, latent_dim=8, channels=channels)
+    G, D = build_models(cfg)
+    with torch.no_grad():
+        x = G(torch.randn(4, 8))
+    assert x.shape == (4, channels, size, size) and float(x.abs().max()) <= 1
+    assert D(x).shape == (4,)
+    assert isinstance(G.fc, torch.nn.Linear)  # SeFa reads the first layer's weight
+
+
+def test_a_lite_sample_does_not_depend_on_its_batch():
+    # pixel norm, not batch norm: a latent alone or among others gives the same picture. The batch
+    # size may change which convolution kernel runs (float32 sums in another order: ~1e-6 apart);
+    # a batch statistic would move pixels by tenths. 1e-4 is far below one level of 8-bit output.
+    G, _ = build_models(LITE)
+    G.eval()
+    z = torch.randn(5, 8)
+    with torch.no_grad():
+        assert torch.allclose(G(z)[2:3], G(z[2:3]), atol=1e-4)
+
+
+# ---- the levers ---------------------------------------------------------------------------------
+
+
+def test_augment_is_the_identity_at_p0_and_changes_images_at_p1():
+    torch.manual_seed(0)
+    x = torch.rand(8, 3, 32, 32) * 2 - 1
+    assert torch.equal(augment(x, 0.0), x)
+    y = augment(x, 1.0)
+    assert y.shape == x.shape and not torch.allclose(y, x)
+    grey = torch.rand(8, 1, 16, 16)
+    assert augment(grey, 1.0).shape == grey.shape
+    flipped = mirror(x)
+    assert all(torch.equal(flipped[i], x[i]) or torch.equal(flipped[i], x[i].flip(2)) for i in range(8))
+
+
+def test_augmentation_is_differentiable_so_g_learns_through_it():
+    x = torch.rand(4, 3, 16, 16, requires_grad=True)
+    augment(x, 1.0).sum().backward()
+    assert x.grad is not None and float(x.grad.abs().sum()) > 0
+
+
+def test_ada_raises_p_while_d_is_overconfident_and_lowers_it_otherwise():
+    ada = AdaptiveP("ada", 0.6, batch_real=64)
+    for _ in range(40):
+        ada.observe(torch.ones(64))  # every real rated real: sign mean 1 > 0.6
+    high = ada.p
+    assert high > 0
+    for _ in range(40):
+        ada.observe(-torch.ones(64))
+    assert ada.p < high
+    fixed = AdaptiveP("0.3", 0.6, batch_real=64)
+    fixed.observe(torch.ones(64))
+    assert fixed.p == 0.3
+
+
+@pytest.mark.parametrize("lever", [
+    {"loss": "hinge"}, {"augment": "0.5"}, {"augment": "ada"}, {"mirror": True}, {"ema": True},
+    {"r1_gamma": 1.0, "r1_every": 2}, {"lr_d": 1e-3}, {"d_update": "joint"},
+])
+def test_each_lever_trains_the_seed_model(tmp_path, blobs, lever):
+    model = ModelConfig(image_size=32, width=8, latent_dim=8)
+    cfg = TrainConfig(epochs=1, batch_size=16, **lever)
+    torch.manual_seed(0)
+    before = build_models(model)[0].state_dict()
+    loaded = checkpoint.load(train(tmp_path, blobs, model, cfg, CPU), training=True)
+    moved = max(float((before[k] - v).abs().max()) for k, v in loaded.raw_generator.state_dict().items())
+    assert moved > 1e-4
+    losses = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert all(np.isfinite([r["d_real"], r["d_fake"], r["g"]]).all() for r in losses)
+
+
+def test_the_ema_generator_differs_from_and_lags_the_raw_one(tmp_path, blobs):
+    torch.manual_seed(0)
+    start = build_models(LITE)[0].state_dict()
+    loaded = checkpoint.load(train(tmp_path, blobs, LITE, lite_cfg(epochs=4), CPU))
+    raw, ema = loaded.raw_generator.state_dict(), loaded.ema.state_dict()
+    assert loaded.generator is loaded.ema  # sampling uses the EMA by default
+    gap = sum(float((raw[k] - ema[k]).norm()) for k in raw)
+    assert gap > 0
+    # lags: the average sits between the start and where training got to
+    raw_travel = sum(float((raw[k] - start[k]).norm()) for k in raw)
+    ema_travel = sum(float((ema[k] - start[k]).norm()) for k in raw)
+    assert ema_travel < raw_travel
+    no_ema = checkpoint.load(tmp_path / "checkpoint.safetensors", ema=False)
+    assert no_ema.generator is no_ema.raw_generator
+
+
+def test_an_interrupted_lite_run_resumes_to_the_same_weights(tmp_path, blobs):
+    # EMA weights, ADA's p and its pending observations, R1's step count all live in the checkpoint
+    cfg = lite_cfg(epochs=2, r1_gamma=1.0, r1_every=3)
+    whole = checkpoint.load(train(tmp_path / "whole", blobs, LITE, cfg, CPU), training=True)
+
+    def stop_at_5(event):
+        if isinstance(event, StepEvent) and event.global_step == 5:
+            import os
+            import signal
+
+            os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C: honoured at the end of this step
+
+    with pytest.raises(TrainingInterrupted) as stop:
+        train(tmp_path / "cut", blobs, LITE, cfg, CPU, on_event=stop_at_5)
+    resumed = checkpoint.load(
+        train(tmp_path / "cut", blobs, LITE, cfg, CPU, resume=checkpoint.load(Path(stop.value.checkpoint), training=True)),
+        training=True,
+    )
+    for name in ("raw_generator", "ema", "partner"):
+        a, b = getattr(whole, name).state_dict(), getattr(resumed, name).state_dict()
+        for k in a:
+            assert torch.equal(a[k], b[k]), (name, k)
+    assert whole.info.state["augment"] == resumed.info.state["augment"]
+
+
+def test_a_step_budget_stops_mid_epoch(tmp_path, blobs):
+    path = train(tmp_path, blobs, LITE, lite_cfg(epochs=10, max_steps=5), CPU)
+    assert checkpoint.read_header(path).state["global_step"] == 5
+    assert len((tmp_path / "metrics.jsonl").read_text().splitlines()) == 5
+
+
+def test_score_every_records_the_quality_and_keeps_the_best_generator(tmp_path, blobs):
+    train(tmp_path, blobs, LITE, lite_cfg(epochs=2, score_every=1), CPU)
+    scores = [r for r in map(json.loads, (tmp_path / "metrics.jsonl").read_text().splitlines()) if "score_fd" in r]
+    assert [r["epoch"] for r in scores] == [1, 2]
+    assert all(r["score_fd"] > 0 and r["score_floor"] >= 0 for r in scores)
+    best = checkpoint.load(tmp_path / "best.safetensors")
+    assert best.info.state["score_fd"] == pytest.approx(min(r["score_fd"] for r in scores), abs=1e-3)
+
+
+# ---- health -------------------------------------------------------------------------------------
+
+
+def _feed(monitor: HealthMonitor, losses: dict, n: int) -> list[str]:
+    out = []
+    for i in range(n):
+        out += monitor.on_step(losses, 0.01, i + 1)
+    return out
+
+
+def test_health_warns_once_when_d_wins_and_again_only_after_recovering():
+    m = HealthMonitor(gan=True, total_steps=10_000, window=20)
+    won = {"d_real": 0.01, "d_fake": 0.02, "g": 4.0}
+    fine = {"d_real": 0.6, "d_fake": 0.6, "g": 0.9}
+    messages = _feed(m, won, 60)
+    assert sum("discriminator is winning" in x for x in messages) == 1
+    assert not any("winning" in x for x in _feed(m, fine, 40))
+    assert sum("winning" in x for x in _feed(m, won, 40)) == 1
+
+
+def test_health_stays_silent_on_a_healthy_run_and_flags_a_runaway_generator():
+    m = HealthMonitor(gan=True, total_steps=10_000, window=20)
+    assert [x for x in _feed(m, {"d_real": 0.5, "d_fake": 0.4, "g": 1.2}, 100) if "steps at" not in x] == []
+    assert any("running away" in x for x in _feed(m, {"d_real": 0.3, "d_fake": 0.2, "g": 9.0}, 30))
+
+
+def test_health_flags_collapsed_samples():
+    m = HealthMonitor(gan=True, total_steps=10_000)
+    data = blob_images(36)
+    m.data_diversity = diversity(data)
+    assert m.on_grid(data[::-1].copy(), 1) == []
+    assert any("look alike" in x for x in m.on_grid(np.repeat(data[:1], 36, axis=0), 2))
+
+
+def test_a_run_built_to_fail_warns_that_d_wins(tmp_path, blobs):
+    # D with a learning rate 250x G's on the seed model: it separates the two sets within steps.
+    model = ModelConfig(image_size=32, width=8, latent_dim=8, dropout=0.0)
+    notes = []
+    cfg = TrainConfig(epochs=40, batch_size=16, lr=2e-4, lr_d=0.05, checkpoint_every=40, sample_every=40)
+    train(tmp_path, blobs, model, cfg, CPU, on_event=lambda e: notes.append(e.message) if isinstance(e, NoticeEvent) else None)
+    assert any("discriminator is winning" in n for n in notes), notes
+
+
+def test_short_runs_and_large_batches_are_flagged_before_training(tmp_path, blobs):
+    notes = []
+    train(tmp_path, blobs, LITE, lite_cfg(epochs=1, batch_size=16), CPU,
+          on_event=lambda e: notes.append(e.message) if isinstance(e, NoticeEvent) else None)
+    assert any("only 4 steps" in n for n in notes)
+    assert any("more than a tenth" in n for n in notes)
+
+
+# ---- through the CLI: channels follow the data, budgets, dry runs ------------------------------
+
+
+def _grey_folder(tmp_path) -> Path:
+    folder = tmp_path / "digits"
+    folder.mkdir()
+    for i, img in enumerate(blob_images(40)):
+        Image.fromarray(img).convert("L").save(folder / f"d{i:03d}.png")
+    return folder
+
+
+def test_a_folder_of_grey_pictures_trains_a_grey_model_whose_outputs_are_grey(tmp_path, workspace):
+    run("train", _grey_folder(tmp_path), *TINY_MODEL, "--epochs", "1", "--arch", "lite")
+    info = checkpoint.read_header(workspace / "runs" / "0001-digits-lite-32px")
+    assert info.model.channels == 1
+    out = Path(run("sample", "-n", "2").stdout.strip().splitlines()[-1]).parent
+    assert Image.open(out / "seed0000.png").mode == "L"
+
+
+def test_channels_can_be_forced(tmp_path, workspace):
+    run("train", _grey_folder(tmp_path), *TINY_MODEL, "--epochs", "1", "--channels", "3", "--name", "rgb")
+    assert checkpoint.read_header(next((workspace / "runs").iterdir())).model.channels == 3
+    run("train", tmp_path / "digits", "--channels", "2", code=2)
+
+
+def test_rgba_keeps_transparency(tmp_path, workspace):
+    folder = tmp_path / "icons"
+    folder.mkdir()
+    for i, img in enumerate(blob_images(32)):
+        rgba = np.dstack([img, np.where(img[..., 2] > 100, 255, 0).astype(np.uint8)])
+        Image.fromarray(rgba).save(folder / f"i{i}.png")
+    run("train", folder, *TINY_MODEL, "--epochs", "1", "--channels", "4")
+    out = Path(run("sample", "-n", "1").stdout.strip().splitlines()[-1]).parent
+    assert Image.open(out / "seed0000.png").mode == "RGBA"
+
+
+def test_kimg_and_steps_budgets_through_the_cli(image_folder, workspace):
+    res = run("train", image_folder, *TINY_MODEL, "--epochs", "100", "--kimg", "0.04")  # 40 real images = 5 steps of 8
+    assert "budget 5 steps" in res.output
+    assert checkpoint.read_header(workspace / "runs" / "0001-images-32px").state["global_step"] == 5
+    run("train", image_folder, "--kimg", "1", "--steps", "3", code=2)
+
+
+def test_dry_run_reads_the_folder_and_counts_steps(image_folder, tmp_path):
+    res = run("train", image_folder, *TINY_MODEL, "--epochs", "3", "--dry-run")
+    plan = json.loads(res.stdout)
+    assert plan["images"] == 64 and plan["skipped"] == 0 and plan["steps_per_epoch"] == 4 and plan["total_steps"] == 12
+    assert "Error:" in run("train", tmp_path / "missing", "--dry-run", code=1).output
+
+
+def test_a_lite_run_trains_and_samples_through_the_cli(image_folder, workspace):
+    run("train", image_folder, *TINY_MODEL, "--epochs", "2", "--arch", "lite")
+    info = run("info").stdout
+    assert "lite architecture" in info and "EMA generator" in info
+    a = Path(run("sample", "-n", "2").stdout.strip().splitlines()[-1]).parent
+    b = Path(run("sample", "-n", "2", "--no-ema").stdout.strip().splitlines()[-1]).parent
+    assert not np.array_equal(np.asarray(Image.open(a / "seed0000.png")), np.asarray(Image.open(b / "seed0000.png")))
+
+
+def test_resume_keeps_the_recipe(image_folder, workspace):
+    run("train", image_folder, *TINY_MODEL, "--epochs", "1", "--arch", "lite")
+    run_dir = workspace / "runs" / "0001-images-lite-32px"
+    run("train", "--resume", run_dir, "--epochs", "2")
+    info = checkpoint.read_header(run_dir)
+    assert info.train.loss == "hinge" and info.train.ema and info.state["epoch"] == 2
+    assert "differ" in run("train", "--resume", run_dir, "--loss", "bce", "--epochs", "3", code=1).output
