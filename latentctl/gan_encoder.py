@@ -89,7 +89,7 @@ def train(generator: Any, config: GanEncoderConfig, device: Any = "cpu",
         loss.backward()
         opt.step()
         sched.step()
-        loss_value = float(loss)
+        loss_value = float(loss.detach())
         if on_progress and (step % 10 == 9 or step == config.steps - 1):
             on_progress(step + 1, config.steps, loss_value)
     net.eval()
@@ -159,7 +159,7 @@ def encode(net: Any, images: np.ndarray, device: Any = "cpu", batch_size: int = 
 
 
 def ensure(loaded: Any, checkpoint: Path, device: Any = "cpu", *, train_new: bool = False,
-           steps: int | None = None, on_progress: Callable[[int, int, float], None] | None = None,
+           steps: int | None = None, width: int | None = None, on_progress: Callable[[int, int, float], None] | None = None,
            ) -> tuple[Any, Path, bool]:
     """(net, path, trained_now): the stored encoder of ``checkpoint``, trained first when there is
     none, when it belongs to another generator, or when ``train_new``."""
@@ -173,7 +173,7 @@ def ensure(loaded: Any, checkpoint: Path, device: Any = "cpu", *, train_new: boo
             pass  # stale or damaged: retrained below, and the file replaced
     cfg = loaded.info.model
     config = GanEncoderConfig(image_size=cfg.image_size, channels=cfg.channels, latent_dim=cfg.latent_dim,
-                              **({"steps": steps} if steps else {}))
+                              **({"steps": steps} if steps else {}), **({"width": width} if width else {}))
     net, meta = train(loaded.generator, config, device, on_progress)
     save(path, net, config, model_id=model_id, meta=meta)
     return net, path, True

@@ -225,7 +225,7 @@ def attr_vector(
     method: Annotated[str, typer.Option(metavar="mean|boundary", help="mean: mean(pos) - mean(neg), the seed's method. boundary: the normal of a linear classifier (InterFaceGAN). Both are stored so that strength 1 = the groups' mean gap along the direction.")] = "mean",
     orthogonal_to: Annotated[list[str] | None, typer.Option("--orthogonal-to", metavar="DIRECTION", help="Remove these directions' components, so the new one leaves them unchanged (conditional editing); repeatable.")] = None,
     unit: Annotated[bool, typer.Option("--unit", help="Scale the direction to length 1 (strength then counts in prior standard deviations) instead of the groups' mean gap.")] = False,
-    permutations: Annotated[int, typer.Option(min=0, max=10_000, help="Random relabellings for the held-out check's baseline (0: skip the baseline) \\[default: 100].", show_default=False)] = 100,
+    permutations: Annotated[int, typer.Option(help="Random relabellings for the held-out check's baseline (0: skip the baseline) \\[default: 100].", show_default=False)] = 100,
     seed: Annotated[int, typer.Option(help="Seed of the relabellings and folds \\[default: 0].", show_default=False)] = 0,
     fast_encoder: Annotated[bool, typer.Option("--fast-encoder/--no-fast-encoder", help="With --images on a GAN: encode with a fast encoder trained on the GAN's own samples (on first use; stored beside the checkpoint) + 30 projection steps, instead of 300-step projection from random starts.", rich_help_panel=P_LABELS)] = True,
     save: Annotated[str | None, typer.Option("--save", metavar="NAME", help="Store name for the direction [default: POS-minus-NEG].", show_default=False)] = None,
@@ -255,6 +255,8 @@ def attr_vector(
 
     if method not in ("mean", "boundary"):
         raise UsageError(f"--method must be mean or boundary, got {method!r}")
+    if not 0 <= permutations <= 10_000:
+        raise UsageError(f"--permutations must be from 0 to 10,000 (0 skips the baseline), got {permutations}")
     if images is not None:
         # The conditions and the pattern are checked before the slow part (encoding every image).
         from latentctl.labels import check_condition, compile_pattern
@@ -396,7 +398,7 @@ def apply(
     strengths = parse_floats(scales, "--scales")
     weighted = [parse_weighted(spec, "--add") for spec in add]
     check_save(save, workspace, force)
-    assessors = _classifiers(score_with, keep or [])  # before the model: a wrong path fails first
+    assessors = _classifiers(score_with, keep or [], workspace)  # before the model: a wrong name fails first
     session = open_model(model, device, workspace, precision, warn=warn, ema=ema, allow_other_model=allow_other_model)
     base = _gather(session, latents, limit=L.MAX_SWEEP // len(strengths), what=f"apply with {len(strengths)} strength(s)")
     if mean:
@@ -428,13 +430,21 @@ def apply(
     result(str(grid_path))
 
 
-def _classifiers(score_with: Path | None, keep: list[Path]) -> list[tuple[str, Path]]:
-    """(role, path) of each classifier, each checked to exist before any work."""
-    out = ([("score", score_with)] if score_with else []) + [("keep", k) for k in keep]
-    for role, path in out:
-        if not Path(path).expanduser().is_file():
-            flag = "--score-with" if role == "score" else "--keep"
-            raise UsageError(f"{flag} {path}: no classifier there; train one with 'latentctl classifier train'")
+def _classifiers(score_with: Path | None, keep: list[Path], workspace: Path | None) -> list[tuple[str, Path]]:
+    """(role, path) of each classifier (a file or a name from 'classifier train'), found before any work."""
+    from latentctl.cli.steer_cmd import resolve_classifier
+    from latentctl.workspace import Workspace
+
+    given = ([("score", score_with)] if score_with else []) + [("keep", k) for k in keep]
+    if not given:
+        return []
+    ws = Workspace.resolve(workspace)
+    out = []
+    for role, spec in given:
+        try:
+            out.append((role, resolve_classifier(Path(spec), ws)))
+        except UsageError as e:
+            raise UsageError(f"{'--score-with' if role == 'score' else '--keep'}: {e}") from None
     return out
 
 
