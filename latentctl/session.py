@@ -33,6 +33,21 @@ class ModelSession:
     def generator(self) -> Any:
         return self.loaded.generator
 
+    def images(self, z: np.ndarray, *, batch_size: int = 64) -> np.ndarray:
+        """Images (n, S, S, C) uint8 for latents (n, latent_dim), in this session's precision."""
+        from latentctl.generate import generate
+
+        z = np.asarray(z, dtype=np.float32).reshape(-1, self.info.model.latent_dim)
+        return generate(self.generator, z, device=self.device, precision=self.precision, batch_size=batch_size)
+
+    def sample(self, seeds: list[int] | str) -> np.ndarray:
+        """The images of ``seeds`` (a list, or text such as "0-8,42"): the same pictures
+        `latentctl sample --seeds` draws, since a seed always gives the same latent."""
+        from latentctl.seeds import latents_from_seeds, parse_seeds
+
+        seeds = parse_seeds(seeds) if isinstance(seeds, str) else [int(s) for s in seeds]
+        return self.images(latents_from_seeds(seeds, self.info.model.latent_dim))
+
     def entry(self, z: np.ndarray, *, seeds: list[int] | None = None, kind: str = "points", meta: dict | None = None) -> LatentEntry:
         """A store entry for latents this model produced, stamped with its identity."""
         meta = {  # the store stamps "created" and "latentctl_version"

@@ -318,16 +318,28 @@ class _Loop:
         grid_path = None
         if world.is_main and (self.epoch % cfg.sample_every == 0 or last):
             images = generate(self.trainer.sampler, self.grid_z, device=self.device, precision=cfg.precision)
-            grid_path = save_png(make_grid(images), self.run_dir / "grids" / f"epoch-{self.epoch:04d}.png")
+            grid_path = save_png(make_grid(images, caption=f"epoch {self.epoch}, step {self.global_step}"),
+                                 self.run_dir / "grids" / f"epoch-{self.epoch:04d}.png")
             for message in self.health.on_grid(images, self.epoch):
                 self.emit(NoticeEvent(message))
         self.emit(EpochEvent(self.epoch, grid_path))
         if self.epoch % cfg.checkpoint_every == 0 or last:
             self.save(finished=last)
+            if world.is_main:  # drawn with each checkpoint: often enough to watch, rare enough to cost nothing
+                self._loss_curve()
         if world.is_main and self.epoch % cfg.snapshot_every == 0:
             self._snapshot()
         if world.is_main and cfg.score_every and (self.epoch % cfg.score_every == 0 or last):
             self._score()
+
+    def _loss_curve(self) -> None:
+        """RUN/loss.png, redrawn each epoch from metrics.jsonl (and the score, when recorded)."""
+        from latentctl.plot import loss_curve
+
+        try:
+            loss_curve(self.metrics_path, self.run_dir / "loss.png")
+        except DataError as err:
+            self.emit(NoticeEvent(f"loss curve not drawn: {err}"))
 
     def _score(self) -> None:
         """The quality number (Fréchet distance in latentctl's feature space, beside the floor of

@@ -10,7 +10,7 @@ import typer
 from latentctl.cli.common import DeviceOpt, EmaOpt, ModelArg, WorkspaceOpt, handles_errors, note, result, warn
 from latentctl.errors import UsageError
 
-INSTALL_HINT = "pip install 'latentctl[explore]'"
+INSTALL_HINT = "pip install starlette uvicorn"  # core dependencies: missing only in a broken install
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 

@@ -101,6 +101,12 @@ def train(
     tune_allocator: Annotated[
         bool, typer.Option("--tune-allocator/--no-tune-allocator", help="On Linux CPUs, keep large buffers between steps instead of re-mapping them (about 1.5-2x faster; more resident memory).", rich_help_panel=PANEL_DEVICE)
     ] = True,
+    threads: Annotated[
+        int | None, typer.Option("--threads", min=0, help="CPU threads for this process (0: every available core). The choice is printed in the run's header \\[default: 0].", rich_help_panel=PANEL_DEVICE, show_default=False)
+    ] = None,
+    tensorboard: Annotated[
+        bool, typer.Option("--tensorboard", help="Also write TensorBoard event files to RUN/tensorboard/ (needs: pip install 'latentctl[tensorboard]').", rich_help_panel=PANEL_OUTPUT)
+    ] = False,
     devices: Annotated[
         int, typer.Option(min=1, help="Data-parallel worker processes: one per GPU on CUDA, or CPU processes sharing the cores (gloo).", rich_help_panel=PANEL_DEVICE)
     ] = 1,
@@ -160,12 +166,18 @@ def train(
     if dry_run:
         _dry_run(plan, ws, dev, strict)
         return
+    if tensorboard:
+        from latentctl.tb import require_tensorboard
+
+        require_tensorboard()
     perf_levers.cpu_speedups(dev, allocator=tune_allocator)
+    if dev.type == "cpu" and threads is not None:
+        perf_levers.set_threads(threads)
     if group is not None:
         dev = group.join(dev)
     finished = False
     try:
-        _run(plan, ws, dev, devices, strict, group)
+        _run(plan, ws, dev, devices, strict, group, tensorboard)
         finished = True
     finally:
         if group is not None:
@@ -201,7 +213,7 @@ def _dry_run(plan, ws, dev, strict: bool) -> None:
     }, indent=2))
 
 
-def _run(plan, ws, dev, devices: int, strict: bool, group=None) -> None:
+def _run(plan, ws, dev, devices: int, strict: bool, group=None, tensorboard: bool = False) -> None:
     """Everything `train` does after its options are settled: data, run folder, training, report.
     With ``group`` (torchrun) rank 0 alone writes files and speaks; every rank trains its share."""
     from latentctl import runs
@@ -224,6 +236,15 @@ def _run(plan, ws, dev, devices: int, strict: bool, group=None) -> None:
         + (f" (budget {t.max_steps} steps)" if t.max_steps else "")
         + f", device {dev}, {t.precision}" + (", channels-last" if t.channels_last else "")
     )
+    if dev.type == "cpu":
+        from latentctl import perf as perf_levers
+
+        say(perf_levers.thread_choice())
+    tb = None
+    if tensorboard and main:
+        from latentctl.tb import TensorBoardListener
+
+        tb = TensorBoardListener(target)
     try:
         if devices > 1:
             note(f"training on {devices} worker processes")
@@ -232,7 +253,12 @@ def _run(plan, ws, dev, devices: int, strict: bool, group=None) -> None:
             if group is not None:
                 say(f"training as {group.size} processes started by torchrun")
             with TrainingProgress(err_console) as progress:
-                path = runs.execute(plan, ws, dataset, dev, group=group, on_event=progress.update)
+                def listen(event) -> None:
+                    progress.update(event)
+                    if tb is not None:
+                        tb.update(event)
+
+                path = runs.execute(plan, ws, dataset, dev, group=group, on_event=listen)
         else:
             path = runs.execute(plan, ws, dataset, dev, group=group)
     except TrainingInterrupted as stop:
@@ -245,6 +271,9 @@ def _run(plan, ws, dev, devices: int, strict: bool, group=None) -> None:
         if main and (target / CHECKPOINT_NAME).exists():
             note(f"resume with: latentctl train --resume {target}")
         raise
+    finally:
+        if tb is not None:
+            tb.close()
     say(f"done: {path} ({peak_memory()} in this process)")
     if main:
         result(str(target / CHECKPOINT_NAME))

@@ -1,0 +1,163 @@
+"""Quality per CPU minute: every recipe trained for the same wall-clock budget, scored side by side.
+
+    python -m benchmarks.quality                       # synthetic faces + real digits, 180 s each
+    python -m benchmarks.quality --budget 600          # the issue's 10 minutes per recipe
+    python -m benchmarks.quality --data faces --recipes seed,lite,lite-no-aug
+
+Data sets (nothing is committed or downloaded at run time):
+  faces   latentctl's synthetic cartoon faces, 2,000 at 32 px (RGB), built in.
+  digits  the 1,797 real handwritten digits that scikit-learn ships inside its package (8x8 grey,
+          upscaled to 32 px): `pip install scikit-learn` when running this by hand. Not needed by CI.
+
+For each data set it prints the score of the real images against themselves (two halves: the
+floor), of the real images blurred (a Gaussian of 1 px: the baseline a blob-making model must
+beat) and of uniform noise, then for each recipe: steps and images per second reached in the budget,
+Fréchet distance in latentctl's built-in feature space (docs/quality.md), its ratio to the floor,
+and recall. Every recipe trains in this process, one after the other, from the same seed; the load
+average is printed beside each, since another busy program slows a recipe and not the others.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import time
+
+import numpy as np
+
+RECIPES = {
+    "seed": ("seed", {}),
+    "lite": ("lite", {}),
+    "lite-no-aug": ("lite", {"augment": "off"}),
+    "lite-no-ema": ("lite", {"ema": False}),
+    "seed+ema": ("seed", {"ema": True}),
+}
+
+
+def cpu_model() -> str:
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def load_data(name: str, size: int) -> np.ndarray:
+    from PIL import Image
+
+    if name == "faces":
+        from latentctl import synthetic
+
+        return synthetic.synthetic_faces(2000, size, 0)[0]
+    if name == "digits":
+        try:
+            from sklearn.datasets import load_digits
+        except ImportError:
+            raise SystemExit("the digits data set comes with scikit-learn: pip install scikit-learn") from None
+        raw = load_digits().images  # (1797, 8, 8), 0..16, dark digits on white would be 16 - x
+        grey = np.clip(raw * (255 / 16), 0, 255).astype(np.uint8)
+        return np.stack([np.asarray(Image.fromarray(g).resize((size, size), Image.Resampling.BICUBIC)) for g in grey])[..., None]
+    raise SystemExit(f"unknown data set {name!r}: faces or digits")
+
+
+def blurred(images: np.ndarray) -> np.ndarray:
+    from PIL import Image, ImageFilter
+
+    out = []
+    for img in images:
+        pil = Image.fromarray(img[..., 0] if img.shape[-1] == 1 else img)
+        arr = np.asarray(pil.filter(ImageFilter.GaussianBlur(1.0)))
+        out.append(arr[..., None] if img.shape[-1] == 1 else arr)
+    return np.stack(out)
+
+
+def train_for(images: np.ndarray, recipe: str, budget_s: float, width: int, batch: int, seed: int, precision: str):
+    import torch
+
+    from latentctl.config import ModelConfig, TrainConfig
+    from latentctl.recipes import model_defaults, train_defaults
+    from latentctl.training import epoch_order
+    from latentctl.trainers import make_trainer
+
+    arch, extra = RECIPES[recipe]
+    size, channels = images.shape[1], images.shape[3]
+    model = ModelConfig(**{**model_defaults(arch), "arch": arch, "image_size": size, "width": width, "channels": channels})
+    cfg = TrainConfig(**{**train_defaults(arch, "gan"), **extra, "batch_size": batch, "seed": seed,
+                         "channels_last": True, "precision": precision})
+    torch.manual_seed(seed)
+    trainer = make_trainer(model, cfg, torch.device("cpu"))
+    half, n = trainer.real_per_step, len(images)
+    steps, epoch, start = 0, 0, time.perf_counter()
+    while time.perf_counter() - start < budget_s:
+        order = epoch_order(seed, epoch, n)
+        for i in range(n // batch):
+            idx = np.sort(order[i * half : (i + 1) * half])
+            trainer.step(trainer.prepare_real(torch.from_numpy(np.ascontiguousarray(images[idx]))))
+            steps += 1
+            if time.perf_counter() - start >= budget_s:
+                break
+        epoch += 1
+    elapsed = time.perf_counter() - start
+    return trainer.sampler, steps, steps * half / elapsed
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", default="faces,digits")
+    ap.add_argument("--recipes", default="seed,lite")
+    ap.add_argument("--budget", type=float, default=180.0, help="seconds of training per recipe")
+    ap.add_argument("--size", type=int, default=32)
+    ap.add_argument("--width", type=int, default=32)
+    ap.add_argument("--batch", type=int, default=64)
+    ap.add_argument("--n", type=int, default=1000, help="samples scored (and real images per half)")
+    ap.add_argument("--precision", default="auto")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--grids", default="", help="folder to save each recipe's 6x6 sample grid in")
+    args = ap.parse_args()
+
+    import torch
+
+    from latentctl import perf, score
+    from latentctl.device import resolve_precision
+    from latentctl.grid import make_grid, save_png
+
+    perf.use_all_cores()
+    precision = resolve_precision(args.precision, torch.device("cpu"))
+    print(f"CPU: {cpu_model()}, {os.cpu_count()} cores, torch {torch.__version__}, {torch.get_num_threads()} threads, "
+          f"{precision}; budget {args.budget:.0f} s per recipe, {args.size} px, width {args.width}, batch {args.batch}")
+    rows = []
+    for data in args.data.split(","):
+        images = load_data(data, args.size)
+        ref = score.reference(images, n=args.n, seed=args.seed)
+        noise = np.random.default_rng(1).integers(0, 256, (args.n, *images.shape[1:]), dtype=np.uint8)
+        base = {"blurred real": score.score_images(blurred(images[: args.n]), ref).score,
+                "uniform noise": score.score_images(noise, ref).score}
+        floor = ref.floor.fd
+        print(f"\n{data}: {len(images)} images, {images.shape[-1]} channel(s); real vs real FD {floor:.2f}")
+        rows.append((data, "real vs real (floor)", "", "", floor, 1.0, ref.floor.recall, ""))
+        for name, m in base.items():
+            rows.append((data, name, "", "", m.fd, m.fd / floor, m.recall, ""))
+        for recipe in args.recipes.split(","):
+            load = os.getloadavg()[0]
+            G, steps, ips = train_for(images, recipe, args.budget, args.width, args.batch, args.seed, precision)
+            report = score.score_generator(G, ref, n=args.n, device="cpu", precision=precision)
+            rows.append((data, recipe, steps, f"{ips:.0f}", report.score.fd, report.score.fd / floor, report.score.recall, f"{load:.1f}"))
+            print(f"  {recipe}: {steps} steps ({ips:.0f} img/s), FD {report.score.fd:.2f} = {report.score.fd / floor:.1f}x floor, "
+                  f"recall {report.score.recall:.2f} (load {load:.1f})", flush=True)
+            if args.grids:
+                from latentctl.generate import generate
+                from latentctl.seeds import latents_from_seeds
+
+                grid = generate(G, latents_from_seeds(list(range(36)), G.config.latent_dim), device=torch.device("cpu"))
+                save_png(make_grid(grid, caption=f"{data}, {recipe}, {steps} steps"), os.path.join(args.grids, f"{data}-{recipe}.png"))
+    print("\n| data | model | steps | img/s | FD | x floor | recall | load |")
+    print("|---|---|---|---|---|---|---|---|")
+    for d, m, s, ips, fd, ratio, rec, load in rows:
+        print(f"| {d} | {m} | {s} | {ips} | {fd:.2f} | {ratio:.1f} | {rec:.2f} | {load} |")
+
+
+if __name__ == "__main__":
+    main()

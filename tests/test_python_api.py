@@ -1,0 +1,46 @@
+"""The Python API is the CLI's own library: the same run, the same pictures, the same store."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+import latentctl
+from latentctl.cli.app import app
+from latentctl.errors import UsageError
+from latentctl.events import CheckpointEvent
+
+
+def test_importing_latentctl_imports_no_torch():
+    code = "import sys, latentctl\nassert 'torch' not in sys.modules\n"
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_train_run_then_open_model_matches_the_cli(image_folder, workspace):
+    events = []
+    run = latentctl.train_run(image_folder, image_size=32, width=16, latent_dim=8, batch_size=16, epochs=1,
+                              precision="fp32", on_event=events.append)
+    assert (run / "checkpoint.safetensors").exists()
+    assert any(isinstance(e, CheckpointEvent) for e in events)
+    assert (workspace / "current").read_text().strip() == str(run.resolve())  # as `train` does
+
+    model = latentctl.open_model()  # the current run
+    images = model.sample([3, 5])
+    assert images.shape == (2, 32, 32, 3) and images.dtype == np.uint8
+    assert np.array_equal(model.sample("3,5"), images)
+
+    res = CliRunner().invoke(app, ["sample", "--seeds", "5", "--precision", "fp32", "--out", str(workspace / "o")])
+    assert res.exit_code == 0, res.output
+    assert np.array_equal(np.asarray(Image.open(workspace / "o" / "seed0005.png")), images[1])
+
+    model.store.save("picked", model.entry(model.latents("seeds:3,5").z, seeds=[3, 5]))
+    shown = CliRunner().invoke(app, ["latents", "show", "picked"])
+    assert shown.exit_code == 0 and "2" in shown.output
+
+
+def test_train_run_refuses_what_the_cli_refuses(image_folder):
+    with pytest.raises(UsageError, match="image size 33"):
+        latentctl.train_run(image_folder, image_size=33)
