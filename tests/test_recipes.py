@@ -20,7 +20,7 @@ from latentctl.health import HealthMonitor, diversity
 from latentctl.models import build_models
 from latentctl.training import train
 
-from conftest import TINY_MODEL, blob_images, write_images
+from conftest import TINY_MODEL, blob_images
 
 runner = CliRunner()
 CPU = torch.device("cpu")
