@@ -12,22 +12,10 @@ from latentctl.errors import UsageError
 from latentctl.labels import check_condition, read_labels_csv, select
 from latentctl.store import read_entry
 
-from conftest import TINY_MODEL
 from test_cli import run
+from test_cli_latents import model as tiny_run
 
-
-@pytest.fixture(scope="module")
-def model(tmp_path_factory):
-    from typer.testing import CliRunner
-
-    from conftest import blob_images, write_images
-    from latentctl.cli.app import app
-
-    root = tmp_path_factory.mktemp("model")
-    folder = write_images(root / "images", blob_images(64))
-    res = CliRunner().invoke(app, ["train", str(folder), *TINY_MODEL, "--epochs", "1", "--workspace", str(root / "ws")])
-    assert res.exit_code == 0, res.output
-    return root / "ws" / "runs" / "0001-images-32px"
+model = tiny_run  # the tiny trained run of test_cli_latents, a module fixture (pytest finds it by name)
 
 
 def shifted(n, d=20, shift=0.0, seed=0):
