@@ -128,11 +128,11 @@ def encode(
 def map_latents(
     images: Annotated[Path, typer.Argument(metavar="DIR", help="Folder of labelled images.", show_default=False)],
     column: Annotated[str, typer.Option("--column", "-c", metavar="NAME", help="The label that colours the points, e.g. gender.", show_default=False)],
-    models: Annotated[list[Path] | None, typer.Option("--model", "-m", metavar="MODEL", help="Run folder or checkpoint; repeat to draw models side by side (e.g. an AE and a VAE) [default: the current run].", show_default=False)] = None,
+    models: Annotated[list[Path] | None, typer.Option("--model", "-m", metavar="MODEL", help="Run folder or checkpoint; repeat to draw models side by side (e.g. an AE and a VAE) \\[default: the current run].", show_default=False)] = None,
     labels: LabelsOpt = None,
     name_pattern: PatternOpt = None,
     max_images: MaxImagesOpt = 2000,
-    out: Annotated[Path | None, typer.Option("--out", "-o", metavar="FILE", help="PNG to write [default: map.png in a new outputs/ folder].", rich_help_panel=PANEL_OUTPUT, show_default=False)] = None,
+    out: Annotated[Path | None, typer.Option("--out", "-o", metavar="FILE", help="PNG to write \\[default: map.png in a new outputs/ folder].", rich_help_panel=PANEL_OUTPUT, show_default=False)] = None,
     force: ForceOpt = False,
     device: DeviceOpt = "auto",
     ema: EmaOpt = True,

@@ -218,7 +218,7 @@ def attr_vector(
     images: Annotated[Path | None, typer.Option("--images", metavar="DIR", help="Instead of --pos/--neg: encode this labelled image folder and split it by a label.", rich_help_panel=P_LABELS, show_default=False)] = None,
     column: Annotated[str | None, typer.Option("--column", "-c", metavar="NAME", help="With --images: the label to split by, e.g. gender or age.", rich_help_panel=P_LABELS, show_default=False)] = None,
     pos_if: Annotated[str | None, typer.Option("--pos-if", metavar="COND", help="With --images: which label values count as positive: '==1', '>60', '20-30', or for a text column '==dark', 'in:dark,medium-dark'.", rich_help_panel=P_LABELS, show_default=False)] = None,
-    neg_if: Annotated[str | None, typer.Option("--neg-if", metavar="COND", help="With --images: negative values [default: every other labelled image].", rich_help_panel=P_LABELS, show_default=False)] = None,
+    neg_if: Annotated[str | None, typer.Option("--neg-if", metavar="COND", help="With --images: negative values \\[default: every other labelled image].", rich_help_panel=P_LABELS, show_default=False)] = None,
     labels: LabelsOpt = None,
     name_pattern: PatternOpt = None,
     max_images: MaxImagesOpt = 2000,
@@ -228,7 +228,7 @@ def attr_vector(
     permutations: Annotated[int, typer.Option(help="Random relabellings for the held-out check's baseline (0: skip the baseline) \\[default: 100].", show_default=False)] = 100,
     seed: Annotated[int, typer.Option(help="Seed of the relabellings and folds \\[default: 0].", show_default=False)] = 0,
     fast_encoder: Annotated[bool, typer.Option("--fast-encoder/--no-fast-encoder", help="With --images on a GAN: encode with a fast encoder trained on the GAN's own samples (on first use; stored beside the checkpoint) + 30 projection steps, instead of 300-step projection from random starts.", rich_help_panel=P_LABELS)] = True,
-    save: Annotated[str | None, typer.Option("--save", metavar="NAME", help="Store name for the direction [default: POS-minus-NEG].", show_default=False)] = None,
+    save: Annotated[str | None, typer.Option("--save", metavar="NAME", help="Store name for the direction \\[default: POS-minus-NEG].", show_default=False)] = None,
     model: ModelOpt = None,
     force: ForceOpt = False,
     ema: EmaOpt = True,
@@ -244,7 +244,9 @@ def attr_vector(
 
       latentctl attr-vector --pos smiling --neg neutral --orthogonal-to glasses --save smile
 
-      latentctl attr-vector --images utkface/ --column age --pos-if ">60" --save old     # from labels (AE/VAE)
+      latentctl attr-vector --images utkface/ --column age --pos-if ">60" --save old     # from labels (a GAN trains its fast encoder on first use)
+
+      latentctl attr-vector --images faces/ --column skin --pos-if in:dark,medium-dark --save dark-skin   # a text column
     """
     import numpy as np
 
