@@ -41,6 +41,8 @@ SAMPLE_BATCH = 64
 #   cl               channels-last weights and activations
 #   inplace          latentctl.perf.inplace_activations on the networks
 #   threads=N        torch.set_num_threads(N)
+#   tuner=SECONDS    latentctl.perf.ThreadTuner sets the thread count before each step (re-probing every SECONDS)
+#   adam=fused|foreach  Adam built with fused=True / foreach=True (a proposed trainers.py change)
 #   sampleprep       latentctl.perf.prepare_for_sampling on the generator (sampling only)
 #   rgbcrop          bench-only: the generator's last layer as Conv2d(padding=4) + crop instead of
 #                    ZeroPad2d((3, 4, 3, 4)) + Conv2d (same result); measures a proposed gan.py change
@@ -178,14 +180,14 @@ def _rgb_crop(G) -> None:
         G.to_rgb = convert(G.to_rgb)
 
 
-def _make_trainer(impl: str, size: int, batch: int, levers: list[str], dev):
+def _make_trainer(impl: str, size: int, batch: int, levers: list[str], dev, width: int = 128):
     """(step(uint8 batch) callable, description) for one training configuration."""
     import torch
 
     if impl == "plain":
         from benchmarks.plain_reference import PlainGAN, prepare_real
 
-        gan = PlainGAN(size, batch, dev)
+        gan = PlainGAN(size, batch, dev, width=width)
         if "rgbcrop" in levers:
             _rgb_crop(gan.G)
             gan.opt_G = torch.optim.Adam(gan.G.parameters(), lr=2e-4, betas=(0.5, 0.999))
@@ -214,7 +216,7 @@ def _make_trainer(impl: str, size: int, batch: int, levers: list[str], dev):
 
     precision = "fp32" if "fp32" in levers else resolve_precision("auto", dev)
     cfg = TrainConfig(batch_size=batch, precision=precision, channels_last="cl" in levers)
-    trainer = GANTrainer(ModelConfig(image_size=size), cfg, dev)
+    trainer = GANTrainer(ModelConfig(image_size=size, width=width), cfg, dev)
     if "rgbcrop" in levers:
         _rgb_crop(trainer.G)
         trainer.opt_G = torch.optim.Adam(trainer.G.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
@@ -224,6 +226,12 @@ def _make_trainer(impl: str, size: int, batch: int, levers: list[str], dev):
         inplace_activations(trainer.G)
         inplace_activations(trainer.D)
 
+    adam = next((lv.split("=", 1)[1] for lv in levers if lv.startswith("adam=")), None)
+    if adam:  # adam=fused | adam=foreach: a proposed trainers.py change (_build_optimizers)
+        kw = {"fused": True} if adam == "fused" else {"foreach": True}
+        betas = (cfg.beta1, cfg.beta2)
+        trainer.opt_G = torch.optim.Adam(trainer.G.parameters(), lr=trainer.config.lr, betas=betas, **kw)
+        trainer.opt_D = torch.optim.Adam(trainer.D.parameters(), lr=trainer.config.d_lr, betas=betas, **kw)
     if "compile" in levers:  # in place, so the trainer and its optimizers keep the same modules
         trainer.G.compile()
         trainer.D.compile()
@@ -234,13 +242,13 @@ def _make_trainer(impl: str, size: int, batch: int, levers: list[str], dev):
     return step, {"G": trainer.G, "D": trainer.D, "precision": precision}
 
 
-def _make_sampler(impl: str, size: int, levers: list[str], dev):
+def _make_sampler(impl: str, size: int, levers: list[str], dev, width: int = 128):
     import torch
 
     if impl == "plain":
         from benchmarks.plain_reference import make_generator, sample
 
-        G = make_generator(size).to(dev)
+        G = make_generator(size, width=width).to(dev)
         if "rgbcrop" in levers:
             _rgb_crop(G)
 
@@ -254,7 +262,7 @@ def _make_sampler(impl: str, size: int, levers: list[str], dev):
     from latentctl.generate import generate_batches
     from latentctl.models import build_models
 
-    G, _ = build_models(ModelConfig(image_size=size))
+    G, _ = build_models(ModelConfig(image_size=size, width=width))
     G.to(dev)
     if "rgbcrop" in levers:
         _rgb_crop(G)
@@ -283,6 +291,15 @@ class _Config:
         self.kind, self.levers = spec["kind"], spec.get("levers", [])
         self.threads = next((int(lv.split("=", 1)[1]) for lv in self.levers if lv.startswith("threads=")), None)
         self.default_threads = torch.get_num_threads()
+        # tuner=SECONDS: latentctl.perf.ThreadTuner picks the thread count per step (re-probing
+        # every SECONDS); measures the proposed default for busy machines
+        tuner = next((float(lv.split("=", 1)[1]) for lv in self.levers if lv.startswith("tuner=")), None)
+        if tuner is not None:
+            from latentctl.perf import ThreadTuner
+
+            self.tuner = ThreadTuner(interval=tuner)
+        else:
+            self.tuner = None
         self._set_threads()
         size = spec["size"]
         self.flops_per_img = None
@@ -293,18 +310,18 @@ class _Config:
                 # is linear in the batch, so this is exact for the full batch.
                 torch.manual_seed(1)
                 plain_levers = [lv for lv in self.levers if lv != "compile"]  # same FLOPs, no second compile
-                fstep, _ = _make_trainer(spec["impl"], size, 4, plain_levers, dev)
+                fstep, _ = _make_trainer(spec["impl"], size, 4, plain_levers, dev, spec.get("width", 128))
                 small = _real_pool(size, 2, 1)[0]
                 self.flops_per_img = _count_flops(lambda: fstep(small)) / 2
                 del fstep
             torch.manual_seed(0)
             self.rss_before = _rss_mib()
-            self.fn, info = _make_trainer(spec["impl"], size, spec["batch"], self.levers, dev)
+            self.fn, info = _make_trainer(spec["impl"], size, spec["batch"], self.levers, dev, spec.get("width", 128))
             pool = _real_pool(size, half)
             self.arg = lambda i: pool[i % len(pool)]
             self.images_per_step = half
         else:
-            run, G, precision = _make_sampler(spec["impl"], size, self.levers, dev)
+            run, G, precision = _make_sampler(spec["impl"], size, self.levers, dev, spec.get("width", 128))
             with torch.inference_mode():
                 was = G.training
                 G.eval()
@@ -337,10 +354,14 @@ class _Config:
             self._reset = True
         _sync(self.dev)
         u0, s0, f0 = _rusage()
+        if self.tuner is not None:
+            self.tuner.before_step()
         t = time.perf_counter()
         self.fn(a)
         _sync(self.dev)
         dt = time.perf_counter() - t
+        if self.tuner is not None:
+            self.tuner.after_step(dt)
         if self.n == 1:
             self.first_step_s = dt  # includes torch.compile's compiling, where that lever is on
         u1, s1, f1 = _rusage()
@@ -390,6 +411,122 @@ def _worker_peak(spec: dict, dev) -> dict:
     return {"peak_gflops": out, "n": n}
 
 
+def _bucket(e) -> str:
+    """Which part of a step a profiler event's self time belongs to (first match wins)."""
+    chain, p = [e.name], e.cpu_parent
+    while p is not None:
+        chain.append(p.name)
+        p = p.cpu_parent
+    if any(n.startswith("Optimizer.") for n in chain):
+        return "optimizer (Adam step, zero_grad)"
+    if e.name in ("aten::copy_", "aten::_to_copy", "aten::clone", "aten::contiguous", "aten::to") or e.name.endswith("ToCopyBackward0"):
+        return "layout and dtype conversions (to/copy/clone)"
+    if any("cross_entropy" in n.lower() or "log_sigmoid" in n.lower() or "CrossEntropy" in n for n in chain):
+        return "loss (BCE with logits, fwd+bwd)"
+    conv = any(n in ("aten::convolution", "aten::convolution_backward") for n in chain)
+    back = any(n.startswith("autograd::engine::evaluate_function") for n in chain)
+    linear = any(n in ("aten::addmm", "aten::mm", "aten::linear") for n in chain)
+    part = "convolutions" if conv else "dense layers" if linear else "everything else (activations, padding, sampling z, ...)"
+    return f"{'backward' if back else 'forward'}: {part}"
+
+
+def _layer_key(e) -> str | None:
+    """A convolution layer named by its input and weight shapes (from the nearest conv op)."""
+    p = e
+    while p is not None and p.name not in ("aten::convolution", "aten::convolution_backward"):
+        p = p.cpu_parent
+    if p is None or not p.input_shapes:
+        return None
+    shapes = p.input_shapes
+    x, w = (shapes[0], shapes[1]) if p.name == "aten::convolution" else (shapes[1], shapes[2])
+    transposed = bool(p.concrete_inputs[6]) if p.name == "aten::convolution" and len(getattr(p, "concrete_inputs", []) or []) > 6 else None
+    kind = "convT" if transposed else "conv"
+    if transposed is None:  # backward: the weight layout says (in, out) for transposed ones; not recorded, so shapes only
+        kind = "conv/convT"
+    return f"{kind} in {tuple(x[1:])} w {tuple(w)} ({'bwd' if p.name.endswith('backward') else 'fwd'})"
+
+
+def _profile(spec: dict) -> dict:
+    """Where one training step and one sampling batch spend their time (torch.profiler, self CPU
+    time per op, grouped), and the convolutions' FLOP rate against the matmul peak."""
+    import torch
+    from torch.profiler import ProfilerActivity, profile
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from latentctl import perf
+
+    perf.tune_allocator()
+    dev = torch.device("cpu")
+    size, batch, steps = spec["size"], spec["batch"], spec["steps"]
+    out = {"size": size, "batch": batch, "threads": torch.get_num_threads()}
+    for kind in ("train", "sample"):
+        if kind == "train":
+            fn, info = _make_trainer("latentctl", size, batch, ["cl", "alloc"] + spec.get("levers", []), dev)
+            pool = _real_pool(size, batch // 2)
+            run = lambda i: fn(pool[i % len(pool)])  # noqa: E731
+            small_fn, _ = _make_trainer("latentctl", size, 4, ["cl", "alloc"] + spec.get("levers", []), dev)
+            small = _real_pool(size, 2, 1)[0]
+            count, scale = (lambda: small_fn(small)), batch / 4
+        else:
+            sampler, G, precision = _make_sampler("latentctl", size, ["sampleprep", "alloc"], dev)
+            import numpy as np
+
+            z = np.random.default_rng(0).standard_normal((SAMPLE_BATCH, 100)).astype(np.float32)
+            run = lambda i: sampler(z)  # noqa: E731
+            info = {"precision": precision}
+
+            def count():
+                with torch.inference_mode():
+                    sampler(z[:2])
+
+            scale = SAMPLE_BATCH / 2
+        for i in range(2):  # warm-up: oneDNN picks and caches its kernels
+            run(i)
+        with FlopCounterMode(display=False) as fc:
+            count()
+        flops = {str(k): v * scale for k, v in fc.get_flop_counts().get("Global", {}).items()}
+        conv_flops = sum(v for k, v in flops.items() if "convolution" in k) / 1  # per step (or batch)
+        t = time.perf_counter()
+        with profile(activities=[ProfilerActivity.CPU], record_shapes=True) as prof:
+            for i in range(steps):
+                run(i)
+        wall = (time.perf_counter() - t) / steps
+        buckets: dict[str, float] = {}
+        layers: dict[str, float] = {}
+        for e in prof.events():
+            self_s = e.self_cpu_time_total / 1e6 / steps
+            b = _bucket(e)
+            buckets[b] = buckets.get(b, 0.0) + self_s
+            if "convolutions" in b:
+                key = _layer_key(e)
+                if key:
+                    layers[key] = layers.get(key, 0.0) + self_s
+        conv_s = sum(v for k, v in buckets.items() if "convolutions" in k)
+        out[kind] = {"wall_s": wall, "buckets": buckets, "layers": layers, "conv_flops": conv_flops, "conv_s": conv_s,
+                     "precision": info.get("precision", "fp32"), "flops": flops}
+    out["peak"] = _worker_peak({"n": 2048, "reps": 6}, dev)["peak_gflops"]
+    return out
+
+
+def _print_profile(p: dict) -> None:
+    peak = p["peak"]
+    for kind in ("train", "sample"):
+        r = p[kind]
+        what = f"one training step, batch {p['batch']}" if kind == "train" else f"one sampling batch of {SAMPLE_BATCH}"
+        print(f"\nPROFILE {p['size']} px, {what}, {r['precision']}, {p['threads']} threads: {r['wall_s']:.3f} s wall "
+              "(profiler on; self CPU time per op, summed by part)")
+        total = sum(r["buckets"].values())
+        for name, v in sorted(r["buckets"].items(), key=lambda kv: -kv[1]):
+            print(f"  {name:<58} {v:>8.3f} s {100 * v / total:>5.1f} %")
+        pk = peak.get("bfloat16" if r["precision"] == "bf16" else "float32") or peak["float32"]
+        rate = r["conv_flops"] / r["conv_s"] / 1e9 if r["conv_s"] else 0.0
+        print(f"  convolutions: {r['conv_flops'] / 1e9:.1f} GFLOP in {r['conv_s']:.3f} s = {rate:.0f} GFLOP/s, "
+              f"{100 * rate / pk:.0f} % of the {r['precision']} matmul peak ({pk:.0f} GFLOP/s)")
+        print("  convolution layers (self time):")
+        for name, v in sorted(r["layers"].items(), key=lambda kv: -kv[1])[:10]:
+            print(f"    {name:<70} {v:>7.3f} s")
+
+
 def _emit(tag: str, obj) -> None:
     sys.stdout.write(f"@@{tag} {json.dumps(obj)}\n")
     sys.stdout.flush()
@@ -412,6 +549,8 @@ def _worker_serve(specs: list[dict]) -> None:
         cmd = json.loads(line)
         if cmd["op"] == "step":
             _emit("STEP", configs[cmd["cfg"]].step(cmd["measured"]))
+        elif cmd["op"] == "profile":
+            _emit("PROFILE", _profile(cmd))
         elif cmd["op"] == "peak":
             _emit("PEAK", _worker_peak(cmd, dev))
         elif cmd["op"] == "done":
@@ -430,6 +569,8 @@ class _Worker:
         import tempfile
 
         env = dict(os.environ)
+        for k in specs[0].get("unset", []):  # e.g. a wait policy inherited from the parent
+            env.pop(k, None)
         env.update(specs[0].get("env", {}))  # OpenMP reads its environment when torch loads
         env["PYTHONPATH"] = str(ROOT) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
         self.specs = specs
@@ -572,6 +713,9 @@ SCAN_TRAIN = [
     ("latentctl + cl + alloc + in-place + OMP_PROC_BIND=close", "latentctl", ["cl", "alloc", "inplace"], {"OMP_PROC_BIND": "close"}),
     ("latentctl + cl + alloc + in-place + THP (GLIBC_TUNABLES)", "latentctl", ["cl", "alloc", "inplace"], THP_ENV),
     ("latentctl + cl + alloc + torch.compile", "latentctl", ["cl", "alloc", "compile"], {}),
+    ("latentctl as `train` runs it, Adam as trainers.py builds it", "latentctl", ["cl", "alloc"], {}),
+    ("latentctl as `train` runs it, Adam(fused=True)", "latentctl", ["cl", "alloc", "adam=fused"], {}),
+    ("latentctl as `train` runs it, Adam(foreach=True)", "latentctl", ["cl", "alloc", "adam=foreach"], {}),
 ]
 SCAN_SAMPLE = [
     ("plain", "plain", [], {}),
@@ -708,6 +852,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-train", action="store_true", help="skip training")
     p.add_argument("--no-loader", action="store_true", help="skip the data loader measurement")
     p.add_argument("--json", type=Path, default=None, help="also write all results here")
+    p.add_argument("--profile", action="store_true", help="where a training step and a sampling batch spend their time (torch.profiler; CPU), at --sizes [64]")
+    p.add_argument("--adam", default=None, help=argparse.SUPPRESS)
     p.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
 
@@ -715,8 +861,20 @@ def main(argv: list[str] | None = None) -> int:
         _worker_serve(json.loads(args.worker))
         return 0
 
-    sizes = [int(s) for s in (args.sizes or ("32" if args.quick else "64,128")).split(",")]
+    sizes = [int(s) for s in (args.sizes or ("32" if args.quick else "64" if args.profile else "64,128")).split(",")]
     batch = args.batch or (16 if args.quick else 128)
+    if args.profile:
+        machine = _machine()
+        print(f"machine: {machine.get('cpu', '?')}, {machine.get('cpus')} CPUs, SIMD {'/'.join(machine.get('simd', []))}", flush=True)
+        for size in sizes:
+            levers = [f"adam={args.adam}"] if args.adam else []
+            w = _Worker([{"name": "profile", "kind": "peak", "device": "cpu", "levers": []}])
+            res = w.ask("PROFILE", op="profile", size=size, batch=batch, steps=args.steps or 2, levers=levers)
+            w.close([0])
+            _print_profile(res)
+            if args.json:
+                args.json.write_text(json.dumps(res, indent=2))
+        return 0
     budget = args.budget if args.budget is not None else (None if args.quick else 60.0)
     if budget is not None and budget <= 0:
         budget = None

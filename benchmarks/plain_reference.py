@@ -60,11 +60,11 @@ def prepare_real(batch_uint8: torch.Tensor) -> torch.Tensor:
 class PlainGAN:
     """Both networks, their optimizers and one training step of the seed's loop."""
 
-    def __init__(self, image_size: int = 128, batch_size: int = 128, device: str | torch.device = "cpu"):
+    def __init__(self, image_size: int = 128, batch_size: int = 128, device: str | torch.device = "cpu", width: int = WIDTH):
         self.device = torch.device(device)
         self.batch_size = batch_size
-        self.G = make_generator(image_size).to(self.device)
-        self.D = make_discriminator(image_size).to(self.device)
+        self.G = make_generator(image_size, width=width).to(self.device)
+        self.D = make_discriminator(image_size, width=width).to(self.device)
         self.opt_G = torch.optim.Adam(self.G.parameters(), lr=2e-4, betas=(0.5, 0.999))
         self.opt_D = torch.optim.Adam(self.D.parameters(), lr=2e-4, betas=(0.5, 0.999))
         self.loss = nn.BCEWithLogitsLoss()
