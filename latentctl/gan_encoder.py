@@ -36,7 +36,7 @@ class GanEncoderConfig:
     channels: int
     latent_dim: int
     width: int = 32
-    steps: int = 1500
+    steps: int = 500  # minutes for the 32 px demo GAN on 2 CPU cores (measured time: docs/directions.md)
     batch_size: int = 64
     lr: float = 1e-3
     seed: int = 0

@@ -61,7 +61,7 @@ def encode(
     train_encoder: Annotated[bool, typer.Option("--train-encoder", help="GAN: (re)train a fast encoder on the GAN's own samples, stored as RUN/gan-encoder.safetensors, and encode with it.", rich_help_panel=P_PROJ)] = False,
     use_encoder: Annotated[bool, typer.Option("--use-encoder", help="GAN: encode with the stored fast encoder (trained first if there is none) instead of projecting from random starts.", rich_help_panel=P_PROJ)] = False,
     refine: Annotated[int, typer.Option(min=0, help="With the GAN encoder: projection steps started from its guess (0: the encoder alone) \\[default: 30].", rich_help_panel=P_PROJ, show_default=False)] = 30,
-    encoder_steps: Annotated[int, typer.Option(min=1, help="Training steps of the GAN encoder (64 samples each) \\[default: 1500].", rich_help_panel=P_PROJ, show_default=False)] = 1500,
+    encoder_steps: Annotated[int, typer.Option(min=1, help="Training steps of the GAN encoder (64 samples each) \\[default: 500].", rich_help_panel=P_PROJ, show_default=False)] = 500,
     model: ModelOpt = None,
     out: OutOpt = None,
     force: ForceOpt = False,
