@@ -80,7 +80,10 @@ def _enter_group(device_type: str, local_rank: int, local_size: int, **init: Any
         torch.cuda.set_device(local_rank)
         device = torch.device("cuda", local_rank)
     else:
-        torch.set_num_threads(cpu_threads_per_process(local_size))
+        from latentctl.perf import chosen_threads
+
+        if chosen_threads() is None:  # an explicit --threads N stands; otherwise split the cores
+            torch.set_num_threads(cpu_threads_per_process(local_size))
         device = torch.device("cpu")
     dist.init_process_group("nccl" if device_type == "cuda" else "gloo", **init)
     return device

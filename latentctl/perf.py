@@ -179,6 +179,11 @@ def set_threads(n: int | None) -> int:
     return torch.get_num_threads()
 
 
+def chosen_threads() -> int | None:
+    """The count given to ``set_threads`` (``--threads N``), or None when none was."""
+    return _threads_chosen
+
+
 def thread_choice() -> str:
     """One line saying how many intra-op threads this process uses, why, and how they wait, for
     a run's header and metrics, e.g. "2 threads (every available core), OpenMP waits passive"."""

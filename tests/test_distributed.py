@@ -91,7 +91,7 @@ def test_two_processes_average_gradients_like_one_process_with_the_same_global_b
 
     # one writer: one checkpoint, metrics logged once (not once per rank), one grid per epoch
     run = tmp_path / "two"
-    assert sorted(p.name for p in run.iterdir()) == ["checkpoint.safetensors", "grids", "metrics.jsonl"]
+    assert sorted(p.name for p in run.iterdir() if p.name != "loss.png") == ["checkpoint.safetensors", "grids", "metrics.jsonl"]
     steps = [json.loads(x)["global_step"] for x in (run / "metrics.jsonl").read_text().splitlines()]
     assert steps == list(range(1, 9))
     assert sorted(p.name for p in (run / "grids").iterdir()) == ["epoch-0001.png", "epoch-0002.png"]
@@ -147,7 +147,7 @@ def test_torchrun_launch_trains_like_devices_2_with_one_writer(tmp_path):
     runs = sorted(p.name for p in (ws / "runs").iterdir())
     assert len(runs) == 2, runs  # torchrun's two processes made one run folder between them
     run = next(ws / "runs" / r for r in runs if "launched" in r)
-    assert sorted(p.name for p in run.iterdir()) == ["checkpoint.safetensors", "grids", "metrics.jsonl"]
+    assert sorted(p.name for p in run.iterdir() if p.name != "loss.png") == ["checkpoint.safetensors", "grids", "metrics.jsonl"]
     steps = [json.loads(x)["global_step"] for x in (run / "metrics.jsonl").read_text().splitlines()]
     assert steps == list(range(1, 9))  # logged once, not once per process
     assert launched.stdout.strip() == str(run / "checkpoint.safetensors")  # one process speaks

@@ -101,7 +101,7 @@ def test_two_nodes_train_like_one_node_of_two_processes_and_resume(tmp_path):
     with_runs = [h for h in homes if (h / "runs").exists() and any((h / "runs").iterdir())]
     assert len(with_runs) == 1, with_runs
     [run] = list((with_runs[0] / "runs").iterdir())
-    assert sorted(p.name for p in run.iterdir()) == ["checkpoint.safetensors", "grids", "metrics.jsonl"]
+    assert sorted(p.name for p in run.iterdir() if p.name != "loss.png") == ["checkpoint.safetensors", "grids", "metrics.jsonl"]
     steps = [json.loads(x)["global_step"] for x in (run / "metrics.jsonl").read_text().splitlines()]
     assert steps == list(range(1, 9))  # logged once, not once per node
     printed = [out.strip() for _, out, _ in nodes if out.strip()]
@@ -112,6 +112,7 @@ def test_two_nodes_train_like_one_node_of_two_processes_and_resume(tmp_path):
     b = _weights(one_run / "checkpoint.safetensors")
     assert a.keys() == b.keys()
     worst = max(float((a[k] - b[k]).abs().max()) for k in a)
+    print(f"largest weight difference, 2 nodes vs 1 node: {worst:.2e}")
     assert worst < TOLERANCE, f"2 nodes x 1 process and 1 node x 2 processes differ by up to {worst}"
 
     # resume the 2-node run for a third epoch, on both nodes
