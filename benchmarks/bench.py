@@ -4,6 +4,7 @@
     python -m benchmarks.bench --quick              # < 1 minute smoke run at 32 px
     python -m benchmarks.bench --scan               # every CPU lever alone and stacked
     python -m benchmarks.bench --sizes 64 --steps 6 --warmup 2 --json out.json
+    python -m benchmarks.bench --profile            # where a training step and a sampling batch spend their time (64 px)
 
 Every configuration runs in its own Python subprocess (``--quick`` shares one), so allocator
 settings, which are process-wide and sticky, and allocator state never leak from one
