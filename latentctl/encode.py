@@ -119,6 +119,7 @@ def encode_images(
     batch_size: int = 32,
     gan_encoder: object | None = None,
     refine_steps: int = 0,
+    refine_lr: float = 0.3,
     on_progress: Callable[[int, int], None] | None = None,
 ) -> Encoded:
     """Latents for real images, with their reconstructions and errors.
@@ -134,8 +135,11 @@ def encode_images(
         if refine_steps:
             chunks = []
             for i in range(0, len(images), batch_size):
+                # Adam moves each coordinate about lr per step: 30 steps x 0.3 can travel ~9 prior
+                # std, enough to correct an encoder that is off by a few; projection's 0.05 (made
+                # for 300 steps) would cover only 1.5 in 30.
                 chunks.append(project(loaded.generator, images[i : i + batch_size], device, steps=refine_steps,
-                                      lr=lr, restarts=1, init=z[i : i + batch_size]))
+                                      lr=refine_lr, restarts=1, init=z[i : i + batch_size]))
                 if on_progress:
                     on_progress(min(i + batch_size, len(images)), len(images))
             z, method = np.concatenate(chunks), f"gan-encoder + {refine_steps} projection steps"
