@@ -135,6 +135,7 @@ def execute(
     group=None,
     on_event: Callable[[Any], None] | None = None,
     worker_listener=None,
+    thread_tuner=None,
 ) -> Path:
     """Train the planned run; returns its checkpoint. ``group`` is a torchrun group this process
     belongs to (rank 0 alone writes); ``devices`` > 1 spawns that many worker processes."""
@@ -164,7 +165,7 @@ def execute(
             path = train_parallel(devices, device, listener=worker_listener, **kwargs)
         else:
             world = World() if group is None else World(group.rank, group.size)
-            path = train(device=device, world=world, on_event=listen if main else None, **kwargs)
+            path = train(device=device, world=world, on_event=listen if main else None, thread_tuner=thread_tuner, **kwargs)
     except LatentctlError:
         make_current()
         raise

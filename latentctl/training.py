@@ -144,15 +144,19 @@ def train(
     resume: checkpoint.Loaded | None = None,
     on_event: Callable[[Event], None] | None = None,
     world: World = World(),
+    thread_tuner: Any = None,
 ) -> Path:
     """Train into ``run_dir`` (checkpoint.safetensors, grids/, metrics.jsonl); return the checkpoint.
 
     With ``resume`` (a training checkpoint loaded with ``checkpoint.load(..., training=True)``) the
     run continues from the exact step it stopped at. With a ``world`` of several ranks (see
     ``latentctl.distributed``) each rank trains on its share of every batch and rank 0 alone
-    writes files and reports events.
+    writes files and reports events. ``thread_tuner`` (``perf.ThreadTuner``) picks the CPU thread
+    count from measured step times; without it the count stays as set, which keeps a run's float
+    rounding, and so its resume, exact.
     """
     loop = _Loop(Path(run_dir), dataset, model_config, train_config, device, resume, on_event, world)
+    loop.tuner = thread_tuner
     try:
         return loop.run()
     except OSError as err:
@@ -196,6 +200,7 @@ class _Loop:
         self.epoch, self.step_in_epoch, self.elapsed = 0, 0, 0.0
         self.run_id = uuid.uuid4().hex[:12]
         self.saved_epoch: int | None = None
+        self.tuner = None
         self.best_fd: float | None = None
         self.reference = None  # the real images' features for scoring, computed once
         if resume is not None:
@@ -267,6 +272,8 @@ class _Loop:
     def _step(self, order: np.ndarray) -> None:
         trainer, world, half = self.trainer, self.world, self.trainer.real_per_step
         idx = world.share(order[self.step_in_epoch * half : (self.step_in_epoch + 1) * half])
+        if self.tuner is not None:
+            self.tuner.before_step()
         losses = trainer.step(trainer.prepare_real(self.real_batches(idx)))
         agreed_stop = False
         if world.size > 1:
@@ -276,6 +283,8 @@ class _Loop:
         losses = losses.tolist()
         now = time.perf_counter()
         dt, self.t_last = now - self.t_last, now
+        if self.tuner is not None:
+            self.tuner.after_step(dt)
         if not all(math.isfinite(v) for v in losses):
             self._diverged(losses)
         self.step_in_epoch += 1
@@ -286,6 +295,8 @@ class _Loop:
                           self.total_steps, named, images_per_sec=half / dt if dt > 0 else float("inf"))
         record = asdict(event)
         record.update(record.pop("losses"))
+        if self.device.type == "cpu":
+            record["threads"] = torch.get_num_threads()
         if trainer.ada.adaptive or trainer.ada.p > 0:
             record["augment_p"] = round(trainer.ada.p, 5)
         self.metrics.write(json.dumps(record) + "\n")

@@ -177,7 +177,7 @@ def train(
         dev = group.join(dev)
     finished = False
     try:
-        _run(plan, ws, dev, devices, strict, group, tensorboard)
+        _run(plan, ws, dev, devices, strict, group, tensorboard, threads)
         finished = True
     finally:
         if group is not None:
@@ -213,7 +213,7 @@ def _dry_run(plan, ws, dev, strict: bool) -> None:
     }, indent=2))
 
 
-def _run(plan, ws, dev, devices: int, strict: bool, group=None, tensorboard: bool = False) -> None:
+def _run(plan, ws, dev, devices: int, strict: bool, group=None, tensorboard: bool = False, threads: int | None = None) -> None:
     """Everything `train` does after its options are settled: data, run folder, training, report.
     With ``group`` (torchrun) rank 0 alone writes files and speaks; every rank trains its share."""
     from latentctl import runs
@@ -236,10 +236,20 @@ def _run(plan, ws, dev, devices: int, strict: bool, group=None, tensorboard: boo
         + (f" (budget {t.max_steps} steps)" if t.max_steps else "")
         + f", device {dev}, {t.precision}" + (", channels-last" if t.channels_last else "")
     )
+    tuner = None
     if dev.type == "cpu":
+        import os
+
         from latentctl import perf as perf_levers
 
-        say(perf_levers.thread_choice())
+        # On a busy machine all threads can be several times slower than one (docs/performance.md,
+        # "Busy machine"): measure, unless the user fixed the count (which also keeps the run's
+        # float rounding, and so resume, exact).
+        if threads is None and "OMP_NUM_THREADS" not in os.environ and group is None and devices == 1:
+            tuner = perf_levers.ThreadTuner()
+            say(perf_levers.thread_choice() + "; the count follows measured step times (1 or all cores), --threads N fixes it")
+        else:
+            say(perf_levers.thread_choice())
     tb = None
     if tensorboard and main:
         from latentctl.tb import TensorBoardListener
@@ -258,7 +268,7 @@ def _run(plan, ws, dev, devices: int, strict: bool, group=None, tensorboard: boo
                     if tb is not None:
                         tb.update(event)
 
-                path = runs.execute(plan, ws, dataset, dev, group=group, on_event=listen)
+                path = runs.execute(plan, ws, dataset, dev, group=group, on_event=listen, thread_tuner=tuner)
         else:
             path = runs.execute(plan, ws, dataset, dev, group=group)
     except TrainingInterrupted as stop:
@@ -275,6 +285,8 @@ def _run(plan, ws, dev, devices: int, strict: bool, group=None, tensorboard: boo
         if tb is not None:
             tb.close()
     say(f"done: {path} ({peak_memory()} in this process)")
+    if tuner is not None and tuner.measured:
+        say(f"threads: {tuner.describe()}")
     if main:
         result(str(target / CHECKPOINT_NAME))
 
