@@ -111,21 +111,22 @@ def main() -> None:
     faces_dir = synthetic.make_dataset(faces_dir, cfg.images, G.config.image_size, cfg.seed)
     images, _ = synthetic.synthetic_faces(cfg.images + args.held_out, G.config.image_size, cfg.seed)
     held = images[-args.held_out:]  # beyond the 2,000 the GAN trained on
-    t = time.perf_counter()
-    net, path, _ = GE.ensure(loaded, ckpt, CPU, train_new=True, steps=args.encoder_steps)
-    t_train = time.perf_counter() - t
-    print(f"\n3. GAN encoder trained in {t_train:.0f} s ({args.encoder_steps} steps of 64 samples): {path}")
-    runs = {}
-    for label, kw in (("projection 300 steps x 4 restarts", {"steps": 300}),
-                      ("encoder alone", {"gan_encoder": net}),
-                      ("encoder + 30 projection steps", {"gan_encoder": net, "refine_steps": 30})):
+    if 3 not in skip:
         t = time.perf_counter()
-        enc = encode_images(loaded, held, CPU, **kw)
-        runs[label] = (time.perf_counter() - t, float(enc.errors.mean()))
-        print(f"   {label:<36} RMS error {runs[label][1]:6.2f}   {runs[label][0] / len(held) * 1000:8.1f} ms/image")
-    base_t = runs["projection 300 steps x 4 restarts"][0]
-    print(f"   speed-up: encoder alone {base_t / runs['encoder alone'][0]:.0f}x, "
-          f"encoder + 30 steps {base_t / runs['encoder + 30 projection steps'][0]:.0f}x")
+        net, path, _ = GE.ensure(loaded, ckpt, CPU, train_new=True, steps=args.encoder_steps)
+        t_train = time.perf_counter() - t
+        print(f"\n3. GAN encoder trained in {t_train:.0f} s ({args.encoder_steps} steps of 64 samples): {path}")
+        runs = {}
+        for label, kw in (("projection 300 steps x 4 restarts", {"steps": 300}),
+                          ("encoder alone", {"gan_encoder": net}),
+                          ("encoder + 30 projection steps", {"gan_encoder": net, "refine_steps": 30})):
+            t = time.perf_counter()
+            enc = encode_images(loaded, held, CPU, **kw)
+            runs[label] = (time.perf_counter() - t, float(enc.errors.mean()))
+            print(f"   {label:<36} RMS error {runs[label][1]:6.2f}   {runs[label][0] / len(held) * 1000:8.1f} ms/image")
+        base_t = runs["projection 300 steps x 4 restarts"][0]
+        print(f"   speed-up: encoder alone {base_t / runs['encoder alone'][0]:.0f}x, "
+              f"encoder + 30 steps {base_t / runs['encoder + 30 projection steps'][0]:.0f}x")
 
     # 4. the labelled route, end to end through the CLI
     if 4 in skip:
