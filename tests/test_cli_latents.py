@@ -134,6 +134,7 @@ def test_interp_endpoints_are_the_given_latents(model, tmp_path):
     assert strip.width > 5 * strip.height  # one row of six
     gif = Image.open(tmp_path / "interp.gif")
     assert gif.n_frames == 10  # forth and back
+    assert gif.size[0] >= 128  # enlarged from 32 px to be watchable, like the grids
     first = np.asarray(Image.open(tmp_path / "frame000.png"))
     run("sample", model, "--seeds", "16", "--out", tmp_path / "s")
     np.testing.assert_array_equal(first, np.asarray(Image.open(tmp_path / "s" / "seed0016.png")))

@@ -9,6 +9,7 @@ import typer
 
 from latentctl.cli.common import (
     AllowOtherOpt,
+    TileSizeOpt,
     EmaOpt,
     ModelOpt,
     OutOpt,
@@ -129,6 +130,8 @@ def interp(
     method: Annotated[str, typer.Option(metavar="lerp|slerp", help="Straight line, or along the sphere (keeps latent norms typical).")] = "lerp",
     gif: Annotated[bool, typer.Option("--gif", help="Also write an animated interp.gif.", rich_help_panel=PANEL_OUTPUT)] = False,
     webp: Annotated[bool, typer.Option("--webp", help="Also write an animated interp.webp.", rich_help_panel=PANEL_OUTPUT)] = False,
+    mp4: Annotated[bool, typer.Option("--mp4", help="Also write interp.mp4 (needs: pip install 'latentctl[video]').", rich_help_panel=PANEL_OUTPUT)] = False,
+    tile_size: TileSizeOpt = None,
     frame_ms: Annotated[int, typer.Option(min=10, help="Milliseconds per animation frame.", rich_help_panel=PANEL_OUTPUT)] = 200,
     save: SaveOpt = None,
     model: ModelOpt = None,
@@ -157,6 +160,10 @@ def interp(
     check_steps(steps)
     check_count(frame_ms, "--frame-ms", MAX_FRAME_MS, "GIF frames cannot be longer", minimum=10)
     check_save(save, workspace, force)
+    if mp4:
+        from latentctl.grid import require_mp4
+
+        require_mp4()
     session = open_model(model, device, workspace, precision, warn=warn, ema=ema, allow_other_model=allow_other_model)
     rows = _gather(session, points, limit=MAX_PATH_FRAMES, what="interp")
     if len(rows) < 2:
@@ -165,24 +172,41 @@ def interp(
     path = interpolate_path(rows, steps, method)
     out_dir = output_dir(session.ws, out, "interp", force)
     names = [f"frame{i:03d}" for i in range(len(path))]
-    strip = render(session, path, out_dir, names=names, labels=None, cols=steps, force=force,
-                   grid_name="strip.png", grid_max=len(path))
+    labels = [f"{points[0]}" if i == 0 else (f"{points[-1]}" if i == len(path) - 1 else "") for i in range(len(path))]
+    strip = render(session, path, out_dir, names=names, labels=labels, cols=steps, force=force,
+                   grid_name="strip.png", grid_max=len(path), tile_size=tile_size)
     entry = session.entry(path, meta={"command": "interp", "points": points, "steps": steps, "method": method})
     save_latents(out_dir / "latents.npz", entry, force=force)
     if gif or webp:
-        _animate(out_dir, names, gif=gif, webp=webp, frame_ms=frame_ms, force=force)
+        _animate(out_dir, names, gif=gif, webp=webp, frame_ms=frame_ms, force=force, tile_size=tile_size)
+    if mp4:
+        import numpy as np
+        from PIL import Image
+
+        from latentctl.grid import write_mp4
+
+        target = out_dir / "interp.mp4"
+        if target.exists() and not force:
+            raise UsageError(f"{target} already exists; pass --force to replace it")
+        write_mp4([np.asarray(Image.open(out_dir / f"{n}.png")) for n in names], target, fps=1000 / frame_ms, tile_size=tile_size)
     if save:
         note(f"saved the {len(path)} path latents as '{save}' ({session.store.save(save, entry, force=force)})")
     note(f"{len(path)} frames ({len(rows) - 1} segment(s) of {steps}, {method}) in {out_dir}")
     result(str(strip))
 
 
-def _animate(out_dir: Path, names: list[str], *, gif: bool, webp: bool, frame_ms: int, force: bool) -> None:
+def _animate(out_dir: Path, names: list[str], *, gif: bool, webp: bool, frame_ms: int, force: bool,
+             tile_size: int | None = None) -> None:
     from PIL import Image
 
-    from latentctl.fsutil import atomic_writer
+    import numpy as np
 
-    frames = [Image.open(out_dir / f"{n}.png").convert("RGB") for n in names]
+    from latentctl.fsutil import atomic_writer
+    from latentctl.grid import DEFAULT_TILE_SIZE, upscale
+
+    # enlarged like the grids: a 32 px animation is too small to watch
+    size = DEFAULT_TILE_SIZE if tile_size is None else tile_size
+    frames = [Image.fromarray(upscale(np.asarray(Image.open(out_dir / f"{n}.png").convert("RGB")), size)) for n in names]
     # forth and back, so the loop has no jump
     sequence = frames + frames[-2:0:-1]
     for enabled, name, fmt in ((gif, "interp.gif", "GIF"), (webp, "interp.webp", "WEBP")):
@@ -377,6 +401,7 @@ def apply(
     precision: PrecisionOpt = "auto",
     ema: EmaOpt = True,
     allow_other_model: AllowOtherOpt = False,
+    tile_size: TileSizeOpt = None,
     workspace: WorkspaceOpt = None,
 ) -> None:
     """Add weighted directions to latents and render the result (rows: latents, columns: strengths).
@@ -420,7 +445,8 @@ def apply(
     tile_labels = [f"{s:+g}" for _ in range(len(base)) for s in strengths] if labels else None
     # The grid holds its tiles in memory: show the first whole rows that fit, write every image.
     shown = min(len(flat), MAX_GRID_TILES // len(strengths) * len(strengths))
-    grid_path = render(session, flat, out_dir, names=names, labels=tile_labels, cols=len(strengths), force=force, grid_max=shown)
+    grid_path = render(session, flat, out_dir, names=names, labels=tile_labels, cols=len(strengths), force=force,
+                       grid_max=shown, tile_size=tile_size)
     entry = session.entry(flat, meta={"command": "apply", "latents": latents, "mean": mean, "add": add, "scales": strengths})
     save_latents(out_dir / "latents.npz", entry, force=force)
     if assessors:
