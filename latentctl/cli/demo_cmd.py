@@ -18,7 +18,7 @@ def demo(
     width: Annotated[int, typer.Option(min=8, help="Channels of the model's hidden layers (the seed: 128).")] = 32,
     seed: Annotated[int, typer.Option(min=0, help="Seed for the faces, the weights and the training order.")] = 0,
     reuse: Annotated[Path | None, typer.Option("--reuse", metavar="RUN", help="Skip training and run the experiments on this finished demo run.")] = None,
-    out: Annotated[Path | None, typer.Option("--out", "-o", metavar="DIR", help="Gallery folder [default: a new folder in the workspace's outputs/].", show_default=False)] = None,
+    out: Annotated[Path | None, typer.Option("--out", "-o", metavar="DIR", help="Gallery folder \\[default: a new folder in the workspace's outputs/].", show_default=False)] = None,
     device: DeviceOpt = "auto",
     precision: PrecisionOpt = "auto",
     workspace: WorkspaceOpt = None,

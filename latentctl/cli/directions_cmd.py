@@ -24,7 +24,7 @@ from latentctl.errors import UsageError
 
 OutOpt = Annotated[
     Path | None,
-    typer.Option("--out", "-o", metavar="DIR", help="Output folder [default: a new numbered folder in the workspace's outputs/].", rich_help_panel=PANEL_OUTPUT, show_default=False),
+    typer.Option("--out", "-o", metavar="DIR", help="Output folder \\[default: a new numbered folder in the workspace's outputs/].", rich_help_panel=PANEL_OUTPUT, show_default=False),
 ]
 
 
@@ -53,7 +53,7 @@ def directions(
     samples: Annotated[int, typer.Option("--samples", metavar="N", help="pca: sampled latents (seeded by --seed).")] = 10_000,
     seed: Annotated[int, typer.Option("--seed", help="pca: seed of the sampled latents.")] = 0,
     seeds: Annotated[str, typer.Option("--seeds", metavar="SEEDS", help="Latents every direction is swept on in the contact sheet.")] = "0-2",
-    save: Annotated[str | None, typer.Option("--save", metavar="NAME", help="Store the directions as NAME-1 ... NAME-k [default: the method's name].", rich_help_panel=PANEL_OUTPUT, show_default=False)] = None,
+    save: Annotated[str | None, typer.Option("--save", metavar="NAME", help="Store the directions as NAME-1 ... NAME-k \\[default: the method's name].", rich_help_panel=PANEL_OUTPUT, show_default=False)] = None,
     out: OutOpt = None,
     force: ForceOpt = False,
     device: DeviceOpt = "auto",

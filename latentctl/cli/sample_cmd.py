@@ -29,7 +29,7 @@ P_WHICH = "Which samples"
 
 OutOpt = Annotated[
     Path | None,
-    typer.Option("--out", "-o", metavar="DIR", help="Output folder [default: a new numbered folder in the workspace's outputs/].", rich_help_panel=PANEL_OUTPUT, show_default=False),
+    typer.Option("--out", "-o", metavar="DIR", help="Output folder \\[default: a new numbered folder in the workspace's outputs/].", rich_help_panel=PANEL_OUTPUT, show_default=False),
 ]
 
 
