@@ -12,7 +12,7 @@ from latentctl.cli.common import DeviceOpt, PrecisionOpt, WorkspaceOpt, err_cons
 
 @handles_errors
 def demo(
-    epochs: Annotated[int, typer.Option(min=1, help="Training epochs (each about 30 steps of 64 images at the defaults).")] = 12,
+    epochs: Annotated[int, typer.Option(min=1, help="Training epochs (each about 30 steps of 64 images at the defaults).")] = 40,
     images: Annotated[int, typer.Option(min=64, help="How many synthetic faces to draw.")] = 2000,
     image_size: Annotated[int, typer.Option("--image-size", "-s", metavar="32|64", help="Face size in pixels.")] = 32,
     width: Annotated[int, typer.Option(min=8, help="Channels of the model's hidden layers (the seed: 128).")] = 32,

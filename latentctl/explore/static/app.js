@@ -117,7 +117,9 @@ const checkPiles = latestOnly(async () => {
   const res = await api("/api/check", { pos: state.pos, neg: state.neg, psi: state.psi, method: $("method").value });
   if (!res) return;
   const loo = res.loo_accuracy === null ? "needs 2 per pile" : `${Math.round(res.loo_accuracy * 100)}%`;
-  $("check").textContent = `held-out check (leave-one-out accuracy): ${loo}; on the picks: ${res.summary}`;
+  const warned = (res.warnings || []).length ? `\nwarning: ${res.warnings.join("\nwarning: ")}` : "";
+  const vs = res.held_out ? `\n${res.held_out}` : "";
+  $("check").textContent = `held-out check (leave-one-out accuracy): ${loo}; on the picks: ${res.summary}${vs}${warned}`;
 });
 
 async function makeDirection() {
@@ -130,7 +132,9 @@ async function makeDirection() {
     });
     const loo = res.loo_accuracy === null ? "n/a" : `${Math.round(res.loo_accuracy * 100)}%`;
     $("dir-report").textContent = `saved '${res.name}' (length ${res.norm.toFixed(3)}), piles '${res.pos_name}' and '${res.neg_name}'\n`
-      + `${res.report}\nheld-out (leave-one-out) accuracy ${loo}\n\nreproduce:\n${res.commands.join("\n")}`;
+      + `${res.report}\nheld-out: ${res.held_out || loo}`
+      + ((res.warnings || []).length ? `\nwarning: ${res.warnings.join("\nwarning: ")}` : "")
+      + `\n\nreproduce:\n${res.commands.join("\n")}`;
     status("");
     await loadEntries();
     addSlider(res.name, 1);
