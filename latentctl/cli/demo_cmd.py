@@ -32,7 +32,7 @@ def demo(
 
     Example:
 
-      latentctl demo            # about 1-2 minutes on 2 CPU cores
+      latentctl demo            # about 3-4 minutes on 2 CPU cores
     """
     from latentctl.cli.progress import TrainingProgress
     from latentctl.demo import DemoConfig, run_demo
