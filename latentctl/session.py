@@ -147,6 +147,7 @@ def render(
     row_labels: list[str] | None = None,
     col_labels: list[str] | None = None,
     caption: str | None = None,
+    check_latents_file: bool = True,
 ) -> Path | None:
     """Generate images for ``z`` batch by batch: one PNG per name (at the model's size: data), and
     a grid of the first ``grid_max`` for people to look at, its tiles enlarged to ``tile_size``
@@ -156,8 +157,11 @@ def render(
     from latentctl.grid import DEFAULT_TILE_SIZE, make_grid, save_png
 
     targets = [out_dir / f"{nm}.png" for nm in names or []] + ([out_dir / grid_name] if grid else [])
-    targets.append(out_dir / "latents.npz")
+    if check_latents_file:  # the latents file the caller writes next
+        targets.append(out_dir / "latents.npz")
     _refuse_overwrites(targets, force)
+    if not names and not grid:
+        return None  # nothing to draw: no generator pass at all
     tiles: list[np.ndarray] = []
     i = 0
     for batch in generate_batches(session.generator, z, device=session.device, batch_size=batch_size, precision=session.precision):

@@ -95,6 +95,9 @@ def test_apply_the_seeds_arithmetic_in_one_command(model, workspace, tmp_path):
     np.testing.assert_allclose(out[1], expected, rtol=1e-5, atol=1e-5)  # scale +1
     np.testing.assert_allclose(out[0], z[6:].mean(0), rtol=1e-5, atol=1e-5)  # scale 0: unedited
     assert (tmp_path / "o" / "grid.png").exists() and (tmp_path / "o" / "row000_scale+1.png").exists()
+    # the seed's figure: the inputs, their mean, mean(glasses) and mean(noglasses), and the result
+    figure = Image.open(tmp_path / "o" / "arithmetic.png")
+    assert figure.width >= 3 + 1 + 2 + 1 and figure.width > 6 * figure.height / 2
 
 
 def test_apply_sweep_grid_has_one_row_per_input_and_one_column_per_strength(model, workspace, tmp_path):
@@ -107,7 +110,44 @@ def test_apply_sweep_grid_has_one_row_per_input_and_one_column_per_strength(mode
     z0 = latents_from_seeds([0], 8)[0]
     d = read_entry(workspace / "latents" / "d.npz").z[0]
     np.testing.assert_allclose(entry.z[4], z0 + 2 * 0.25 * d, rtol=1e-5, atol=1e-5)
-    assert len(list(tmp_path.glob("row*_scale*.png"))) == 15
+    assert len(list(tmp_path.glob("seed000[0-2]_scale*.png"))) == 15  # files named by seed
+    assert entry.seeds.tolist() == [0] * 5 + [1] * 5 + [2] * 5  # the edited latents keep their seeds
+
+
+def test_apply_can_skip_the_images_or_the_grid(model, workspace, tmp_path):
+    run("sample", model, "--seeds", "1,2", "--save", "p2")
+    run("sample", model, "--seeds", "3,4", "--save", "n2")
+    run("attr-vector", "--pos", "p2", "--neg", "n2", "--save", "d2", "--model", model)
+    res = run("apply", "seeds:0-4", "--add", "d2", "--no-images", "--no-grid", "--model", model, "--out", tmp_path / "a")
+    assert sorted(p.name for p in (tmp_path / "a").iterdir()) == ["latents.npz"]
+    assert res.stdout.strip().endswith("latents.npz")
+    run("apply", "seeds:0-4", "--add", "d2", "--no-images", "--model", model, "--out", tmp_path / "b")
+    assert sorted(p.name for p in (tmp_path / "b").iterdir()) == ["grid.png", "latents.npz"]
+
+
+def test_render_draws_stored_latents_labelled_by_seed(model, workspace, tmp_path):
+    run("sample", model, "--seeds", "5,9,12", "--save", "picked")
+    grid = run("render", "picked", "seeds:3", "--model", model, "--out", tmp_path).stdout.strip().splitlines()[-1]
+    assert grid.endswith("grid.png")
+    assert sorted(p.name for p in tmp_path.glob("seed*.png")) == ["seed0003.png", "seed0005.png", "seed0009.png", "seed0012.png"]
+    sampled = tmp_path / "s"
+    run("sample", model, "--seeds", "9", "--out", sampled)
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "seed0009.png")), np.asarray(Image.open(sampled / "seed0009.png")))
+    assert Image.open(grid).width >= 2 * 120  # 2x2 tiles, each enlarged from 32 px to a readable size
+    run("render", "picked", "--no-images", "--no-grid", "--model", model, code=2)
+
+
+def test_store_and_direction_reports_as_json(model, workspace):
+    import json
+
+    run("sample", model, "--seeds", "1,2,3", "--save", "jp")
+    run("sample", model, "--seeds", "4,5,6", "--save", "jn")
+    report = json.loads(run("attr-vector", "--pos", "jp", "--neg", "jn", "--save", "jd", "--model", model, "--json").stdout)
+    assert report["name"] == "jd" and report["pos"] == 3 and "out_of_sample" in report and report["scale"]
+    listed = {e["name"]: e for e in json.loads(run("latents", "list", "--json").stdout)}
+    assert listed["jp"]["count"] == 3 and listed["jd"]["kind"] == "direction"
+    shown = json.loads(run("latents", "show", "jp", "--json").stdout)
+    assert shown["seeds"] == [1, 2, 3] and len(shown["z"]) == 3
 
 
 def test_apply_refuses_points_as_a_direction(model, workspace):
@@ -278,7 +318,7 @@ def test_apply_grid_shows_the_first_whole_rows_that_fit(model, workspace, tmp_pa
     monkeypatch.setattr(parse, "MAX_GRID_TILES", 7)
     res = run("apply", "seeds:0-4", "--add", "d", "--scales", "0,1,2", "--model", model, "--out", tmp_path, "--no-labels")
     assert "the grid shows the first 2 rows" in res.output
-    assert len(list(tmp_path.glob("row*_scale*.png"))) == 15  # every image is still written
+    assert len(list(tmp_path.glob("seed*_scale*.png"))) == 15  # every image is still written
     grid = Image.open(tmp_path / "grid.png")
     assert grid.height < grid.width  # 2 rows of 3
 

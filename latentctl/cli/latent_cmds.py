@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Annotated
 
@@ -111,16 +112,39 @@ def encode_labelled(session, images: Path, column: str, labels: Path | None, pat
 def _gather(session, specs: list[str], *, limit: int, what: str):
     """The rows of every spec, stopping as soon as they exceed ``limit`` (each spec alone may hold
     up to 100,000 latents, so many of them could fill the memory before anything is checked)."""
+    return _gather_rows(session, specs, limit=limit, what=what)[0]
+
+
+def _gather_rows(session, specs: list[str], *, limit: int, what: str):
+    """``_gather`` plus, per row, a label a person can read (its seed, or ENTRY@ROW) and the seeds
+    when every row has one (None otherwise)."""
     import numpy as np
 
-    parts, total = [], 0
+    parts, labels, seeds, total = [], [], [], 0
     for spec in specs:
-        z = session.latents(spec).z
-        total += len(z)
+        entry = session.latents(spec)
+        total += entry.count
         if total > limit:
             raise UsageError(f"{what}: the latents given hold more than {limit:,} rows; use fewer or pick rows with @")
-        parts.append(z)
-    return np.concatenate(parts)
+        parts.append(entry.z)
+        for i in range(entry.count):
+            if entry.seeds is not None:
+                labels.append(f"seed {int(entry.seeds[i])}")
+                seeds.append(int(entry.seeds[i]))
+            else:
+                labels.append(spec if entry.count == 1 else f"{spec}@{i}")
+                seeds.append(None)
+    known = None if any(s is None for s in seeds) else seeds
+    return np.concatenate(parts), labels, known
+
+
+def _file_names(labels: list[str], seeds: list[int] | None, suffixes: list[str]) -> list[str]:
+    """One PNG name per (row, suffix): by seed when every row has a distinct one, else by row."""
+    if seeds is not None and len(set(seeds)) == len(seeds):
+        stems = [f"seed{s:04d}" for s in seeds]
+    else:
+        stems = [f"row{i:03d}" for i in range(len(labels))]
+    return [f"{stem}{suffix}" for stem in stems for suffix in suffixes]
 
 
 @handles_errors
@@ -256,6 +280,7 @@ def attr_vector(
     model: ModelOpt = None,
     force: ForceOpt = False,
     ema: EmaOpt = True,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the direction's report as JSON on stdout (the path stays in it).", rich_help_panel=PANEL_OUTPUT)] = False,
     workspace: WorkspaceOpt = None,
 ) -> None:
     """Build an attribute direction from latents with and without it, and save it to the store.
@@ -355,6 +380,11 @@ def attr_vector(
     for w in built.held_out.warnings:
         warn(w)
     note(f"saved as '{name}' ({path}); apply it with: latentctl apply LATENTS --add {name}")
+    if as_json:
+        result(json.dumps({"name": name, "path": str(path), "method": method, "pos": len(p), "neg": len(n),
+                           "on_picks": built.report.summary(), "warnings": list(built.held_out.warnings),
+                           **{k: v for k, v in entry.meta.items() if k not in ("pos", "neg")}}, default=str, sort_keys=True))
+        return
     result(str(path))
 
 
@@ -401,6 +431,8 @@ def apply(
     precision: PrecisionOpt = "auto",
     ema: EmaOpt = True,
     allow_other_model: AllowOtherOpt = False,
+    images: Annotated[bool, typer.Option("--images/--no-images", help="Write one PNG per rendered latent.", rich_help_panel=PANEL_OUTPUT)] = True,
+    grid: Annotated[bool, typer.Option("--grid/--no-grid", help="Write the grid (rows: latents, columns: strengths).", rich_help_panel=PANEL_OUTPUT)] = True,
     tile_size: TileSizeOpt = None,
     workspace: WorkspaceOpt = None,
 ) -> None:
@@ -427,35 +459,120 @@ def apply(
     check_save(save, workspace, force)
     assessors = _classifiers(score_with, keep or [], workspace)  # before the model: a wrong name fails first
     session = open_model(model, device, workspace, precision, warn=warn, ema=ema, allow_other_model=allow_other_model)
-    base = _gather(session, latents, limit=L.MAX_SWEEP // len(strengths), what=f"apply with {len(strengths)} strength(s)")
+    inputs, row_names, seeds = _gather_rows(session, latents, limit=L.MAX_SWEEP // len(strengths), what=f"apply with {len(strengths)} strength(s)")
+    base = inputs
     if mean:
-        base = base.mean(axis=0, keepdims=True)
+        base = inputs.mean(axis=0, keepdims=True)
+        row_names, seeds = [f"mean of {len(inputs)}"], None
     combined = np.zeros(base.shape[1], dtype=np.float64)
+    used = []
     for name, weight in weighted:
         entry = session.latents(name)
+        used.append(entry)
         if entry.kind != "direction":
             raise UsageError(f"--add {name}: holds {entry.count} point(s), not a direction; make one with 'latentctl attr-vector'")
         combined += weight * entry.z.mean(axis=0, dtype=np.float64)
         vec = entry.z.mean(axis=0, dtype=np.float64)
         note(f"{name}: {L.scale_text(entry.meta, float(np.linalg.norm(vec)))}; weight {weight:g}")
-    grid = L.strength_sweep(base, combined, strengths)  # (n, k, d); refuses inf before rendering
-    flat = grid.reshape(-1, grid.shape[-1])
+    sweep = L.strength_sweep(base, combined, strengths)  # (n, k, d); refuses inf before rendering
+    flat = sweep.reshape(-1, sweep.shape[-1])
     out_dir = output_dir(session.ws, out, "apply", force)
-    names = [f"row{i:03d}_scale{s:+g}" for i in range(len(base)) for s in strengths]
-    tile_labels = [f"{s:+g}" for _ in range(len(base)) for s in strengths] if labels else None
+    names = _file_names(row_names, seeds, [f"_scale{s:+g}" for s in strengths]) if images else None
     # The grid holds its tiles in memory: show the first whole rows that fit, write every image.
     shown = min(len(flat), MAX_GRID_TILES // len(strengths) * len(strengths))
-    grid_path = render(session, flat, out_dir, names=names, labels=tile_labels, cols=len(strengths), force=force,
-                       grid_max=shown, tile_size=tile_size)
-    entry = session.entry(flat, meta={"command": "apply", "latents": latents, "mean": mean, "add": add, "scales": strengths})
+    weights = " ".join(f"{n}={w:g}" for n, w in weighted)
+    grid_path = render(session, flat, out_dir, names=names, labels=None, cols=len(strengths), force=force,
+                       grid_max=shown, tile_size=tile_size, grid=grid,
+                       row_labels=row_names[: shown // len(strengths)] if labels else None,
+                       col_labels=[f"strength {s:+g}" for s in strengths] if labels else None,
+                       caption=f"+ {weights}")
+    if mean and grid:
+        _arithmetic_figure(session, inputs, row_names if not mean else None, base[0], combined, weighted, used,
+                           strengths, out_dir, tile_size, force)
+    entry = session.entry(flat, seeds=None if seeds is None else [s for s in seeds for _ in strengths],
+                          meta={"command": "apply", "latents": latents, "mean": mean, "add": add, "scales": strengths})
     save_latents(out_dir / "latents.npz", entry, force=force)
     if assessors:
-        _report_scores(session, base, grid, strengths, assessors)
+        _report_scores(session, base, sweep, strengths, assessors)
     if save:
         note(f"saved {len(flat)} edited latents as '{save}' ({session.store.save(save, entry, force=force)})")
     note(f"{len(base)} latent(s) x {len(strengths)} strength(s) in {out_dir}"
-         + (f" (the grid shows the first {shown // len(strengths)} rows)" if shown < len(flat) else ""))
-    result(str(grid_path))
+         + (f" (the grid shows the first {shown // len(strengths)} rows)" if shown < len(flat) and grid else ""))
+    result(str(grid_path) if grid_path is not None else str(out_dir / "latents.npz"))
+
+
+@handles_errors
+def render_latents(
+    latents: Annotated[list[str], typer.Argument(metavar="LATENTS...", help=f"Latents to draw ({LATENT_HELP}).", show_default=False)],
+    cols: Annotated[int | None, typer.Option(min=1, max=100, help="Grid columns \\[default: about square].", rich_help_panel=PANEL_OUTPUT, show_default=False)] = None,
+    images: Annotated[bool, typer.Option("--images/--no-images", help="Write one PNG per latent (named by seed when known).", rich_help_panel=PANEL_OUTPUT)] = True,
+    grid: Annotated[bool, typer.Option("--grid/--no-grid", help="Write grid.png, each tile labelled with its seed or entry row.", rich_help_panel=PANEL_OUTPUT)] = True,
+    model: ModelOpt = None,
+    out: OutOpt = None,
+    force: ForceOpt = False,
+    device: DeviceOpt = "auto",
+    precision: PrecisionOpt = "auto",
+    ema: EmaOpt = True,
+    allow_other_model: AllowOtherOpt = False,
+    tile_size: TileSizeOpt = None,
+    workspace: WorkspaceOpt = None,
+) -> None:
+    """Draw stored latents as they are: a labelled grid and one PNG per latent.
+
+    Examples:
+
+      latentctl render glasses                 # the picks saved with sample --save glasses
+
+      latentctl render glasses noglasses@0-2 --cols 3
+    """
+    from latentctl.parse import MAX_GRID_TILES
+    from latentctl.session import open_model, output_dir, render
+
+    if not images and not grid:
+        raise UsageError("--no-images and --no-grid together leave nothing to draw; keep one")
+    session = open_model(model, device, workspace, precision, warn=warn, ema=ema, allow_other_model=allow_other_model)
+    z, labels, seeds = _gather_rows(session, latents, limit=MAX_RENDER, what="render")
+    out_dir = output_dir(session.ws, out, "render", force)
+    names = _file_names(labels, seeds, [""]) if images else None
+    grid_path = render(session, z, out_dir, names=names, labels=labels, grid=grid, grid_max=MAX_GRID_TILES,
+                       cols=cols, tile_size=tile_size, force=force, check_latents_file=False)
+    note(f"{len(z)} latent(s) drawn in {out_dir}" + (f" (the grid shows the first {MAX_GRID_TILES:,})" if grid and len(z) > MAX_GRID_TILES else ""))
+    result(str(grid_path) if grid_path is not None else str(out_dir))
+
+
+MAX_RENDER = 100_000  # latents one render draws (the grid shows at most MAX_GRID_TILES)
+
+
+def _arithmetic_figure(session, inputs, _labels, mean, combined, weighted, used, strengths, out_dir, tile_size, force) -> None:
+    """The seed's figure, arithmetic.png: the inputs, their mean, each direction's two group means
+    when its provenance names them (mean(glasses), mean(no glasses)), and mean + direction."""
+    import numpy as np
+
+    from latentctl.session import render
+
+    tiles, titles = [], []
+    for i, z in enumerate(inputs[:8]):
+        tiles.append(z)
+        titles.append(f"input {i + 1}")
+    tiles.append(mean)
+    titles.append("mean")
+    for (name, _), entry in zip(weighted, used):
+        for side in ("pos", "neg"):
+            specs = entry.meta.get(side)
+            if not isinstance(specs, list) or not specs:
+                continue
+            try:
+                group = np.concatenate([session.latents(str(spec)).z for spec in specs])
+            except Exception:  # noqa: BLE001 - the provenance names an entry that is gone: leave it out
+                continue
+            tiles.append(group.mean(axis=0))
+            titles.append(f"mean({','.join(map(str, specs))})")
+    for s in strengths:
+        if s:
+            tiles.append(mean + s * combined)
+            titles.append(f"mean {'+' if s > 0 else '-'} {abs(s):g} x direction")
+    render(session, np.stack(tiles).astype(np.float32), out_dir, names=None, labels=titles, cols=len(tiles), force=force,
+           grid_name="arithmetic.png", tile_size=tile_size, grid_max=len(tiles), check_latents_file=False)
 
 
 def _classifiers(score_with: Path | None, keep: list[Path], workspace: Path | None) -> list[tuple[str, Path]]:
@@ -505,7 +622,10 @@ latents_app = typer.Typer(help="Inspect the latent store.", no_args_is_help=True
 
 @latents_app.command("list")
 @handles_errors
-def list_entries(workspace: WorkspaceOpt = None) -> None:
+def list_entries(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON on stdout instead of a table.")] = False,
+    workspace: WorkspaceOpt = None,
+) -> None:
     """List the store's entries: name, kind, count, dimension, model."""
     from rich.table import Table
     from rich.text import Text
@@ -516,6 +636,10 @@ def list_entries(workspace: WorkspaceOpt = None) -> None:
 
     store = LatentStore(Workspace.resolve(workspace).store)
     entries = store.list()
+    if as_json:
+        result(json.dumps([{"name": e.name, "kind": e.kind, "count": e.count, "latent_dim": e.latent_dim,
+                            "model_id": e.model_id, "created": e.created, "error": e.error} for e in entries]))
+        return
     if not entries:
         note(f"the latent store {store.root} is empty; save samples with 'latentctl sample --seeds 1,2 --save NAME'")
         return
@@ -535,10 +659,10 @@ def list_entries(workspace: WorkspaceOpt = None) -> None:
 @handles_errors
 def show_entry(
     name: Annotated[str, typer.Argument(help=LATENT_HELP)],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON on stdout (with the latents themselves).")] = False,
     workspace: WorkspaceOpt = None,
 ) -> None:
     """Show one entry: its rows' seeds and norms, and how it was made."""
-    import json
 
     import numpy as np
 
@@ -557,4 +681,11 @@ def show_entry(
     ]
     if entry.kind == "direction":
         lines.insert(3, "strength: " + scale_text(entry.meta, float(norms.mean())))
+    if as_json:
+        result(json.dumps({"name": name, "kind": entry.kind, "count": entry.count, "latent_dim": entry.latent_dim,
+                           "model_id": entry.model_id, "run_id": entry.run_id,
+                           "seeds": None if entry.seeds is None else entry.seeds.tolist(),
+                           "norms": norms.round(6).tolist(), "meta": entry.meta, "z": entry.z.round(7).tolist()},
+                          default=str, sort_keys=True))
+        return
     result("\n".join(lines))

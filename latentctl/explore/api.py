@@ -128,6 +128,17 @@ class Base:
     psi: float = 1.0
     prelude: str | None = None  # a command to run first (saving truncated seeds to the store)
     warning: str | None = None
+    # the seed an entry's row records (an edited latent keeps its origin's): it names apply's
+    # files, but the row's latent need not be that seed's
+    entry_seed: int | None = None
+
+
+def _apply_image(base: Base, scale: float) -> str:
+    """The file `apply` writes for this one latent at ``scale``: named by its seed when it has one
+    (a seed, an entry row with a seed, truncated seeds saved by the prelude), by row otherwise."""
+    seed = base.seed if base.seed is not None else base.entry_seed
+    stem = "row000" if base.mean or seed is None else f"seed{seed:04d}"
+    return f"{stem}_scale{scale:+g}.png"
 
 
 class Explorer:
@@ -399,7 +410,8 @@ class Explorer:
             return Base(entry.z.mean(axis=0, keepdims=True), name, mean=True, warning=warning)
         row = _int(b.get("row", 0), "row", 0, entry.count - 1)
         spec = name if entry.count == 1 else f"{name}@{row}"
-        return Base(entry.z[row : row + 1], spec, warning=warning)
+        seed = None if entry.seeds is None else int(entry.seeds[row])
+        return Base(entry.z[row : row + 1], spec, warning=warning, entry_seed=seed)
 
     def _directions(self, value: Any) -> list[tuple[str, float, np.ndarray]]:
         if value is None:
@@ -460,7 +472,7 @@ class Explorer:
                         f"--precision fp32{self._opts}", "frame000.png", base, dirs)
             return base.z, None, None, base, dirs  # `apply --mean` needs a direction to add
         z = L.strength_sweep(base.z, self._combined(self.dim, dirs), [1.0])[:, 0]
-        return z, self._apply_command(base, dirs, None), "row000_scale+1.png", base, dirs
+        return z, self._apply_command(base, dirs, None), _apply_image(base, 1.0), base, dirs
 
     def steer(self, req: dict) -> dict:
         z, command, image, base, _ = self.view(req)
@@ -482,7 +494,7 @@ class Explorer:
         scales = [_float(s, "a scale", -MAX_WEIGHT, MAX_WEIGHT) for s in raw]
         grid = L.strength_sweep(base.z, self._combined(self.dim, dirs), scales)[0]
         pngs = self.render(grid)
-        return {"tiles": [{"scale": s, "png": self.data_url(p), "image": f"row000_scale{s:+g}.png"} for s, p in zip(scales, pngs)],
+        return {"tiles": [{"scale": s, "png": self.data_url(p), "image": _apply_image(base, s)} for s, p in zip(scales, pngs)],
                 "command": self._apply_command(base, dirs, ",".join(_fmt(s) for s in scales))}
 
     def save(self, req: dict) -> dict:
