@@ -32,6 +32,7 @@ class RunSummary:
     finished: bool = False
     score: float | None = None  # the last score_fd in metrics.jsonl (lower is better)
     problem: str | None = None  # why the checkpoint could not be read, when it could not
+    run_id: str = ""
 
     @property
     def model(self) -> str:
@@ -87,6 +88,7 @@ def summarize(path: Path, current: Path | None = None) -> RunSummary:
             s.epochs_done = hdr.state.get("epoch")
             s.finished = bool(hdr.state.get("finished"))
             s.epochs_planned = getattr(hdr.train, "epochs", None) if hdr.train else None
+            s.run_id = hdr.run_id
     s.score = last_score(path / "metrics.jsonl")
     return s
 
@@ -114,6 +116,11 @@ def last_score(metrics: Path) -> float | None:
             if isinstance(value, (int, float)):
                 return float(value)
     return None
+
+
+def names_by_run_id(ws: Workspace) -> dict[str, str]:
+    """run id -> run folder name, for the runs in this workspace (to name what made a latent)."""
+    return {r.run_id: r.name for r in list_runs(ws) if r.run_id}
 
 
 def list_runs(ws: Workspace) -> list[RunSummary]:

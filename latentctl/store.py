@@ -459,6 +459,7 @@ class EntryInfo:
     created: str | None
     path: Path
     error: str | None = None
+    run_id: str = ""  # the training run of the model that made the entry ("" when unknown)
 
 
 class LatentStore:
@@ -553,6 +554,7 @@ class LatentStore:
                     model_id=entry.model_id,
                     created=created,
                     path=path,
+                    run_id=entry.run_id,
                 )
             )
         return infos

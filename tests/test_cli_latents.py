@@ -146,6 +146,7 @@ def test_store_and_direction_reports_as_json(model, workspace):
     assert report["name"] == "jd" and report["pos"] == 3 and "out_of_sample" in report and report["scale"]
     listed = {e["name"]: e for e in json.loads(run("latents", "list", "--json").stdout)}
     assert listed["jp"]["count"] == 3 and listed["jd"]["kind"] == "direction"
+    assert listed["jp"]["run"] is None  # the tiny run lives in another workspace: no name to give
     shown = json.loads(run("latents", "show", "jp", "--json").stdout)
     assert shown["seeds"] == [1, 2, 3] and len(shown["z"]) == 3
 
@@ -327,3 +328,9 @@ def test_save_name_taken_is_refused_before_rendering(model, workspace, tmp_path)
     run("sample", model, "--seeds", "1", "--save", "pick")
     res = run("sample", model, "--seeds", "2", "--save", "pick", "--out", tmp_path / "s", code=1)
     assert "already exists" in res.output and not (tmp_path / "s").exists()
+
+
+def test_latents_list_names_the_run_that_made_each_entry(image_folder, workspace):
+    run("train", image_folder, *TINY_MODEL, "--epochs", "1")
+    run("sample", "--seeds", "1,2", "--save", "mine")
+    assert "0001-images-32px" in run("latents", "list").stdout

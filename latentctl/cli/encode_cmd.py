@@ -111,7 +111,7 @@ def encode(
                             gan_encoder=net, refine_steps=refine if net is not None else 0,
                             on_progress=lambda done, total: bar.update(task, completed=done, total=total))
     for f, img, rec in zip(files, images, enc.reconstructions):
-        save_png(make_grid(np.stack([img, rec]), cols=2), out_dir / f"{f.stem}-compare.png")
+        save_png(make_grid(np.stack([img, rec]), cols=2, col_labels=["your picture", "reconstruction"]), out_dir / f"{f.stem}-compare.png")
         save_png(rec, out_dir / f"{f.stem}-recon.png")
     entry = session.entry(enc.z, meta={"command": "encode", "method": enc.method, "files": [str(f) for f in files],
                                        "rms_error": [round(float(e), 3) for e in enc.errors]})

@@ -634,24 +634,29 @@ def list_entries(
     from latentctl.store import LatentStore
     from latentctl.workspace import Workspace
 
-    store = LatentStore(Workspace.resolve(workspace).store)
+    from latentctl.runlist import names_by_run_id
+
+    ws = Workspace.resolve(workspace)
+    store = LatentStore(ws.store)
     entries = store.list()
+    runs = names_by_run_id(ws)  # which run made each entry, by name (the model id alone says little)
     if as_json:
         result(json.dumps([{"name": e.name, "kind": e.kind, "count": e.count, "latent_dim": e.latent_dim,
-                            "model_id": e.model_id, "created": e.created, "error": e.error} for e in entries]))
+                            "model_id": e.model_id, "run": runs.get(e.run_id or ""), "created": e.created,
+                            "error": e.error} for e in entries]))
         return
     if not entries:
         note(f"the latent store {store.root} is empty; save samples with 'latentctl sample --seeds 1,2 --save NAME'")
         return
-    table = Table("name", "kind", "count", "dim", "model", "created", box=None, pad_edge=False)
+    table = Table("name", "kind", "count", "dim", "run", "model", "created", box=None, pad_edge=False)
     # Text cells, not markup: names, ids and error messages come from files anyone can write, and
     # a '[/x]' among them would otherwise stop the whole listing with a markup error.
     for e in entries:
         if e.error:
-            table.add_row(Text(e.name), Text("unreadable", style="red"), "", "", "", Text(e.error))
+            table.add_row(Text(e.name), Text("unreadable", style="red"), "", "", "", "", Text(e.error))
         else:
             table.add_row(Text(e.name), Text(e.kind or ""), str(e.count), str(e.latent_dim),
-                          Text(e.model_id or "-"), Text(e.created or ""))
+                          Text(runs.get(e.run_id or "", "-")), Text(e.model_id or "-"), Text(e.created or ""))
     out_console.print(table)
 
 
