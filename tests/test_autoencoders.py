@@ -107,6 +107,8 @@ def test_map_draws_one_point_per_labelled_image_in_its_colour(tmp_path, workspac
     runs = sorted((workspace / "runs").iterdir())
     res = run("map", faces, "-c", "glasses", "-m", runs[0], "-m", runs[1], "--out", tmp_path / "map.png")
     assert "256 points in 2 panel(s)" in res.output
+    rows = (tmp_path / "map.csv").read_text().splitlines()  # the plotted coordinates, for plotting elsewhere
+    assert rows[0] == "panel,x,y,label,label_name" and len(rows) == 1 + 256
     img = np.asarray(Image.open(tmp_path / "map.png").convert("RGB"))
     assert img.shape[1] == 2 * img.shape[0]  # two panels side by side
     for value, color in category_colors(np.array([0.0, 1.0])).items():

@@ -149,7 +149,7 @@ def map_latents(
     """
     from latentctl.cli.latent_cmds import encode_labelled
     from latentctl.session import open_model
-    from latentctl.plot import Panel, pca_2d, scatter_png
+    from latentctl.plot import UTKFACE_NAMES, map_figure, map_panel
     from latentctl.workspace import Workspace
 
     ws = Workspace.resolve(workspace)
@@ -163,7 +163,9 @@ def map_latents(
         dim = z.shape[1]
         title = f"{session.info.model.family.upper()}: {session.path.parent.name if session.path.name == 'checkpoint.safetensors' else session.path.stem}"
         title += "" if dim == 2 else f"\nPCA of {dim}-d latents"
-        panels.append(Panel(points=pca_2d(z), labels=values, title=title, label_name=column))
-    scatter_png(panels, target)
-    note(f"{sum(len(p.points) for p in panels)} points in {len(panels)} panel(s)")
-    result(str(target))
+        # UTKFace's codes get their names (gender 0/1 -> male/female) when the labels come from its file names
+        names = UTKFACE_NAMES.get(column) if labels is None and name_pattern is None else None
+        panels.append(map_panel(z, values, title, column, value_names=names))
+    png, csv_path = map_figure(panels, target)
+    note(f"{sum(len(p.points) for p in panels)} points in {len(panels)} panel(s); their coordinates are in {csv_path}")
+    result(str(png))
