@@ -15,12 +15,16 @@ Without --run it trains the demo's small GAN (32 px, latent 100) first. It repor
 from __future__ import annotations
 
 import argparse
-import platform
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+
+# run by path (python benchmarks/NAME.py) as well as with -m: make the package importable
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks.machine import cpu_model  # noqa: E402
 import torch
 
 from latentctl import checkpoint, synthetic
@@ -34,15 +38,6 @@ from latentctl.workspace import Workspace
 
 STRENGTHS = D.SWEEP_STRENGTHS
 
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def train_demo_gan(ws: Workspace, cfg: DemoConfig) -> Path:

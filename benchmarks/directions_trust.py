@@ -30,7 +30,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.directions import cpu_model, train_demo_gan  # noqa: E402
+from benchmarks.directions import train_demo_gan  # noqa: E402
+from benchmarks.machine import cpu_model  # noqa: E402
 from latentctl import checkpoint, synthetic  # noqa: E402
 from latentctl import gan_encoder as GE  # noqa: E402
 from latentctl import latents as L  # noqa: E402

@@ -21,15 +21,10 @@ import tempfile
 import time
 from pathlib import Path
 
+# run by path (python benchmarks/NAME.py) as well as with -m: make the package importable
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks.machine import cpu_model  # noqa: E402
 
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def _checkpoint(folder: Path, size: int, width: int, latent: int) -> Path:

@@ -21,10 +21,11 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import time
 
 import numpy as np
+
+from benchmarks.machine import cpu_model
 
 RECIPES = {
     "seed": ("seed", {}),
@@ -34,15 +35,6 @@ RECIPES = {
     "seed+ema": ("seed", {"ema": True}),
 }
 
-
-def cpu_model() -> str:
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def load_data(name: str, size: int) -> np.ndarray:
