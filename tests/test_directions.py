@@ -93,6 +93,7 @@ def test_directions_command_saves_unit_entries_that_apply_uses(model, workspace,
     (["--method", "sefa", "-k", "101"], "-k 101 is out of range"),
     (["--method", "sefa", "-k", "0"], "-k 0 is out of range"),
     (["--method", "ica"], "unknown --method 'ica'"),
+    (["--method", "pca", "--samples", "2000000000"], "--samples 2,000,000,000: at most 1,000,000"),
 ])
 def test_directions_bad_inputs_are_one_line_errors(model, args, words):
     res = run("directions", model[0], *args, code=2)
@@ -101,7 +102,11 @@ def test_directions_bad_inputs_are_one_line_errors(model, args, words):
 
 def test_steer_bad_inputs_are_one_line_errors(model):
     for args, words in ((["--edit", "spin"], "unknown --edit 'spin'"), ([], "give --edit EDIT"),
-                        (["--edit", "color", "--channel", "pink"], "unknown --channel 'pink'")):
+                        (["--edit", "color", "--channel", "pink"], "unknown --channel 'pink'"),
+                        (["--edit", "zoom", "--alpha-max", "nan"], "--alpha-max"),
+                        (["--edit", "zoom", "--lr", "inf"], "--lr"),
+                        (["--edit", "zoom", "--steps", "1000000000"], "at most 100,000"),
+                        (["--edit", "zoom", "--seeds", "0-999"], "--seeds 1,000: at most 64")):
         res = run("steer", model[0], *args, code=2)
         assert words in res.output and len(res.output.strip().splitlines()) == 1
 

@@ -28,6 +28,9 @@ OutOpt = Annotated[
 ]
 
 
+MAX_SHEET_SEEDS = 64  # latents a contact sheet or sweep image shows per direction
+
+
 def seeds_option(text: str) -> list[int]:
     from latentctl.seeds import parse_seeds
 
@@ -75,11 +78,15 @@ def directions(
     """
 
     from latentctl import directions as D
+    from latentctl.parse import check_count
     from latentctl.seeds import latents_from_seeds
     from latentctl.session import open_model, output_dir, render, save_latents
 
     D.check_method(method)
+    # every count first: a huge --samples or sheet would only fail after the model loaded
+    check_count(samples, "--samples", 1_000_000, "a PCA of 10,000 samples is the usual")
     base_seeds = seeds_option(seeds)
+    check_count(len(base_seeds), "--seeds", MAX_SHEET_SEEDS, "the contact sheet shows a few latents per direction")
     session = open_model(model, device, workspace, "fp32", warn=warn, ema=ema)
     dim = session.info.model.latent_dim
     D.check_k(k, dim)

@@ -25,7 +25,7 @@ from latentctl.cli.common import (
     result,
     warn,
 )
-from latentctl.cli.directions_cmd import OutOpt, refuse_existing, seeds_option
+from latentctl.cli.directions_cmd import MAX_SHEET_SEEDS, OutOpt, refuse_existing, seeds_option
 from latentctl.errors import UsageError
 
 CLASSIFIERS = "classifiers"  # workspace folder where `classifier train` puts its files by default
@@ -94,7 +94,17 @@ def steer(
         from latentctl.steer import check_edit
 
         check_edit(edit, channel)
+    from latentctl.parse import MAX_BATCH_SIZE, check_count, check_float
+
+    # every number before the model loads
+    if alpha_max is not None and check_float(alpha_max, "--alpha-max", minimum=0.0) == 0:
+        raise UsageError("--alpha-max must be above 0: it is the largest strength the walk is trained for")
+    if check_float(lr, "--lr", minimum=0.0) == 0:
+        raise UsageError("--lr must be above 0")
+    check_count(steps, "--steps", 100_000, "a few hundred steps learn a walk")
+    check_count(batch_size, "--batch-size", MAX_BATCH_SIZE, "lower it")
     base_seeds = seeds_option(seeds)
+    check_count(len(base_seeds), "--seeds", MAX_SHEET_SEEDS, "the sweep image shows a few latents")
     session = open_model(model, device, workspace, "fp32", warn=warn, ema=ema)
     clf_path = resolve_classifier(assessor, session.ws) if assessor is not None else None
     name = session.store.normalize_name(save or (f"steer-{edit}" + (f"-{channel}" if edit == "color" else "") if edit else f"ganalyze-{clf_path.stem}"))
@@ -196,6 +206,9 @@ def classifier_train(
     from latentctl.device import resolve_device
     from latentctl.workspace import Workspace, slug
 
+    from latentctl.parse import check_count
+
+    check_count(epochs, "--epochs", 10_000, "a few tens of passes train the classifier")
     if image_size not in IMAGE_SIZES:
         raise UsageError(f"--image-size {image_size} is not supported; pick one of {', '.join(map(str, IMAGE_SIZES))}")
     ws = Workspace.resolve(workspace)
