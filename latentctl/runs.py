@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from latentctl.config import RESUMABLE_KEYS, ModelConfig, TrainConfig, config_differences, to_dict
-from latentctl.errors import ConfigMismatchError, LatentctlError, UsageError
+from latentctl.errors import ConfigMismatchError, DataError, LatentctlError, UsageError
 from latentctl.recipes import model_defaults, train_defaults
 from latentctl.workspace import CHECKPOINT_NAME, Workspace, slug
 
@@ -82,8 +82,6 @@ def plan(
     train_cfg = TrainConfig(**{**defaults, **given_train})
     data = Path(data).expanduser()
     if not data.is_dir():
-        from latentctl.errors import DataError
-
         why = "it is a file" if data.exists() else "it does not exist"
         raise DataError(f"{data} is not a folder of images ({why})")
     family = "" if model_cfg.family == "gan" else model_cfg.family + "-"

@@ -179,5 +179,13 @@ def render(
     return save_png(img, out_dir / grid_name)
 
 
+def file_stems(seeds: list[int] | None, count: int) -> list[str]:
+    """How rendered latents' PNGs are named: by seed (``seed0042``) when every row has a distinct
+    one, by row (``row000``) otherwise. One rule for apply, render and the explorer's commands."""
+    if seeds is not None and len(seeds) == count and len(set(seeds)) == count:
+        return [f"seed{s:04d}" for s in seeds]
+    return [f"row{i:03d}" for i in range(count)]
+
+
 def save_latents(path: Path, entry: LatentEntry, *, force: bool) -> Path:
     return write_entry(path, entry, force=force)

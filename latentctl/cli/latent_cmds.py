@@ -139,12 +139,10 @@ def _gather_rows(session, specs: list[str], *, limit: int, what: str):
 
 
 def _file_names(labels: list[str], seeds: list[int] | None, suffixes: list[str]) -> list[str]:
-    """One PNG name per (row, suffix): by seed when every row has a distinct one, else by row."""
-    if seeds is not None and len(set(seeds)) == len(seeds):
-        stems = [f"seed{s:04d}" for s in seeds]
-    else:
-        stems = [f"row{i:03d}" for i in range(len(labels))]
-    return [f"{stem}{suffix}" for stem in stems for suffix in suffixes]
+    """One PNG name per (row, suffix), named as ``session.file_stems`` says."""
+    from latentctl.session import file_stems
+
+    return [f"{stem}{suffix}" for stem in file_stems(seeds, len(labels)) for suffix in suffixes]
 
 
 @handles_errors

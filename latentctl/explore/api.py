@@ -136,8 +136,10 @@ class Base:
 def _apply_image(base: Base, scale: float) -> str:
     """The file `apply` writes for this one latent at ``scale``: named by its seed when it has one
     (a seed, an entry row with a seed, truncated seeds saved by the prelude), by row otherwise."""
+    from latentctl.session import file_stems
+
     seed = base.seed if base.seed is not None else base.entry_seed
-    stem = "row000" if base.mean or seed is None else f"seed{seed:04d}"
+    (stem,) = file_stems(None if base.mean or seed is None else [seed], 1)
     return f"{stem}_scale{scale:+g}.png"
 
 
