@@ -258,3 +258,23 @@ def test_skipped_list_round_trips_every_name(tmp_path):
     lines = path.read_text().splitlines()
     assert len(lines) == len(names) and len({line.split("\t")[0] for line in lines}) == len(names)
     assert np.all([line.count("\t") == 2 for line in lines])
+
+
+def test_a_stop_is_said_once_and_not_as_an_error(capsys):
+    import typer
+
+    from latentctl.cli.common import handles_errors
+    from latentctl.errors import TrainingInterrupted
+
+    @handles_errors
+    def stopped(reported: bool):
+        err = TrainingInterrupted("stopped at epoch 2, step 3 of 8; checkpoint saved to x")
+        err.reported = reported
+        raise err
+
+    for reported, expected in ((False, 1), (True, 0)):
+        with pytest.raises(typer.Exit) as exit_:
+            stopped(reported)
+        assert exit_.value.exit_code == 130
+        err = capsys.readouterr().err
+        assert err.count("stopped at epoch 2") == expected and "Error" not in err

@@ -35,7 +35,10 @@ def handles_errors(func: F) -> F:
         try:
             return func(*args, **kwargs)
         except TrainingInterrupted as err:
-            # The command has already said where the checkpoint is and how to resume.
+            # Said once, as what it is (a requested stop, not an error); `train` says it itself,
+            # with the resume command, and marks it reported.
+            if not getattr(err, "reported", False):
+                err_console.print(escape(str(err)), markup=True, highlight=False)
             raise typer.Exit(err.exit_code) from None
         except LatentctlError as err:
             fail(str(err), err.exit_code)

@@ -276,6 +276,7 @@ def _run(plan, ws, dev, devices: int, strict: bool, group=None, tensorboard: boo
             raise
         note(str(stop))
         note(f"resume with: latentctl train --resume {target}")
+        stop.reported = True
         raise
     except LatentctlError:
         if main and (target / CHECKPOINT_NAME).exists():
