@@ -422,14 +422,22 @@ def _bucket(e) -> str:
         p = p.cpu_parent
     if any(n.startswith("Optimizer.") for n in chain):
         return "optimizer (Adam step, zero_grad)"
-    if e.name in ("aten::copy_", "aten::_to_copy", "aten::clone", "aten::contiguous", "aten::to") or e.name.endswith("ToCopyBackward0"):
+    if e.name in ("aten::copy_", "aten::_to_copy", "aten::clone", "aten::contiguous", "aten::to") or e.name.endswith(
+        "ToCopyBackward0"
+    ):
         return "layout and dtype conversions (to/copy/clone)"
     if any("cross_entropy" in n.lower() or "log_sigmoid" in n.lower() or "CrossEntropy" in n for n in chain):
         return "loss (BCE with logits, fwd+bwd)"
     conv = any(n in ("aten::convolution", "aten::convolution_backward") for n in chain)
     back = any(n.startswith("autograd::engine::evaluate_function") for n in chain)
     linear = any(n in ("aten::addmm", "aten::mm", "aten::linear") for n in chain)
-    part = "convolutions" if conv else "dense layers" if linear else "everything else (activations, padding, sampling z, ...)"
+    part = (
+        "convolutions"
+        if conv
+        else "dense layers"
+        if linear
+        else "everything else (activations, padding, sampling z, ...)"
+    )
     return f"{'backward' if back else 'forward'}: {part}"
 
 
@@ -442,9 +450,15 @@ def _layer_key(e) -> str | None:
         return None
     shapes = p.input_shapes
     x, w = (shapes[0], shapes[1]) if p.name == "aten::convolution" else (shapes[1], shapes[2])
-    transposed = bool(p.concrete_inputs[6]) if p.name == "aten::convolution" and len(getattr(p, "concrete_inputs", []) or []) > 6 else None
+    transposed = (
+        bool(p.concrete_inputs[6])
+        if p.name == "aten::convolution" and len(getattr(p, "concrete_inputs", []) or []) > 6
+        else None
+    )
     kind = "convT" if transposed else "conv"
-    if transposed is None:  # backward: the weight layout says (in, out) for transposed ones; not recorded, so shapes only
+    if (
+        transposed is None
+    ):  # backward: the weight layout says (in, out) for transposed ones; not recorded, so shapes only
         kind = "conv/convT"
     return f"{kind} in {tuple(x[1:])} w {tuple(w)} ({'bwd' if p.name.endswith('backward') else 'fwd'})"
 
@@ -466,21 +480,21 @@ def _profile(spec: dict) -> dict:
         if kind == "train":
             fn, info = _make_trainer("latentctl", size, batch, ["cl", "alloc"] + spec.get("levers", []), dev)
             pool = _real_pool(size, batch // 2)
-            run = lambda i: fn(pool[i % len(pool)])  # noqa: E731
+            run = lambda i: fn(pool[i % len(pool)])  # noqa: E731, B023 (used in this iteration only)
             small_fn, _ = _make_trainer("latentctl", size, 4, ["cl", "alloc"] + spec.get("levers", []), dev)
             small = _real_pool(size, 2, 1)[0]
-            count, scale = (lambda: small_fn(small)), batch / 4
+            count, scale = (lambda: small_fn(small)), batch / 4  # noqa: B023
         else:
             sampler, G, precision = _make_sampler("latentctl", size, ["sampleprep", "alloc"], dev)
             import numpy as np
 
             z = np.random.default_rng(0).standard_normal((SAMPLE_BATCH, 100)).astype(np.float32)
-            run = lambda i: sampler(z)  # noqa: E731
+            run = lambda i: sampler(z)  # noqa: E731, B023
             info = {"precision": precision}
 
             def count():
                 with torch.inference_mode():
-                    sampler(z[:2])
+                    sampler(z[:2])  # noqa: B023
 
             scale = SAMPLE_BATCH / 2
         for i in range(2):  # warm-up: oneDNN picks and caches its kernels
@@ -505,8 +519,15 @@ def _profile(spec: dict) -> dict:
                 if key:
                     layers[key] = layers.get(key, 0.0) + self_s
         conv_s = sum(v for k, v in buckets.items() if "convolutions" in k)
-        out[kind] = {"wall_s": wall, "buckets": buckets, "layers": layers, "conv_flops": conv_flops, "conv_s": conv_s,
-                     "precision": info.get("precision", "fp32"), "flops": flops}
+        out[kind] = {
+            "wall_s": wall,
+            "buckets": buckets,
+            "layers": layers,
+            "conv_flops": conv_flops,
+            "conv_s": conv_s,
+            "precision": info.get("precision", "fp32"),
+            "flops": flops,
+        }
     out["peak"] = _worker_peak({"n": 2048, "reps": 6}, dev)["peak_gflops"]
     return out
 
@@ -516,15 +537,19 @@ def _print_profile(p: dict) -> None:
     for kind in ("train", "sample"):
         r = p[kind]
         what = f"one training step, batch {p['batch']}" if kind == "train" else f"one sampling batch of {SAMPLE_BATCH}"
-        print(f"\nPROFILE {p['size']} px, {what}, {r['precision']}, {p['threads']} threads: {r['wall_s']:.3f} s wall "
-              "(profiler on; self CPU time per op, summed by part)")
+        print(
+            f"\nPROFILE {p['size']} px, {what}, {r['precision']}, {p['threads']} threads: {r['wall_s']:.3f} s wall "
+            "(profiler on; self CPU time per op, summed by part)"
+        )
         total = sum(r["buckets"].values())
         for name, v in sorted(r["buckets"].items(), key=lambda kv: -kv[1]):
             print(f"  {name:<58} {v:>8.3f} s {100 * v / total:>5.1f} %")
         pk = peak.get("bfloat16" if r["precision"] == "bf16" else "float32") or peak["float32"]
         rate = r["conv_flops"] / r["conv_s"] / 1e9 if r["conv_s"] else 0.0
-        print(f"  convolutions: {r['conv_flops'] / 1e9:.1f} GFLOP in {r['conv_s']:.3f} s = {rate:.0f} GFLOP/s, "
-              f"{100 * rate / pk:.0f} % of the {r['precision']} matmul peak ({pk:.0f} GFLOP/s)")
+        print(
+            f"  convolutions: {r['conv_flops'] / 1e9:.1f} GFLOP in {r['conv_s']:.3f} s = {rate:.0f} GFLOP/s, "
+            f"{100 * rate / pk:.0f} % of the {r['precision']} matmul peak ({pk:.0f} GFLOP/s)"
+        )
         print("  convolution layers (self time):")
         for name, v in sorted(r["layers"].items(), key=lambda kv: -kv[1])[:10]:
             print(f"    {name:<70} {v:>7.3f} s")
@@ -580,7 +605,12 @@ class _Worker:
         self.stderr = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 - closed with the worker
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "benchmarks.bench", "--worker", json.dumps(specs)],
-            cwd=ROOT, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.stderr, text=True,
+            cwd=ROOT,
+            env=env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self.stderr,
+            text=True,
         )
         self.info = self._read("READY")
 
@@ -591,7 +621,9 @@ class _Worker:
         self.proc.wait()
         self.stderr.seek(0)
         names = [s.get("name") for s in self.specs]
-        raise SystemExit(f"benchmark worker for {names} failed (exit {self.proc.returncode}):\n{self.stderr.read()[-4000:]}")
+        raise SystemExit(
+            f"benchmark worker for {names} failed (exit {self.proc.returncode}):\n{self.stderr.read()[-4000:]}"
+        )
 
     def ask(self, tag: str, **cmd):
         self.proc.stdin.write(json.dumps(cmd) + "\n")
@@ -611,7 +643,9 @@ def _run_group(groups: list[list[dict]], warmup: int, steps: int, budget: float 
     t0 = time.perf_counter()
     workers = [_Worker(g) for g in groups]
     slots = [(w, i) for w in workers for i in range(len(w.specs))]
-    print(f"  {label}: {len(slots)} configurations ready in {time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
+    print(
+        f"  {label}: {len(slots)} configurations ready in {time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True
+    )
     times: list[list[float]] = [[] for _ in slots]
     for _ in range(warmup):
         for w, i in slots:
@@ -631,7 +665,7 @@ def _run_group(groups: list[list[dict]], warmup: int, steps: int, budget: float 
     for w in workers:
         idx = [j for j, (ww, _) in enumerate(slots) if ww is w]
         res = w.close([len(times[j]) for j in idx])
-        for (j, r) in zip(idx, res):
+        for j, r in zip(idx, res):
             r.update(w.info)
             r["step_times"] = times[j]
             results.append((j, r))
@@ -709,8 +743,18 @@ SCAN_TRAIN = [
     ("latentctl + cl + alloc + in-place = perf", "latentctl", ["cl", "alloc", "inplace"], {}),
     ("latentctl + cl + alloc + in-place + rgbcrop", "latentctl", ["cl", "alloc", "inplace", "rgbcrop"], {}),
     ("latentctl + cl + alloc + in-place + OMP env", "latentctl", ["cl", "alloc", "inplace"], OMP_ENV),
-    ("latentctl + cl + alloc + in-place + OMP_WAIT_POLICY=ACTIVE", "latentctl", ["cl", "alloc", "inplace"], {"OMP_WAIT_POLICY": "ACTIVE"}),
-    ("latentctl + cl + alloc + in-place + OMP_PROC_BIND=close", "latentctl", ["cl", "alloc", "inplace"], {"OMP_PROC_BIND": "close"}),
+    (
+        "latentctl + cl + alloc + in-place + OMP_WAIT_POLICY=ACTIVE",
+        "latentctl",
+        ["cl", "alloc", "inplace"],
+        {"OMP_WAIT_POLICY": "ACTIVE"},
+    ),
+    (
+        "latentctl + cl + alloc + in-place + OMP_PROC_BIND=close",
+        "latentctl",
+        ["cl", "alloc", "inplace"],
+        {"OMP_PROC_BIND": "close"},
+    ),
     ("latentctl + cl + alloc + in-place + THP (GLIBC_TUNABLES)", "latentctl", ["cl", "alloc", "inplace"], THP_ENV),
     ("latentctl + cl + alloc + torch.compile", "latentctl", ["cl", "alloc", "compile"], {}),
     ("latentctl as `train` runs it, Adam as trainers.py builds it", "latentctl", ["cl", "alloc"], {}),
@@ -765,8 +809,10 @@ def _row(name: str, spec: dict, runs: list[dict], base_runs: list[dict] | None) 
 def _print_table(title: str, rows: list[dict], peaks: dict[str, float], quick: bool) -> None:
     """% peak is against the matmul peak of the row's precision (bfloat16 rows: the bf16 peak)."""
     print(f"\n{title}")
-    head = (f"{'configuration':<56} {'prec':>4} {'step s':>8} {'img/s':>7} {'vs plain':>8} {'GFLOP/img':>9} {'GFLOP/s':>7} "
-            f"{'% peak':>6} {'peak MiB':>8} {'sys s/step':>10}")
+    head = (
+        f"{'configuration':<56} {'prec':>4} {'step s':>8} {'img/s':>7} {'vs plain':>8} {'GFLOP/img':>9} {'GFLOP/s':>7} "
+        f"{'% peak':>6} {'peak MiB':>8} {'sys s/step':>10}"
+    )
     print(head)
     print("-" * len(head))
     for r in rows:
@@ -780,7 +826,9 @@ def _print_table(title: str, rows: list[dict], peaks: dict[str, float], quick: b
         )
     for r in rows:
         if "compile" in r.get("levers", []) and r.get("first_step_s") is not None:
-            print(f"  {r['name']}: first step {r['first_step_s']:.1f} s (includes compiling) vs {r['step_s']:.2f} s after")
+            print(
+                f"  {r['name']}: first step {r['first_step_s']:.1f} s (includes compiling) vs {r['step_s']:.2f} s after"
+            )
 
 
 def _measure(kind: str, size: int, cfgs: list, args, batch: int, budget: float | None, group_size: int) -> list[dict]:
@@ -789,7 +837,15 @@ def _measure(kind: str, size: int, cfgs: list, args, batch: int, budget: float |
     warm, steps = _steps_for(size, args) if kind == "train" else (1, args.sample_steps or (2 if args.quick else 3))
     specs = []
     for name, impl, levers, env in cfgs:
-        spec = {"name": name, "kind": kind, "impl": impl, "size": size, "levers": levers, "env": env, "device": args.device}
+        spec = {
+            "name": name,
+            "kind": kind,
+            "impl": impl,
+            "size": size,
+            "levers": levers,
+            "env": env,
+            "device": args.device,
+        }
         if kind == "train":
             spec["batch"] = batch
         specs.append(spec)
@@ -818,41 +874,94 @@ def _loader_table(sizes: list[int], tables: list, args) -> None:
     """First-time decode and cached batch rates (benchmarks/loader_speed.py, in a subprocess), set
     against the fastest latentctl training rate measured above at the same size."""
     n = 256 if args.quick else 2000
-    print(f"\nLOADER ({n} synthetic PNGs per size; batches of 64 real images from the decoded cache, to floats on the device)")
+    print(
+        f"\nLOADER ({n} synthetic PNGs per size; batches of 64 real images from the decoded cache, to floats on the device)"
+    )
     print(f"{'size':>5} {'decode img/s':>13} {'cached img/s':>13} {'training img/s':>15} {'cached / training':>18}")
     for size in sizes:
         out = subprocess.run(
-            [sys.executable, "-m", "benchmarks.loader_speed", "--size", str(size), "--images", str(n), "--device", args.device, "--json"],
-            cwd=ROOT, capture_output=True, text=True, check=False,
+            [
+                sys.executable,
+                "-m",
+                "benchmarks.loader_speed",
+                "--size",
+                str(size),
+                "--images",
+                str(n),
+                "--device",
+                args.device,
+                "--json",
+            ],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=False,
         )
         if out.returncode != 0:
             print(f"{size:>5} loader benchmark failed: {out.stderr.strip().splitlines()[-1:]}")
             continue
         r = json.loads(out.stdout.strip().splitlines()[-1])
-        trained = [row["img_s"] for kind, sz, rows in tables if kind == "train" and sz == size for row in rows if row["impl"] == "latentctl"]
+        trained = [
+            row["img_s"]
+            for kind, sz, rows in tables
+            if kind == "train" and sz == size
+            for row in rows
+            if row["impl"] == "latentctl"
+        ]
         best = max(trained) if trained else None
-        print(f"{size:>5} {r['decode_img_s']:>13.0f} {r['cached_img_s']:>13.0f} {_fmt(best, '.2f'):>15} "
-              f"{_fmt(best and r['cached_img_s'] / best, '.0f') + 'x':>18}")
+        print(
+            f"{size:>5} {r['decode_img_s']:>13.0f} {r['cached_img_s']:>13.0f} {_fmt(best, '.2f'):>15} "
+            f"{_fmt(best and r['cached_img_s'] / best, '.0f') + 'x':>18}"
+        )
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks.bench", description=__doc__.split("\n\n")[0])
     p.add_argument("--sizes", default=None, help="image sizes, comma-separated [64,128; --quick: 32]")
     p.add_argument("--batch", type=int, default=None, help="training batch B (D sees B/2 real) [128; --quick: 16]")
-    p.add_argument("--steps", type=int, default=None, help="at most this many measured (interleaved) steps per configuration [8 below 128 px, 5 at 128 px and up; --quick: 2]")
-    p.add_argument("--warmup", type=int, default=None, help="warm-up steps per configuration [2 below 128 px, 1 at 128 px and up]")
-    p.add_argument("--budget", type=float, default=None, help="stop measuring (after at least 2 steps) once the configurations used this many seconds each [60; --quick: none]")
+    p.add_argument(
+        "--steps",
+        type=int,
+        default=None,
+        help="at most this many measured (interleaved) steps per configuration [8 below 128 px, 5 at 128 px and up; --quick: 2]",
+    )
+    p.add_argument(
+        "--warmup", type=int, default=None, help="warm-up steps per configuration [2 below 128 px, 1 at 128 px and up]"
+    )
+    p.add_argument(
+        "--budget",
+        type=float,
+        default=None,
+        help="stop measuring (after at least 2 steps) once the configurations used this many seconds each [60; --quick: none]",
+    )
     p.add_argument("--sample-steps", type=int, default=None, help="measured sampling batches of 64 [3]")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N | mps")
-    p.add_argument("--quick", action="store_true", help="smoke run: 32 px, batch 16, 1+2 steps, all configurations in one process")
-    p.add_argument("--scan", action="store_true", help="measure every CPU lever alone and stacked instead of the summary")
-    p.add_argument("--only", default=None, help="with --scan: only configurations whose name contains one of these comma-separated strings (plain is always run)")
-    p.add_argument("--group", type=int, default=None, help="configurations interleaved together besides plain [--scan: 3, else all]")
+    p.add_argument(
+        "--quick", action="store_true", help="smoke run: 32 px, batch 16, 1+2 steps, all configurations in one process"
+    )
+    p.add_argument(
+        "--scan", action="store_true", help="measure every CPU lever alone and stacked instead of the summary"
+    )
+    p.add_argument(
+        "--only",
+        default=None,
+        help="with --scan: only configurations whose name contains one of these comma-separated strings (plain is always run)",
+    )
+    p.add_argument(
+        "--group",
+        type=int,
+        default=None,
+        help="configurations interleaved together besides plain [--scan: 3, else all]",
+    )
     p.add_argument("--no-sample", action="store_true", help="skip sampling")
     p.add_argument("--no-train", action="store_true", help="skip training")
     p.add_argument("--no-loader", action="store_true", help="skip the data loader measurement")
     p.add_argument("--json", type=Path, default=None, help="also write all results here")
-    p.add_argument("--profile", action="store_true", help="where a training step and a sampling batch spend their time (torch.profiler; CPU), at --sizes [64]")
+    p.add_argument(
+        "--profile",
+        action="store_true",
+        help="where a training step and a sampling batch spend their time (torch.profiler; CPU), at --sizes [64]",
+    )
     p.add_argument("--adam", default=None, help=argparse.SUPPRESS)
     p.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -865,7 +974,10 @@ def main(argv: list[str] | None = None) -> int:
     batch = args.batch or (16 if args.quick else 128)
     if args.profile:
         machine = _machine()
-        print(f"machine: {machine.get('cpu', '?')}, {machine.get('cpus')} CPUs, SIMD {'/'.join(machine.get('simd', []))}", flush=True)
+        print(
+            f"machine: {machine.get('cpu', '?')}, {machine.get('cpus')} CPUs, SIMD {'/'.join(machine.get('simd', []))}",
+            flush=True,
+        )
         for size in sizes:
             levers = [f"adam={args.adam}"] if args.adam else []
             w = _Worker([{"name": "profile", "kind": "peak", "device": "cpu", "levers": []}])
@@ -880,15 +992,19 @@ def main(argv: list[str] | None = None) -> int:
         budget = None
     t_start = time.perf_counter()
     machine = _machine()
-    print(f"machine: {machine.get('cpu', '?')}, {machine.get('cpus')} CPUs, SIMD {'/'.join(machine.get('simd', [])) or '?'}; "
-          f"python {machine['python']}", flush=True)
+    print(
+        f"machine: {machine.get('cpu', '?')}, {machine.get('cpus')} CPUs, SIMD {'/'.join(machine.get('simd', [])) or '?'}; "
+        f"python {machine['python']}",
+        flush=True,
+    )
 
     train_cfgs = [] if args.no_train else (SCAN_TRAIN if args.scan else TRAIN_CONFIGS)
     sample_cfgs = [] if args.no_sample else (SCAN_SAMPLE if args.scan else SAMPLE_CONFIGS)
     if args.only:
         keys = [k.strip() for k in args.only.split(",") if k.strip()]
         train_cfgs, sample_cfgs = (
-            [c for i, c in enumerate(cfgs) if i == 0 or any(k in c[0] for k in keys)] for cfgs in (train_cfgs, sample_cfgs)
+            [c for i, c in enumerate(cfgs) if i == 0 or any(k in c[0] for k in keys)]
+            for cfgs in (train_cfgs, sample_cfgs)
         )
     reps = 3 if args.quick else 12
     peaks = [_peak(args.device, reps)]
@@ -896,31 +1012,45 @@ def main(argv: list[str] | None = None) -> int:
     for size in sizes:
         for kind, cfgs in (("train", train_cfgs), ("sample", sample_cfgs)):
             if cfgs:
-                tables.append((kind, size, _measure(kind, size, cfgs, args, batch, budget, args.group or (3 if args.scan else 8))))
+                tables.append(
+                    (kind, size, _measure(kind, size, cfgs, args, batch, budget, args.group or (3 if args.scan else 8)))
+                )
     if not args.quick:
         peaks.append(_peak(args.device, reps))
     peak = {k: max(pk["peak_gflops"][k] for pk in peaks) for k in peaks[0]["peak_gflops"]}
     device = peaks[0]["device"]
 
-    print(f"\ndevice {device}, torch {peaks[0]['torch']}; peak = best "
-          + ", ".join(f"{k} {v:.0f} GFLOP/s" for k, v in peak.items())
-          + f" ({peaks[0]['n']}^2 matmul; float32 at start {peaks[0]['peak_gflops']['float32']:.0f}"
-          + (f", at end {peaks[-1]['peak_gflops']['float32']:.0f}" if len(peaks) > 1 else "") + ")")
+    print(
+        f"\ndevice {device}, torch {peaks[0]['torch']}; peak = best "
+        + ", ".join(f"{k} {v:.0f} GFLOP/s" for k, v in peak.items())
+        + f" ({peaks[0]['n']}^2 matmul; float32 at start {peaks[0]['peak_gflops']['float32']:.0f}"
+        + (f", at end {peaks[-1]['peak_gflops']['float32']:.0f}" if len(peaks) > 1 else "")
+        + ")"
+    )
     if args.quick:
-        print("--quick: all configurations of a table share one process (allocator tuning applies to all of them, "
-              "peak memory is not per configuration); figures are for smoke testing only")
+        print(
+            "--quick: all configurations of a table share one process (allocator tuning applies to all of them, "
+            "peak memory is not per configuration); figures are for smoke testing only"
+        )
     else:
-        print("every configuration in its own process; steps interleaved round by round; 'vs plain' = median of "
-              "per-round paired ratios" + (f"; measuring stops after {budget:.0f} s per configuration (at least 2 steps)" if budget else ""))
+        print(
+            "every configuration in its own process; steps interleaved round by round; 'vs plain' = median of "
+            "per-round paired ratios"
+            + (f"; measuring stops after {budget:.0f} s per configuration (at least 2 steps)" if budget else "")
+        )
     summary = []
     for kind, size, rows in tables:
         n_steps = "/".join(str(len(r["step_times"])) for r in rows)
         if kind == "train":
-            title = (f"TRAINING {size} px, batch {batch} ({batch // 2} real images per step; img/s = real images/s), "
-                     f"median of {n_steps} steps after {rows[0]['warmup']} warm-up")
+            title = (
+                f"TRAINING {size} px, batch {batch} ({batch // 2} real images per step; img/s = real images/s), "
+                f"median of {n_steps} steps after {rows[0]['warmup']} warm-up"
+            )
         else:
-            title = (f"SAMPLING {size} px, batch {SAMPLE_BATCH}, generator only, inference (+ uint8 conversion), "
-                     f"median of {n_steps} batches after 1 warm-up")
+            title = (
+                f"SAMPLING {size} px, batch {SAMPLE_BATCH}, generator only, inference (+ uint8 conversion), "
+                f"median of {n_steps} batches after 1 warm-up"
+            )
         _print_table(title, rows, peak, args.quick)
         summary += rows
 
@@ -929,13 +1059,27 @@ def main(argv: list[str] | None = None) -> int:
 
     help_t = _help_time(2 if args.quick else 5)
     status = "meets" if help_t["median_s"] <= 0.3 else "misses"
-    print(f"\n`{help_t['command']} --help`: median {help_t['median_s']:.2f} s of {len(help_t['times'])} runs ({status} the 0.3 s target)")
+    print(
+        f"\n`{help_t['command']} --help`: median {help_t['median_s']:.2f} s of {len(help_t['times'])} runs ({status} the 0.3 s target)"
+    )
     total = time.perf_counter() - t_start
     print(f"total benchmark time {total:.0f} s")
     if args.json:
-        args.json.write_text(json.dumps({"machine": machine, "peak": peak, "peaks": peaks, "device": device,
-                                         "summary": summary, "help": help_t, "total_s": total,
-                                         "argv": sys.argv[1:] if argv is None else argv}, indent=2))
+        args.json.write_text(
+            json.dumps(
+                {
+                    "machine": machine,
+                    "peak": peak,
+                    "peaks": peaks,
+                    "device": device,
+                    "summary": summary,
+                    "help": help_t,
+                    "total_s": total,
+                    "argv": sys.argv[1:] if argv is None else argv,
+                },
+                indent=2,
+            )
+        )
     return 0
 
 

@@ -79,8 +79,10 @@ def main(argv: list[str] | None = None) -> int:
     perf.use_all_cores()
     perf.tune_allocator()
     dev = torch.device("cpu")
-    print(f"machine: {platform.processor() or platform.machine()}, {perf.available_cores()} cores, torch {torch.__version__}; "
-          f"native bf16: {_native_bf16()}")
+    print(
+        f"machine: {platform.processor() or platform.machine()}, {perf.available_cores()} cores, torch {torch.__version__}; "
+        f"native bf16: {_native_bf16()}"
+    )
     held_out, _ = synthetic_faces(args.samples, args.size, seed=12345)
     held_labels = detect_attributes(held_out)
     ref = _features(held_out)
@@ -89,16 +91,27 @@ def main(argv: list[str] | None = None) -> int:
         dataset = prepare_dataset(root, args.size, Path(tmp) / "cache")
         train_imgs = np.asarray(dataset.images[: args.samples])
         err, _ = attribute_error(train_imgs, held_labels)
-        print(f"\n{'run':<18} {'train s':>8} {'pixel FD':>9} {'attr err':>9}   detector rates (glasses/smile/dark_hair/dark_skin)")
+        print(
+            f"\n{'run':<18} {'train s':>8} {'pixel FD':>9} {'attr err':>9}   detector rates (glasses/smile/dark_hair/dark_skin)"
+        )
         rates = detect_attributes(train_imgs)
-        print(f"{'real vs real':<18} {'-':>8} {frechet_distance(_features(train_imgs), ref):>9.4f} {err:>9.3f}   "
-              + "/".join(f"{float(v.mean()):.2f}" for v in rates.values()))
+        print(
+            f"{'real vs real':<18} {'-':>8} {frechet_distance(_features(train_imgs), ref):>9.4f} {err:>9.3f}   "
+            + "/".join(f"{float(v.mean()):.2f}" for v in rates.values())
+        )
         for seed in (int(s) for s in args.seeds.split(",")):
             for precision in ("fp32", "bf16"):
                 model_cfg = ModelConfig(image_size=args.size, width=args.width)
-                train_cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch, seed=seed, precision=precision,
-                                        channels_last=True, checkpoint_every=args.epochs, snapshot_every=10**6,
-                                        sample_every=10**6)
+                train_cfg = TrainConfig(
+                    epochs=args.epochs,
+                    batch_size=args.batch,
+                    seed=seed,
+                    precision=precision,
+                    channels_last=True,
+                    checkpoint_every=args.epochs,
+                    snapshot_every=10**6,
+                    sample_every=10**6,
+                )
                 run_dir = Path(tmp) / f"run-{precision}-{seed}"
                 run_dir.mkdir()
                 t = time.perf_counter()
@@ -109,8 +122,11 @@ def main(argv: list[str] | None = None) -> int:
                 imgs = generate(G, z, device=dev)
                 err, rates = attribute_error(imgs, held_labels)
                 fd = frechet_distance(_features(imgs), ref)
-                print(f"{precision + ' seed ' + str(seed):<18} {dt:>8.1f} {fd:>9.4f} {err:>9.3f}   "
-                      + "/".join(f"{v:.2f}" for v in rates.values()), flush=True)
+                print(
+                    f"{precision + ' seed ' + str(seed):<18} {dt:>8.1f} {fd:>9.4f} {err:>9.3f}   "
+                    + "/".join(f"{v:.2f}" for v in rates.values()),
+                    flush=True,
+                )
     return 0
 
 

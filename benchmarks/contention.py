@@ -43,15 +43,28 @@ WAIT_VARS = ["OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "OMP_NUM_THREADS", "OMP_PROC_B
 # run (channels-last, allocator tuned, auto precision); only the OpenMP environment differs.
 CONFIGS = [
     ("latentctl, 1 thread", "latentctl", ["cl", "alloc"], {"OMP_NUM_THREADS": "1"}),
-    ("latentctl default: 2 threads, OMP_WAIT_POLICY=PASSIVE", "latentctl", ["cl", "alloc"], {"OMP_WAIT_POLICY": "PASSIVE"}),
+    (
+        "latentctl default: 2 threads, OMP_WAIT_POLICY=PASSIVE",
+        "latentctl",
+        ["cl", "alloc"],
+        {"OMP_WAIT_POLICY": "PASSIVE"},
+    ),
     ("latentctl, 2 threads, libgomp default (before issue 17)", "latentctl", ["cl", "alloc"], {}),
     ("latentctl, 2 threads, OMP_WAIT_POLICY=ACTIVE", "latentctl", ["cl", "alloc"], {"OMP_WAIT_POLICY": "ACTIVE"}),
     ("latentctl, 2 threads, GOMP_SPINCOUNT=10000", "latentctl", ["cl", "alloc"], {"GOMP_SPINCOUNT": "10000"}),
     ("plain reference, 2 threads, libgomp default", "plain", [], {}),
-    ("latentctl + perf.ThreadTuner (1 or 2 threads, measured), PASSIVE", "latentctl", ["cl", "alloc", "tuner=20"],
-     {"OMP_WAIT_POLICY": "PASSIVE"}),
-    ("latentctl + perf.ThreadTuner, GOMP_SPINCOUNT=10000", "latentctl", ["cl", "alloc", "tuner=20"],
-     {"GOMP_SPINCOUNT": "10000"}),
+    (
+        "latentctl + perf.ThreadTuner (1 or 2 threads, measured), PASSIVE",
+        "latentctl",
+        ["cl", "alloc", "tuner=20"],
+        {"OMP_WAIT_POLICY": "PASSIVE"},
+    ),
+    (
+        "latentctl + perf.ThreadTuner, GOMP_SPINCOUNT=10000",
+        "latentctl",
+        ["cl", "alloc", "tuner=20"],
+        {"GOMP_SPINCOUNT": "10000"},
+    ),
 ]
 SAMPLE_LEVERS = {"latentctl": ["sampleprep", "alloc"], "plain": []}
 
@@ -100,15 +113,28 @@ def run(args) -> dict:
     loads = [int(x) for x in args.loads.split(",")]
     kinds = [k for k in ("train", "sample") if k not in args.skip]
     machine = _machine()
-    print(f"machine: {machine.get('cpu', '?')}, {machine.get('cpus')} CPUs, SIMD {'/'.join(machine.get('simd', []))}; "
-          f"python {machine['python']}; load average before: {_load_average()}", flush=True)
+    print(
+        f"machine: {machine.get('cpu', '?')}, {machine.get('cpus')} CPUs, SIMD {'/'.join(machine.get('simd', []))}; "
+        f"python {machine['python']}; load average before: {_load_average()}",
+        flush=True,
+    )
     results: dict = {"machine": machine, "loads": loads, "tables": {}}
     for kind in kinds:
         workers = []
         for name, impl, levers, env in configs:
-            spec = {"name": name, "kind": kind, "impl": impl, "size": SIZE, "width": WIDTH, "batch": BATCH,
-                    "levers": levers if kind == "train" else _sample_levers(impl, levers), "env": env, "unset": WAIT_VARS,
-                    "device": "cpu", "count_flops": False}
+            spec = {
+                "name": name,
+                "kind": kind,
+                "impl": impl,
+                "size": SIZE,
+                "width": WIDTH,
+                "batch": BATCH,
+                "levers": levers if kind == "train" else _sample_levers(impl, levers),
+                "env": env,
+                "unset": WAIT_VARS,
+                "device": "cpu",
+                "count_flops": False,
+            }
             workers.append(_Worker([spec]))
             _signal(workers[-1], signal.SIGSTOP)
         steps = args.train_steps if kind == "train" else args.sample_batches
@@ -128,14 +154,24 @@ def run(args) -> dict:
                     _signal(workers[j], signal.SIGCONT)
                     per[j].append(_measure(workers[j], steps))
                     _signal(workers[j], signal.SIGSTOP)
-                print(f"  {kind}, {load} competing: round {r + 1}: " + ", ".join(f"{p[-1]:.3f}" for p in per) + " s/step",
-                      file=sys.stderr, flush=True)
+                print(
+                    f"  {kind}, {load} competing: round {r + 1}: " + ", ".join(f"{p[-1]:.3f}" for p in per) + " s/step",
+                    file=sys.stderr,
+                    flush=True,
+                )
             _stop_hogs(hogs)
             rows = []
             for (name, *_), times in zip(configs, per):
                 ratios = [one / t for one, t in zip(per[0], times)]
-                rows.append({"name": name, "s_per_step": statistics.median(times), "times": times,
-                             "vs_one_thread": statistics.median(ratios), "ratio_range": [min(ratios), max(ratios)]})
+                rows.append(
+                    {
+                        "name": name,
+                        "s_per_step": statistics.median(times),
+                        "times": times,
+                        "vs_one_thread": statistics.median(ratios),
+                        "ratio_range": [min(ratios), max(ratios)],
+                    }
+                )
             table[load] = {"rows": rows, "load_average_at_start": before, "load_average_at_end": _load_average()}
         for w in workers:
             _signal(w, signal.SIGCONT)
@@ -148,8 +184,10 @@ def _print(results: dict, args) -> None:
     for kind, table in results["tables"].items():
         per_img, what = unit[kind]
         n = args.train_steps if kind == "train" else args.sample_batches
-        print(f"\n{'TRAINING' if kind == 'train' else 'SAMPLING'} {SIZE} px, width {WIDTH}, batch {BATCH}"
-              f" ({what}); {args.rounds} interleaved rounds of {n} {'steps' if kind == 'train' else 'batches'} per load")
+        print(
+            f"\n{'TRAINING' if kind == 'train' else 'SAMPLING'} {SIZE} px, width {WIDTH}, batch {BATCH}"
+            f" ({what}); {args.rounds} interleaved rounds of {n} {'steps' if kind == 'train' else 'batches'} per load"
+        )
         loads = list(table)
         head = f"{'configuration':<58}" + "".join(f" {f'{ld} competing':>22}" for ld in loads)
         print(head)
@@ -158,11 +196,15 @@ def _print(results: dict, args) -> None:
             cells = []
             for ld in loads:
                 r = table[ld]["rows"][i]
-                cells.append(f"{per_img / r['s_per_step']:>9.1f} {r['vs_one_thread']:>5.2f}x "
-                             f"({r['ratio_range'][0]:.2f}-{r['ratio_range'][1]:.2f})")
+                cells.append(
+                    f"{per_img / r['s_per_step']:>9.1f} {r['vs_one_thread']:>5.2f}x "
+                    f"({r['ratio_range'][0]:.2f}-{r['ratio_range'][1]:.2f})"
+                )
             print(f"{row['name']:<58}" + "".join(f" {c:>22}" for c in cells))
-        print("load average (1, 5, 15 min) at the start of each load level: "
-              + "; ".join(f"{ld} competing: {table[ld]['load_average_at_start']}" for ld in loads))
+        print(
+            "load average (1, 5, 15 min) at the start of each load level: "
+            + "; ".join(f"{ld} competing: {table[ld]['load_average_at_start']}" for ld in loads)
+        )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -171,16 +213,22 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rounds", type=int, default=5, help="interleaved rounds per load level [5]")
     p.add_argument("--train-steps", type=int, default=3, help="training steps per configuration per round [3]")
     p.add_argument("--sample-batches", type=int, default=10, help="sampling batches per configuration per round [10]")
-    p.add_argument("--only", default=None, help="only configurations whose name contains one of these (1 thread always runs)")
+    p.add_argument(
+        "--only", default=None, help="only configurations whose name contains one of these (1 thread always runs)"
+    )
     p.add_argument("--skip", default="", help="'train' or 'sample' to leave one out")
-    p.add_argument("--max-seconds", type=float, default=600, help="competing processes end by themselves after this [600]")
+    p.add_argument(
+        "--max-seconds", type=float, default=600, help="competing processes end by themselves after this [600]"
+    )
     p.add_argument("--json", type=Path, default=None, help="also write all results here")
     args = p.parse_args(argv)
     t0 = time.perf_counter()
     results = run(args)
     _print(results, args)
-    print(f"\ncommand: python -m benchmarks.contention {' '.join(argv if argv is not None else sys.argv[1:])}".rstrip()
-          + f"; total {time.perf_counter() - t0:.0f} s; load average after: {_load_average()}")
+    print(
+        f"\ncommand: python -m benchmarks.contention {' '.join(argv if argv is not None else sys.argv[1:])}".rstrip()
+        + f"; total {time.perf_counter() - t0:.0f} s; load average after: {_load_average()}"
+    )
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
     return 0

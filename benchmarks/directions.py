@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/directions.py [--run RUN_DIR] [--workspace DIR] [--steps 300]
 
-Without --run it trains the demo's small GAN (32 px, latent 100) first. It reports:
+Without --run it trains the demo's model (its recipe: 32 px, 2,000 faces, latent 100) first. It reports:
 
 1. SeFa top-5 (and GANSpace top-5) vs 5 random unit directions: image change per unit strength,
    and per known attribute the best |change of the detector rate| over strengths -3..3.
@@ -24,12 +24,12 @@ import numpy as np
 
 # run by path (python benchmarks/NAME.py) as well as with -m: make the package importable
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks.machine import cpu_model  # noqa: E402
 import torch
 
+from benchmarks.machine import cpu_model  # noqa: E402
 from latentctl import checkpoint, synthetic
 from latentctl import directions as D
-from latentctl.assessor import learn_direction, train_classifier, ClassifierConfig
+from latentctl.assessor import ClassifierConfig, learn_direction, train_classifier
 from latentctl.demo import DemoConfig
 from latentctl.generate import generate
 from latentctl.perf import prepare_for_sampling
@@ -39,23 +39,33 @@ from latentctl.workspace import Workspace
 STRENGTHS = D.SWEEP_STRENGTHS
 
 
-
 def train_demo_gan(ws: Workspace, cfg: DemoConfig) -> Path:
-    from latentctl.config import ModelConfig, TrainConfig
-    from latentctl.data import prepare_dataset
-    from latentctl.training import train
+    """The demo's model (its recipe, size, data and epochs), trained the way `latentctl train` does."""
+    import latentctl
 
     faces = synthetic.make_dataset(ws.root / "faces", cfg.images, cfg.image_size, cfg.seed)
-    dataset = prepare_dataset(faces, cfg.image_size, ws.cache, seed=cfg.seed)
-    run_dir = ws.new_run_dir("bench-directions")
-    train(run_dir, dataset, ModelConfig(image_size=cfg.image_size, width=cfg.width),
-          TrainConfig(epochs=cfg.epochs, batch_size=cfg.batch_size, seed=cfg.seed, checkpoint_every=cfg.epochs,
-                      snapshot_every=10**6, channels_last=True), torch.device("cpu"))
-    return run_dir
+    return latentctl.train_run(
+        faces,
+        workspace=ws.root,
+        device="cpu",
+        name="bench-directions",
+        arch=cfg.arch,
+        image_size=cfg.image_size,
+        width=cfg.width,
+        channels=3,
+        epochs=cfg.epochs,
+        batch_size=cfg.batch_size,
+        seed=cfg.seed,
+        checkpoint_every=cfg.epochs,
+        snapshot_every=10**6,
+        precision=cfg.precision,
+    )
 
 
 def detector_rates(G, z: np.ndarray) -> dict[str, float]:
-    return {k: float(v.mean()) for k, v in synthetic.detect_attributes(generate(G, z, device=torch.device("cpu"))).items()}
+    return {
+        k: float(v.mean()) for k, v in synthetic.detect_attributes(generate(G, z, device=torch.device("cpu"))).items()
+    }
 
 
 def best_rate_change(G, z: np.ndarray, v: np.ndarray) -> dict[str, float]:
@@ -79,12 +89,14 @@ def main() -> None:
     args = ap.parse_args()
 
     print(f"CPU: {cpu_model()} ({torch.get_num_threads()} torch threads); torch {torch.__version__}")
-    cfg = DemoConfig(images=1024)
+    cfg = DemoConfig()
     ws = Workspace(args.workspace or Path(tempfile.mkdtemp(prefix="bench-directions-")))
     t0 = time.perf_counter()
     run_dir = args.run or train_demo_gan(ws, cfg)
     if args.run is None:
-        print(f"trained the demo GAN ({cfg.image_size} px, {cfg.images} faces, {cfg.epochs} epochs) in {time.perf_counter() - t0:.0f} s: {run_dir}")
+        print(
+            f"trained the demo model ({cfg.arch}, {cfg.image_size} px, {cfg.images} faces, {cfg.epochs} epochs) in {time.perf_counter() - t0:.0f} s: {run_dir}"
+        )
     G = checkpoint.load(run_dir).generator
     prepare_for_sampling(G, torch.device("cpu"))
     dim = G.config.latent_dim
@@ -92,16 +104,25 @@ def main() -> None:
 
     # 1. unsupervised vs random
     t = time.perf_counter()
-    sets = {"sefa": D.find(G, "sefa", 5).vectors, "pca": D.find(G, "pca", 5).vectors, "random": D.random_directions(dim, 5, seed=7)}
-    print(f"\n1. unsupervised directions (found in {time.perf_counter() - t:.1f} s); detector rates at strength 0: "
-          + ", ".join(f"{a} {r:.2f}" for a, r in detector_rates(G, z_test).items()))
+    sets = {
+        "sefa": D.find(G, "sefa", 5).vectors,
+        "pca": D.find(G, "pca", 5).vectors,
+        "random": D.random_directions(dim, 5, seed=7),
+    }
+    print(
+        f"\n1. unsupervised directions (found in {time.perf_counter() - t:.1f} s); detector rates at strength 0: "
+        + ", ".join(f"{a} {r:.2f}" for a, r in detector_rates(G, z_test).items())
+    )
     print(f"{'set':<8}{'change/unit (RMS 0-255)':>26}   best |Δ detector rate| over -3..3 (best direction of 5)")
     print(f"{'':<8}{'mean':>12}{'max':>14}   " + "".join(f"{a:>11}" for a in synthetic.ATTRIBUTES))
     for name, vecs in sets.items():
         change = D.image_change(G, z_test[:64], vecs)
         best = [best_rate_change(G, z_test, v) for v in vecs]
         per_attr = {a: max(b[a] for b in best) for a in synthetic.ATTRIBUTES}
-        print(f"{name:<8}{change.mean():>12.2f}{change.max():>14.2f}   " + "".join(f"{per_attr[a]:>11.2f}" for a in synthetic.ATTRIBUTES))
+        print(
+            f"{name:<8}{change.mean():>12.2f}{change.max():>14.2f}   "
+            + "".join(f"{per_attr[a]:>11.2f}" for a in synthetic.ATTRIBUTES)
+        )
 
     # 2. learned walks vs zero walk vs the best unsupervised direction at its best scale
     print("\n2. walks for known edits: mean masked RMS error (0-255) against the edited image, held-out latents")
@@ -127,15 +148,21 @@ def main() -> None:
     images, labels = synthetic.synthetic_faces(2000, cfg.image_size, seed=1)
     clf, rep = train_classifier(images, labels["smile"], config=ClassifierConfig(image_size=cfg.image_size), epochs=10)
     g = learn_direction(G, clf, steps=args.steps)
-    print(f"\n3. GANalyze, smile classifier (held-out accuracy on faces {rep.val_accuracy:.1%}); {time.perf_counter() - t:.0f} s")
-    print(f"{'strength':>9}{'logit (renorm)':>16}{'logit (added)':>15}{'target':>8}{'detector smile':>16}{'agreement':>11}")
+    print(
+        f"\n3. GANalyze, smile classifier (held-out accuracy on faces {rep.val_accuracy:.1%}); {time.perf_counter() - t:.0f} s"
+    )
+    print(
+        f"{'strength':>9}{'logit (renorm)':>16}{'logit (added)':>15}{'target':>8}{'detector smile':>16}{'agreement':>11}"
+    )
     for c in g.curve:
         z = z_test + c.strength * g.direction
         z = z * (np.linalg.norm(z_test, axis=1, keepdims=True) / np.linalg.norm(z, axis=1, keepdims=True))
         img = generate(G, z.astype(np.float32), device=torch.device("cpu"))
         det = synthetic.detect_attributes(img)["smile"]
         agree = float(((clf.score_uint8(img) > 0) == det).mean())
-        print(f"{c.strength:>+9.2f}{c.score:>16.3f}{c.score_added:>15.3f}{c.target:>8.3f}{det.mean():>16.2f}{agree:>11.2f}")
+        print(
+            f"{c.strength:>+9.2f}{c.score:>16.3f}{c.score_added:>15.3f}{c.target:>8.3f}{det.mean():>16.2f}{agree:>11.2f}"
+        )
     print(f"\ntotal {time.perf_counter() - t0:.0f} s")
 
 

@@ -49,12 +49,16 @@ def rates(G, z: np.ndarray) -> dict[str, float]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--run", type=Path, help="a run trained on the synthetic faces (copied, so its folder is not written)")
+    ap.add_argument(
+        "--run", type=Path, help="a run trained on the synthetic faces (copied, so its folder is not written)"
+    )
     ap.add_argument("--workspace", type=Path, help="where to train and cache [default: a temporary folder]")
     ap.add_argument("--attribute", default="glasses", choices=synthetic.ATTRIBUTES)
     ap.add_argument("--picks", type=int, default=400, help="samples sorted by the detector into the two piles")
     ap.add_argument("--encoder-steps", type=int, default=500)
-    ap.add_argument("--held-out", type=int, default=16, help="training images projected (300 steps each is the slow part)")
+    ap.add_argument(
+        "--held-out", type=int, default=16, help="training images projected (300 steps each is the slow part)"
+    )
     ap.add_argument("--skip", default="", help="comma-separated parts to leave out, e.g. 1,2,4")
     args = ap.parse_args()
 
@@ -82,24 +86,28 @@ def main() -> None:
     has = synthetic.detect_attributes(generate(G, z_pick, device=CPU))[a]
     pos, neg = z_pick[has], z_pick[~has]
     z_test = rng.standard_normal((300, dim)).astype(np.float32)
-    print(f"\n1. {a}: {len(pos)} pos / {len(neg)} neg picks of {args.picks} samples; detector rate at strength 0: "
-          f"{rates(G, z_test)[a]:.2f}")
+    print(
+        f"\n1. {a}: {len(pos)} pos / {len(neg)} neg picks of {args.picks} samples; detector rate at strength 0: "
+        f"{rates(G, z_test)[a]:.2f}"
+    )
     built = {}
-    for method in (() if 1 in skip else ("mean", "boundary")):
+    for method in () if 1 in skip else ("mean", "boundary"):
         t = time.perf_counter()
         b = L.build_direction(pos, neg, method)
         built[method] = b
         r1 = rates(G, z_test + b.vector)[a]
-        print(f"   {method:<8} length {b.meta['length']:.2f} (gap {b.meta['gap']:.2f}); rate at strength 1: {r1:.2f}; "
-              f"{b.held_out.summary()} [{time.perf_counter() - t:.1f} s]")
+        print(
+            f"   {method:<8} length {b.meta['length']:.2f} (gap {b.meta['gap']:.2f}); rate at strength 1: {r1:.2f}; "
+            f"{b.held_out.summary()} [{time.perf_counter() - t:.1f} s]"
+        )
     if 1 not in skip:
         diff = abs(rates(G, z_test + built["mean"].vector)[a] - rates(G, z_test + built["boundary"].vector)[a])
         print(f"   mean vs boundary at strength 1: {diff * 100:.0f} points apart (target: within 10)")
 
     # 2. honest statistics
     shuffled = rng.permutation(np.concatenate([pos, neg]))
-    rp, rn = shuffled[: len(pos)], shuffled[len(pos):]
-    for name, (p, n) in (() if 2 in skip else (("random split", (rp, rn)), (f"real ({a})", (pos, neg)))):
+    rp, rn = shuffled[: len(pos)], shuffled[len(pos) :]
+    for name, (p, n) in () if 2 in skip else (("random split", (rp, rn)), (f"real ({a})", (pos, neg))):
         r = L.out_of_sample(p, n, "mean")
         print(f"\n2. {name}: {r.summary()}")
         for w in r.warnings:
@@ -111,31 +119,55 @@ def main() -> None:
     faces_dir = ws.root / "faces"
     faces_dir = synthetic.make_dataset(faces_dir, cfg.images, G.config.image_size, cfg.seed)
     images, _ = synthetic.synthetic_faces(cfg.images + args.held_out, G.config.image_size, cfg.seed)
-    held = images[-args.held_out:]  # beyond the 2,000 the GAN trained on
+    held = images[-args.held_out :]  # beyond the 2,000 the GAN trained on
     if 3 not in skip:
         t = time.perf_counter()
         net, path, _ = GE.ensure(loaded, ckpt, CPU, train_new=True, steps=args.encoder_steps)
         t_train = time.perf_counter() - t
         print(f"\n3. GAN encoder trained in {t_train:.0f} s ({args.encoder_steps} steps of 64 samples): {path}")
         runs = {}
-        for label, kw in (("projection 300 steps x 4 restarts", {"steps": 300}),
-                          ("encoder alone", {"gan_encoder": net}),
-                          ("encoder + 30 projection steps", {"gan_encoder": net, "refine_steps": 30})):
+        for label, kw in (
+            ("projection 300 steps x 4 restarts", {"steps": 300}),
+            ("encoder alone", {"gan_encoder": net}),
+            ("encoder + 30 projection steps", {"gan_encoder": net, "refine_steps": 30}),
+        ):
             t = time.perf_counter()
             enc = encode_images(loaded, held, CPU, **kw)
             runs[label] = (time.perf_counter() - t, float(enc.errors.mean()))
             print(f"   {label:<36} RMS error {runs[label][1]:6.2f}   {runs[label][0] / len(held) * 1000:8.1f} ms/image")
         base_t = runs["projection 300 steps x 4 restarts"][0]
-        print(f"   speed-up: encoder alone {base_t / runs['encoder alone'][0]:.0f}x, "
-              f"encoder + 30 steps {base_t / runs['encoder + 30 projection steps'][0]:.0f}x")
+        print(
+            f"   speed-up: encoder alone {base_t / runs['encoder alone'][0]:.0f}x, "
+            f"encoder + 30 steps {base_t / runs['encoder + 30 projection steps'][0]:.0f}x"
+        )
 
     # 4. the labelled route, end to end through the CLI
     if 4 in skip:
         return
     t = time.perf_counter()
-    out = subprocess.run([sys.executable, "-m", "latentctl", "attr-vector", "--images", str(faces_dir), "--column", a,
-                          "--pos-if", "==1", "--model", str(run_dir), "--save", f"{a}-labelled", "--force",
-                          "--workspace", str(ws.root)], capture_output=True, text=True)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "latentctl",
+            "attr-vector",
+            "--images",
+            str(faces_dir),
+            "--column",
+            a,
+            "--pos-if",
+            "==1",
+            "--model",
+            str(run_dir),
+            "--save",
+            f"{a}-labelled",
+            "--force",
+            "--workspace",
+            str(ws.root),
+        ],
+        capture_output=True,
+        text=True,
+    )
     print(f"\n4. attr-vector --images on {cfg.images} images: exit {out.returncode} in {time.perf_counter() - t:.0f} s")
     print("   " + "\n   ".join((out.stderr + out.stdout).strip().splitlines()[-8:]))
 

@@ -26,7 +26,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.machine import cpu_model  # noqa: E402
 
 
-
 def _checkpoint(folder: Path, size: int, width: int, latent: int) -> Path:
     import torch
 
@@ -62,8 +61,22 @@ def measure(size: int, width: int, latent: int, requests: int, tiles: int) -> di
         ckpt = _checkpoint(ws, size, width, latent)
         _direction(ws, latent)
         proc = subprocess.Popen(
-            [sys.executable, "-m", "latentctl", "explore", str(ckpt), "--no-browser", "--port", "0", "--workspace", str(ws)],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            [
+                sys.executable,
+                "-m",
+                "latentctl",
+                "explore",
+                str(ckpt),
+                "--no-browser",
+                "--port",
+                "0",
+                "--workspace",
+                str(ws),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )
         try:
             url = proc.stdout.readline().strip()
@@ -80,7 +93,10 @@ def measure(size: int, width: int, latent: int, requests: int, tiles: int) -> di
                         time.sleep(0.1)
 
                 def steer(i: int) -> float:
-                    body = {"base": {"seed": 42}, "directions": [{"name": "bench", "weight": round(-3 + 6 * (i % 61) / 60, 3)}]}
+                    body = {
+                        "base": {"seed": 42},
+                        "directions": [{"name": "bench", "weight": round(-3 + 6 * (i % 61) / 60, 3)}],
+                    }
                     t0 = time.perf_counter()
                     r = c.post("/api/steer", json=body)
                     r.raise_for_status()
@@ -110,11 +126,16 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     print(f"CPU: {cpu_model()}, {os.cpu_count()} logical cores; python {platform.python_version()}")
     print(f"width {args.width}, latent {args.latent}; {args.requests} slider requests per size, sequential, loopback")
-    print(f"{'size':>5} {'slider median':>14} {'slider p95':>11} {f'browse {args.tiles} median':>18} {'browse p95':>11}")
+    print(
+        f"{'size':>5} {'slider median':>14} {'slider p95':>11} {f'browse {args.tiles} median':>18} {'browse p95':>11}"
+    )
     for size in (int(s) for s in args.sizes.split(",")):
         m = measure(size, args.width, args.latent, args.requests, args.tiles)
-        print(f"{size:>4}px {statistics.median(m['slider']):>11.1f} ms {_pct(m['slider'], 0.95):>8.1f} ms "
-              f"{statistics.median(m['browse']):>15.1f} ms {_pct(m['browse'], 0.95):>8.1f} ms", flush=True)
+        print(
+            f"{size:>4}px {statistics.median(m['slider']):>11.1f} ms {_pct(m['slider'], 0.95):>8.1f} ms "
+            f"{statistics.median(m['browse']):>15.1f} ms {_pct(m['browse'], 0.95):>8.1f} ms",
+            flush=True,
+        )
     return 0
 
 

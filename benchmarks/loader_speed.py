@@ -47,7 +47,9 @@ def measure(size: int, images: int, batch: int = 64, device: str = "auto") -> di
         open_s = time.perf_counter() - t
         assert ds.from_cache
         # only prepare_real is used: a tiny model keeps construction cheap
-        trainer = GANTrainer(ModelConfig(image_size=size, width=8), TrainConfig(batch_size=2 * batch, channels_last=True), dev)
+        trainer = GANTrainer(
+            ModelConfig(image_size=size, width=8), TrainConfig(batch_size=2 * batch, channels_last=True), dev
+        )
         draw = _RealBatches(ds.images, dev)
         order = epoch_order(0, 1, len(ds))
         n_batches = len(ds) // batch
@@ -59,8 +61,13 @@ def measure(size: int, images: int, batch: int = 64, device: str = "auto") -> di
         cached_s = time.perf_counter() - t
         assert x.shape == (batch, 3, size, size) and float(x.min()) >= -1 and np.isfinite(float(x.sum()))
     return {
-        "size": size, "images": images, "batch": batch, "device": str(dev), "threads": torch.get_num_threads(),
-        "decode_img_s": images / decode_s, "cache_open_s": open_s,
+        "size": size,
+        "images": images,
+        "batch": batch,
+        "device": str(dev),
+        "threads": torch.get_num_threads(),
+        "decode_img_s": images / decode_s,
+        "cache_open_s": open_s,
         "cached_img_s": n_batches * batch / cached_s,
     }
 
@@ -77,9 +84,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         print(json.dumps(r))
     else:
-        print(f"{args.size} px, {args.images} images, {r['threads']} threads: first-time decode {r['decode_img_s']:.0f} img/s; "
-              f"cache opened in {r['cache_open_s']:.2f} s; batches of {args.batch} from the cache "
-              f"{r['cached_img_s']:.0f} img/s on {r['device']}")
+        print(
+            f"{args.size} px, {args.images} images, {r['threads']} threads: first-time decode {r['decode_img_s']:.0f} img/s; "
+            f"cache opened in {r['cache_open_s']:.2f} s; batches of {args.batch} from the cache "
+            f"{r['cached_img_s']:.0f} img/s on {r['device']}"
+        )
     return 0
 
 

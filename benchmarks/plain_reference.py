@@ -60,7 +60,9 @@ def prepare_real(batch_uint8: torch.Tensor) -> torch.Tensor:
 class PlainGAN:
     """Both networks, their optimizers and one training step of the seed's loop."""
 
-    def __init__(self, image_size: int = 128, batch_size: int = 128, device: str | torch.device = "cpu", width: int = WIDTH):
+    def __init__(
+        self, image_size: int = 128, batch_size: int = 128, device: str | torch.device = "cpu", width: int = WIDTH
+    ):
         self.device = torch.device(device)
         self.batch_size = batch_size
         self.G = make_generator(image_size, width=width).to(self.device)

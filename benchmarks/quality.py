@@ -36,7 +36,6 @@ RECIPES = {
 }
 
 
-
 def load_data(name: str, size: int) -> np.ndarray:
     from PIL import Image
 
@@ -51,7 +50,9 @@ def load_data(name: str, size: int) -> np.ndarray:
             raise SystemExit("the digits data set comes with scikit-learn: pip install scikit-learn") from None
         raw = load_digits().images  # (1797, 8, 8), 0..16, dark digits on white would be 16 - x
         grey = np.clip(raw * (255 / 16), 0, 255).astype(np.uint8)
-        return np.stack([np.asarray(Image.fromarray(g).resize((size, size), Image.Resampling.BICUBIC)) for g in grey])[..., None]
+        return np.stack([np.asarray(Image.fromarray(g).resize((size, size), Image.Resampling.BICUBIC)) for g in grey])[
+            ..., None
+        ]
     raise SystemExit(f"unknown data set {name!r}: faces or digits")
 
 
@@ -71,14 +72,24 @@ def train_for(images: np.ndarray, recipe: str, budget_s: float, width: int, batc
 
     from latentctl.config import ModelConfig, TrainConfig
     from latentctl.recipes import model_defaults, train_defaults
-    from latentctl.training import epoch_order
     from latentctl.trainers import make_trainer
+    from latentctl.training import epoch_order
 
     arch, extra = RECIPES[recipe]
     size, channels = images.shape[1], images.shape[3]
-    model = ModelConfig(**{**model_defaults(arch), "arch": arch, "image_size": size, "width": width, "channels": channels})
-    cfg = TrainConfig(**{**train_defaults(arch, "gan"), **extra, "batch_size": batch, "seed": seed,
-                         "channels_last": True, "precision": precision})
+    model = ModelConfig(
+        **{**model_defaults(arch), "arch": arch, "image_size": size, "width": width, "channels": channels}
+    )
+    cfg = TrainConfig(
+        **{
+            **train_defaults(arch, "gan"),
+            **extra,
+            "batch_size": batch,
+            "seed": seed,
+            "channels_last": True,
+            "precision": precision,
+        }
+    )
     torch.manual_seed(seed)
     trainer = make_trainer(model, cfg, torch.device("cpu"))
     half, n = trainer.real_per_step, len(images)
@@ -118,15 +129,19 @@ def main() -> None:
 
     perf.use_all_cores()
     precision = resolve_precision(args.precision, torch.device("cpu"))
-    print(f"CPU: {cpu_model()}, {os.cpu_count()} cores, torch {torch.__version__}, {torch.get_num_threads()} threads, "
-          f"{precision}; budget {args.budget:.0f} s per recipe, {args.size} px, width {args.width}, batch {args.batch}")
+    print(
+        f"CPU: {cpu_model()}, {os.cpu_count()} cores, torch {torch.__version__}, {torch.get_num_threads()} threads, "
+        f"{precision}; budget {args.budget:.0f} s per recipe, {args.size} px, width {args.width}, batch {args.batch}"
+    )
     rows = []
     for data in args.data.split(","):
         images = load_data(data, args.size)
         ref = score.reference(images, n=args.n, seed=args.seed)
         noise = np.random.default_rng(1).integers(0, 256, (args.n, *images.shape[1:]), dtype=np.uint8)
-        base = {"blurred real": score.score_images(blurred(images[: args.n]), ref).score,
-                "uniform noise": score.score_images(noise, ref).score}
+        base = {
+            "blurred real": score.score_images(blurred(images[: args.n]), ref).score,
+            "uniform noise": score.score_images(noise, ref).score,
+        }
         floor = ref.floor.fd
         print(f"\n{data}: {len(images)} images, {images.shape[-1]} channel(s); real vs real FD {floor:.2f}")
         rows.append((data, "real vs real (floor)", "", "", floor, 1.0, ref.floor.recall, ""))
@@ -136,15 +151,32 @@ def main() -> None:
             load = os.getloadavg()[0]
             G, steps, ips = train_for(images, recipe, args.budget, args.width, args.batch, args.seed, precision)
             report = score.score_generator(G, ref, n=args.n, device="cpu", precision=precision)
-            rows.append((data, recipe, steps, f"{ips:.0f}", report.score.fd, report.score.fd / floor, report.score.recall, f"{load:.1f}"))
-            print(f"  {recipe}: {steps} steps ({ips:.0f} img/s), FD {report.score.fd:.2f} = {report.score.fd / floor:.1f}x floor, "
-                  f"recall {report.score.recall:.2f} (load {load:.1f})", flush=True)
+            rows.append(
+                (
+                    data,
+                    recipe,
+                    steps,
+                    f"{ips:.0f}",
+                    report.score.fd,
+                    report.score.fd / floor,
+                    report.score.recall,
+                    f"{load:.1f}",
+                )
+            )
+            print(
+                f"  {recipe}: {steps} steps ({ips:.0f} img/s), FD {report.score.fd:.2f} = {report.score.fd / floor:.1f}x floor, "
+                f"recall {report.score.recall:.2f} (load {load:.1f})",
+                flush=True,
+            )
             if args.grids:
                 from latentctl.generate import generate
                 from latentctl.seeds import latents_from_seeds
 
                 grid = generate(G, latents_from_seeds(list(range(36)), G.config.latent_dim), device=torch.device("cpu"))
-                save_png(make_grid(grid, caption=f"{data}, {recipe}, {steps} steps"), os.path.join(args.grids, f"{data}-{recipe}.png"))
+                save_png(
+                    make_grid(grid, caption=f"{data}, {recipe}, {steps} steps"),
+                    os.path.join(args.grids, f"{data}-{recipe}.png"),
+                )
     print("\n| data | model | steps | img/s | FD | x floor | recall | load |")
     print("|---|---|---|---|---|---|---|---|")
     for d, m, s, ips, fd, ratio, rec, load in rows:

@@ -46,12 +46,29 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         ckpt = _checkpoint(tmp, args.size)
-        print(f"sample -n N --no-images at {args.size} px (seed's width), device {args.device}, precision {args.precision}")
+        print(
+            f"sample -n N --no-images at {args.size} px (seed's width), device {args.device}, precision {args.precision}"
+        )
         print(f"{'N':>8} {'seconds':>8} {'img/s':>7} {'peak memory':>30}")
         for n in counts:
-            cmd = [sys.executable, "-m", "latentctl", "sample", str(ckpt), "-n", str(n), "--no-images",
-                   "--out", str(tmp / f"out{n}"), "--device", args.device, "--precision", args.precision,
-                   "--workspace", str(tmp / "ws")]
+            cmd = [
+                sys.executable,
+                "-m",
+                "latentctl",
+                "sample",
+                str(ckpt),
+                "-n",
+                str(n),
+                "--no-images",
+                "--out",
+                str(tmp / f"out{n}"),
+                "--device",
+                args.device,
+                "--precision",
+                args.precision,
+                "--workspace",
+                str(tmp / "ws"),
+            ]
             start = time.perf_counter()
             proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
             seconds = time.perf_counter() - start
@@ -59,7 +76,10 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{n:>8} failed: {proc.stderr.strip().splitlines()[-1:]}")
                 return 1
             peak = re.search(r"peak memory [^\n]*", proc.stderr + proc.stdout)
-            print(f"{n:>8} {seconds:>8.1f} {n / seconds:>7.0f} {peak.group(0) if peak else 'not reported':>30}", flush=True)
+            print(
+                f"{n:>8} {seconds:>8.1f} {n / seconds:>7.0f} {peak.group(0) if peak else 'not reported':>30}",
+                flush=True,
+            )
     return 0
 
 

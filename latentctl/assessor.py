@@ -41,10 +41,16 @@ def build_classifier(config: ClassifierConfig) -> Any:
 
     w = config.width
     return nn.Sequential(
-        nn.Conv2d(config.channels, w, 3, stride=2, padding=1), nn.LeakyReLU(0.2),
-        nn.Conv2d(w, 2 * w, 3, stride=2, padding=1), nn.LeakyReLU(0.2),
-        nn.Conv2d(2 * w, 2 * w, 3, stride=2, padding=1), nn.LeakyReLU(0.2),
-        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(2 * w, 1), nn.Flatten(0),
+        nn.Conv2d(config.channels, w, 3, stride=2, padding=1),
+        nn.LeakyReLU(0.2),
+        nn.Conv2d(w, 2 * w, 3, stride=2, padding=1),
+        nn.LeakyReLU(0.2),
+        nn.Conv2d(2 * w, 2 * w, 3, stride=2, padding=1),
+        nn.LeakyReLU(0.2),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(2 * w, 1),
+        nn.Flatten(0),
     )
 
 
@@ -98,7 +104,9 @@ def train_classifier(
     images = np.asarray(images)
     y = np.asarray(labels, dtype=bool)
     if images.ndim != 4 or images.shape[-1] != 3 or images.dtype != np.uint8 or len(images) != len(y):
-        raise DataError(f"a classifier trains on (N, H, W, 3) uint8 images with one label each, got {images.shape} {images.dtype} and {len(y)} labels")
+        raise DataError(
+            f"a classifier trains on (N, H, W, 3) uint8 images with one label each, got {images.shape} {images.dtype} and {len(y)} labels"
+        )
     n_pos, n_neg = int(y.sum()), int((~y).sum())
     if min(n_pos, n_neg) < 2:
         raise DataError(f"a classifier needs at least 2 positive and 2 negative images, got {n_pos} and {n_neg}")
@@ -125,7 +133,7 @@ def train_classifier(
         total = 0.0
         tr = tr[rng.permutation(len(tr))]
         for start in range(0, len(tr), batch_size):
-            x, t = batch(tr[start:start + batch_size])
+            x, t = batch(tr[start : start + batch_size])
             loss = F.binary_cross_entropy_with_logits(assessor.logits(x), t, pos_weight=pos_weight)
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -139,7 +147,7 @@ def train_classifier(
         with torch.inference_mode():
             hits = 0
             for start in range(0, len(idx), 256):
-                x, t = batch(idx[start:start + 256])
+                x, t = batch(idx[start : start + 256])
                 hits += int(((assessor.logits(x) > 0) == (t > 0.5)).sum())
         return hits / len(idx)
 
@@ -182,7 +190,9 @@ def load_classifier(path: Path, device: Any = "cpu") -> Assessor:
     if meta.get("format") != FORMAT:
         raise CheckpointError(f"{path}: a safetensors file, but not a latentctl classifier (no '{FORMAT}' metadata)")
     if int(meta.get("format_version", "0")) > FORMAT_VERSION:
-        raise CheckpointError(f"{path}: classifier format {meta['format_version']} is newer than this latentctl reads; upgrade latentctl")
+        raise CheckpointError(
+            f"{path}: classifier format {meta['format_version']} is newer than this latentctl reads; upgrade latentctl"
+        )
     try:
         config = ClassifierConfig(**json.loads(meta["classifier_config"]))
         training = json.loads(meta.get("training", "{}"))
@@ -229,8 +239,14 @@ class GanalyzeResult:
     meta: dict[str, Any]
 
 
-def score_curve(generator: Any, assessor: Assessor, direction: np.ndarray, z: np.ndarray,
-                strengths: list[float], device: Any = "cpu") -> list[CurvePoint]:
+def score_curve(
+    generator: Any,
+    assessor: Assessor,
+    direction: np.ndarray,
+    z: np.ndarray,
+    strengths: list[float],
+    device: Any = "cpu",
+) -> list[CurvePoint]:
     import torch
 
     device = torch.device(device)
@@ -294,7 +310,14 @@ def learn_direction(
     z_eval = np.random.default_rng([seed, 1]).standard_normal((eval_seeds, dim)).astype(np.float32)
     strengths = [float(s) for s in np.linspace(-alpha_max, alpha_max, 9)]
     curve = score_curve(generator, assessor, direction, z_eval, strengths, device=device)
-    meta = {"alpha_range": [-alpha_max, alpha_max], "units": "assessor logit", "steps": steps, "batch_size": batch_size,
-            "lr": lr, "seed": seed, "renormalised": True,
-            "scale": "strength α asks for α more assessor logit (GANalyze renormalises z + αθ to |z|; apply adds αθ as is)"}
+    meta = {
+        "alpha_range": [-alpha_max, alpha_max],
+        "units": "assessor logit",
+        "steps": steps,
+        "batch_size": batch_size,
+        "lr": lr,
+        "seed": seed,
+        "renormalised": True,
+        "scale": "strength α asks for α more assessor logit (GANalyze renormalises z + αθ to |z|; apply adds αθ as is)",
+    }
     return GanalyzeResult(direction, curve, loss_value, meta)

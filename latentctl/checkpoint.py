@@ -74,9 +74,28 @@ class CheckpointInfo:
 
 # Bits per element of every safetensors dtype (the sub-byte float types pack several per byte).
 _DTYPE_BITS = {
-    "BOOL": 8, "U8": 8, "I8": 8, "F8_E5M2": 8, "F8_E4M3": 8, "F8_E8M0": 8, "F8_E4M3FNUZ": 8,
-    "F8_E5M2FNUZ": 8, "I16": 16, "U16": 16, "F16": 16, "BF16": 16, "I32": 32, "U32": 32, "F32": 32,
-    "C64": 64, "F64": 64, "I64": 64, "U64": 64, "F4": 4, "F6_E2M3": 6, "F6_E3M2": 6,
+    "BOOL": 8,
+    "U8": 8,
+    "I8": 8,
+    "F8_E5M2": 8,
+    "F8_E4M3": 8,
+    "F8_E8M0": 8,
+    "F8_E4M3FNUZ": 8,
+    "F8_E5M2FNUZ": 8,
+    "I16": 16,
+    "U16": 16,
+    "F16": 16,
+    "BF16": 16,
+    "I32": 32,
+    "U32": 32,
+    "F32": 32,
+    "C64": 64,
+    "F64": 64,
+    "I64": 64,
+    "U64": 64,
+    "F4": 4,
+    "F6_E2M3": 6,
+    "F6_E3M2": 6,
 }
 FLOAT_DTYPES = ("F16", "BF16", "F32", "F64")  # what a float32 weight may be stored as and copied from
 
@@ -84,9 +103,16 @@ FLOAT_DTYPES = ("F16", "BF16", "F32", "F64")  # what a float32 weight may be sto
 RESUME_KEYS = ("epoch", "step_in_epoch", "rng", "data")
 RESUME_DATA_KEYS = ("root", "fingerprint")
 _STATE_TYPES: dict[str, tuple[type, ...]] = {
-    "epoch": (int,), "step_in_epoch": (int,), "global_step": (int,), "steps_per_epoch": (int,),
-    "elapsed_s": (int, float), "finished": (bool,), "rng": (dict,), "data": (dict,),
-    "augment": (dict,), "best_fd": (int, float, type(None)),
+    "epoch": (int,),
+    "step_in_epoch": (int,),
+    "global_step": (int,),
+    "steps_per_epoch": (int,),
+    "elapsed_s": (int, float),
+    "finished": (bool,),
+    "rng": (dict,),
+    "data": (dict,),
+    "augment": (dict,),
+    "best_fd": (int, float, type(None)),
 }
 _DATA_TYPES: dict[str, tuple[type, ...]] = {"root": (str,), "fingerprint": (str,), "count": (int,), "skipped": (int,)}
 
@@ -154,8 +180,12 @@ def _check_entries(path: Path, header: dict[str, Any], data_len: int) -> None:
             raise CheckpointError(f"{where} has unknown dtype {_name(dtype)}; the file is damaged")
         if not isinstance(shape, list) or not all(_is_int(d) and d >= 0 for d in shape):
             raise CheckpointError(f"{where} has an invalid shape {_name(shape)}; the file is damaged")
-        if not (isinstance(offsets, list) and len(offsets) == 2 and all(_is_int(o) and o >= 0 for o in offsets)
-                and offsets[0] <= offsets[1]):
+        if not (
+            isinstance(offsets, list)
+            and len(offsets) == 2
+            and all(_is_int(o) and o >= 0 for o in offsets)
+            and offsets[0] <= offsets[1]
+        ):
             raise CheckpointError(f"{where} has invalid data_offsets {_name(offsets)}; the file is damaged")
         begin, end = offsets
         if end > data_len:
@@ -178,8 +208,7 @@ def _check_entries(path: Path, header: dict[str, Any], data_len: int) -> None:
         pos = end
     if pos != data_len:
         raise CheckpointError(
-            f"{path}: its tensors cover {pos} of the {data_len} data bytes; the file has trailing bytes "
-            "or is damaged"
+            f"{path}: its tensors cover {pos} of the {data_len} data bytes; the file has trailing bytes or is damaged"
         )
 
 
@@ -239,7 +268,9 @@ def _check_config_types(path: Path, cls: type, key: str, data: Any) -> dict[str,
         if float in allowed:
             allowed += (int,)  # a number written without a decimal point is still a number
         if not _fits(value, allowed):
-            expected = " or ".join(_TYPE_WORDS[a] for a in allowed if a in _TYPE_WORDS and not (a is int and float in allowed))
+            expected = " or ".join(
+                _TYPE_WORDS[a] for a in allowed if a in _TYPE_WORDS and not (a is int and float in allowed)
+            )
             raise CheckpointError(
                 f"{path}: checkpoint metadata '{key}' has {name} = {_name(value, 40)}, which is not {expected}"
             )
@@ -251,7 +282,10 @@ def _check_state(path: Path, state: Any, kind: str) -> dict[str, Any]:
     reads. Used by ``save`` too, so latentctl never writes a file it would refuse."""
     if not isinstance(state, dict):
         raise CheckpointError(f"{path}: checkpoint metadata 'training_state' is not a JSON object")
-    for table, where, keys in ((_STATE_TYPES, "training_state", RESUME_KEYS), (_DATA_TYPES, "training_state.data", RESUME_DATA_KEYS)):
+    for table, where, keys in (
+        (_STATE_TYPES, "training_state", RESUME_KEYS),
+        (_DATA_TYPES, "training_state.data", RESUME_DATA_KEYS),
+    ):
         obj = state if table is _STATE_TYPES else state.get("data", {})
         for key, allowed in table.items():
             if key not in obj:
@@ -273,18 +307,23 @@ def _check_state(path: Path, state: Any, kind: str) -> dict[str, Any]:
                 raise ValueError
             base64.b64decode(text, validate=True)
         except (ValueError, binascii.Error):
-            raise CheckpointError(f"{path}: training_state.rng.{stream} is not a base64 RNG state; the file is damaged") from None
+            raise CheckpointError(
+                f"{path}: training_state.rng.{stream} is not a base64 RNG state; the file is damaged"
+            ) from None
     return state
 
 
 def _check_optimizers(path: Path, opts: Any) -> dict[str, Any]:
     if not isinstance(opts, dict) or not opts:
-        raise CheckpointError(f"{path}: a training checkpoint whose 'optimizers' metadata is not a JSON object naming them")
+        raise CheckpointError(
+            f"{path}: a training checkpoint whose 'optimizers' metadata is not a JSON object naming them"
+        )
     for name, m in opts.items():
         groups = m.get("param_groups") if isinstance(m, dict) else None
         ok = (
             re.fullmatch(r"[A-Za-z0-9_]+", name, re.ASCII) is not None
-            and isinstance(groups, list) and groups
+            and isinstance(groups, list)
+            and groups
             and all(isinstance(g, dict) and isinstance(g.get("params"), list) for g in groups)
             and all(_is_int(i) and i >= 0 for g in groups for i in g["params"])
         )
@@ -299,9 +338,7 @@ def read_header(path: Path) -> CheckpointInfo:
     header = read_raw_header(path)
     meta = header.pop("__metadata__", None) or {}
     if meta.get("format") != FORMAT:
-        raise CheckpointError(
-            f"{path}: a safetensors file, but not a latentctl checkpoint (no '{FORMAT}' metadata)"
-        )
+        raise CheckpointError(f"{path}: a safetensors file, but not a latentctl checkpoint (no '{FORMAT}' metadata)")
     try:
         version = int(meta["format_version"])
     except (KeyError, ValueError):
@@ -315,7 +352,9 @@ def read_header(path: Path) -> CheckpointInfo:
         raise CheckpointError(f"{path}: checkpoint format_version {version} is not valid (the first is 1)")
     kind = meta.get("kind", KIND_GENERATOR)
     if kind not in (KIND_TRAINING, KIND_GENERATOR):
-        raise CheckpointError(f"{path}: checkpoint kind {_name(kind, 40)} is neither '{KIND_TRAINING}' nor '{KIND_GENERATOR}'")
+        raise CheckpointError(
+            f"{path}: checkpoint kind {_name(kind, 40)} is neither '{KIND_TRAINING}' nor '{KIND_GENERATOR}'"
+        )
 
     def _json(key: str, required: bool = True) -> Any:
         if key not in meta:
@@ -327,7 +366,9 @@ def read_header(path: Path) -> CheckpointInfo:
         except (ValueError, RecursionError):
             raise CheckpointError(f"{path}: checkpoint metadata '{key}' is not valid JSON") from None
 
-    model = from_dict(ModelConfig, _check_config_types(path, ModelConfig, "model_config", _json("model_config")), source=str(path))
+    model = from_dict(
+        ModelConfig, _check_config_types(path, ModelConfig, "model_config", _json("model_config")), source=str(path)
+    )
     train_dict = _json("train_config", required=False)
     train = None
     if train_dict is not None and _check_config_types(path, TrainConfig, "train_config", train_dict):
@@ -402,11 +443,15 @@ def _check_param_group(path: Path, name: str, saved: dict, live: dict) -> None:
         if key in live and not (key in saved and _fits(saved[key], (int, float))):
             raise CheckpointError(f"{path}: optimizer {name}'s {key} is missing or not a number; the file is damaged")
     betas = saved.get("betas")
-    if "betas" in live and not (isinstance(betas, list) and len(betas) == 2 and all(_fits(b, (int, float)) for b in betas)):
+    if "betas" in live and not (
+        isinstance(betas, list) and len(betas) == 2 and all(_fits(b, (int, float)) for b in betas)
+    ):
         raise CheckpointError(f"{path}: optimizer {name}'s betas are missing or not two numbers; the file is damaged")
     for key in _FLAG_HYPERS:
         if key in saved and saved[key] is not None and not isinstance(saved[key], bool):
-            raise CheckpointError(f"{path}: optimizer {name}'s {key} = {_name(saved[key], 40)} is not true, false or null")
+            raise CheckpointError(
+                f"{path}: optimizer {name}'s {key} = {_name(saved[key], 40)} is not true, false or null"
+            )
     for key in _DEVICE_FLAGS:
         if key in saved and key in live and bool(saved[key]) != bool(live[key]):
             raise CheckpointError(
@@ -415,9 +460,7 @@ def _check_param_group(path: Path, name: str, saved: dict, live: dict) -> None:
             )
 
 
-def _restore_optimizer(
-    prefix: str, opt: torch.optim.Optimizer, tensors: dict, meta: dict, path: Path
-) -> None:
+def _restore_optimizer(prefix: str, opt: torch.optim.Optimizer, tensors: dict, meta: dict, path: Path) -> None:
     """Check the saved state against the live optimizer's own parameters before handing it over:
     torch accepts moments of the wrong shape or a missing one and fails only at the next step."""
     import torch
@@ -446,7 +489,9 @@ def _restore_optimizer(
             continue  # load() has checked that every opt.* name has this form
         idx, key = int(m.group(2)), m.group(3)
         if idx not in params:
-            raise CheckpointError(f"{path}: {_name(tname)} is for parameter {idx}, which optimizer {name} does not have")
+            raise CheckpointError(
+                f"{path}: {_name(tname)} is for parameter {idx}, which optimizer {name} does not have"
+            )
         want = [] if key == "step" else list(params[idx].shape)
         if list(value.shape) != want:
             raise CheckpointError(
@@ -573,7 +618,9 @@ def _expected_tensors(info: CheckpointInfo) -> dict[str, dict[str, Any]]:
             warnings.simplefilter("ignore")  # zero-element layers warn that initialising them is a no-op
             G, partner = build_models(info.model)
     except (RuntimeError, ValueError, TypeError) as err:
-        raise CheckpointError(f"{info.path}: its model_config ({_describe(info.model)}) cannot be built: {_one_line(err)}") from None
+        raise CheckpointError(
+            f"{info.path}: its model_config ({_describe(info.model)}) cannot be built: {_one_line(err)}"
+        ) from None
     expected = {
         prefix: {f"{prefix}.{k}": (list(v.shape), v.dtype) for k, v in module.state_dict().items()}
         for prefix, module in (("G", G), (partner_prefix(info.model), partner))
@@ -628,7 +675,9 @@ def _check_tensor_set(info: CheckpointInfo, training: bool) -> bool:
                     "the file does not match its own config"
                 )
             if dtype.is_floating_point and spec["dtype"] not in FLOAT_DTYPES:
-                raise CheckpointError(f"{path}: {plain} is {spec['dtype']}, not floating-point weights; the file is damaged")
+                raise CheckpointError(
+                    f"{path}: {plain} is {spec['dtype']}, not floating-point weights; the file is damaged"
+                )
     if training:
         opts = json.loads(info.raw_metadata["optimizers"])  # read_header checked its structure
         indices = {name: {i for g in m["param_groups"] for i in g["params"]} for name, m in opts.items()}
@@ -637,11 +686,15 @@ def _check_tensor_set(info: CheckpointInfo, training: bool) -> bool:
                 continue
             m = _OPT_TENSOR.fullmatch(plain)
             if m is None or m.group(1) not in indices:
-                raise CheckpointError(f"{path}: {_name(plain)} is not named opt.<optimizer>.<index>.<key> for an optimizer in its metadata")
+                raise CheckpointError(
+                    f"{path}: {_name(plain)} is not named opt.<optimizer>.<index>.<key> for an optimizer in its metadata"
+                )
             if int(m.group(2)) not in indices[m.group(1)]:
                 raise CheckpointError(f"{path}: {_name(plain)} is for a parameter optimizer {m.group(1)} does not have")
             if info.tensors[fixed[plain]]["dtype"] not in FLOAT_DTYPES:
-                raise CheckpointError(f"{path}: {_name(plain)} is {info.tensors[fixed[plain]]['dtype']}, not floating-point; the file is damaged")
+                raise CheckpointError(
+                    f"{path}: {_name(plain)} is {info.tensors[fixed[plain]]['dtype']}, not floating-point; the file is damaged"
+                )
         rng_bytes = len(base64.b64decode(info.state["rng"]["torch"]))
         if rng_bytes != torch.get_rng_state().numel():
             raise CheckpointError(
@@ -696,9 +749,7 @@ def load(path: Path, *, device: Any = "cpu", training: bool = False, ema: bool =
     path = checkpoint_in(path)
     info = read_header(path)
     if training and info.kind != KIND_TRAINING:
-        raise CheckpointError(
-            f"{path} holds only a generator; resuming training needs the run's full checkpoint"
-        )
+        raise CheckpointError(f"{path} holds only a generator; resuming training needs the run's full checkpoint")
     has_partner = _check_tensor_set(info, training)
     try:
         tensors = _fix_names(load_file(str(path), device="cpu"))
@@ -711,7 +762,9 @@ def load(path: Path, *, device: Any = "cpu", training: bool = False, ema: bool =
         try:
             module.load_state_dict(sd)
         except RuntimeError as err:  # _check_tensor_set should have named any mismatch already
-            raise CheckpointError(f"{path}: {prefix} weights do not fit the model in its config: {_one_line(err)}") from None
+            raise CheckpointError(
+                f"{path}: {prefix} weights do not fit the model in its config: {_one_line(err)}"
+            ) from None
 
     _load(G, "G")
     G.to(device)

@@ -45,8 +45,7 @@ class ModelConfig:
             raise UsageError(f"channels must be 1 (grey), 3 (RGB) or 4 (RGBA), got {self.channels}")
         if self.image_size not in IMAGE_SIZES:
             raise UsageError(
-                f"image size {self.image_size} is not supported; pick one of "
-                + ", ".join(map(str, IMAGE_SIZES))
+                f"image size {self.image_size} is not supported; pick one of " + ", ".join(map(str, IMAGE_SIZES))
             )
         if not 1 <= self.latent_dim <= 4096:
             raise UsageError(f"--latent-dim must be between 1 and 4096, got {self.latent_dim}")
@@ -144,8 +143,16 @@ class TrainConfig:
 # Keys that may change when a run is resumed: schedule and speed settings, which a user may want to
 # change when moving a run to another machine. Everything else defines what a step computes.
 RESUMABLE_KEYS = frozenset(
-    {"epochs", "sample_every", "checkpoint_every", "snapshot_every", "precision", "channels_last", "max_steps",
-     "score_every"}
+    {
+        "epochs",
+        "sample_every",
+        "checkpoint_every",
+        "snapshot_every",
+        "precision",
+        "channels_last",
+        "max_steps",
+        "score_every",
+    }
 )
 
 C = TypeVar("C", ModelConfig, TrainConfig)
@@ -172,11 +179,7 @@ def from_dict(cls: type[C], data: dict[str, Any], *, source: str = "checkpoint")
 
 def config_differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     """``key: old -> new`` lines for every key that differs (missing keys count as differing)."""
-    return [
-        f"{k}: {old.get(k)!r} -> {new.get(k)!r}"
-        for k in sorted(set(old) | set(new))
-        if old.get(k) != new.get(k)
-    ]
+    return [f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
 
 
 def dumps(obj: Any) -> str:

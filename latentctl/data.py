@@ -123,9 +123,7 @@ def prepare_dataset(
     root = Path(root).expanduser().resolve()
     files = find_images(root)
     if not files:
-        raise DataError(
-            f"{root} has no images (looked for .jpg, .jpeg, .png, .webp and .bmp files, recursively)"
-        )
+        raise DataError(f"{root} has no images (looked for .jpg, .jpeg, .png, .webp and .bmp files, recursively)")
     files = select_subset(files, max_images, seed)
     key = fingerprint(root, files, size, channels)
     cached = _load_cache(cache_dir, key, root)
@@ -158,8 +156,7 @@ def prepare_dataset(
     kept = [files[i].relative_to(root).as_posix() for i in np.flatnonzero(ok)]
     if not kept:
         raise DataError(
-            f"{root}: none of the {len(files)} image files could be used "
-            f"({summarize_skipped_records(skipped)})"
+            f"{root}: none of the {len(files)} image files could be used ({summarize_skipped_records(skipped)})"
         )
     images = out[ok] if not ok.all() else out
     dataset = ImageDataset(root, images, kept, key, skipped)
@@ -174,9 +171,7 @@ def prepare_dataset(
 
 def _strict_error(skipped: list[Skipped]) -> DataError:
     first = skipped[0]
-    return DataError(
-        f"--strict: {summarize_skipped_records(skipped)}; first: {first.file} ({first.detail})"
-    )
+    return DataError(f"--strict: {summarize_skipped_records(skipped)}; first: {first.file} ({first.detail})")
 
 
 def _cache_paths(cache_dir: Path, key: str) -> tuple[Path, Path]:
@@ -206,7 +201,9 @@ def _save_cache(cache_dir: Path, ds: ImageDataset) -> None:
         atomic_write_text(manifest_path, json.dumps(manifest))
     except OSError as err:
         raise StorageError(
-            describe_os_error(err, f"write the image cache ({ds.images.nbytes / 2**20:,.0f} MiB)", err.filename or array_path)
+            describe_os_error(
+                err, f"write the image cache ({ds.images.nbytes / 2**20:,.0f} MiB)", err.filename or array_path
+            )
             + "; or move the workspace with --workspace"
         ) from None
 

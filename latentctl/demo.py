@@ -19,13 +19,13 @@ import numpy as np
 import torch
 
 from latentctl import checkpoint, runs, synthetic
+from latentctl.events import Event
 from latentctl.fsutil import atomic_write_bytes, atomic_write_text
 from latentctl.generate import generate
 from latentctl.grid import make_grid, save_png
 from latentctl.latents import interpolate_path, mean_difference, separation, strength_sweep
 from latentctl.seeds import latents_from_seeds
 from latentctl.store import LatentEntry, LatentStore
-from latentctl.events import Event
 from latentctl.workspace import Workspace
 
 
@@ -77,10 +77,19 @@ def run_demo(
     if run_dir is None:
         # The same path as `latentctl train`: one answer to "what is a run".
         plan = runs.plan(
-            ws, data=faces, name=f"demo-faces-{'' if cfg.arch == 'seed' else cfg.arch + '-'}{cfg.image_size}px",
+            ws,
+            data=faces,
+            name=f"demo-faces-{'' if cfg.arch == 'seed' else cfg.arch + '-'}{cfg.image_size}px",
             model={"arch": cfg.arch, "image_size": cfg.image_size, "width": cfg.width, "channels": 3},
-            train={"epochs": cfg.epochs, "batch_size": cfg.batch_size, "seed": cfg.seed, "checkpoint_every": cfg.epochs,
-                   "snapshot_every": 10**6, "channels_last": device.type in ("cpu", "cuda"), "precision": cfg.precision},
+            train={
+                "epochs": cfg.epochs,
+                "batch_size": cfg.batch_size,
+                "seed": cfg.seed,
+                "checkpoint_every": cfg.epochs,
+                "snapshot_every": 10**6,
+                "channels_last": device.type in ("cpu", "cuda"),
+                "precision": cfg.precision,
+            },
         )
         dataset = runs.open_data(plan, ws)
         run_dir = runs.start(plan, ws, dataset)
@@ -97,12 +106,20 @@ def run_demo(
         return generate(G, z, device=device)
 
     def stamp(z: np.ndarray, kind: str = "points", seeds=None, **meta) -> LatentEntry:
-        return LatentEntry(z=z, kind=kind, seeds=seeds, model_id=info.model_id, run_id=info.run_id,
-                           meta={"command": "demo", "checkpoint": str(ckpt), **meta})
+        return LatentEntry(
+            z=z,
+            kind=kind,
+            seeds=seeds,
+            model_id=info.model_id,
+            run_id=info.run_id,
+            meta={"command": "demo", "checkpoint": str(ckpt), **meta},
+        )
 
     # 1. New faces: a 3x3 grid, as the seed's first figure.
-    save_png(make_grid(render(latents_from_seeds(list(range(9)), dim)), labels=[str(s) for s in range(9)]),
-             out_dir / "1-samples.png")
+    save_png(
+        make_grid(render(latents_from_seeds(list(range(9)), dim)), labels=[str(s) for s in range(9)]),
+        out_dir / "1-samples.png",
+    )
 
     # 2. Label many samples with the detectors; build one direction per attribute from the first
     #    `pick_seeds` samples and measure it on the next `test_seeds`.
@@ -123,8 +140,11 @@ def run_demo(
         seeds_pos = np.asarray(pick)[has]
         store.save(f"demo-{attr}", stamp(pos, seeds=seeds_pos, detector=attr), force=True)
         store.save(f"demo-no-{attr}", stamp(neg, seeds=np.asarray(pick)[~has], detector=attr), force=True)
-        store.save(f"demo-{attr}-direction", stamp(direction[None], kind="direction", method="mean",
-                                                   pos=f"demo-{attr}", neg=f"demo-no-{attr}"), force=True)
+        store.save(
+            f"demo-{attr}-direction",
+            stamp(direction[None], kind="direction", method="mean", pos=f"demo-{attr}", neg=f"demo-no-{attr}"),
+            force=True,
+        )
         sweep = strength_sweep(z_test, direction, cfg.scales)  # (n, k, d)
         rates = {}
         for k, s in enumerate(cfg.scales):
@@ -138,7 +158,10 @@ def run_demo(
     if "glasses" in directions and labels["smile"].sum() >= 3:
         base = z_pick[labels["smile"]][:3]  # = the store entry demo-smile@0-2
         rows = np.concatenate([base, base.mean(0, keepdims=True), base.mean(0, keepdims=True) + directions["glasses"]])
-        save_png(make_grid(render(rows), cols=5, labels=["smile", "smile", "smile", "mean", "+glasses"]), out_dir / "3-arithmetic.png")
+        save_png(
+            make_grid(render(rows), cols=5, labels=["smile", "smile", "smile", "mean", "+glasses"]),
+            out_dir / "3-arithmetic.png",
+        )
 
     # 4. A 6-step walk between two samples, as the seed's interpolation figure.
     path = interpolate_path(latents_from_seeds([16, 37], dim), 6, "lerp")
@@ -151,8 +174,12 @@ def run_demo(
         atomic_write_bytes(copy, g.read_bytes())
         grids.append(copy)
     report = DemoReport(run_dir=run_dir, gallery=out_dir / "index.html", attributes=results)
-    atomic_write_text(out_dir / "report.json", json.dumps(
-        {"run_dir": str(run_dir), "config": asdict(cfg), "attributes": [asdict(r) for r in results]}, indent=2))
+    atomic_write_text(
+        out_dir / "report.json",
+        json.dumps(
+            {"run_dir": str(run_dir), "config": asdict(cfg), "attributes": [asdict(r) for r in results]}, indent=2
+        ),
+    )
     atomic_write_text(report.gallery, _gallery_html(cfg, report, grids, out_dir))
     return report
 
@@ -178,10 +205,15 @@ def _gallery_html(cfg: DemoConfig, report: DemoReport, grids: list[Path], out_di
     sweeps = "".join(
         f"<h3>{r.attribute}</h3><p><code>latentctl apply seeds:{cfg.pick_seeds}-{cfg.pick_seeds + 5} --add demo-{r.attribute}-direction --scales -2,-1,0,1,2</code></p>"
         + _img(out_dir / f"2-sweep-{r.attribute}.png", out_dir, f"{r.attribute} sweep")
-        for r in report.attributes if r.rates
+        for r in report.attributes
+        if r.rates
     )
     progress = "".join(_img(g, out_dir, g.stem) for g in grids)
-    arithmetic = _img(out_dir / "3-arithmetic.png", out_dir, "arithmetic") if (out_dir / "3-arithmetic.png").exists() else "<p>(not enough smiling samples)</p>"
+    arithmetic = (
+        _img(out_dir / "3-arithmetic.png", out_dir, "arithmetic")
+        if (out_dir / "3-arithmetic.png").exists()
+        else "<p>(not enough smiling samples)</p>"
+    )
     return f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>latentctl demo</title>
 <style>body{{font-family:sans-serif;max-width:980px;margin:2em auto;line-height:1.45}}

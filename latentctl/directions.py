@@ -45,7 +45,9 @@ def check_method(method: str) -> str:
 
 def check_k(k: int, latent_dim: int) -> int:
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k <= latent_dim:
-        raise UsageError(f"-k {k!r} is out of range: this model's latents have {latent_dim} dimensions, so give 1-{latent_dim}")
+        raise UsageError(
+            f"-k {k!r} is out of range: this model's latents have {latent_dim} dimensions, so give 1-{latent_dim}"
+        )
     return int(k)
 
 
@@ -81,8 +83,12 @@ def sefa(weight: np.ndarray, k: int) -> Directions:
     values, vectors = np.linalg.eigh(a.T @ a)  # ascending; columns are eigenvectors
     order = np.argsort(values)[::-1][:k]
     rows = _orient(vectors[:, order].T)
-    return Directions("sefa", rows.astype(np.float32), values[order].astype(np.float64),
-                      meta={"eigenvalue_total": float(values.sum())})
+    return Directions(
+        "sefa",
+        rows.astype(np.float32),
+        values[order].astype(np.float64),
+        meta={"eigenvalue_total": float(values.sum())},
+    )
 
 
 def _top_components(y: np.ndarray, k: int, rng: np.random.Generator, iters: int = 6) -> tuple[np.ndarray, np.ndarray]:
@@ -96,7 +102,9 @@ def _top_components(y: np.ndarray, k: int, rng: np.random.Generator, iters: int 
     return vt[:k], s[:k]
 
 
-def first_layer_activations(generator: Any, z: np.ndarray, *, device: Any = "cpu", batch_size: int = 1000) -> np.ndarray:
+def first_layer_activations(
+    generator: Any, z: np.ndarray, *, device: Any = "cpu", batch_size: int = 1000
+) -> np.ndarray:
     """leaky_relu(fc(z)) as float32 (n, features): the early layer GANSpace takes its PCA of.
     float32 because 10,000 samples of the seed's 8192 features are 330 MB already."""
     import torch
@@ -107,7 +115,7 @@ def first_layer_activations(generator: Any, z: np.ndarray, *, device: Any = "cpu
     out = []
     with torch.inference_mode():
         for start in range(0, len(z), batch_size):
-            zb = torch.from_numpy(np.ascontiguousarray(z[start:start + batch_size], dtype=np.float32)).to(device)
+            zb = torch.from_numpy(np.ascontiguousarray(z[start : start + batch_size], dtype=np.float32)).to(device)
             out.append(torch.nn.functional.leaky_relu(fc(zb), NEGATIVE_SLOPE).float().cpu().numpy())
     return np.concatenate(out)
 
@@ -118,7 +126,9 @@ def pca(generator: Any, k: int, *, samples: int = 10_000, seed: int = 0, device:
     k = check_k(k, dim)
     if samples < max(2 * k, dim + 1):
         # The least-squares map back to z needs more samples than unknowns to be determined.
-        raise UsageError(f"--samples {samples} is too few: PCA of a {dim}-dimensional latent space needs at least {max(2 * k, dim + 1)}")
+        raise UsageError(
+            f"--samples {samples} is too few: PCA of a {dim}-dimensional latent space needs at least {max(2 * k, dim + 1)}"
+        )
     rng = np.random.default_rng(seed)
     z = rng.standard_normal((samples, dim))
     y = first_layer_activations(generator, z, device=device)
@@ -131,11 +141,14 @@ def pca(generator: Any, k: int, *, samples: int = 10_000, seed: int = 0, device:
     v, *_ = np.linalg.lstsq(x, z, rcond=None)
     norms = np.linalg.norm(v, axis=1, keepdims=True)
     rows = _orient(v / np.where(norms > 0, norms, 1.0))
-    return Directions("pca", rows.astype(np.float32), explained.astype(np.float64),
-                      meta={"samples": samples, "seed": seed})
+    return Directions(
+        "pca", rows.astype(np.float32), explained.astype(np.float64), meta={"samples": samples, "seed": seed}
+    )
 
 
-def find(generator: Any, method: str, k: int, *, samples: int = 10_000, seed: int = 0, device: Any = "cpu") -> Directions:
+def find(
+    generator: Any, method: str, k: int, *, samples: int = 10_000, seed: int = 0, device: Any = "cpu"
+) -> Directions:
     check_method(method)
     if method == "sefa":
         return sefa(first_layer(generator).weight.detach().cpu().numpy(), k)
@@ -148,8 +161,9 @@ def random_directions(dim: int, k: int, seed: int = 0) -> np.ndarray:
     return (v / np.linalg.norm(v, axis=1, keepdims=True)).astype(np.float32)
 
 
-def image_change(generator: Any, z: np.ndarray, vectors: np.ndarray, *, strength: float = 1.0,
-                 device: Any = "cpu") -> np.ndarray:
+def image_change(
+    generator: Any, z: np.ndarray, vectors: np.ndarray, *, strength: float = 1.0, device: Any = "cpu"
+) -> np.ndarray:
     """Per direction, the RMS pixel change (0-255 scale) of ``z`` moved by ``strength`` along it,
     divided by the strength: how much an image changes per prior standard deviation."""
     import torch

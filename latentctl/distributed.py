@@ -46,7 +46,9 @@ def check_devices(n: int, device: torch.device) -> None:
         raise UsageError("--devices: several processes are not supported on Apple's MPS; use --devices 1")
 
 
-def _worker(rank: int, size: int, port: int, device_type: str, kwargs: dict, listener: ListenerFactory | None, results) -> None:
+def _worker(
+    rank: int, size: int, port: int, device_type: str, kwargs: dict, listener: ListenerFactory | None, results
+) -> None:
     import torch.distributed as dist
 
     from latentctl.training import World, train
@@ -192,12 +194,18 @@ class LaunchedGroup:
             local_rank = int(env.get("LOCAL_RANK", rank))
             local_size = int(env.get("LOCAL_WORLD_SIZE", size))
         except KeyError as missing:
-            raise UsageError(f"WORLD_SIZE is {env['WORLD_SIZE']} but {missing.args[0]} is not set; launch with torchrun, or unset WORLD_SIZE to train in one process") from None
+            raise UsageError(
+                f"WORLD_SIZE is {env['WORLD_SIZE']} but {missing.args[0]} is not set; launch with torchrun, or unset WORLD_SIZE to train in one process"
+            ) from None
         except ValueError:
-            raise UsageError("WORLD_SIZE, RANK, LOCAL_RANK and LOCAL_WORLD_SIZE must be integers; launch with torchrun") from None
+            raise UsageError(
+                "WORLD_SIZE, RANK, LOCAL_RANK and LOCAL_WORLD_SIZE must be integers; launch with torchrun"
+            ) from None
         for name in ("MASTER_ADDR", "MASTER_PORT"):
             if name not in env:
-                raise UsageError(f"WORLD_SIZE is {size} but {name} is not set; launch with torchrun, or unset WORLD_SIZE to train in one process")
+                raise UsageError(
+                    f"WORLD_SIZE is {size} but {name} is not set; launch with torchrun, or unset WORLD_SIZE to train in one process"
+                )
         return cls(rank, size, local_rank, local_size)
 
     @property
@@ -235,7 +243,9 @@ class LaunchedGroup:
         import torch.distributed as dist
 
         box = [obj]
-        dist.broadcast_object_list(box, src=0, device=self.device if self.device is not None and self.device.type == "cuda" else None)
+        dist.broadcast_object_list(
+            box, src=0, device=self.device if self.device is not None and self.device.type == "cuda" else None
+        )
         return box[0]
 
     def _gather(self, obj: Any) -> list[Any]:

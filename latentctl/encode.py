@@ -138,8 +138,17 @@ def encode_images(
                 # Adam moves each coordinate about lr per step: 30 steps x 0.3 can travel ~9 prior
                 # std, enough to correct an encoder that is off by a few; projection's 0.05 (made
                 # for 300 steps) would cover only 1.5 in 30.
-                chunks.append(project(loaded.generator, images[i : i + batch_size], device, steps=refine_steps,
-                                      lr=refine_lr, restarts=1, init=z[i : i + batch_size]))
+                chunks.append(
+                    project(
+                        loaded.generator,
+                        images[i : i + batch_size],
+                        device,
+                        steps=refine_steps,
+                        lr=refine_lr,
+                        restarts=1,
+                        init=z[i : i + batch_size],
+                    )
+                )
                 if on_progress:
                     on_progress(min(i + batch_size, len(images)), len(images))
             z, method = np.concatenate(chunks), f"gan-encoder + {refine_steps} projection steps"
@@ -157,8 +166,18 @@ def encode_images(
                 if on_progress:
                     on_progress(done * steps + step * min(batch_size, len(images) - done), len(images) * steps)
 
-            chunks.append(project(loaded.generator, images[i : i + batch_size], device,
-                                  steps=steps, lr=lr, restarts=restarts, seed=i * restarts, on_progress=progress))
+            chunks.append(
+                project(
+                    loaded.generator,
+                    images[i : i + batch_size],
+                    device,
+                    steps=steps,
+                    lr=lr,
+                    restarts=restarts,
+                    seed=i * restarts,
+                    on_progress=progress,
+                )
+            )
         z, method = np.concatenate(chunks), "projection"
     recon = generate(loaded.generator, z, device=device)
     return Encoded(z=z, reconstructions=recon, errors=rms_error(recon, images), method=method)
@@ -174,10 +193,20 @@ def mean_image_error(images: np.ndarray, reference: np.ndarray | None = None) ->
 __all__ = ["Encoded", "encode_images", "labelled_latents", "mean_image_error", "project", "rms_error"]
 
 
-def labelled_latents(session, images_dir, column: str, labels_csv=None, pattern: str | None = None,
-                     max_images: int = 2000, *, steps: int = 300, gan_encoder: object | None = None,
-                     refine_steps: int = 0, on_note: Callable[[str], None] | None = None,
-                     on_progress: Callable[[int, int], None] | None = None) -> tuple[np.ndarray, np.ndarray]:
+def labelled_latents(
+    session,
+    images_dir,
+    column: str,
+    labels_csv=None,
+    pattern: str | None = None,
+    max_images: int = 2000,
+    *,
+    steps: int = 300,
+    gan_encoder: object | None = None,
+    refine_steps: int = 0,
+    on_note: Callable[[str], None] | None = None,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
     """Encode a labelled image folder: (latents (n, d), label values (n,)), unlabelled files dropped.
 
     Values are floats, or strings (an object array) for a text column. ``session`` is a
@@ -190,7 +219,9 @@ def labelled_latents(session, images_dir, column: str, labels_csv=None, pattern:
 
     note = on_note or (lambda message: None)
     images_dir = Path(images_dir).expanduser()
-    csv = labels_csv or (images_dir / "labels.csv" if (images_dir / "labels.csv").exists() and pattern is None else None)
+    csv = labels_csv or (
+        images_dir / "labels.csv" if (images_dir / "labels.csv").exists() and pattern is None else None
+    )
     # The labels and the column are checked before the images are read, which is the slow part.
     if csv:
         labels = read_labels_csv(csv, images_dir)
@@ -204,12 +235,20 @@ def labelled_latents(session, images_dir, column: str, labels_csv=None, pattern:
         labels = labels_from_names(ds.files, pattern or UTKFACE_PATTERN)
     note(labels.summary())
     values = labels.column(ds.files, column)
-    keep = (np.array([v is not None for v in values], dtype=bool) if values.dtype == object
-            else np.isfinite(values))
+    keep = np.array([v is not None for v in values], dtype=bool) if values.dtype == object else np.isfinite(values)
     if not keep.any():
         raise DataError(f"no image in {images_dir} has a '{column}' label")
-    enc = encode_images(session.loaded, np.asarray(ds.images)[keep], session.device, steps=steps,
-                        gan_encoder=gan_encoder, refine_steps=refine_steps, on_progress=on_progress)
-    note(f"encoded {len(enc.z)} labelled images by {enc.method}: mean reconstruction error "
-         f"{enc.errors.mean():.1f} (RMS, 0-255)")
+    enc = encode_images(
+        session.loaded,
+        np.asarray(ds.images)[keep],
+        session.device,
+        steps=steps,
+        gan_encoder=gan_encoder,
+        refine_steps=refine_steps,
+        on_progress=on_progress,
+    )
+    note(
+        f"encoded {len(enc.z)} labelled images by {enc.method}: mean reconstruction error "
+        f"{enc.errors.mean():.1f} (RMS, 0-255)"
+    )
     return enc.z, values[keep]

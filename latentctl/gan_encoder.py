@@ -65,8 +65,12 @@ def build(config: GanEncoderConfig) -> Any:
     return nn.Sequential(*layers, nn.Flatten(), nn.Linear(c_in * size * size, config.latent_dim))
 
 
-def train(generator: Any, config: GanEncoderConfig, device: Any = "cpu",
-          on_progress: Callable[[int, int, float], None] | None = None) -> tuple[Any, dict]:
+def train(
+    generator: Any,
+    config: GanEncoderConfig,
+    device: Any = "cpu",
+    on_progress: Callable[[int, int, float], None] | None = None,
+) -> tuple[Any, dict]:
     """Fit an encoder on fresh (z, G(z)) pairs; ``on_progress(step, steps, loss)``."""
     import torch
 
@@ -104,8 +108,11 @@ def save(path: Path, net: Any, config: GanEncoderConfig, *, model_id: str, meta:
     path = Path(path)
     tensors = {f"E.{k}": v.detach().cpu().contiguous().clone() for k, v in net.state_dict().items()}
     header = {
-        "format": FORMAT, "format_version": str(FORMAT_VERSION), "latentctl_version": __version__,
-        "encoder_config": json.dumps(asdict(config), sort_keys=True), "model_id": model_id,
+        "format": FORMAT,
+        "format_version": str(FORMAT_VERSION),
+        "latentctl_version": __version__,
+        "encoder_config": json.dumps(asdict(config), sort_keys=True),
+        "model_id": model_id,
         "training": json.dumps(meta, sort_keys=True, default=str),
     }
     with atomic_writer(path, overwrite=True) as f:
@@ -124,11 +131,17 @@ def load(path: Path, device: Any = "cpu", *, model_id: str | None = None) -> tup
     path = Path(path)
     meta = read_raw_header(path).get("__metadata__") or {}
     if meta.get("format") != FORMAT:
-        raise CheckpointError(f"{path}: a safetensors file, but not a latentctl GAN encoder; delete it or retrain with --train-encoder")
+        raise CheckpointError(
+            f"{path}: a safetensors file, but not a latentctl GAN encoder; delete it or retrain with --train-encoder"
+        )
     if int(meta.get("format_version", "0")) > FORMAT_VERSION:
-        raise CheckpointError(f"{path}: GAN encoder format {meta['format_version']} is newer than this latentctl reads; upgrade latentctl")
+        raise CheckpointError(
+            f"{path}: GAN encoder format {meta['format_version']} is newer than this latentctl reads; upgrade latentctl"
+        )
     if model_id is not None and meta.get("model_id") != model_id:
-        raise CheckpointError(f"{path} was trained for another generator; retrain it with 'latentctl encode --train-encoder'")
+        raise CheckpointError(
+            f"{path} was trained for another generator; retrain it with 'latentctl encode --train-encoder'"
+        )
     try:
         config = GanEncoderConfig(**json.loads(meta["encoder_config"]))
     except (KeyError, TypeError, json.JSONDecodeError) as e:
@@ -138,7 +151,9 @@ def load(path: Path, device: Any = "cpu", *, model_id: str | None = None) -> tup
         net = build(config)
         net.load_state_dict({k[2:]: v for k, v in tensors.items() if k.startswith("E.")}, strict=True)
     except (SafetensorError, OSError, RuntimeError) as err:
-        raise CheckpointError(f"{path}: cannot load the GAN encoder ({str(err).splitlines()[0]}); retrain with --train-encoder") from None
+        raise CheckpointError(
+            f"{path}: cannot load the GAN encoder ({str(err).splitlines()[0]}); retrain with --train-encoder"
+        ) from None
     net.to(device).eval()
     for p in net.parameters():
         p.requires_grad_(False)
@@ -158,9 +173,16 @@ def encode(net: Any, images: np.ndarray, device: Any = "cpu", batch_size: int = 
     return np.concatenate(out).astype(np.float32)
 
 
-def ensure(loaded: Any, checkpoint: Path, device: Any = "cpu", *, train_new: bool = False,
-           steps: int | None = None, width: int | None = None, on_progress: Callable[[int, int, float], None] | None = None,
-           ) -> tuple[Any, Path, bool]:
+def ensure(
+    loaded: Any,
+    checkpoint: Path,
+    device: Any = "cpu",
+    *,
+    train_new: bool = False,
+    steps: int | None = None,
+    width: int | None = None,
+    on_progress: Callable[[int, int, float], None] | None = None,
+) -> tuple[Any, Path, bool]:
     """(net, path, trained_now): the stored encoder of ``checkpoint``, trained first when there is
     none, when it belongs to another generator, or when ``train_new``."""
     path = encoder_path(checkpoint)
@@ -172,8 +194,13 @@ def ensure(loaded: Any, checkpoint: Path, device: Any = "cpu", *, train_new: boo
         except CheckpointError:
             pass  # stale or damaged: retrained below, and the file replaced
     cfg = loaded.info.model
-    config = GanEncoderConfig(image_size=cfg.image_size, channels=cfg.channels, latent_dim=cfg.latent_dim,
-                              **({"steps": steps} if steps else {}), **({"width": width} if width else {}))
+    config = GanEncoderConfig(
+        image_size=cfg.image_size,
+        channels=cfg.channels,
+        latent_dim=cfg.latent_dim,
+        **({"steps": steps} if steps else {}),
+        **({"width": width} if width else {}),
+    )
     net, meta = train(loaded.generator, config, device, on_progress)
     save(path, net, config, model_id=model_id, meta=meta)
     return net, path, True

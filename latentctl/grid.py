@@ -201,8 +201,15 @@ def write_mp4(frames, path: Path, fps: float = 5.0, *, tile_size: int | None = D
     stack = np.pad(stack, ((0, 0), (0, ph), (0, pw), (0, 0)))
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp.mp4")
-    writer = imageio_ffmpeg.write_frames(str(tmp), (w + pw, h + ph), fps=float(fps), macro_block_size=16,
-                                         quality=8, pix_fmt_out="yuv420p", ffmpeg_log_level="error")
+    writer = imageio_ffmpeg.write_frames(
+        str(tmp),
+        (w + pw, h + ph),
+        fps=float(fps),
+        macro_block_size=16,
+        quality=8,
+        pix_fmt_out="yuv420p",
+        ffmpeg_log_level="error",
+    )
     try:
         writer.send(None)
         for frame in stack:

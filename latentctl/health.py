@@ -91,13 +91,15 @@ class HealthMonitor:
             return out
         mean = {k: float(np.mean([r[k] for r in self.recent])) for k in ("d_real", "d_fake", "g")}
         out += self._flag(
-            "d_wins", mean["d_real"] < D_WINS_LOSS and mean["d_fake"] < D_WINS_LOSS,
+            "d_wins",
+            mean["d_real"] < D_WINS_LOSS and mean["d_fake"] < D_WINS_LOSS,
             f"the discriminator is winning (d_real {mean['d_real']:.3f}, d_fake {mean['d_fake']:.3f} over the "
             f"last {self.window} steps, at step {global_step}): the generator learns nothing from it. Likely fixes: "
             "--arch lite (augmentation, spectral norm), a lower --lr-d, or more images",
         )
         out += self._flag(
-            "g_runaway", mean["g"] > G_RUNAWAY_LOSS,
+            "g_runaway",
+            mean["g"] > G_RUNAWAY_LOSS,
             f"the generator's loss is running away (g {mean['g']:.2f} over the last {self.window} steps, at step "
             f"{global_step}). Likely fixes: --arch lite, a lower --lr-d, or resume from an earlier snapshot",
         )
@@ -108,7 +110,8 @@ class HealthMonitor:
             return []
         ratio = diversity(grid_images) / self.data_diversity
         return self._flag(
-            "collapse", ratio < COLLAPSE_RATIO,
+            "collapse",
+            ratio < COLLAPSE_RATIO,
             f"samples look alike (epoch {epoch}: the progress grid's images differ {ratio:.0%} as much as real "
             "images do): the generator is collapsing to a few outputs. Likely fixes: --arch lite (minibatch "
             "deviation, augmentation), or resume from an earlier snapshot",
@@ -127,6 +130,8 @@ class HealthMonitor:
         left = max(0, self.total_steps - self.done_steps - len(self._times))
         text = f"{self.total_steps:,} steps at {per_step:.3g} s per step: about {format_duration(left * per_step)} left on this machine"
         if self.total_steps < USEFUL_STEPS:
-            text += (f"; {USEFUL_STEPS:,} steps would take about {format_duration(USEFUL_STEPS * per_step)} "
-                     "(lower --image-size or --width to go faster)")
+            text += (
+                f"; {USEFUL_STEPS:,} steps would take about {format_duration(USEFUL_STEPS * per_step)} "
+                "(lower --image-size or --width to go faster)"
+            )
         return [text]

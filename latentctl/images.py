@@ -145,9 +145,7 @@ def to_rgb(img: Image.Image, background: tuple[int, int, int] = (255, 255, 255))
     """
     colour = _check_background(background)
     mode = img.mode
-    if mode in ("RGBA", "RGBa", "LA", "La", "PA", "P") or (
-        mode in ("1", "L", "RGB") and "transparency" in img.info
-    ):
+    if mode in ("RGBA", "RGBa", "LA", "La", "PA", "P") or (mode in ("1", "L", "RGB") and "transparency" in img.info):
         return _composite(img, colour)
     if mode == "RGB":
         return img

@@ -162,18 +162,14 @@ def read_labels_csv(path: Path, root: Path | None = None) -> Labels:
         name = cells[file_col].strip() if file_col < len(cells) else ""
         if not name:
             raise DataError(
-                f"{path}, line {line}: no file name in column {header[file_col]!r}; "
-                "fill it in or delete the line"
+                f"{path}, line {line}: no file name in column {header[file_col]!r}; fill it in or delete the line"
             )
         records.append((line, name, cells))
     if not records:
         raise DataError(f"{path} has a header but no rows; add one line per image, e.g. 'a.jpg,25,1'")
 
     # A column without a single number is text (a note, a URL), not a label: ignore it wholesale.
-    parsed = {
-        c: [_parse_cell(cells[c] if c < len(cells) else "") for _, _, cells in records]
-        for c in label_cols
-    }
+    parsed = {c: [_parse_cell(cells[c] if c < len(cells) else "") for _, _, cells in records] for c in label_cols}
     numeric = [c for c in label_cols if any(isinstance(v, float) for v in parsed[c])]
     if not numeric:
         raise DataError(
@@ -287,8 +283,7 @@ def compile_pattern(pattern: str) -> re.Pattern[str]:
         ) from None
     if not regex.groupindex:
         raise UsageError(
-            f"the label pattern {pattern!r} has no named groups, so it gives no columns; "
-            f"name each one, {example}"
+            f"the label pattern {pattern!r} has no named groups, so it gives no columns; name each one, {example}"
         )
     return regex
 
@@ -323,8 +318,7 @@ def select(labels_column: np.ndarray, condition: str) -> np.ndarray:
             raise UsageError(f"cannot read the condition {condition!r}; write e.g. {_CONDITION_EXAMPLES}")
         if lo > hi:
             raise UsageError(
-                f"the range {condition!r} is empty; write the smaller number first, "
-                f"e.g. '{m.group(2)}-{m.group(1)}'"
+                f"the range {condition!r} is empty; write the smaller number first, e.g. '{m.group(2)}-{m.group(1)}'"
             )
         return labelled & (column >= lo) & (column <= hi)
 
@@ -332,8 +326,10 @@ def select(labels_column: np.ndarray, condition: str) -> np.ndarray:
     value = _parse_cell(m.group(2)) if m else None
     if not isinstance(value, float):
         if m and (m.group(1) or "==") in ("==", "=", "!=") and value == NOT_NUMERIC:
-            raise UsageError(f"the condition {condition!r} compares with text, but this column holds numbers; "
-                             f"write e.g. {_CONDITION_EXAMPLES}")
+            raise UsageError(
+                f"the condition {condition!r} compares with text, but this column holds numbers; "
+                f"write e.g. {_CONDITION_EXAMPLES}"
+            )
         raise UsageError(f"cannot read the condition {condition!r}; write e.g. {_CONDITION_EXAMPLES}")
     op = m.group(1) or "=="
     with np.errstate(invalid="ignore"):
@@ -377,8 +373,10 @@ def _select_text(column: np.ndarray, text: str, condition: str) -> np.ndarray:
     else:
         m = re.fullmatch(r"(==|!=|=)?\s*([^<>=!\s][^,]*)", text)
         if not m:
-            raise UsageError(f"cannot read the condition {condition!r} for a text column; write e.g. "
-                             "'==dark', '!=dark' or 'in:dark,medium-dark'")
+            raise UsageError(
+                f"cannot read the condition {condition!r} for a text column; write e.g. "
+                "'==dark', '!=dark' or 'in:dark,medium-dark'"
+            )
         wanted, negate = {m.group(2).strip()}, m.group(1) == "!="
     if not wanted:
         raise UsageError(f"the condition {condition!r} names no value; write e.g. 'in:dark,medium-dark'")
@@ -435,9 +433,7 @@ def _read_rows(path: Path) -> list[tuple[int, list[str]]]:
     except IsADirectoryError:
         raise DataError(f"label file {path} is a folder; give the CSV file inside it") from None
     except UnicodeDecodeError as err:
-        raise DataError(
-            f"label file {path} is not UTF-8 text (byte {err.start}); save it as UTF-8 CSV"
-        ) from None
+        raise DataError(f"label file {path} is not UTF-8 text (byte {err.start}); save it as UTF-8 CSV") from None
     except OSError as err:
         raise DataError(f"cannot read label file {path}: {err.strerror or err}") from None
     if "\0" in text:
@@ -480,9 +476,7 @@ def _check_header(path: Path, header: list[str], file_col: int) -> None:
     if os.path.splitext(first)[1].lower() in IMAGE_EXTENSIONS or any(
         _NUMBER_RE.fullmatch(h) for i, h in enumerate(header) if i != file_col
     ):
-        raise DataError(
-            f"{path} has no header: its first line {','.join(header)!r} looks like data; {example}"
-        )
+        raise DataError(f"{path} has no header: its first line {','.join(header)!r} looks like data; {example}")
     for i, h in enumerate(header):
         if not h:
             raise DataError(f"{path}: column {i + 1} of the header has no name; name every column")
@@ -490,8 +484,7 @@ def _check_header(path: Path, header: list[str], file_col: int) -> None:
     for i, h in enumerate(header):
         if h in seen:
             raise DataError(
-                f"{path}: the header names column {h!r} twice (columns {seen[h] + 1} and {i + 1}); "
-                "rename one"
+                f"{path}: the header names column {h!r} twice (columns {seen[h] + 1} and {i + 1}); rename one"
             )
         seen[h] = i
 

@@ -54,9 +54,7 @@ def _matrix(x: np.ndarray, what: str) -> np.ndarray:
 
 def _same_dim(a: np.ndarray, b: np.ndarray, what_a: str, what_b: str) -> None:
     if a.shape[-1] != b.shape[-1]:
-        raise UsageError(
-            f"{what_a} has {a.shape[-1]}-dimensional latents but {what_b} has {b.shape[-1]}"
-        )
+        raise UsageError(f"{what_a} has {a.shape[-1]}-dimensional latents but {what_b} has {b.shape[-1]}")
 
 
 def check_steps(steps: int) -> int:
@@ -66,8 +64,7 @@ def check_steps(steps: int) -> int:
         raise UsageError(f"--steps must be an integer of at least 2 (both ends), got {steps!r}")
     if steps > MAX_STEPS:
         raise UsageError(
-            f"--steps {int(steps):,}: at most {MAX_STEPS:,} steps per segment; add more latents "
-            "to the path instead"
+            f"--steps {int(steps):,}: at most {MAX_STEPS:,} steps per segment; add more latents to the path instead"
         )
     return int(steps)
 
@@ -167,9 +164,7 @@ def interpolate_path(points: np.ndarray, steps: int, method: str = "lerp") -> np
     ``(k - 1) * (steps - 1) + 1`` rows and every input point is on the path exactly.
     """
     if method not in INTERPOLATION_METHODS:
-        raise UsageError(
-            f"unknown interpolation {method!r}; choose one of {', '.join(INTERPOLATION_METHODS)}"
-        )
+        raise UsageError(f"unknown interpolation {method!r}; choose one of {', '.join(INTERPOLATION_METHODS)}")
     steps = check_steps(steps)
     pts = _matrix(points, "the path's points")
     if pts.shape[0] < 2:
@@ -183,9 +178,7 @@ def interpolate_path(points: np.ndarray, steps: int, method: str = "lerp") -> np
 # ---- directions ---------------------------------------------------------------------------------
 
 
-def validate_sets(
-    pos: np.ndarray, neg: np.ndarray, *, pos_name: str = "pos", neg_name: str = "neg"
-) -> None:
+def validate_sets(pos: np.ndarray, neg: np.ndarray, *, pos_name: str = "pos", neg_name: str = "neg") -> None:
     """Check two latent sets can be compared; errors name them (e.g. ``"--pos glasses.npz"``)."""
     for arr, name in ((pos, pos_name), (neg, neg_name)):
         a = np.asarray(arr)
@@ -202,9 +195,7 @@ def validate_sets(
             raise StoreError(f"{name} has {bad} row(s) with NaN or infinite values")
     d_pos, d_neg = np.asarray(pos).shape[1], np.asarray(neg).shape[1]
     if d_pos != d_neg:
-        raise UsageError(
-            f"{pos_name} has {d_pos}-dimensional latents but {neg_name} has {d_neg}"
-        )
+        raise UsageError(f"{pos_name} has {d_pos}-dimensional latents but {neg_name} has {d_neg}")
 
 
 def mean_difference(pos: np.ndarray, neg: np.ndarray) -> np.ndarray:
@@ -217,9 +208,7 @@ def mean_difference(pos: np.ndarray, neg: np.ndarray) -> np.ndarray:
     return diff.astype(np.float32)
 
 
-def linear_boundary(
-    pos: np.ndarray, neg: np.ndarray, *, l2: float = 1e-2, max_iter: int = 200
-) -> np.ndarray:
+def linear_boundary(pos: np.ndarray, neg: np.ndarray, *, l2: float = 1e-2, max_iter: int = 200) -> np.ndarray:
     """Unit normal of a linear boundary between ``pos`` and ``neg`` (InterFaceGAN-style).
 
     Fits an L2-regularised logistic regression ``p(pos | z) = sigmoid(w . z + b)`` on the raw
@@ -334,9 +323,7 @@ def project_out(direction: np.ndarray, others: Sequence[np.ndarray]) -> np.ndarr
     # Inputs are usually float32 (7 digits): what remains below ~1e-5 of the original is
     # rounding, not a direction of its own.
     if np.linalg.norm(out) <= 1e-5 * np.linalg.norm(v):
-        raise UsageError(
-            "the direction lies in the span of the directions to remove: nothing is left of it"
-        )
+        raise UsageError("the direction lies in the span of the directions to remove: nothing is left of it")
     return out.astype(np.float32)
 
 
@@ -402,9 +389,7 @@ def separation(pos: np.ndarray, neg: np.ndarray, direction: np.ndarray) -> Separ
     mp, mn = float(pp.mean()), float(pn.mean())
     dof = len(pp) + len(pn) - 2
     # Pooled (Cohen's d) std; with one sample per side there is no spread to estimate.
-    pooled_var = (
-        (float(((pp - mp) ** 2).sum()) + float(((pn - mn) ** 2).sum())) / dof if dof > 0 else 0.0
-    )
+    pooled_var = (float(((pp - mp) ** 2).sum()) + float(((pn - mn) ** 2).sum())) / dof if dof > 0 else 0.0
     pooled = math.sqrt(pooled_var)
     diff = mp - mn
     # The relative floor treats float32 rounding of identical projections as zero spread.
@@ -425,9 +410,7 @@ def separation(pos: np.ndarray, neg: np.ndarray, direction: np.ndarray) -> Separ
 # ---- editing ------------------------------------------------------------------------------------
 
 
-def apply_directions(
-    z: np.ndarray, directions: Sequence[tuple[np.ndarray, float]]
-) -> np.ndarray:
+def apply_directions(z: np.ndarray, directions: Sequence[tuple[np.ndarray, float]]) -> np.ndarray:
     """``z + sum(w_i * v_i)`` for ``(v_i, w_i)`` pairs: float32, shape (n, d)."""
     zz = _matrix(z, "the latents to edit")
     out = zz.copy()
@@ -493,14 +476,17 @@ def scale_text(meta: dict, length: float) -> str:
     scale = meta.get("scale") if isinstance(meta, dict) else None
     if scale == SCALE_MEAN_GAP:
         gap = meta.get("gap", length)
-        return (f"length {length:.3f}; strength 1 = the mean gap between its groups "
-                f"({float(gap):.3f} prior std along it)")
+        return (
+            f"length {length:.3f}; strength 1 = the mean gap between its groups ({float(gap):.3f} prior std along it)"
+        )
     if scale == SCALE_UNIT:
         return f"length {length:.3f}; strength 1 = one prior standard deviation along it"
     if isinstance(scale, str) and scale:
         return f"length {length:.3f}; strength: {scale}"
-    return (f"length {length:.3f}; strength 1 = adding the stored vector once "
-            "(no scale recorded: made before scales were stored, or by hand)")
+    return (
+        f"length {length:.3f}; strength 1 = adding the stored vector once "
+        "(no scale recorded: made before scales were stored, or by hand)"
+    )
 
 
 # ---- out-of-sample report -----------------------------------------------------------------------
@@ -546,17 +532,24 @@ class OutOfSampleReport:
             return f"held-out accuracy: not measured ({self.scheme})"
         text = f"held-out accuracy {self.accuracy:.0%} ({self.scheme}, balanced: chance 50%)"
         if self.baseline_p95 is not None:
-            text += (f"; random splits of the same sizes reach {self.baseline_mean:.0%} "
-                     f"(95th percentile {self.baseline_p95:.0%}, {self.permutations} relabellings, "
-                     f"seed {self.seed}; p = {self.p_value:.3f})")
+            text += (
+                f"; random splits of the same sizes reach {self.baseline_mean:.0%} "
+                f"(95th percentile {self.baseline_p95:.0%}, {self.permutations} relabellings, "
+                f"seed {self.seed}; p = {self.p_value:.3f})"
+            )
         return text
 
     def to_meta(self) -> dict:
         return {
-            "scheme": self.scheme, "accuracy": self.accuracy, "baseline_mean": self.baseline_mean,
-            "baseline_p95": self.baseline_p95, "p_value": self.p_value,
-            "permutations": self.permutations, "seed": self.seed,
-            "expected_cosine": self.expected_cosine, "picks_per_side": self.picks_per_side,
+            "scheme": self.scheme,
+            "accuracy": self.accuracy,
+            "baseline_mean": self.baseline_mean,
+            "baseline_p95": self.baseline_p95,
+            "p_value": self.p_value,
+            "permutations": self.permutations,
+            "seed": self.seed,
+            "expected_cosine": self.expected_cosine,
+            "picks_per_side": self.picks_per_side,
             "warnings": list(self.warnings),
         }
 
@@ -599,8 +592,9 @@ def _folds(n_pos: int, n_neg: int, rng: np.random.Generator) -> tuple[str, list[
     return f"{k}-fold", [np.flatnonzero(fold_of == f) for f in range(k)]
 
 
-def _held_out_accuracy(x: np.ndarray, y: np.ndarray, folds: list[np.ndarray], method: str,
-                       others: Sequence[np.ndarray]) -> float:
+def _held_out_accuracy(
+    x: np.ndarray, y: np.ndarray, folds: list[np.ndarray], method: str, others: Sequence[np.ndarray]
+) -> float:
     """Balanced accuracy of the whole procedure on each fold's unseen rows."""
     hits = np.zeros(len(y), dtype=bool)
     for test in folds:
@@ -638,7 +632,11 @@ def out_of_sample(
     validate_sets(pos, neg)
     if method not in DIRECTION_METHODS:
         raise UsageError(f"--method must be mean or boundary, got {method!r}")
-    if isinstance(permutations, bool) or not isinstance(permutations, (int, np.integer)) or not 0 <= permutations <= 10_000:
+    if (
+        isinstance(permutations, bool)
+        or not isinstance(permutations, (int, np.integer))
+        or not 0 <= permutations <= 10_000
+    ):
         raise UsageError(f"--permutations must be an integer from 0 to 10,000, got {permutations!r}")
     p, q = np.asarray(pos, np.float64), np.asarray(neg, np.float64)
     others = [np.asarray(o, np.float64) for o in orthogonal_to]
@@ -646,10 +644,23 @@ def out_of_sample(
     cos, per_side = picks_needed(p, q)
     warnings: list[str] = []
     if len(p) < 2 or len(q) < 2:
-        warnings.append(f"{len(p)} pos and {len(q)} neg picks: a held-out check needs at least 2 per side; "
-                        "pick more")
-        return OutOfSampleReport(method, "not measured: fewer than 2 picks on a side", len(p), len(q), d,
-                                 None, None, None, None, 0, seed, cos, per_side, tuple(warnings))
+        warnings.append(f"{len(p)} pos and {len(q)} neg picks: a held-out check needs at least 2 per side; pick more")
+        return OutOfSampleReport(
+            method,
+            "not measured: fewer than 2 picks on a side",
+            len(p),
+            len(q),
+            d,
+            None,
+            None,
+            None,
+            None,
+            0,
+            seed,
+            cos,
+            per_side,
+            tuple(warnings),
+        )
     x = np.concatenate([p, q])
     y = np.concatenate([np.ones(len(p), np.int64), np.zeros(len(q), np.int64)])
     rng = np.random.default_rng(seed)
@@ -657,8 +668,7 @@ def out_of_sample(
     acc = _held_out_accuracy(x, y, folds, method, others)
     base_mean = base_p95 = p_value = None
     if permutations:
-        null = np.array([_held_out_accuracy(x, rng.permutation(y), folds, method, others)
-                         for _ in range(permutations)])
+        null = np.array([_held_out_accuracy(x, rng.permutation(y), folds, method, others) for _ in range(permutations)])
         base_mean, base_p95 = float(null.mean()), float(np.quantile(null, 0.95))
         # The +1s count the observed labelling as one of the relabellings (an exact test).
         p_value = float((1 + np.count_nonzero(null >= acc)) / (1 + permutations))
@@ -666,14 +676,33 @@ def out_of_sample(
             warnings.append(
                 f"the picks cannot support a direction: held-out accuracy {acc:.0%} is within what random "
                 f"splits of the same sizes reach (95th percentile {base_p95:.0%})"
-                + (f"; about {per_side} picks per side would help" if per_side else
-                   "; no gap shows above the noise, so check the picks rather than adding more like them"))
+                + (
+                    f"; about {per_side} picks per side would help"
+                    if per_side
+                    else "; no gap shows above the noise, so check the picks rather than adding more like them"
+                )
+            )
     if not warnings and cos is not None and cos < TARGET_COSINE and per_side:
         warnings.append(
             f"{len(p)} vs {len(q)} picks in {d} dimensions: the direction is estimated to point only "
-            f"cos {cos:.2f} along the true one; about {per_side} picks per side would reach cos {TARGET_COSINE}")
-    return OutOfSampleReport(method, scheme, len(p), len(q), d, acc, base_mean, base_p95, p_value,
-                             permutations, seed, cos, per_side, tuple(warnings))
+            f"cos {cos:.2f} along the true one; about {per_side} picks per side would reach cos {TARGET_COSINE}"
+        )
+    return OutOfSampleReport(
+        method,
+        scheme,
+        len(p),
+        len(q),
+        d,
+        acc,
+        base_mean,
+        base_p95,
+        p_value,
+        permutations,
+        seed,
+        cos,
+        per_side,
+        tuple(warnings),
+    )
 
 
 @dataclass(frozen=True)
@@ -706,15 +735,23 @@ def build_direction(
     u = _fit_unit(pos, neg, method, [np.asarray(o, np.float64) for o in orthogonal_to])
     gap = float((np.asarray(pos, np.float64).mean(0) - np.asarray(neg, np.float64).mean(0)) @ u)
     if not gap > 0:
-        raise UsageError("after removing --orthogonal-to, pos and neg no longer differ along what is left; "
-                         "drop an --orthogonal-to direction")
+        raise UsageError(
+            "after removing --orthogonal-to, pos and neg no longer differ along what is left; "
+            "drop an --orthogonal-to direction"
+        )
     vector = (u if unit else gap * u).astype(np.float32)
     report = separation(pos, neg, vector)
-    oos = (out_of_sample(pos, neg, method, orthogonal_to, permutations=permutations, seed=seed)
-           if held_out else None)
-    meta = {"scale": SCALE_UNIT if unit else SCALE_MEAN_GAP, "length": float(np.linalg.norm(vector)),
-            "gap": gap, "method": method, "unit": bool(unit), "n_pos": len(pos), "n_neg": len(neg),
-            "separation": {"accuracy": report.accuracy, "gap_in_std": report.gap_in_std}}
+    oos = out_of_sample(pos, neg, method, orthogonal_to, permutations=permutations, seed=seed) if held_out else None
+    meta = {
+        "scale": SCALE_UNIT if unit else SCALE_MEAN_GAP,
+        "length": float(np.linalg.norm(vector)),
+        "gap": gap,
+        "method": method,
+        "unit": bool(unit),
+        "n_pos": len(pos),
+        "n_neg": len(neg),
+        "separation": {"accuracy": report.accuracy, "gap_in_std": report.gap_in_std},
+    }
     if oos is not None:
         meta["out_of_sample"] = oos.to_meta()
     return BuiltDirection(vector, report, oos, meta)

@@ -82,10 +82,7 @@ def parse_weighted(spec: str, option: str = "--add") -> tuple[str, float]:
         raise UsageError(f"{option} {spec!r}: nothing before '=' names a direction, e.g. glasses=1.5")
     value = _value(weight)
     if value is None:
-        raise UsageError(
-            f"{option} {spec!r}: the weight after '=' must be a finite number {_RANGE}, "
-            "e.g. glasses=1.5"
-        )
+        raise UsageError(f"{option} {spec!r}: the weight after '=' must be a finite number {_RANGE}, e.g. glasses=1.5")
     return name, value
 
 
@@ -96,9 +93,7 @@ def check_float(value: float, option: str, *, minimum: float | None = None) -> f
     value = float(value)
     if not _bounded(value) or (minimum is not None and value < minimum):
         low = f"{minimum:g}" if minimum is not None else f"{-MAX_MAGNITUDE:,.0f}"
-        raise UsageError(
-            f"{option} {value!r}: expected a finite number between {low} and {MAX_MAGNITUDE:,.0f}"
-        )
+        raise UsageError(f"{option} {value!r}: expected a finite number between {low} and {MAX_MAGNITUDE:,.0f}")
     return value
 
 

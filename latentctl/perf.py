@@ -273,8 +273,15 @@ class ThreadTuner:
     candidates' ``settle + probe`` steps once per ``interval``.
     """
 
-    def __init__(self, candidates: list[int] | None = None, *, interval: float = 120.0, probe: int = 2,
-                 settle: int = 1, cutoff: float = 2.0):
+    def __init__(
+        self,
+        candidates: list[int] | None = None,
+        *,
+        interval: float = 120.0,
+        probe: int = 2,
+        settle: int = 1,
+        cutoff: float = 2.0,
+    ):
         cores = available_cores()
         self.candidates = sorted(set(candidates or [cores, 1]), reverse=True)
         self.interval, self.probe, self.settle, self.cutoff = interval, probe, settle, cutoff

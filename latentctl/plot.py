@@ -220,9 +220,7 @@ class _Style:
     def __init__(self, panel: Panel, shared: tuple[str, list, tuple[float, float]] | None):
         self.points = np.asarray(panel.points, dtype=np.float64)
         if self.points.ndim != 2 or self.points.shape[1] != 2:
-            raise ValueError(
-                f"panel {panel.title!r}: points must have shape (n, 2), got {self.points.shape}"
-            )
+            raise ValueError(f"panel {panel.title!r}: points must have shape (n, 2), got {self.points.shape}")
         n = len(self.points)
         self.drawn = np.all(np.isfinite(self.points), axis=1)
         self.colors = np.tile(np.array(PALETTE[0], dtype=np.uint8), (n, 1))
@@ -286,9 +284,7 @@ def _values(labels, n: int, title: str) -> tuple[np.ndarray, np.ndarray]:
     """Labels as an object array of normalised keys (or floats), and the missing mask."""
     arr = np.asarray(labels)
     if arr.ndim != 1 or len(arr) != n:
-        raise ValueError(
-            f"panel {title!r}: {n} points but labels of shape {arr.shape}; give one label per point"
-        )
+        raise ValueError(f"panel {title!r}: {n} points but labels of shape {arr.shape}; give one label per point")
     if arr.dtype.kind in "iuf":
         floats = arr.astype(np.float64)
         missing = ~np.isfinite(floats)
@@ -379,8 +375,6 @@ def _ramp(t: np.ndarray) -> np.ndarray:
     return np.rint(np.stack(channels, axis=-1)).astype(np.uint8)
 
 
-
-
 # --- drawing -------------------------------------------------------------------------------------
 
 
@@ -422,7 +416,9 @@ def _axis_range(values: np.ndarray) -> tuple[float, float]:
     return lo - half, hi + half
 
 
-def _draw_panel(fig, i: int, count: int, size: int, panel: Panel, style: _Style, title_lines: int, alpha: float) -> None:
+def _draw_panel(
+    fig, i: int, count: int, size: int, panel: Panel, style: _Style, title_lines: int, alpha: float
+) -> None:
     from matplotlib.patches import Patch
 
     font = max(7.0, size / 52)
@@ -453,9 +449,17 @@ def _draw_panel(fig, i: int, count: int, size: int, panel: Panel, style: _Style,
     order = np.concatenate([order[style.missing[order]], order[~style.missing[order]]])
     order = order[style.drawn[order]]
     if len(order):
-        ax.scatter(style.points[order, 0], style.points[order, 1], s=(2 * radius) ** 2, marker="o",
-                   c=style.colors[order] / 255.0, alpha=alpha, linewidths=0, edgecolors="none",
-                   antialiased=alpha < 1.0)  # opaque points keep their exact palette colour
+        ax.scatter(
+            style.points[order, 0],
+            style.points[order, 1],
+            s=(2 * radius) ** 2,
+            marker="o",
+            c=style.colors[order] / 255.0,
+            alpha=alpha,
+            linewidths=0,
+            edgecolors="none",
+            antialiased=alpha < 1.0,
+        )  # opaque points keep their exact palette colour
 
     if not style.entries:
         return
@@ -471,15 +475,31 @@ def _draw_panel(fig, i: int, count: int, size: int, panel: Panel, style: _Style,
         bar.outline.set_edgecolor(axis)
         bar.set_label(panel.label_name, fontsize=font, color=text)
     else:
-        handles = [Patch(facecolor=tuple(c / 255 for c in e["color"]), edgecolor="none", antialiased=False,
-                         label=f"{e['label']} ({e['count']})") for e in style.entries]
+        handles = [
+            Patch(
+                facecolor=tuple(c / 255 for c in e["color"]),
+                edgecolor="none",
+                antialiased=False,
+                label=f"{e['label']} ({e['count']})",
+            )
+            for e in style.entries
+        ]
     if style.kind == "continuous" and style.entries[-1].get("label") == "no label":
         e = style.entries[-1]
         handles = [Patch(facecolor=_grey(MISSING_COLOR), edgecolor="none", label=f"no label ({e['count']})")]
     if handles:
-        leg = ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0,
-                        fontsize=font, title=panel.label_name or None, title_fontsize=font, frameon=False,
-                        handlelength=1.0, handleheight=1.0)
+        leg = ax.legend(
+            handles=handles,
+            loc="upper left",
+            bbox_to_anchor=(1.02, 1.0),
+            borderaxespad=0.0,
+            fontsize=font,
+            title=panel.label_name or None,
+            title_fontsize=font,
+            frameon=False,
+            handlelength=1.0,
+            handleheight=1.0,
+        )
         for t in leg.get_texts():
             t.set_color(text)
         leg.get_title().set_color(text)
@@ -529,7 +549,17 @@ def map_figure(panels: list[Panel], path: Path, *, size: int = 560) -> tuple[Pat
 # --- the loss curve -------------------------------------------------------------------------------
 
 # Fields of a metrics.jsonl record that are not losses.
-_NOT_LOSSES = {"epoch", "step", "steps_per_epoch", "global_step", "total_steps", "images_per_sec", "augment_p", "time", "elapsed_s"}
+_NOT_LOSSES = {
+    "epoch",
+    "step",
+    "steps_per_epoch",
+    "global_step",
+    "total_steps",
+    "images_per_sec",
+    "augment_p",
+    "time",
+    "elapsed_s",
+}
 SCORE_KEY = "score_fd"
 
 
@@ -565,8 +595,11 @@ def loss_curve(metrics_path: Path, out_png: Path, *, size: tuple[int, int] = (80
             continue
         if isinstance(rec.get(SCORE_KEY), (int, float)) and math.isfinite(rec[SCORE_KEY]):
             scores.append((step, float(rec[SCORE_KEY])))
-        values = {k: v for k, v in rec.items() if k not in _NOT_LOSSES and k != SCORE_KEY
-                  and isinstance(v, (int, float)) and not isinstance(v, bool)}
+        values = {
+            k: v
+            for k, v in rec.items()
+            if k not in _NOT_LOSSES and k != SCORE_KEY and isinstance(v, (int, float)) and not isinstance(v, bool)
+        }
         if not values:
             continue
         if last_epoch is not None and rec.get("epoch") != last_epoch:
@@ -599,7 +632,11 @@ def loss_curve(metrics_path: Path, out_png: Path, *, size: tuple[int, int] = (80
     ax.set_xlabel("step", color=text)
     ax.set_ylabel("loss", color=text)
     epochs = len(epoch_ends) + 1
-    ax.set_title(f"{Path(metrics_path).parent.name}: losses over {steps[-1]:,} steps ({epochs} epoch{'s' if epochs > 1 else ''})", color=text, fontsize=11)
+    ax.set_title(
+        f"{Path(metrics_path).parent.name}: losses over {steps[-1]:,} steps ({epochs} epoch{'s' if epochs > 1 else ''})",
+        color=text,
+        fontsize=11,
+    )
     ax.grid(True, color=(0.92, 0.92, 0.92))
     handles, names = ax.get_legend_handles_labels()
     if scores:

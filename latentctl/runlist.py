@@ -42,10 +42,17 @@ class RunSummary:
 
     def to_json(self) -> dict:
         return {
-            "name": self.name, "path": str(self.path), "current": self.current,
-            "has_checkpoint": self.has_checkpoint, "family": self.family, "arch": self.arch,
-            "image_size": self.image_size, "epochs_done": self.epochs_done,
-            "epochs_planned": self.epochs_planned, "finished": self.finished, "score_fd": self.score,
+            "name": self.name,
+            "path": str(self.path),
+            "current": self.current,
+            "has_checkpoint": self.has_checkpoint,
+            "family": self.family,
+            "arch": self.arch,
+            "image_size": self.image_size,
+            "epochs_done": self.epochs_done,
+            "epochs_planned": self.epochs_planned,
+            "finished": self.finished,
+            "score_fd": self.score,
             "loss_curve": str(self.path / "loss.png") if (self.path / "loss.png").exists() else None,
             "problem": self.problem,
         }

@@ -90,13 +90,21 @@ def plan(
     return RunPlan(data, model_cfg, train_cfg, Path(run_dir).expanduser() if run_dir else None, run_name)
 
 
-def open_data(plan: RunPlan, ws: Workspace, *, strict: bool = False, progress: Callable[[int, int], None] | None = None):
+def open_data(
+    plan: RunPlan, ws: Workspace, *, strict: bool = False, progress: Callable[[int, int], None] | None = None
+):
     """Decode (or reuse the cache of) the run's pictures; on resume they must be the same ones."""
     from latentctl.data import prepare_dataset
 
     dataset = prepare_dataset(
-        plan.data, plan.model.image_size, ws.cache, max_images=plan.train.max_images, seed=plan.train.seed,
-        strict=strict, progress=progress, channels=plan.model.channels,
+        plan.data,
+        plan.model.image_size,
+        ws.cache,
+        max_images=plan.train.max_images,
+        seed=plan.train.seed,
+        strict=strict,
+        progress=progress,
+        channels=plan.model.channels,
     )
     if plan.resuming:
         expected = plan.resume_state["data"]["fingerprint"]
@@ -116,7 +124,9 @@ def start(plan: RunPlan, ws: Workspace, dataset) -> Path:
         plan.target = ws.new_run_dir(plan.name)
     elif not plan.resuming:
         if plan.target.exists() and (not plan.target.is_dir() or any(plan.target.iterdir())):
-            raise UsageError(f"--run-dir {plan.target} is not an empty folder; pick a new folder or resume it with --resume")
+            raise UsageError(
+                f"--run-dir {plan.target} is not an empty folder; pick a new folder or resume it with --resume"
+            )
         plan.target.mkdir(parents=True, exist_ok=True)
     if dataset.skipped:
         write_skipped_list(plan.target, dataset.skipped)
@@ -163,7 +173,9 @@ def execute(
             path = train_parallel(devices, device, listener=worker_listener, **kwargs)
         else:
             world = World() if group is None else World(group.rank, group.size)
-            path = train(device=device, world=world, on_event=listen if main else None, thread_tuner=thread_tuner, **kwargs)
+            path = train(
+                device=device, world=world, on_event=listen if main else None, thread_tuner=thread_tuner, **kwargs
+            )
     except LatentctlError:
         make_current()
         raise

@@ -166,7 +166,9 @@ def _gram(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     return (x @ y.T / x.shape[1] + 1.0) ** 3
 
 
-def kid(x: np.ndarray, y: np.ndarray, *, subsets: int = KID_SUBSETS, subset_size: int = KID_SUBSET_SIZE, seed: int = 0) -> tuple[float, float]:
+def kid(
+    x: np.ndarray, y: np.ndarray, *, subsets: int = KID_SUBSETS, subset_size: int = KID_SUBSET_SIZE, seed: int = 0
+) -> tuple[float, float]:
     """Kernel Inception Distance in any feature space: (mean, std) over ``subsets`` random subsets of
     ``min(subset_size, half the smaller set)`` rows each (at least 2; half, so that the subsets
     differ and ``std`` says something; the mean's expectation does not depend on the size), the unbiased MMD² with k(a, b) = (a.b/d + 1)^3.
@@ -221,7 +223,9 @@ def precision_recall(real: np.ndarray, fake: np.ndarray, *, k: int = K_NEIGHBOUR
     ``fake`` inside the real manifold, recall the share of ``real`` inside the generated one."""
     real, fake = np.asarray(real, np.float64), np.asarray(fake, np.float64)
     if min(len(real), len(fake)) <= k:
-        raise UsageError(f"precision/recall need more than {k} images on each side, got {len(real)} real and {len(fake)} generated")
+        raise UsageError(
+            f"precision/recall need more than {k} images on each side, got {len(real)} real and {len(fake)} generated"
+        )
     return _coverage(fake, real, _kth_radius(real, k)), _coverage(real, fake, _kth_radius(fake, k))
 
 
@@ -253,7 +257,12 @@ def _builtin_weights() -> tuple[Any, ...]:
 
 
 def _check_images(images: Any, what: str = "images") -> np.ndarray:
-    if not isinstance(images, np.ndarray) or images.dtype != np.uint8 or images.ndim != 4 or images.shape[-1] not in (1, 3, 4):
+    if (
+        not isinstance(images, np.ndarray)
+        or images.dtype != np.uint8
+        or images.ndim != 4
+        or images.shape[-1] not in (1, 3, 4)
+    ):
         shape = getattr(images, "shape", None)
         dtype = getattr(images, "dtype", type(images).__name__)
         raise DataError(f"{what} must be a (N, H, W, 3) uint8 array, got shape {shape} of {dtype}")
@@ -324,7 +333,9 @@ def reference(real_uint8: np.ndarray, n: int | None = None, *, kind: str = "buil
     _check_kind(kind)
     real = _check_images(real_uint8, "real images")
     if len(real) < 2 * MIN_IMAGES:
-        raise DataError(f"scoring needs at least {2 * MIN_IMAGES} real images (two halves of {MIN_IMAGES}), got {len(real)}")
+        raise DataError(
+            f"scoring needs at least {2 * MIN_IMAGES} real images (two halves of {MIN_IMAGES}), got {len(real)}"
+        )
     order = np.random.default_rng(seed).permutation(len(real))
     half = len(real) // 2 if n is None else min(len(real) // 2, max(n, MIN_IMAGES))
     ref_idx, hold_idx = np.sort(order[:half]), np.sort(order[half : 2 * half])
@@ -346,7 +357,9 @@ def score_features(fake_feats: np.ndarray, ref: Reference, *, seed: int = 0) -> 
     )
 
 
-def score_images(fake_uint8: np.ndarray, real_uint8: np.ndarray | Reference, *, kind: str = "builtin", seed: int = 0) -> ScoreReport:
+def score_images(
+    fake_uint8: np.ndarray, real_uint8: np.ndarray | Reference, *, kind: str = "builtin", seed: int = 0
+) -> ScoreReport:
     """Score generated images against real ones (uint8 arrays, any sizes) or a prepared ``Reference``."""
     fake = _check_images(fake_uint8, "generated images")
     ref = real_uint8 if isinstance(real_uint8, Reference) else reference(real_uint8, len(fake), kind=kind, seed=seed)
@@ -376,7 +389,9 @@ def score_generator(
     from latentctl.seeds import latents_from_seeds
 
     if isinstance(n, bool) or not isinstance(n, int) or n < MIN_IMAGES:
-        raise UsageError(f"-n must be at least {MIN_IMAGES} (precision/recall use {K_NEIGHBOURS} nearest neighbours), got {n!r}")
+        raise UsageError(
+            f"-n must be at least {MIN_IMAGES} (precision/recall use {K_NEIGHBOURS} nearest neighbours), got {n!r}"
+        )
     ref = real_images if isinstance(real_images, Reference) else reference(real_images, n)
     if device is None:
         device = next(generator.parameters()).device

@@ -51,9 +51,7 @@ def parse_seeds(spec: str, count: int | None = None, *, limit: int = MAX_SEED_CO
         lo = int(lo_s)
         if dash and not hi_s:
             if i != len(parts) - 1 or count is None:
-                raise UsageError(
-                    f"--seeds {spec!r}: an open range like '{part}' must come last and needs -n"
-                )
+                raise UsageError(f"--seeds {spec!r}: an open range like '{part}' must come last and needs -n")
             hi = lo + max(count - total, 0) - 1
         else:
             hi = int(hi_s) if dash else lo

@@ -48,7 +48,9 @@ class ModelSession:
         seeds = parse_seeds(seeds) if isinstance(seeds, str) else [int(s) for s in seeds]
         return self.images(latents_from_seeds(seeds, self.info.model.latent_dim))
 
-    def entry(self, z: np.ndarray, *, seeds: list[int] | None = None, kind: str = "points", meta: dict | None = None) -> LatentEntry:
+    def entry(
+        self, z: np.ndarray, *, seeds: list[int] | None = None, kind: str = "points", meta: dict | None = None
+    ) -> LatentEntry:
         """A store entry for latents this model produced, stamped with its identity."""
         meta = {  # the store stamps "created" and "latentctl_version"
             "checkpoint": str(self.path),
@@ -104,8 +106,9 @@ def open_model(
     cpu_speedups(dev)
     loaded = checkpoint.load(path, device=dev, ema=ema)
     prepare_for_sampling(loaded.generator, dev)
-    session = ModelSession(ws, path, loaded.info, loaded, dev, LatentStore(ws.store), precision,
-                           allow_other_model=allow_other_model)
+    session = ModelSession(
+        ws, path, loaded.info, loaded, dev, LatentStore(ws.store), precision, allow_other_model=allow_other_model
+    )
     if warn is not None:
         session.warn = warn
     return session
@@ -164,7 +167,9 @@ def render(
         return None  # nothing to draw: no generator pass at all
     tiles: list[np.ndarray] = []
     i = 0
-    for batch in generate_batches(session.generator, z, device=session.device, batch_size=batch_size, precision=session.precision):
+    for batch in generate_batches(
+        session.generator, z, device=session.device, batch_size=batch_size, precision=session.precision
+    ):
         for img in batch:
             if names:
                 save_png(img, out_dir / f"{names[i]}.png")
@@ -174,8 +179,15 @@ def render(
     if not grid or not tiles:
         return None
     shown = labels[: len(tiles)] if labels else None
-    img = make_grid(np.stack(tiles), cols=cols, labels=shown, row_labels=row_labels, col_labels=col_labels,
-                    caption=caption, tile_size=DEFAULT_TILE_SIZE if tile_size is None else tile_size)
+    img = make_grid(
+        np.stack(tiles),
+        cols=cols,
+        labels=shown,
+        row_labels=row_labels,
+        col_labels=col_labels,
+        caption=caption,
+        tile_size=DEFAULT_TILE_SIZE if tile_size is None else tile_size,
+    )
     return save_png(img, out_dir / grid_name)
 
 

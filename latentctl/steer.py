@@ -119,8 +119,16 @@ class SteerResult:
     meta: dict[str, Any] = field(default_factory=dict)
 
 
-def walk_errors(generator: Any, direction: np.ndarray, edit: str, z: np.ndarray, alphas: list[float], *,
-                channel: str = "red", device: Any = "cpu") -> list[AlphaError]:
+def walk_errors(
+    generator: Any,
+    direction: np.ndarray,
+    edit: str,
+    z: np.ndarray,
+    alphas: list[float],
+    *,
+    channel: str = "red",
+    device: Any = "cpu",
+) -> list[AlphaError]:
     """How well ``z + α·direction`` matches the edited image, per α, next to doing nothing."""
     import torch
 
@@ -211,8 +219,16 @@ def learn_walk(
     z_eval = np.random.default_rng([seed, 1]).standard_normal((eval_seeds, dim)).astype(np.float32)
     alphas = eval_alphas(amax)
     errors = walk_errors(generator, direction, edit, z_eval, alphas, channel=channel, device=device)
-    meta = {"edit": edit, "alpha_range": [-amax, amax], "units": spec.units, "steps": steps,
-            "batch_size": batch_size, "lr": lr, "seed": seed, "scale": "edit units: strength α asks for edit α"}
+    meta = {
+        "edit": edit,
+        "alpha_range": [-amax, amax],
+        "units": spec.units,
+        "steps": steps,
+        "batch_size": batch_size,
+        "lr": lr,
+        "seed": seed,
+        "scale": "edit units: strength α asks for edit α",
+    }
     if edit == "color":
         meta["channel"] = channel
     return SteerResult(edit, direction, errors, loss_value, meta)

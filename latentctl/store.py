@@ -63,9 +63,7 @@ MAX_RESOLVED_SEEDS = MAX_SEED_COUNT
 
 
 def _utc_now_iso() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat().replace(
-        "+00:00", "Z"
-    )
+    return _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
 
 
 # ---- entries ------------------------------------------------------------------------------------
@@ -144,8 +142,11 @@ class LatentEntry:
         if bad:
             raise StoreError(
                 f"row {bad[0]} is out of range: "
-                + ("the entry has 1 row, numbered 0" if self.count == 1
-                   else f"the entry has {self.count} rows, numbered 0-{self.count - 1}")
+                + (
+                    "the entry has 1 row, numbered 0"
+                    if self.count == 1
+                    else f"the entry has {self.count} rows, numbered 0-{self.count - 1}"
+                )
             )
         idx = np.asarray(rows, dtype=np.intp)
         return dataclasses.replace(
@@ -166,12 +167,29 @@ _NPY_MAGIC = b"\x93NUMPY"
 # What numpy's .npy header parser and a hostile zip member can raise while being read; each means
 # "this file is not a usable latent file", never a bug of ours.
 _DECODE_ERRORS = (
-    ValueError, TypeError, KeyError, IndexError, OverflowError, SyntaxError, RecursionError,
-    tokenize.TokenError, struct.error,
+    ValueError,
+    TypeError,
+    KeyError,
+    IndexError,
+    OverflowError,
+    SyntaxError,
+    RecursionError,
+    tokenize.TokenError,
+    struct.error,
 )
 _ZIP_ERRORS = (
-    OSError, EOFError, zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, lzma.LZMAError,
-    NotImplementedError, RuntimeError, UnicodeDecodeError, struct.error, ValueError, OverflowError,
+    OSError,
+    EOFError,
+    zipfile.BadZipFile,
+    zipfile.LargeZipFile,
+    zlib.error,
+    lzma.LZMAError,
+    NotImplementedError,
+    RuntimeError,
+    UnicodeDecodeError,
+    struct.error,
+    ValueError,
+    OverflowError,
 )
 
 
@@ -209,8 +227,7 @@ class _Archive:
                     "which latentctl does not read (numpy writes 1.0 or 2.0 for plain arrays)"
                 )
             try:
-                read_header = (npformat.read_array_header_1_0 if version == (1, 0)
-                               else npformat.read_array_header_2_0)
+                read_header = npformat.read_array_header_1_0 if version == (1, 0) else npformat.read_array_header_2_0
                 # numpy warns when a header needs Python 2 era parsing; the library never prints.
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
@@ -266,8 +283,7 @@ class _Archive:
 class _Pickled(StoreError):
     def __init__(self, where: str):
         super().__init__(
-            f"{where} holds pickled Python objects, which latentctl refuses to load "
-            "(loading them could run code)"
+            f"{where} holds pickled Python objects, which latentctl refuses to load (loading them could run code)"
         )
 
 
@@ -487,8 +503,7 @@ class LatentStore:
             raise UsageError(f"entry name {name!r} cannot start with '-' (it would look like an option)")
         if not _NAME_RE.fullmatch(base):
             raise UsageError(
-                f"entry name {name!r} may use only letters, digits, '-', '_' and '.' "
-                "(no spaces or path separators)"
+                f"entry name {name!r} may use only letters, digits, '-', '_' and '.' (no spaces or path separators)"
             )
         return base
 
@@ -503,9 +518,7 @@ class LatentStore:
         if not self.root.is_dir():
             return []
         return sorted(
-            p.name[: -len(SUFFIX)]
-            for p in self.root.glob("*" + SUFFIX)
-            if p.is_file() and not p.name.startswith(".")
+            p.name[: -len(SUFFIX)] for p in self.root.glob("*" + SUFFIX) if p.is_file() and not p.name.startswith(".")
         )
 
     def save(self, name: str, entry: LatentEntry, *, force: bool = False) -> Path:
@@ -589,8 +602,7 @@ def _from_seeds(spec: str, text: str, latent_dim: int | None) -> LatentEntry:
     extent = _spec_extent(text)
     if extent is not None and extent[0] > MAX_RESOLVED_SEEDS:
         raise UsageError(
-            f"{spec!r} names {extent[0]:,} seeds; at most {MAX_RESOLVED_SEEDS:,} seeds per "
-            "command; split the range"
+            f"{spec!r} names {extent[0]:,} seeds; at most {MAX_RESOLVED_SEEDS:,} seeds per command; split the range"
         )
     try:
         seeds = parse_seeds(text)
@@ -610,11 +622,7 @@ def _from_seeds(spec: str, text: str, latent_dim: int | None) -> LatentEntry:
 def _looks_like_path(text: str) -> bool:
     # Entry names cannot contain separators, so any separator means a file; a bare "x.npz" is a
     # file only if it exists, otherwise it is the store entry "x".
-    return (
-        "/" in text
-        or "\\" in text
-        or (text.endswith(SUFFIX) and _is_file(Path(text)))
-    )
+    return "/" in text or "\\" in text or (text.endswith(SUFFIX) and _is_file(Path(text)))
 
 
 def resolve_latents(spec: str, store: LatentStore, latent_dim: int | None) -> LatentEntry:
@@ -640,7 +648,7 @@ def resolve_latents(spec: str, store: LatentStore, latent_dim: int | None) -> La
 
     for prefix in ("seeds:", "seed:"):
         if base.startswith(prefix):
-            entry = _from_seeds(spec, base[len(prefix):], latent_dim)
+            entry = _from_seeds(spec, base[len(prefix) :], latent_dim)
             label = base
             break
     else:
@@ -656,9 +664,7 @@ def resolve_latents(spec: str, store: LatentStore, latent_dim: int | None) -> La
         label = base
 
     if latent_dim is not None and entry.latent_dim != latent_dim:
-        raise StoreError(
-            f"{label!r} has {entry.latent_dim}-dimensional latents but the model uses {latent_dim}"
-        )
+        raise StoreError(f"{label!r} has {entry.latent_dim}-dimensional latents but the model uses {latent_dim}")
 
     if rows_text is not None:
         extent = _spec_extent(rows_text)
@@ -667,8 +673,7 @@ def resolve_latents(spec: str, store: LatentStore, latent_dim: int | None) -> La
             # expanding billions of row numbers.
             raise StoreError(
                 f"{spec!r}: row {extent[1]} is out of range: {label!r} has "
-                + ("1 row, numbered 0" if entry.count == 1
-                   else f"{entry.count} rows, numbered 0-{entry.count - 1}")
+                + ("1 row, numbered 0" if entry.count == 1 else f"{entry.count} rows, numbered 0-{entry.count - 1}")
             )
         if extent is not None and extent[0] > MAX_RESOLVED_SEEDS:
             # 'x@0-9,0-9,...' repeats rows; each one becomes a latent to render.
@@ -687,9 +692,7 @@ def resolve_latents(spec: str, store: LatentStore, latent_dim: int | None) -> La
     return entry
 
 
-def compatibility_warning(
-    entry: LatentEntry, *, model_id: str, run_id: str, source: str
-) -> str | None:
+def compatibility_warning(entry: LatentEntry, *, model_id: str, run_id: str, source: str) -> str | None:
     """A warning when ``entry`` was made by another model than the one about to use it.
 
     None when the models match or either is unknown: latents from seeds (and third-party files)

@@ -428,9 +428,7 @@ def _existing_dataset(folder: Path, n: int, size: int, seed: int) -> bool:
     if not folder.exists():
         return False
     if not folder.is_dir():
-        raise DataError(
-            f"{folder} exists and is not a folder; choose another place for the synthetic data set"
-        )
+        raise DataError(f"{folder} exists and is not a folder; choose another place for the synthetic data set")
     entries = set(os.listdir(folder))
     if not entries:
         return False
@@ -454,10 +452,7 @@ def _existing_dataset(folder: Path, n: int, size: int, seed: int) -> bool:
     extra = {e for e in entries - expected if not e.startswith(".")}
     if missing or extra:
         what = f"{len(missing)} file(s) missing" if missing else f"{len(extra)} unexpected file(s)"
-        raise DataError(
-            f"{folder} was a synthetic data set but has been changed ({what}); "
-            "delete it to make it again"
-        )
+        raise DataError(f"{folder} was a synthetic data set but has been changed ({what}); delete it to make it again")
     return True
 
 
@@ -468,9 +463,7 @@ def _face(index: int, size: int, seed: int) -> tuple[np.ndarray, dict[str, bool]
     return draw_face(rng, size, attrs), attrs
 
 
-def synthetic_faces(
-    n: int, size: int = 64, seed: int = 0
-) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+def synthetic_faces(n: int, size: int = 64, seed: int = 0) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """The first ``n`` faces of ``make_dataset(..., size=size, seed=seed)``, in memory.
 
     Returns (images (n, size, size, 3) uint8, {attribute: (n,) bool}); the pixels equal those of the

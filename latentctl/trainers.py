@@ -67,13 +67,17 @@ class GANTrainer:
         # the plain D, whose weights it must not (and does not) synchronise.
         self.G_update, self.D_update = self.G, self.D
         if world.size > 1:
-            from torch.nn.parallel import DistributedDataParallel as DDP
-
             import inspect
+
+            from torch.nn.parallel import DistributedDataParallel as DDP
 
             # Each rank keeps its own BatchNorm running statistics between steps (rank 0's are
             # saved); torch 2.13 renamed the switch and warns about the old name.
-            no_sync = "forward_sync_buffers" if "forward_sync_buffers" in inspect.signature(DDP).parameters else "broadcast_buffers"
+            no_sync = (
+                "forward_sync_buffers"
+                if "forward_sync_buffers" in inspect.signature(DDP).parameters
+                else "broadcast_buffers"
+            )
             ids = [device.index] if device.type == "cuda" else None
             self.G_update = DDP(self.G, device_ids=ids, **{no_sync: False})
             self.D_update = DDP(self.D, device_ids=ids, **{no_sync: False})
@@ -251,6 +255,8 @@ class AutoencoderTrainer(GANTrainer):
         return torch.stack([rec.detach(), kl.detach(), loss.detach()])
 
 
-def make_trainer(model_config: ModelConfig, train_config: TrainConfig, device: torch.device, world: World = World()) -> GANTrainer:
+def make_trainer(
+    model_config: ModelConfig, train_config: TrainConfig, device: torch.device, world: World = World()
+) -> GANTrainer:
     cls = GANTrainer if model_config.family == "gan" else AutoencoderTrainer
     return cls(model_config, train_config, device, world)

@@ -32,14 +32,14 @@ import torch
 from latentctl import checkpoint
 from latentctl.config import ModelConfig, TrainConfig
 from latentctl.errors import DataError, NonFiniteLossError, StorageError, TrainingInterrupted
+from latentctl.events import CheckpointEvent, EpochEvent, Event, NoticeEvent, StepEvent  # noqa: F401  (re-exported)
 from latentctl.fsutil import atomic_write_text, describe_os_error, remove_stale_temps
 from latentctl.generate import generate
 from latentctl.grid import make_grid, save_png
 from latentctl.health import HealthMonitor, diversity
-from latentctl.trainers import AutoencoderTrainer, GANTrainer, World, make_trainer  # noqa: F401  (re-exported)
 from latentctl.seeds import latents_from_seeds
+from latentctl.trainers import AutoencoderTrainer, GANTrainer, World, make_trainer  # noqa: F401  (re-exported)
 from latentctl.workspace import CHECKPOINT_NAME
-from latentctl.events import CheckpointEvent, EpochEvent, Event, NoticeEvent, StepEvent  # noqa: F401  (re-exported)
 
 if TYPE_CHECKING:  # pragma: no cover
     from latentctl.data import ImageDataset
@@ -143,7 +143,7 @@ def train(
     *,
     resume: checkpoint.Loaded | None = None,
     on_event: Callable[[Event], None] | None = None,
-    world: World = World(),
+    world: World | None = None,
     thread_tuner: Any = None,
 ) -> Path:
     """Train into ``run_dir`` (checkpoint.safetensors, grids/, metrics.jsonl); return the checkpoint.
@@ -155,7 +155,7 @@ def train(
     count from measured step times; without it the count stays as set, which keeps a run's float
     rounding, and so its resume, exact.
     """
-    loop = _Loop(Path(run_dir), dataset, model_config, train_config, device, resume, on_event, world)
+    loop = _Loop(Path(run_dir), dataset, model_config, train_config, device, resume, on_event, world or World())
     loop.tuner = thread_tuner
     try:
         return loop.run()
@@ -163,7 +163,9 @@ def train(
         # A full disk or a folder made read-only mid-run: the checkpoint is replaced atomically, so
         # the last one written is whole; say which epoch it holds.
         if loop.saved_epoch is not None and loop.ckpt_path.exists():
-            intact = f"the last checkpoint, epoch {loop.saved_epoch}, is intact in {loop.run_dir}; free space and resume"
+            intact = (
+                f"the last checkpoint, epoch {loop.saved_epoch}, is intact in {loop.run_dir}; free space and resume"
+            )
         else:
             intact = "no checkpoint was written yet"
         raise StorageError(f"{describe_os_error(err, 'write the run')}; {intact}") from None
@@ -195,8 +197,12 @@ class _Loop:
                 f"--batch-size {cfg.batch_size} cannot be split over {world.size} workers: "
                 f"use a multiple of {2 * world.size}"
             )
-        self.data_state = {"root": str(dataset.root), "fingerprint": dataset.fingerprint, "count": self.n,
-                           "skipped": len(dataset.skipped)}
+        self.data_state = {
+            "root": str(dataset.root),
+            "fingerprint": dataset.fingerprint,
+            "count": self.n,
+            "skipped": len(dataset.skipped),
+        }
         self.epoch, self.step_in_epoch, self.elapsed = 0, 0, 0.0
         self.run_id = uuid.uuid4().hex[:12]
         self.saved_epoch: int | None = None
@@ -211,8 +217,9 @@ class _Loop:
         self.metrics_path = run_dir / "metrics.jsonl"
         self.real_batches = _RealBatches(dataset.images, device)
         self.grid_z = latents_from_seeds(GRID_SEEDS, model_config.latent_dim)
-        self.health = HealthMonitor(gan=model_config.family == "gan", total_steps=self.total_steps,
-                                    done_steps=self.global_step)
+        self.health = HealthMonitor(
+            gan=model_config.family == "gan", total_steps=self.total_steps, done_steps=self.global_step
+        )
 
     def _resume(self, resume: checkpoint.Loaded) -> None:
         t = self.trainer
@@ -236,7 +243,10 @@ class _Loop:
     def run(self) -> Path:
         if self.world.is_main:
             self._prepare_folder()
-        with _StopRequest() as self.stop, open(self.metrics_path if self.world.is_main else os.devnull, "a") as self.metrics:
+        with (
+            _StopRequest() as self.stop,
+            open(self.metrics_path if self.world.is_main else os.devnull, "a") as self.metrics,
+        ):
             while self.epoch < self.cfg.epochs and not self._budget_spent():
                 order = epoch_order(self.cfg.seed, self.epoch, self.n)
                 self.t_last = time.perf_counter()
@@ -261,8 +271,12 @@ class _Loop:
             remove_stale_temps(self.run_dir, stem)
         torn = _truncate_metrics(self.metrics_path, self.global_step)
         if torn:
-            self.emit(NoticeEvent(f"{self.metrics_path}: dropped {torn} torn line{'s' if torn > 1 else ''} "
-                                  "(written when the run was stopped mid-write)"))
+            self.emit(
+                NoticeEvent(
+                    f"{self.metrics_path}: dropped {torn} torn line{'s' if torn > 1 else ''} "
+                    "(written when the run was stopped mid-write)"
+                )
+            )
         for message in self.health.at_start(self.n, self.cfg.batch_size, self.trainer.real_per_step):
             self.emit(NoticeEvent(message))
         if self.health.gan:
@@ -291,8 +305,15 @@ class _Loop:
         self.global_step += 1
         self.elapsed += dt
         named = dict(zip(trainer.loss_names, losses))
-        event = StepEvent(self.epoch + 1, self.step_in_epoch, self.steps_per_epoch, self.global_step,
-                          self.total_steps, named, images_per_sec=half / dt if dt > 0 else float("inf"))
+        event = StepEvent(
+            self.epoch + 1,
+            self.step_in_epoch,
+            self.steps_per_epoch,
+            self.global_step,
+            self.total_steps,
+            named,
+            images_per_sec=half / dt if dt > 0 else float("inf"),
+        )
         record = asdict(event)
         record.update(record.pop("losses"))
         if self.device.type == "cpu":
@@ -314,7 +335,11 @@ class _Loop:
 
     def _diverged(self, losses: list[float]) -> None:
         shown = ", ".join(f"{k} {v:.4g}" for k, v in zip(self.trainer.loss_names, losses))
-        last = f"the last good checkpoint is {self.ckpt_path}" if self.ckpt_path.exists() else "no checkpoint was written yet"
+        last = (
+            f"the last good checkpoint is {self.ckpt_path}"
+            if self.ckpt_path.exists()
+            else "no checkpoint was written yet"
+        )
         raise NonFiniteLossError(
             f"training diverged at epoch {self.epoch + 1}, step {self.step_in_epoch + 1} ({shown}); nothing from "
             f"this step was saved ({last}); try a lower --lr or --precision fp32"
@@ -329,8 +354,10 @@ class _Loop:
         grid_path = None
         if world.is_main and (self.epoch % cfg.sample_every == 0 or last):
             images = generate(self.trainer.sampler, self.grid_z, device=self.device, precision=cfg.precision)
-            grid_path = save_png(make_grid(images, caption=f"epoch {self.epoch}, step {self.global_step}"),
-                                 self.run_dir / "grids" / f"epoch-{self.epoch:04d}.png")
+            grid_path = save_png(
+                make_grid(images, caption=f"epoch {self.epoch}, step {self.global_step}"),
+                self.run_dir / "grids" / f"epoch-{self.epoch:04d}.png",
+            )
             for message in self.health.on_grid(images, self.epoch):
                 self.emit(NoticeEvent(message))
         self.emit(EpochEvent(self.epoch, grid_path))
@@ -360,21 +387,31 @@ class _Loop:
         n = min(SCORE_SAMPLES, self.n // 2)  # as many samples as real images in the reference half
         if self.reference is None:
             self.reference = score.reference(np.asarray(self.dataset.images), n=n, seed=self.cfg.seed)
-        report = score.score_generator(self.trainer.sampler, self.reference, n=n, device=self.device,
-                                       precision=self.cfg.precision)
+        report = score.score_generator(
+            self.trainer.sampler, self.reference, n=n, device=self.device, precision=self.cfg.precision
+        )
         fd, floor = report.score.fd, report.floor.fd
-        record = {"epoch": self.epoch, "global_step": self.global_step, "score_fd": round(fd, 4),
-                  "score_floor": round(floor, 4), "score_recall": round(report.score.recall, 4)}
+        record = {
+            "epoch": self.epoch,
+            "global_step": self.global_step,
+            "score_fd": round(fd, 4),
+            "score_floor": round(floor, 4),
+            "score_recall": round(report.score.recall, 4),
+        }
         self.metrics.write(json.dumps(record) + "\n")
         self.metrics.flush()
         message = f"epoch {self.epoch}: Fréchet distance {fd:.3g} (real vs real: {floor:.3g})"
         if self.best_fd is None or fd < self.best_fd:
             self.best_fd = fd
-            checkpoint.save(self.run_dir / BEST_NAME, generator=self.trainer.G, ema=self.trainer.G_ema,
-                            partner=self.trainer.partner if self.model_config.family != "gan" else None,
-                            model_config=self.model_config, run_id=self.run_id,
-                            state={"epoch": self.epoch, "global_step": self.global_step, "data": self.data_state,
-                                   "score_fd": fd})
+            checkpoint.save(
+                self.run_dir / BEST_NAME,
+                generator=self.trainer.G,
+                ema=self.trainer.G_ema,
+                partner=self.trainer.partner if self.model_config.family != "gan" else None,
+                model_config=self.model_config,
+                run_id=self.run_id,
+                state={"epoch": self.epoch, "global_step": self.global_step, "data": self.data_state, "score_fd": fd},
+            )
             message += f"; best so far, kept as {BEST_NAME}"
         self.emit(NoticeEvent(message))
 
@@ -397,8 +434,15 @@ class _Loop:
             "best_fd": self.best_fd,
         }
         path = checkpoint.save(
-            self.ckpt_path, generator=t.G, ema=t.G_ema, partner=t.partner, optimizers=t.optimizers,
-            model_config=self.model_config, train_config=self.cfg, state=state, run_id=self.run_id,
+            self.ckpt_path,
+            generator=t.G,
+            ema=t.G_ema,
+            partner=t.partner,
+            optimizers=t.optimizers,
+            model_config=self.model_config,
+            train_config=self.cfg,
+            state=state,
+            run_id=self.run_id,
         )
         self.saved_epoch = self.epoch
         self.emit(CheckpointEvent(path, self.epoch, self.global_step))

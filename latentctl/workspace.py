@@ -86,9 +86,7 @@ class Workspace:
             raise UsageError(damaged)
         run = Path(text)
         if not run.is_dir():
-            raise UsageError(
-                f"the current run {run} no longer exists: train again or pass a run folder or checkpoint"
-            )
+            raise UsageError(f"the current run {run} no longer exists: train again or pass a run folder or checkpoint")
         return run
 
     def resolve_checkpoint(self, target: Path | None) -> Path:

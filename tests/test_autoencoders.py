@@ -5,7 +5,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import blob_images
 from PIL import Image
+from test_cli import run
 
 from latentctl import checkpoint, synthetic
 from latentctl.config import ModelConfig, TrainConfig
@@ -16,9 +18,6 @@ from latentctl.plot import category_colors
 from latentctl.seeds import latents_from_seeds
 from latentctl.store import read_entry
 from latentctl.training import train
-
-from conftest import blob_images
-from test_cli import run
 
 CPU = torch.device("cpu")
 FACES, _ = synthetic.synthetic_faces(512 + 64, 32, seed=3)
@@ -88,7 +87,9 @@ def test_encode_then_apply_edits_my_photo(small_gan, tmp_path, workspace):
     model = tmp_path / "gan.safetensors"
     checkpoint.save(model, generator=loaded.generator, model_config=loaded.info.model)
     Image.fromarray(imgs[5]).save(tmp_path / "me.png")
-    res = run("encode", tmp_path / "me.png", "--model", model, "--save", "me", "--steps", "30", "--out", tmp_path / "enc")
+    res = run(
+        "encode", tmp_path / "me.png", "--model", model, "--save", "me", "--steps", "30", "--out", tmp_path / "enc"
+    )
     assert "reconstruction error" in res.output
     assert (tmp_path / "enc" / "me-compare.png").exists() and (tmp_path / "enc" / "me-recon.png").exists()
     entry = read_entry(workspace / "latents" / "me.npz")
@@ -102,8 +103,38 @@ def test_encode_then_apply_edits_my_photo(small_gan, tmp_path, workspace):
 
 def test_map_draws_one_point_per_labelled_image_in_its_colour(tmp_path, workspace):
     faces = synthetic.make_dataset(tmp_path / "faces", n=128, size=32, seed=1)
-    run("train", faces, "-s", "32", "--width", "8", "--latent-dim", "4", "--batch-size", "32", "--epochs", "1", "--model", "ae")
-    run("train", faces, "-s", "32", "--width", "8", "--latent-dim", "2", "--batch-size", "32", "--epochs", "1", "--model", "vae")
+    run(
+        "train",
+        faces,
+        "-s",
+        "32",
+        "--width",
+        "8",
+        "--latent-dim",
+        "4",
+        "--batch-size",
+        "32",
+        "--epochs",
+        "1",
+        "--model",
+        "ae",
+    )
+    run(
+        "train",
+        faces,
+        "-s",
+        "32",
+        "--width",
+        "8",
+        "--latent-dim",
+        "2",
+        "--batch-size",
+        "32",
+        "--epochs",
+        "1",
+        "--model",
+        "vae",
+    )
     runs = sorted((workspace / "runs").iterdir())
     res = run("map", faces, "-c", "glasses", "-m", runs[0], "-m", runs[1], "--out", tmp_path / "map.png")
     assert "256 points in 2 panel(s)" in res.output
@@ -117,14 +148,30 @@ def test_map_draws_one_point_per_labelled_image_in_its_colour(tmp_path, workspac
 
 def test_labels_from_utkface_names_drive_attr_vector(tmp_path, workspace, small_gan):
     """attr-vector --images: a direction from labelled real images, without hand-picking."""
-    run("train", synthetic.make_dataset(tmp_path / "f", n=64, size=32), "-s", "32", "--width", "8",
-        "--latent-dim", "4", "--batch-size", "32", "--epochs", "1", "--model", "ae")
+    run(
+        "train",
+        synthetic.make_dataset(tmp_path / "f", n=64, size=32),
+        "-s",
+        "32",
+        "--width",
+        "8",
+        "--latent-dim",
+        "4",
+        "--batch-size",
+        "32",
+        "--epochs",
+        "1",
+        "--model",
+        "ae",
+    )
     folder = tmp_path / "utk"
     folder.mkdir()
     faces, attrs = synthetic.synthetic_faces(40, 32, seed=2)
     for i, (img, old) in enumerate(zip(faces, attrs["dark_hair"])):
         Image.fromarray(img).save(folder / f"{70 if old else 20}_{i % 2}_0_2017{i:04d}.jpg.chip.jpg")
-    (folder / "39_1_20170116174525125.jpg").write_bytes((folder / next(iter(sorted(p.name for p in folder.iterdir())))).read_bytes())
+    (folder / "39_1_20170116174525125.jpg").write_bytes(
+        (folder / next(iter(sorted(p.name for p in folder.iterdir())))).read_bytes()
+    )
     res = run("attr-vector", "--images", folder, "--column", "age", "--pos-if", ">60", "--save", "old")
     assert "1 name does not match" in res.output or "left out" in res.output
     entry = read_entry(workspace / "latents" / "old.npz")

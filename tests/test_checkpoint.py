@@ -27,16 +27,31 @@ def _trained_pair():
 
 def _state(epoch: int = 1) -> dict:
     """A training state with every key resume reads (training.py writes the same)."""
-    return {"epoch": epoch, "step_in_epoch": 0, "global_step": 3 * epoch, "steps_per_epoch": 3,
-            "elapsed_s": 1.5, "finished": False, "rng": {"torch": checkpoint.encode_rng(torch.get_rng_state())},
-            "data": {"root": "/data/faces", "fingerprint": "abc123", "count": 12, "skipped": 0}}
+    return {
+        "epoch": epoch,
+        "step_in_epoch": 0,
+        "global_step": 3 * epoch,
+        "steps_per_epoch": 3,
+        "elapsed_s": 1.5,
+        "finished": False,
+        "rng": {"torch": checkpoint.encode_rng(torch.get_rng_state())},
+        "data": {"root": "/data/faces", "fingerprint": "abc123", "count": 12, "skipped": 0},
+    }
 
 
 def test_training_checkpoint_round_trips_weights_optimizers_and_config(tmp_path):
     G, D, opts = _trained_pair()
     state = _state(2)
-    path = checkpoint.save(tmp_path / "c.safetensors", generator=G, partner=D, optimizers=opts,
-                           model_config=CFG, train_config=TrainConfig(epochs=3), state=state, run_id="r1")
+    path = checkpoint.save(
+        tmp_path / "c.safetensors",
+        generator=G,
+        partner=D,
+        optimizers=opts,
+        model_config=CFG,
+        train_config=TrainConfig(epochs=3),
+        state=state,
+        run_id="r1",
+    )
     loaded = checkpoint.load(path, training=True)
     for a, b in zip(G.state_dict().values(), loaded.generator.state_dict().values()):
         assert torch.equal(a, b)
@@ -125,7 +140,11 @@ def test_interrupted_save_leaves_previous_checkpoint_intact(tmp_path, monkeypatc
 
 @pytest.mark.parametrize(
     "content, message",
-    [(b"", "too short"), (b"\x05\x00\x00\x00\x00\x00\x00\x00{}", "header length"), (b"hello world, not a model", "not a safetensors")],
+    [
+        (b"", "too short"),
+        (b"\x05\x00\x00\x00\x00\x00\x00\x00{}", "header length"),
+        (b"hello world, not a model", "not a safetensors"),
+    ],
 )
 def test_malformed_files_give_clear_errors(tmp_path, content, message):
     path = tmp_path / "bad.safetensors"
@@ -147,7 +166,11 @@ def test_newer_format_asks_for_an_upgrade(tmp_path):
     from safetensors.torch import save_file
 
     path = tmp_path / "future.safetensors"
-    save_file({"w": torch.zeros(2)}, str(path), metadata={"format": "latentctl-checkpoint", "format_version": "99", "model_config": "{}"})
+    save_file(
+        {"w": torch.zeros(2)},
+        str(path),
+        metadata={"format": "latentctl-checkpoint", "format_version": "99", "model_config": "{}"},
+    )
     with pytest.raises(CheckpointError, match="upgrade latentctl"):
         checkpoint.read_header(path)
 
@@ -177,8 +200,16 @@ def test_a_run_folder_loads_its_checkpoint_and_other_folders_are_named(tmp_path)
     G, D, opts = _trained_pair()
     run = tmp_path / "run"
     run.mkdir()
-    checkpoint.save(run / "checkpoint.safetensors", generator=G, partner=D, optimizers=opts,
-                    model_config=CFG, train_config=TrainConfig(), state=_state(1), run_id="r")
+    checkpoint.save(
+        run / "checkpoint.safetensors",
+        generator=G,
+        partner=D,
+        optimizers=opts,
+        model_config=CFG,
+        train_config=TrainConfig(),
+        state=_state(1),
+        run_id="r",
+    )
     assert checkpoint.read_header(run).run_id == "r"
     loaded = checkpoint.load(run)
     for a, b in zip(G.state_dict().values(), loaded.generator.state_dict().values()):
@@ -234,8 +265,16 @@ def test_real_checkpoints_whose_header_length_ends_in_0x80_load(tmp_path):
     and was refused as a pickle by every command: info, sample, export and --resume."""
     G, D, opts = _trained_pair()
     gen = _save_with_header_low_byte(tmp_path / "g.safetensors", 0x80, generator=G, model_config=CFG)
-    full = _save_with_header_low_byte(tmp_path / "c.safetensors", 0x80, generator=G, partner=D, optimizers=opts,
-                                      model_config=CFG, train_config=TrainConfig(), state=_state(1))
+    full = _save_with_header_low_byte(
+        tmp_path / "c.safetensors",
+        0x80,
+        generator=G,
+        partner=D,
+        optimizers=opts,
+        model_config=CFG,
+        train_config=TrainConfig(),
+        state=_state(1),
+    )
     for path in (gen, full):
         assert path.read_bytes()[:1] == b"\x80"
         assert checkpoint.read_header(path).model == CFG
@@ -277,8 +316,15 @@ def _parts(path):
 @pytest.fixture(scope="module")
 def _training_parts(tmp_path_factory):
     G, D, opts = _trained_pair()
-    path = checkpoint.save(tmp_path_factory.mktemp("ckpt") / "c.safetensors", generator=G, partner=D,
-                           optimizers=opts, model_config=CFG, train_config=TrainConfig(), state=_state(1))
+    path = checkpoint.save(
+        tmp_path_factory.mktemp("ckpt") / "c.safetensors",
+        generator=G,
+        partner=D,
+        optimizers=opts,
+        model_config=CFG,
+        train_config=TrainConfig(),
+        state=_state(1),
+    )
     return _parts(path)
 
 
@@ -298,12 +344,14 @@ def _meta_json(key, change):
     def edit(meta, tensors):
         value = json.loads(meta[key])
         meta[key] = json.dumps(change(value))
+
     return edit
 
 
 def _set(key, value):
     def edit(meta, tensors):
         meta[key] = value
+
     return edit
 
 
@@ -313,6 +361,7 @@ def _tensor(name, value):
             del tensors[name]
         else:
             tensors[name] = value
+
     return edit
 
 
@@ -321,12 +370,16 @@ def _drop_state(*keys):
         for key in keys[:-1]:
             state = state[key]
         del state[keys[-1]]
+
     return lambda st: (change(st), st)[1]
 
 
 HOSTILE = [
     # tensors that do not fit the file's own config
-    (_tensor("G.fc.weight", torch.zeros(3, 4)), r"G\.fc\.weight has shape \[3, 4\] but the config \(gan 32px, width 8, latent 8\) needs \[512, 8\]"),
+    (
+        _tensor("G.fc.weight", torch.zeros(3, 4)),
+        r"G\.fc\.weight has shape \[3, 4\] but the config \(gan 32px, width 8, latent 8\) needs \[512, 8\]",
+    ),
     (_tensor("D.fc.bias", None), r"lacks D\.fc\.bias, which the config .* needs"),
     (_tensor("G.extra.weight", torch.zeros(2)), r"holds G\.extra\.weight, which the model"),
     (_tensor("G.fc.bias", torch.zeros(512, dtype=torch.int32)), r"G\.fc\.bias is I32, not floating-point"),
@@ -335,7 +388,10 @@ HOSTILE = [
     (_set("model_config", "[1, 2]"), r"'model_config' is not a JSON object"),
     (_set("model_config", "{not json"), r"'model_config' is not valid JSON"),
     (_meta_json("model_config", lambda c: {**c, "width": 8.5}), r"has width = 8.5, which is not an integer"),
-    (_meta_json("model_config", lambda c: {**c, "latent_dim": True}), r"has latent_dim = true, which is not an integer"),
+    (
+        _meta_json("model_config", lambda c: {**c, "latent_dim": True}),
+        r"has latent_dim = true, which is not an integer",
+    ),
     (_meta_json("model_config", lambda c: {**c, "channels": 0}), r"invalid ModelConfig: channels"),
     (_meta_json("train_config", lambda c: {**c, "lr": "fast"}), r"'train_config' has lr = fast, which is not a number"),
     (_set("kind", "weights"), r"kind weights is neither"),
@@ -385,13 +441,32 @@ def _fresh_optimizers():
 @pytest.mark.parametrize(
     "edit, message",
     [
-        (_tensor("opt.G.0.exp_avg", torch.zeros(3)), r"opt\.G\.0\.exp_avg has shape \[3\] but its parameter needs \[512, 8\]"),
+        (
+            _tensor("opt.G.0.exp_avg", torch.zeros(3)),
+            r"opt\.G\.0\.exp_avg has shape \[3\] but its parameter needs \[512, 8\]",
+        ),
         (_tensor("opt.G.0.step", torch.zeros(2)), r"opt\.G\.0\.step has shape \[2\] but its parameter needs \[\]"),
         (_tensor("opt.D.1.exp_avg_sq", None), r"optimizer D's state for parameter 1 lacks exp_avg_sq"),
-        (_meta_json("optimizers", lambda o: {**o, "G": {"param_groups": [{**o["G"]["param_groups"][0], "params": [*range(8), 99]}]}}),
-         r"optimizer G holds 9 parameters but the model's has 8"),
-        (_meta_json("optimizers", lambda o: {**o, "G": {"param_groups": [{**o["G"]["param_groups"][0], "lr": "x"}]}}), r"optimizer G's lr is missing or not a number"),
-        (_meta_json("optimizers", lambda o: {**o, "G": {"param_groups": [{**o["G"]["param_groups"][0], "capturable": True}]}}), r"saved with capturable=True"),
+        (
+            _meta_json(
+                "optimizers",
+                lambda o: {**o, "G": {"param_groups": [{**o["G"]["param_groups"][0], "params": [*range(8), 99]}]}},
+            ),
+            r"optimizer G holds 9 parameters but the model's has 8",
+        ),
+        (
+            _meta_json(
+                "optimizers", lambda o: {**o, "G": {"param_groups": [{**o["G"]["param_groups"][0], "lr": "x"}]}}
+            ),
+            r"optimizer G's lr is missing or not a number",
+        ),
+        (
+            _meta_json(
+                "optimizers",
+                lambda o: {**o, "G": {"param_groups": [{**o["G"]["param_groups"][0], "capturable": True}]}},
+            ),
+            r"saved with capturable=True",
+        ),
         (_only_optimizer_g, r"no optimizer state for D"),
     ],
 )
@@ -413,7 +488,10 @@ def test_a_generator_checkpoint_with_a_wrong_tensor_is_refused_by_every_reader(t
     path = tmp_path / "bad.safetensors"
     save_file(tensors, str(path), metadata=meta)
     checkpoint.read_header(path)  # the header alone is a fine header: `info` still describes it
-    with pytest.raises(CheckpointError, match=r"G\.to_rgb\.weight has shape \[3, 8, 4, 4\] but .* needs \[3, 8, 8, 8\]; the file does not match its own config"):
+    with pytest.raises(
+        CheckpointError,
+        match=r"G\.to_rgb\.weight has shape \[3, 8, 4, 4\] but .* needs \[3, 8, 8, 8\]; the file does not match its own config",
+    ):
         checkpoint.load(path)
 
 
@@ -425,13 +503,21 @@ LATENTCTL_META = {"format": "latentctl-checkpoint", "format_version": "1", "mode
     "header, data, message",
     [
         ({"__metadata__": ["format"], "w": ENTRY}, bytes(8), r"__metadata__ is not a map of strings"),
-        ({"__metadata__": {**LATENTCTL_META, "format_version": 1}, "w": ENTRY}, bytes(8), r"__metadata__ is not a map of strings"),
+        (
+            {"__metadata__": {**LATENTCTL_META, "format_version": 1}, "w": ENTRY},
+            bytes(8),
+            r"__metadata__ is not a map of strings",
+        ),
         ({"w": "F32"}, bytes(8), r"tensor w has no dtype/shape/data_offsets entry"),
         ({"w": {**ENTRY, "dtype": "F33"}}, bytes(8), r"tensor w has unknown dtype F33"),
         ({"w": {**ENTRY, "shape": [-2]}}, bytes(8), r"tensor w has an invalid shape \[-2\]"),
         ({"w": {**ENTRY, "shape": [2.0]}}, bytes(8), r"tensor w has an invalid shape"),
         ({"w": {**ENTRY, "data_offsets": [8, 0]}}, bytes(8), r"tensor w has invalid data_offsets \[8, 0\]"),
-        ({"w": {**ENTRY, "data_offsets": [0, 16], "shape": [4]}}, bytes(8), r"tensor w ends at data byte 16 but the file holds only 8; is it truncated\?"),
+        (
+            {"w": {**ENTRY, "data_offsets": [0, 16], "shape": [4]}},
+            bytes(8),
+            r"tensor w ends at data byte 16 but the file holds only 8; is it truncated\?",
+        ),
         ({"w": {**ENTRY, "shape": [3]}}, bytes(8), r"tensor w is F32 \[3\], which does not fill its 8 data bytes"),
         ({"w": ENTRY, "v": ENTRY}, bytes(8), r"starts at data byte 0, not 8: tensors overlap or leave a gap"),
         ({"w": {**ENTRY, "data_offsets": [4, 12]}}, bytes(12), r"starts at data byte 4, not 0"),
@@ -458,6 +544,13 @@ def test_deeply_nested_json_is_not_a_crash(tmp_path):
 def test_save_refuses_a_training_checkpoint_resume_could_not_use(tmp_path):
     G, D, opts = _trained_pair()
     with pytest.raises(CheckpointError, match="refusing to write .* lacks 'step_in_epoch'"):
-        checkpoint.save(tmp_path / "c.safetensors", generator=G, partner=D, optimizers=opts,
-                        model_config=CFG, train_config=TrainConfig(), state={"epoch": 1})
+        checkpoint.save(
+            tmp_path / "c.safetensors",
+            generator=G,
+            partner=D,
+            optimizers=opts,
+            model_config=CFG,
+            train_config=TrainConfig(),
+            state={"epoch": 1},
+        )
     assert not (tmp_path / "c.safetensors").exists()

@@ -10,13 +10,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import TINY_MODEL
 from PIL import Image
 from typer.testing import CliRunner
 
 from latentctl import __version__
 from latentctl.cli.app import app
-
-from conftest import TINY_MODEL
 
 runner = CliRunner()
 
@@ -70,8 +69,9 @@ def test_a_seed_gives_the_same_image_whatever_else_is_sampled(trained, tmp_path)
 
 def test_truncation_zero_gives_one_image_for_every_seed(trained, tmp_path):
     run("sample", "--seeds", "1,2", "--psi", "0", "--out", tmp_path)
-    np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "seed0001.png")),
-                                  np.asarray(Image.open(tmp_path / "seed0002.png")))
+    np.testing.assert_array_equal(
+        np.asarray(Image.open(tmp_path / "seed0001.png")), np.asarray(Image.open(tmp_path / "seed0002.png"))
+    )
 
 
 def test_sample_never_overwrites_without_force(trained, tmp_path):
@@ -112,7 +112,13 @@ def test_export_header_holds_no_absolute_path(trained, tmp_path, image_folder):
     size = int.from_bytes(out.read_bytes()[:8], "little")
     header = out.read_bytes()[8 : 8 + size]
     # Nothing of where the tests ran (the data folder, the workspace, the run) is in the shared file...
-    for secret in {str(tmp_path), str(image_folder), str(trained), str(Path(tmp_path).resolve()), str(image_folder.resolve())}:
+    for secret in {
+        str(tmp_path),
+        str(image_folder),
+        str(trained),
+        str(Path(tmp_path).resolve()),
+        str(image_folder.resolve()),
+    }:
         assert secret.encode() not in header, secret
         assert json.dumps(secret)[1:-1].encode() not in header  # nor JSON-escaped
     assert b"/tmp" not in header and str(Path.home()).encode() not in header
@@ -127,7 +133,9 @@ def test_sample_grid_is_readable_and_json_lists_what_was_written(trained, tmp_pa
     written = json.loads(res.stdout)
     assert written["seeds"] == [3, 5, 8]
     assert written["images"] == [str(tmp_path / "o" / f"seed{s:04d}.png") for s in (3, 5, 8)]
-    assert written["latents"] == str(tmp_path / "o" / "latents.npz") and written["grid"] == str(tmp_path / "o" / "grid.png")
+    assert written["latents"] == str(tmp_path / "o" / "latents.npz") and written["grid"] == str(
+        tmp_path / "o" / "grid.png"
+    )
     assert all(Path(p).exists() for p in written["images"])
     # 32 px samples: the grid's tiles are enlarged 4x to 128 px, and the per-sample files are not
     grid = Image.open(written["grid"])
@@ -146,14 +154,18 @@ def test_latents_of_another_model_are_refused_unless_allowed(trained):
     from latentctl.store import LatentEntry, LatentStore
 
     s = open_model(trained, "cpu")
-    LatentStore(s.ws.store).save("foreign", LatentEntry(z=np.ones((1, 8), np.float32), model_id="0123456789abcdef", run_id="r0"))
+    LatentStore(s.ws.store).save(
+        "foreign", LatentEntry(z=np.ones((1, 8), np.float32), model_id="0123456789abcdef", run_id="r0")
+    )
     with pytest.raises(UsageError, match="different model .*pass --allow-other-model to use them anyway"):
         s.latents("foreign")
     warned = []
     allowed = open_model(trained, "cpu", allow_other_model=True, warn=warned.append)
     assert allowed.latents("foreign").count == 1 and "different model" in warned[0]
     # the same run's other checkpoints (training went on) only warn
-    LatentStore(s.ws.store).save("older", LatentEntry(z=np.ones((1, 8), np.float32), model_id="0123456789abcdef", run_id=s.info.run_id))
+    LatentStore(s.ws.store).save(
+        "older", LatentEntry(z=np.ones((1, 8), np.float32), model_id="0123456789abcdef", run_id=s.info.run_id)
+    )
     assert s.latents("older").count == 1
 
 
@@ -215,7 +227,10 @@ def test_dry_run_prints_the_resolved_config(image_folder):
 def test_ctrl_c_saves_a_checkpoint_and_exits_130(image_folder, workspace):
     proc = subprocess.Popen(
         [sys.executable, "-m", "latentctl", "train", str(image_folder), *TINY_MODEL, "--epochs", "100000"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "COLUMNS": "200"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "COLUMNS": "200"},
     )
     metrics = workspace / "runs" / "0001-images-32px" / "metrics.jsonl"
     deadline = time.time() + 60

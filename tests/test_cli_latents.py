@@ -1,24 +1,23 @@
 """interp, attr-vector, apply and the store through the CLI, on a tiny trained model."""
 
-
 import numpy as np
-import torch
 import pytest
+import torch
+from conftest import TINY_MODEL
 from PIL import Image
+from test_cli import run
 
 from latentctl.seeds import latents_from_seeds
 from latentctl.store import read_entry
-
-from conftest import TINY_MODEL
-from test_cli import run
 
 
 @pytest.fixture(scope="module")
 def model(tmp_path_factory):
     """One tiny run shared by this module's tests (each test still has its own store)."""
     from conftest import blob_images, write_images
-    from latentctl.cli.app import app
     from typer.testing import CliRunner
+
+    from latentctl.cli.app import app
 
     root = tmp_path_factory.mktemp("model")
     folder = write_images(root / "images", blob_images(64))
@@ -76,7 +75,9 @@ def test_boundary_and_orthogonal_directions(model, workspace):
 
 def test_attr_vector_errors(model, workspace):
     run("sample", model, "--seeds", "1,2", "--save", "p")
-    assert "no latent entry 'nope'" in run("attr-vector", "--pos", "p", "--neg", "nope", "--model", model, code=1).output
+    assert (
+        "no latent entry 'nope'" in run("attr-vector", "--pos", "p", "--neg", "nope", "--model", model, code=1).output
+    )
     bad = workspace / "bad.npz"
     np.savez(bad, z=np.zeros((2, 5), np.float32))
     res = run("attr-vector", "--pos", "p", "--neg", str(bad), "--model", model, code=1)
@@ -104,7 +105,20 @@ def test_apply_sweep_grid_has_one_row_per_input_and_one_column_per_strength(mode
     run("sample", model, "--seeds", "1,2", "--save", "p")
     run("sample", model, "--seeds", "3,4", "--save", "n")
     run("attr-vector", "--pos", "p", "--neg", "n", "--save", "d", "--model", model)
-    run("apply", "seeds:0-2", "--add", "d=0.5", "--add", "d=-0.25", "--scales", "-2,-1,0,1,2", "--model", model, "--out", tmp_path)
+    run(
+        "apply",
+        "seeds:0-2",
+        "--add",
+        "d=0.5",
+        "--add",
+        "d=-0.25",
+        "--scales",
+        "-2,-1,0,1,2",
+        "--model",
+        model,
+        "--out",
+        tmp_path,
+    )
     entry = read_entry(tmp_path / "latents.npz")
     assert entry.count == 15
     z0 = latents_from_seeds([0], 8)[0]
@@ -118,7 +132,9 @@ def test_apply_can_skip_the_images_or_the_grid(model, workspace, tmp_path):
     run("sample", model, "--seeds", "1,2", "--save", "p2")
     run("sample", model, "--seeds", "3,4", "--save", "n2")
     run("attr-vector", "--pos", "p2", "--neg", "n2", "--save", "d2", "--model", model)
-    res = run("apply", "seeds:0-4", "--add", "d2", "--no-images", "--no-grid", "--model", model, "--out", tmp_path / "a")
+    res = run(
+        "apply", "seeds:0-4", "--add", "d2", "--no-images", "--no-grid", "--model", model, "--out", tmp_path / "a"
+    )
     assert sorted(p.name for p in (tmp_path / "a").iterdir()) == ["latents.npz"]
     assert res.stdout.strip().endswith("latents.npz")
     run("apply", "seeds:0-4", "--add", "d2", "--no-images", "--model", model, "--out", tmp_path / "b")
@@ -129,10 +145,17 @@ def test_render_draws_stored_latents_labelled_by_seed(model, workspace, tmp_path
     run("sample", model, "--seeds", "5,9,12", "--save", "picked")
     grid = run("render", "picked", "seeds:3", "--model", model, "--out", tmp_path).stdout.strip().splitlines()[-1]
     assert grid.endswith("grid.png")
-    assert sorted(p.name for p in tmp_path.glob("seed*.png")) == ["seed0003.png", "seed0005.png", "seed0009.png", "seed0012.png"]
+    assert sorted(p.name for p in tmp_path.glob("seed*.png")) == [
+        "seed0003.png",
+        "seed0005.png",
+        "seed0009.png",
+        "seed0012.png",
+    ]
     sampled = tmp_path / "s"
     run("sample", model, "--seeds", "9", "--out", sampled)
-    assert np.array_equal(np.asarray(Image.open(tmp_path / "seed0009.png")), np.asarray(Image.open(sampled / "seed0009.png")))
+    assert np.array_equal(
+        np.asarray(Image.open(tmp_path / "seed0009.png")), np.asarray(Image.open(sampled / "seed0009.png"))
+    )
     assert Image.open(grid).width >= 2 * 120  # 2x2 tiles, each enlarged from 32 px to a readable size
     run("render", "picked", "--no-images", "--no-grid", "--model", model, code=2)
 
@@ -142,7 +165,9 @@ def test_store_and_direction_reports_as_json(model, workspace):
 
     run("sample", model, "--seeds", "1,2,3", "--save", "jp")
     run("sample", model, "--seeds", "4,5,6", "--save", "jn")
-    report = json.loads(run("attr-vector", "--pos", "jp", "--neg", "jn", "--save", "jd", "--model", model, "--json").stdout)
+    report = json.loads(
+        run("attr-vector", "--pos", "jp", "--neg", "jn", "--save", "jd", "--model", model, "--json").stdout
+    )
     assert report["name"] == "jd" and report["pos"] == 3 and "out_of_sample" in report and report["scale"]
     listed = {e["name"]: e for e in json.loads(run("latents", "list", "--json").stdout)}
     assert listed["jp"]["count"] == 3 and listed["jd"]["kind"] == "direction"
@@ -159,7 +184,10 @@ def test_apply_refuses_points_as_a_direction(model, workspace):
 def test_latents_from_another_model_warn_visibly(model, workspace, tmp_path):
     from latentctl.store import LatentEntry, write_entry
 
-    write_entry(workspace / "latents" / "foreign.npz", LatentEntry(z=np.ones((1, 8), np.float32), kind="direction", model_id="0123456789abcdef"))
+    write_entry(
+        workspace / "latents" / "foreign.npz",
+        LatentEntry(z=np.ones((1, 8), np.float32), kind="direction", model_id="0123456789abcdef"),
+    )
     res = run("apply", "seeds:1", "--add", "foreign", "--model", model, "--out", tmp_path / "a", code=2)
     assert "different model (0123456789abcdef)" in res.output and "--allow-other-model" in res.output
     res = run("apply", "seeds:1", "--add", "foreign", "--model", model, "--out", tmp_path / "b", "--allow-other-model")
@@ -187,7 +215,10 @@ def test_interp_path_through_several_points_with_slerp(model, tmp_path):
     assert len(z) == 7
     ends = latents_from_seeds([1, 2, 3], 8)
     np.testing.assert_allclose(z[[0, 3, 6]], ends, atol=1e-5)
-    assert "--method must be lerp or slerp" in run("interp", "seeds:1", "seeds:2", "--method", "cubic", "--model", model, code=2).output
+    assert (
+        "--method must be lerp or slerp"
+        in run("interp", "seeds:1", "seeds:2", "--method", "cubic", "--model", model, code=2).output
+    )
     assert "at least two" in run("interp", "seeds:1", "--model", model, code=2).output
 
 
@@ -210,8 +241,11 @@ def test_precision_chooses_what_images_are_rendered_in(model, tmp_path):
             assert not np.array_equal(got, want)  # rendered in bf16 indeed, not silently in fp32
     run("interp", "seeds:3", "seeds:4", "--precision", "fp32", "--model", model, "--out", tmp_path / "i")
     np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "i" / "frame000.png")), want[0])
-    for cmd in (["sample", model, "-n", "1"], ["interp", "seeds:1", "seeds:2", "--model", model],
-                ["apply", "seeds:1", "--add", "d", "--model", model]):
+    for cmd in (
+        ["sample", model, "-n", "1"],
+        ["interp", "seeds:1", "seeds:2", "--model", model],
+        ["apply", "seeds:1", "--add", "d", "--model", model],
+    ):
         res = run(*cmd, "--precision", "fp16", code=2)
         assert "--precision must be auto, fp32 or bf16" in res.output and "Traceback" not in res.output
 
@@ -257,25 +291,64 @@ def test_latents_list_shows_a_lying_entry_as_unreadable_and_goes_on(workspace):
     [
         (["sample", "NOMODEL", "--seeds", "0-4294967295"], "at most 100,000 seeds per command; split the range"),
         (["sample", "NOMODEL", "-n", "2000000000"], "at most 100,000 samples per command"),
-        (["sample", "NOMODEL", "-n", "4", "--truncation", "1e300"], "--truncation 1e+300: expected a finite number between 0 and 1,000,000"),
+        (
+            ["sample", "NOMODEL", "-n", "4", "--truncation", "1e300"],
+            "--truncation 1e+300: expected a finite number between 0 and 1,000,000",
+        ),
         (["sample", "NOMODEL", "-n", "4", "--psi", "inf"], "--truncation inf"),
         (["sample", "NOMODEL", "-n", "4", "--grid-max", "1000000000"], "--grid-max 1,000,000,000: at most 2,500"),
         (["sample", "NOMODEL", "-n", "4", "--cols", "1000000000"], "--cols 1,000,000,000: at most 2,500"),
         (["sample", "NOMODEL", "-n", "4", "--batch-size", "1000000000"], "--batch-size 1,000,000,000: at most 4,096"),
         (["sample", "NOMODEL", "-n", "4", "--save", "bad name"], "may use only letters"),
-        (["interp", "seeds:1", "seeds:2", "--steps", "1000000000", "-m", "NOMODEL"], "--steps 1,000,000,000: at most 1,000 steps per segment"),
-        (["interp", "seeds:1", "seeds:2", "--frame-ms", "1000000000", "-m", "NOMODEL"], "--frame-ms 1,000,000,000: at most 60,000"),
-        (["apply", "seeds:1", "--add", "dir=nan", "-m", "NOMODEL"], "--add 'dir=nan': the weight after '=' must be a finite number"),
+        (
+            ["interp", "seeds:1", "seeds:2", "--steps", "1000000000", "-m", "NOMODEL"],
+            "--steps 1,000,000,000: at most 1,000 steps per segment",
+        ),
+        (
+            ["interp", "seeds:1", "seeds:2", "--frame-ms", "1000000000", "-m", "NOMODEL"],
+            "--frame-ms 1,000,000,000: at most 60,000",
+        ),
+        (
+            ["apply", "seeds:1", "--add", "dir=nan", "-m", "NOMODEL"],
+            "--add 'dir=nan': the weight after '=' must be a finite number",
+        ),
         (["apply", "seeds:1", "--add", "dir=1e999", "-m", "NOMODEL"], "--add 'dir=1e999'"),
         (["apply", "seeds:1", "--add", "=2", "-m", "NOMODEL"], "nothing before '='"),
-        (["apply", "seeds:1", "--add", "d", "--scales", "0,inf", "-m", "NOMODEL"], "--scales '0,inf': 'inf' is not a finite number"),
-        (["apply", "seeds:1", "--add", "d", "--scales", ",".join(["1"] * 101), "-m", "NOMODEL"], "--scales: 101 numbers given; at most 100"),
+        (
+            ["apply", "seeds:1", "--add", "d", "--scales", "0,inf", "-m", "NOMODEL"],
+            "--scales '0,inf': 'inf' is not a finite number",
+        ),
+        (
+            ["apply", "seeds:1", "--add", "d", "--scales", ",".join(["1"] * 101), "-m", "NOMODEL"],
+            "--scales: 101 numbers given; at most 100",
+        ),
         (["encode", "x.png", "--lr", "inf", "-m", "NOMODEL"], "--lr inf"),
         (["encode", "x.png", "--restarts", "1000000000", "-m", "NOMODEL"], "--restarts 1,000,000,000: at most 64"),
         (["encode", "x.png", "--steps", "1000000000", "-m", "NOMODEL"], "--steps 1,000,000,000: at most 100,000"),
-        (["attr-vector", "--images", "imgs", "--column", "age", "--pos-if", ">x", "-m", "NOMODEL"], "--pos-if: cannot read the condition '>x'"),
-        (["attr-vector", "--images", "imgs", "--column", "age", "--pos-if", "1e999-2e999", "-m", "NOMODEL"], "cannot read the condition"),
-        (["attr-vector", "--images", "imgs", "--column", "age", "--pos-if", "1", "--name-pattern", "(?P<age>a{99999999999})", "-m", "NOMODEL"], "not a valid regular expression"),
+        (
+            ["attr-vector", "--images", "imgs", "--column", "age", "--pos-if", ">x", "-m", "NOMODEL"],
+            "--pos-if: cannot read the condition '>x'",
+        ),
+        (
+            ["attr-vector", "--images", "imgs", "--column", "age", "--pos-if", "1e999-2e999", "-m", "NOMODEL"],
+            "cannot read the condition",
+        ),
+        (
+            [
+                "attr-vector",
+                "--images",
+                "imgs",
+                "--column",
+                "age",
+                "--pos-if",
+                "1",
+                "--name-pattern",
+                "(?P<age>a{99999999999})",
+                "-m",
+                "NOMODEL",
+            ],
+            "not a valid regular expression",
+        ),
     ],
 )
 def test_every_number_is_checked_before_any_work(args, message, tmp_path):
@@ -296,7 +369,9 @@ def test_apply_nan_weight_renders_nothing(model, workspace, tmp_path):
     from latentctl.store import LatentEntry, write_entry
 
     write_entry(workspace / "latents" / "big.npz", LatentEntry(z=np.full((1, 8), 1e30, np.float32), kind="direction"))
-    res = run("apply", "seeds:0-2", "--add", "big=1e6", "--scales", "1e6", "--model", model, "--out", tmp_path / "o", code=2)
+    res = run(
+        "apply", "seeds:0-2", "--add", "big=1e6", "--scales", "1e6", "--model", model, "--out", tmp_path / "o", code=2
+    )
     assert "overflow" in res.output and not (tmp_path / "o").exists()
 
 
@@ -317,7 +392,9 @@ def test_apply_grid_shows_the_first_whole_rows_that_fit(model, workspace, tmp_pa
     run("sample", model, "--seeds", "3,4", "--save", "n")
     run("attr-vector", "--pos", "p", "--neg", "n", "--save", "d", "--model", model)
     monkeypatch.setattr(parse, "MAX_GRID_TILES", 7)
-    res = run("apply", "seeds:0-4", "--add", "d", "--scales", "0,1,2", "--model", model, "--out", tmp_path, "--no-labels")
+    res = run(
+        "apply", "seeds:0-4", "--add", "d", "--scales", "0,1,2", "--model", model, "--out", tmp_path, "--no-labels"
+    )
     assert "the grid shows the first 2 rows" in res.output
     assert len(list(tmp_path.glob("seed*_scale*.png"))) == 15  # every image is still written
     grid = Image.open(tmp_path / "grid.png")

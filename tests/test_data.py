@@ -2,12 +2,11 @@ import os
 
 import numpy as np
 import pytest
+from conftest import blob_images, write_images
 from PIL import Image
 
 from latentctl.data import prepare_dataset, select_subset
 from latentctl.errors import DataError
-
-from conftest import blob_images, write_images
 
 
 @pytest.fixture

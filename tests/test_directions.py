@@ -4,13 +4,12 @@ tiny model trained once for the module."""
 import numpy as np
 import pytest
 import torch
+from test_cli import run
 
 from latentctl import checkpoint
 from latentctl import directions as D
 from latentctl.seeds import latents_from_seeds
 from latentctl.store import read_entry
-
-from test_cli import run
 
 # latent 100 as the seed's model: with only a few latent dimensions AᵀA is nearly isotropic and
 # SeFa has little to find.
@@ -26,9 +25,9 @@ def _blob_centre_x(images: np.ndarray) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def model(tmp_path_factory):
+    from conftest import blob_images, write_images
     from typer.testing import CliRunner
 
-    from conftest import blob_images, write_images
     from latentctl.cli.app import app
 
     root = tmp_path_factory.mktemp("dirs")
@@ -83,30 +82,49 @@ def test_directions_command_saves_unit_entries_that_apply_uses(model, workspace,
     assert e.kind == "direction" and e.count == 1 and e.model_id
     assert e.meta["method"] == "sefa" and e.meta["rank"] == 2 and e.meta["scale"] == "unit" and e.meta["eigenvalue"] > 0
     assert abs(np.linalg.norm(e.z[0]) - 1) < 1e-5
-    run("directions", run_dir, "--method", "pca", "-k", "2", "--samples", "1000", "--save", "gs", "--out", tmp_path / "p")
+    run(
+        "directions",
+        run_dir,
+        "--method",
+        "pca",
+        "-k",
+        "2",
+        "--samples",
+        "1000",
+        "--save",
+        "gs",
+        "--out",
+        tmp_path / "p",
+    )
     assert read_entry(workspace / "latents" / "gs-1.npz").meta["explained_variance"] > 0
     out = run("apply", "seeds:3", "--add", "sefa-1=2", "--add", "gs-2", "--model", run_dir, "--out", tmp_path / "a")
     assert (tmp_path / "a" / "grid.png").exists(), out.output
 
 
-@pytest.mark.parametrize("args, words", [
-    (["--method", "sefa", "-k", "101"], "-k 101 is out of range"),
-    (["--method", "sefa", "-k", "0"], "-k 0 is out of range"),
-    (["--method", "ica"], "unknown --method 'ica'"),
-    (["--method", "pca", "--samples", "2000000000"], "--samples 2,000,000,000: at most 1,000,000"),
-])
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["--method", "sefa", "-k", "101"], "-k 101 is out of range"),
+        (["--method", "sefa", "-k", "0"], "-k 0 is out of range"),
+        (["--method", "ica"], "unknown --method 'ica'"),
+        (["--method", "pca", "--samples", "2000000000"], "--samples 2,000,000,000: at most 1,000,000"),
+    ],
+)
 def test_directions_bad_inputs_are_one_line_errors(model, args, words):
     res = run("directions", model[0], *args, code=2)
     assert words in res.output and len(res.output.strip().splitlines()) == 1
 
 
 def test_steer_bad_inputs_are_one_line_errors(model):
-    for args, words in ((["--edit", "spin"], "unknown --edit 'spin'"), ([], "give --edit EDIT"),
-                        (["--edit", "color", "--channel", "pink"], "unknown --channel 'pink'"),
-                        (["--edit", "zoom", "--alpha-max", "nan"], "--alpha-max"),
-                        (["--edit", "zoom", "--lr", "inf"], "--lr"),
-                        (["--edit", "zoom", "--steps", "1000000000"], "at most 100,000"),
-                        (["--edit", "zoom", "--seeds", "0-999"], "--seeds 1,000: at most 64")):
+    for args, words in (
+        (["--edit", "spin"], "unknown --edit 'spin'"),
+        ([], "give --edit EDIT"),
+        (["--edit", "color", "--channel", "pink"], "unknown --channel 'pink'"),
+        (["--edit", "zoom", "--alpha-max", "nan"], "--alpha-max"),
+        (["--edit", "zoom", "--lr", "inf"], "--lr"),
+        (["--edit", "zoom", "--steps", "1000000000"], "at most 100,000"),
+        (["--edit", "zoom", "--seeds", "0-999"], "--seeds 1,000: at most 64"),
+    ):
         res = run("steer", model[0], *args, code=2)
         assert words in res.output and len(res.output.strip().splitlines()) == 1
 
@@ -142,7 +160,9 @@ def test_assessor_direction_raises_the_held_out_score_monotonically(model, works
     from latentctl.assessor import load_classifier
 
     run_dir, folder, _ = model
-    res = run("classifier", "train", folder, "--column", "right", "--pos-if", "==1", "--image-size", "32", "--epochs", "6")
+    res = run(
+        "classifier", "train", folder, "--column", "right", "--pos-if", "==1", "--image-size", "32", "--epochs", "6"
+    )
     clf_path = workspace / "classifiers" / "right.safetensors"
     assert res.stdout.strip().splitlines()[-1] == str(clf_path)
     clf = load_classifier(clf_path)
@@ -163,7 +183,22 @@ def test_classifier_from_picked_entries_and_bad_files(model, workspace, tmp_path
     run("sample", run_dir, "--seeds", "0-11", "--save", "a", "--out", tmp_path / "a")
     run("sample", run_dir, "--seeds", "12-23", "--save", "b", "--out", tmp_path / "b")
     out = tmp_path / "c.safetensors"
-    run("classifier", "train", "--pos", "a", "--neg", "b", "--model", run_dir, "--image-size", "32", "--epochs", "2", "--out", out)
+    run(
+        "classifier",
+        "train",
+        "--pos",
+        "a",
+        "--neg",
+        "b",
+        "--model",
+        run_dir,
+        "--image-size",
+        "32",
+        "--epochs",
+        "2",
+        "--out",
+        out,
+    )
     assert out.exists()
     pickle = tmp_path / "x.safetensors"
     pickle.write_bytes(b"PK\x03\x04" + b"\0" * 64)

@@ -6,14 +6,13 @@ import time
 import numpy as np
 import pytest
 import torch
+from test_cli import run
+from test_cli_latents import model as tiny_run
 
 from latentctl import latents as L
 from latentctl.errors import UsageError
 from latentctl.labels import check_condition, read_labels_csv, select
 from latentctl.store import read_entry
-
-from test_cli import run
-from test_cli_latents import model as tiny_run
 
 model = tiny_run  # the tiny trained run of test_cli_latents, a module fixture (pytest finds it by name)
 
@@ -191,8 +190,22 @@ def test_apply_score_with_prints_scores_per_strength(model, workspace, tmp_path)
     run("sample", model, "--seeds", "0-5", "--save", "a")
     run("sample", model, "--seeds", "6-11", "--save", "b")
     run("attr-vector", "--pos", "a", "--neg", "b", "--save", "ab", "--model", model, "--permutations", "0")
-    res = run("apply", "seeds:1-3", "--add", "ab", "--scales", "-1,0,1", "--model", model, "--out", tmp_path / "o",
-              "--score-with", clf, "--keep", clf)
+    res = run(
+        "apply",
+        "seeds:1-3",
+        "--add",
+        "ab",
+        "--scales",
+        "-1,0,1",
+        "--model",
+        model,
+        "--out",
+        tmp_path / "o",
+        "--score-with",
+        clf,
+        "--keep",
+        clf,
+    )
     score = next(line for line in res.stdout.splitlines() if "score (mean probability" in line)
     assert "-1: " in score and "+0: " in score and "+1: " in score
     keep = next(line for line in res.stdout.splitlines() if "change from the unedited" in line)

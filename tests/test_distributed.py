@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import blob_images
 
 from latentctl import checkpoint
 from latentctl.config import ModelConfig, TrainConfig
@@ -15,8 +16,6 @@ from latentctl.data import ImageDataset
 from latentctl.distributed import cpu_threads_per_process, train_parallel
 from latentctl.errors import DataError
 from latentctl.training import train
-
-from conftest import blob_images
 
 # Dropout is off for the comparison: each rank draws masks for its own share of the batch, so
 # with dropout the two runs are equally valid but not comparable step by step.
@@ -72,9 +71,12 @@ def test_two_processes_average_gradients_like_one_process_with_the_same_global_b
     # The reference runs with the thread count each worker uses (the cores split between 2), so
     # that as many kernels as possible match.
     threads = cpu_threads_per_process(2)
-    single = checkpoint.load(_train_with_threads(threads, tmp_path / "one", dataset, MODEL, FROZEN, torch.device("cpu")), training=True)
-    path = train_parallel(2, torch.device("cpu"), run_dir=tmp_path / "two", dataset=dataset,
-                          model_config=MODEL, train_config=FROZEN)
+    single = checkpoint.load(
+        _train_with_threads(threads, tmp_path / "one", dataset, MODEL, FROZEN, torch.device("cpu")), training=True
+    )
+    path = train_parallel(
+        2, torch.device("cpu"), run_dir=tmp_path / "two", dataset=dataset, model_config=MODEL, train_config=FROZEN
+    )
     double = checkpoint.load(path, training=True)
     a, b = _moments(single), _moments(double)
     assert a.keys() == b.keys() and len(a) >= 4 * 2  # both optimizers, both moments, every tensor
@@ -91,7 +93,11 @@ def test_two_processes_average_gradients_like_one_process_with_the_same_global_b
 
     # one writer: one checkpoint, metrics logged once (not once per rank), one grid per epoch
     run = tmp_path / "two"
-    assert sorted(p.name for p in run.iterdir() if p.name != "loss.png") == ["checkpoint.safetensors", "grids", "metrics.jsonl"]
+    assert sorted(p.name for p in run.iterdir() if p.name != "loss.png") == [
+        "checkpoint.safetensors",
+        "grids",
+        "metrics.jsonl",
+    ]
     steps = [json.loads(x)["global_step"] for x in (run / "metrics.jsonl").read_text().splitlines()]
     assert steps == list(range(1, 9))
     assert sorted(p.name for p in (run / "grids").iterdir()) == ["epoch-0001.png", "epoch-0002.png"]
@@ -102,7 +108,9 @@ def test_a_rank_that_skips_the_gradient_average_is_caught(tmp_path, dataset):
     # hold without the all-reduce) is far outside the tolerance.
     half = ImageDataset(Path("/synthetic"), dataset.images[:32], dataset.files[:32], "fp-ddp-half")
     cfg = TrainConfig(**{**FROZEN.__dict__, "batch_size": 8})
-    full = _moments(checkpoint.load(train(tmp_path / "full", dataset, MODEL, FROZEN, torch.device("cpu")), training=True))
+    full = _moments(
+        checkpoint.load(train(tmp_path / "full", dataset, MODEL, FROZEN, torch.device("cpu")), training=True)
+    )
     part = _moments(checkpoint.load(train(tmp_path / "half", half, MODEL, cfg, torch.device("cpu")), training=True))
     worst = max(float((full[k] - part[k]).abs().max()) / float(full[k].abs().max()) for k in full)
     print(f"half batch without averaging: {worst:.2e} of scale")
@@ -110,10 +118,19 @@ def test_a_rank_that_skips_the_gradient_average_is_caught(tmp_path, dataset):
 
 
 def test_resume_works_after_parallel_training(tmp_path, dataset):
-    path = train_parallel(2, torch.device("cpu"), run_dir=tmp_path, dataset=dataset, model_config=MODEL, train_config=CFG)
+    path = train_parallel(
+        2, torch.device("cpu"), run_dir=tmp_path, dataset=dataset, model_config=MODEL, train_config=CFG
+    )
     more = TrainConfig(**{**CFG.__dict__, "epochs": 3})
-    path = train_parallel(2, torch.device("cpu"), run_dir=tmp_path, dataset=dataset, model_config=MODEL,
-                          train_config=more, resume=checkpoint.load(path, training=True))
+    path = train_parallel(
+        2,
+        torch.device("cpu"),
+        run_dir=tmp_path,
+        dataset=dataset,
+        model_config=MODEL,
+        train_config=more,
+        resume=checkpoint.load(path, training=True),
+    )
     assert checkpoint.read_header(path).state["global_step"] == 12
 
 
@@ -128,7 +145,11 @@ def test_worker_errors_come_back_as_library_errors(tmp_path, dataset):
 
 
 def _cli(args: list[str], env: dict, torchrun: bool = False) -> subprocess.CompletedProcess:
-    launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2"] if torchrun else [sys.executable]
+    launcher = (
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2"]
+        if torchrun
+        else [sys.executable]
+    )
     return subprocess.run([*launcher, "-m", "latentctl", *args], env=env, capture_output=True, text=True, timeout=600)
 
 
@@ -147,7 +168,11 @@ def test_torchrun_launch_trains_like_devices_2_with_one_writer(tmp_path):
     runs = sorted(p.name for p in (ws / "runs").iterdir())
     assert len(runs) == 2, runs  # torchrun's two processes made one run folder between them
     run = next(ws / "runs" / r for r in runs if "launched" in r)
-    assert sorted(p.name for p in run.iterdir() if p.name != "loss.png") == ["checkpoint.safetensors", "grids", "metrics.jsonl"]
+    assert sorted(p.name for p in run.iterdir() if p.name != "loss.png") == [
+        "checkpoint.safetensors",
+        "grids",
+        "metrics.jsonl",
+    ]
     steps = [json.loads(x)["global_step"] for x in (run / "metrics.jsonl").read_text().splitlines()]
     assert steps == list(range(1, 9))  # logged once, not once per process
     assert launched.stdout.strip() == str(run / "checkpoint.safetensors")  # one process speaks
@@ -174,7 +199,14 @@ def test_torchrun_launch_reports_rank_0_errors_on_every_rank_and_writes_nothing(
 
 
 def test_torchrun_launch_refuses_devices(tmp_path):
-    env = {**os.environ, "WORLD_SIZE": "2", "RANK": "0", "LOCAL_RANK": "0", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": "29999"}
+    env = {
+        **os.environ,
+        "WORLD_SIZE": "2",
+        "RANK": "0",
+        "LOCAL_RANK": "0",
+        "MASTER_ADDR": "127.0.0.1",
+        "MASTER_PORT": "29999",
+    }
     proc = _cli(["train", str(tmp_path), "--devices", "2"], env)
     assert proc.returncode == 2
     assert "started by torchrun" in proc.stderr and "leave --devices out" in proc.stderr

@@ -17,12 +17,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import TINY_MODEL, blob_images, write_images
 from PIL import Image
 from typer.testing import CliRunner
 
 from latentctl.cli.app import app
-
-from conftest import TINY_MODEL, blob_images, write_images
 
 pytest.importorskip("starlette")
 pytest.importorskip("uvicorn")
@@ -33,10 +32,10 @@ with warnings.catch_warnings():  # starlette >= 1.x prefers httpx2 for its test 
     warnings.simplefilter("ignore")
     from starlette.testclient import TestClient  # noqa: E402
 
+from test_cli import run as cli  # noqa: E402  (invoke the CLI, check its exit code)
+
 from latentctl.explore.api import Explorer  # noqa: E402
 from latentctl.explore.server import Renderer, Superseded, create_app  # noqa: E402
-
-from test_cli import run as cli  # noqa: E402  (invoke the CLI, check its exit code)
 
 runner = CliRunner()
 TOKEN = "t0ken-for-tests"
@@ -127,11 +126,23 @@ def test_truncation_zero_makes_every_tile_alike(client):
     np.testing.assert_array_equal(pixels(tiles[0]["png"]), pixels(tiles[1]["png"]))
 
 
-@pytest.mark.parametrize("body, status", [
-    ({"start": -1}, 400), ({"start": 2**32}, 400), ({"start": "3"}, 400), ({"start": True}, 400),
-    ({"seeds": [1, "x"]}, 400), ({"seeds": [1, 1]}, 400), ({"count": 0}, 400), ({"count": 65}, 400),
-    ({"seeds": list(range(100))}, 413), ({"psi": -1}, 400), ("NaN", 400), ([1, 2], 400),
-])
+@pytest.mark.parametrize(
+    "body, status",
+    [
+        ({"start": -1}, 400),
+        ({"start": 2**32}, 400),
+        ({"start": "3"}, 400),
+        ({"start": True}, 400),
+        ({"seeds": [1, "x"]}, 400),
+        ({"seeds": [1, 1]}, 400),
+        ({"count": 0}, 400),
+        ({"count": 65}, 400),
+        ({"seeds": list(range(100))}, 413),
+        ({"psi": -1}, 400),
+        ("NaN", 400),
+        ([1, 2], 400),
+    ],
+)
 def test_bad_browse_requests_are_4xx_with_one_line(client, body, status):
     if body == "NaN":  # JSON has no NaN but Python's parser accepts it; the check must still hold
         r = client.post("/api/tiles", content=b'{"psi": NaN}', headers={"Content-Type": "application/json"})
@@ -208,16 +219,20 @@ def dirs(client):
     return ["smile", "glasses"]
 
 
-@pytest.mark.parametrize("view", [
-    {"base": {"seed": 42}, "directions": [{"name": "smile", "weight": 0.7}, {"name": "glasses", "weight": 1.2}]},
-    {"base": {"seed": 42}, "psi": 0.7, "directions": [{"name": "smile", "weight": -1.5}]},
-    {"base": {"entry": "bases", "row": 1}, "directions": [{"name": "glasses", "weight": 2}]},
-    {"base": {"entry": "bases", "mean": True}, "directions": [{"name": "smile", "weight": 0.333}]},
-    {"base": {"seed": 11}},
-    {"base": {"entry": "bases", "row": 2}},
-    {"kind": "interp", "a": {"seed": 3}, "b": {"entry": "bases", "row": 0}, "steps": 11, "index": 4},
-    {"kind": "interp", "a": {"seed": 3}, "b": {"seed": 5}, "psi": 0.8, "steps": 5, "index": 2, "method": "slerp"},
-], ids=["two-dirs", "psi", "entry-row", "mean", "seed-only", "entry-only", "interp", "interp-slerp-psi"])
+@pytest.mark.parametrize(
+    "view",
+    [
+        {"base": {"seed": 42}, "directions": [{"name": "smile", "weight": 0.7}, {"name": "glasses", "weight": 1.2}]},
+        {"base": {"seed": 42}, "psi": 0.7, "directions": [{"name": "smile", "weight": -1.5}]},
+        {"base": {"entry": "bases", "row": 1}, "directions": [{"name": "glasses", "weight": 2}]},
+        {"base": {"entry": "bases", "mean": True}, "directions": [{"name": "smile", "weight": 0.333}]},
+        {"base": {"seed": 11}},
+        {"base": {"entry": "bases", "row": 2}},
+        {"kind": "interp", "a": {"seed": 3}, "b": {"entry": "bases", "row": 0}, "steps": 11, "index": 4},
+        {"kind": "interp", "a": {"seed": 3}, "b": {"seed": 5}, "psi": 0.8, "steps": 5, "index": 2, "method": "slerp"},
+    ],
+    ids=["two-dirs", "psi", "entry-row", "mean", "seed-only", "entry-only", "interp", "interp-slerp-psi"],
+)
 def test_the_shown_command_reproduces_the_view(client, dirs, view, tmp_path):
     res = post(client, "/api/steer", view)
     assert "--precision fp32" in res["command"]
@@ -226,8 +241,15 @@ def test_the_shown_command_reproduces_the_view(client, dirs, view, tmp_path):
 
 
 def test_the_brief_example_command_reads_as_written(client, dirs, ws):
-    res = post(client, "/api/steer", {"base": {"seed": 42}, "directions": [{"name": "smile", "weight": 0.7}, {"name": "glasses", "weight": 1.2}]})
-    assert res["command"] == f"latentctl apply seeds:42 --add smile=0.7 --add glasses=1.2 --precision fp32 --workspace {ws}"
+    res = post(
+        client,
+        "/api/steer",
+        {"base": {"seed": 42}, "directions": [{"name": "smile", "weight": 0.7}, {"name": "glasses", "weight": 1.2}]},
+    )
+    assert (
+        res["command"]
+        == f"latentctl apply seeds:42 --add smile=0.7 --add glasses=1.2 --precision fp32 --workspace {ws}"
+    )
 
 
 def test_sliders_change_the_image(client, dirs):
@@ -237,7 +259,11 @@ def test_sliders_change_the_image(client, dirs):
 
 
 def test_strength_strip_is_apply_scales(client, dirs, tmp_path):
-    res = post(client, "/api/strip", {"base": {"seed": 4}, "directions": [{"name": "smile", "weight": 1}], "scales": [-2, -1, 0, 1, 2]})
+    res = post(
+        client,
+        "/api/strip",
+        {"base": {"seed": 4}, "directions": [{"name": "smile", "weight": 1}], "scales": [-2, -1, 0, 1, 2]},
+    )
     assert "--scales -2,-1,0,1,2" in res["command"]
     out = run_shown(res["command"], tmp_path / "o")
     for t in res["tiles"]:
@@ -362,7 +388,10 @@ def test_explore_serves_on_loopback_and_stops_cleanly_on_ctrl_c(ws):
 
     proc = subprocess.Popen(
         [sys.executable, "-m", "latentctl", "explore", "--no-browser", "--port", "0", "--workspace", str(ws)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
     try:
         url = proc.stdout.readline().strip()

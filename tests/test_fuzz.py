@@ -52,7 +52,9 @@ def near(alphabet: str, max_size: int = 30) -> st.SearchStrategy[str]:
 
 
 NUMBERISH = "0123456789-+.,eE naifNI_="
-BIG_INTS = st.one_of(st.integers(0, 20), st.integers(0, 2**64), st.sampled_from([MAX_SEED, MAX_SEED + 1, MAX_SEED_COUNT]))
+BIG_INTS = st.one_of(
+    st.integers(0, 20), st.integers(0, 2**64), st.sampled_from([MAX_SEED, MAX_SEED + 1, MAX_SEED_COUNT])
+)
 
 
 def seed_spec() -> st.SearchStrategy[str]:
@@ -131,13 +133,35 @@ def test_row_selections(store, rows, base):
 
 
 SPEC_PIECES = st.sampled_from(
-    ["seeds:", "seed:", "glasses", "d.1", "x@2.npz", "@", "0", "4294967296", "-", ",", ".npz", "/", "~",
-     "~nosuchuser/", "..", "\x00", " ", "a" * 300, "store/glasses.npz"]
+    [
+        "seeds:",
+        "seed:",
+        "glasses",
+        "d.1",
+        "x@2.npz",
+        "@",
+        "0",
+        "4294967296",
+        "-",
+        ",",
+        ".npz",
+        "/",
+        "~",
+        "~nosuchuser/",
+        "..",
+        "\x00",
+        " ",
+        "a" * 300,
+        "store/glasses.npz",
+    ]
 )
 
 
 @FUZZ
-@given(spec=st.one_of(st.lists(SPEC_PIECES, max_size=6).map("".join), st.text(max_size=40)), dim=st.sampled_from([D, None, 7]))
+@given(
+    spec=st.one_of(st.lists(SPEC_PIECES, max_size=6).map("".join), st.text(max_size=40)),
+    dim=st.sampled_from([D, None, 7]),
+)
 def test_resolve_latents_text(store, spec, dim):
     entry = parses_or_refuses(resolve_latents, spec, store, dim)
     if entry is not None:
@@ -147,8 +171,31 @@ def test_resolve_latents_text(store, spec, dim):
 # ---- labels -------------------------------------------------------------------------------------
 
 CSV_PIECES = st.sampled_from(
-    ["file", "age", "gender", ",", ";", "\t", "\n", "\r\n", '"', "a.jpg", "b.png", "sub/a.jpg", "25", "1",
-     "nan", "yes", "1e999", "-0", "", " ", "\ufeff", "\x00", "x" * 200]
+    [
+        "file",
+        "age",
+        "gender",
+        ",",
+        ";",
+        "\t",
+        "\n",
+        "\r\n",
+        '"',
+        "a.jpg",
+        "b.png",
+        "sub/a.jpg",
+        "25",
+        "1",
+        "nan",
+        "yes",
+        "1e999",
+        "-0",
+        "",
+        " ",
+        "\ufeff",
+        "\x00",
+        "x" * 200,
+    ]
 )
 
 
@@ -162,8 +209,10 @@ def image_root(tmp_path):
 
 
 @FUZZ
-@given(data=st.one_of(st.binary(max_size=300), st.lists(CSV_PIECES, max_size=40).map("".join).map(str.encode)),
-       with_root=st.booleans())
+@given(
+    data=st.one_of(st.binary(max_size=300), st.lists(CSV_PIECES, max_size=40).map("".join).map(str.encode)),
+    with_root=st.booleans(),
+)
 def test_labels_csv(tmp_path, image_root, data, with_root):
     path = tmp_path / "labels.csv"
     path.write_bytes(data)
@@ -176,15 +225,45 @@ def test_labels_csv(tmp_path, image_root, data, with_root):
 
 
 PATTERN_PIECES = st.sampled_from(
-    ["(?P<age>\\d+)", "(?P<gender>[01])", "_", ".", ".*", "^", "$", "(", ")", "[", "]", "\\", "?", "+", "*", "|",
-     "{99999999999}", "{2,1}", "(?P<x>", "(?P=age)", "(?P<1>a)", "(?P<age>x)", "\\d", "\\p", "nan", "(?#c)"]
+    [
+        "(?P<age>\\d+)",
+        "(?P<gender>[01])",
+        "_",
+        ".",
+        ".*",
+        "^",
+        "$",
+        "(",
+        ")",
+        "[",
+        "]",
+        "\\",
+        "?",
+        "+",
+        "*",
+        "|",
+        "{99999999999}",
+        "{2,1}",
+        "(?P<x>",
+        "(?P=age)",
+        "(?P<1>a)",
+        "(?P<age>x)",
+        "\\d",
+        "\\p",
+        "nan",
+        "(?#c)",
+    ]
 )
 NAMES = st.lists(st.one_of(near("0123456789_.jpgx/\\", 12), st.just("25_1_3_2017.jpg")), max_size=6)
 
 
 @FUZZ
-@given(files=NAMES, pattern=st.one_of(st.lists(PATTERN_PIECES, max_size=5).map("".join), st.text(max_size=20),
-                                       st.just(L.UTKFACE_PATTERN)))
+@given(
+    files=NAMES,
+    pattern=st.one_of(
+        st.lists(PATTERN_PIECES, max_size=5).map("".join), st.text(max_size=20), st.just(L.UTKFACE_PATTERN)
+    ),
+)
 def test_labels_from_file_names(files, pattern):
     labels = parses_or_refuses(L.labels_from_names, files, pattern)
     if labels is not None:
@@ -193,8 +272,10 @@ def test_labels_from_file_names(files, pattern):
 
 
 @FUZZ
-@given(condition=near("<>=!0123456789.-eE naif truesyno", 20),
-       values=st.lists(st.one_of(st.floats(), st.integers(-5, 100).map(float)), max_size=8))
+@given(
+    condition=near("<>=!0123456789.-eE naif truesyno", 20),
+    values=st.lists(st.one_of(st.floats(), st.integers(-5, 100).map(float)), max_size=8),
+)
 def test_label_conditions(condition, values):
     mask = parses_or_refuses(L.select, np.asarray(values, dtype=np.float64), condition)
     if mask is not None:
@@ -207,8 +288,12 @@ def test_label_conditions(condition, values):
 
 def _valid_entry_bytes(tmp_path: Path, compressed: bool) -> bytes:
     path = tmp_path / "valid.npz"
-    entry = LatentEntry(z=np.linspace(-1, 1, 3 * D, dtype=np.float32).reshape(3, D), seeds=np.arange(3),
-                        model_id="m", meta={"command": "fuzz"})
+    entry = LatentEntry(
+        z=np.linspace(-1, 1, 3 * D, dtype=np.float32).reshape(3, D),
+        seeds=np.arange(3),
+        model_id="m",
+        meta={"command": "fuzz"},
+    )
     write_entry(path, entry, force=True)
     if not compressed:
         return path.read_bytes()
@@ -234,8 +319,11 @@ def test_random_bytes_as_an_entry(tmp_path, data):
 
 
 @FUZZ
-@given(compressed=st.booleans(), cut=st.integers(0, 10_000),
-       flips=st.lists(st.tuples(st.integers(0, 10_000), st.integers(0, 255)), max_size=6))
+@given(
+    compressed=st.booleans(),
+    cut=st.integers(0, 10_000),
+    flips=st.lists(st.tuples(st.integers(0, 10_000), st.integers(0, 255)), max_size=6),
+)
 def test_truncated_and_mutated_entries(tmp_path, compressed, cut, flips):
     data = bytearray(_valid_entry_bytes(tmp_path, compressed))
     for pos, value in flips:
@@ -251,15 +339,46 @@ def _npy(header: str | bytes, data: bytes, version: tuple[int, int] = (1, 0)) ->
     return b"\x93NUMPY" + bytes(version) + length + raw + data
 
 
-DESCRS = st.sampled_from(["<f4", "<f8", ">f4", "<i8", "|u1", "|b1", "<c8", "<U5", "<U0", "|S3", "|V0", "|V8", "|O",
-                          "<M8[s]", "<f16", "<f999999", "float32", [("a", "<f4")], [("a", "<f4", (10**9,))], ("<f4", (2,)), 5])
-SHAPES = st.lists(st.one_of(st.integers(0, 8), st.integers(-3, 2**63), st.sampled_from([10**6, 10**12])), max_size=4).map(tuple)
+DESCRS = st.sampled_from(
+    [
+        "<f4",
+        "<f8",
+        ">f4",
+        "<i8",
+        "|u1",
+        "|b1",
+        "<c8",
+        "<U5",
+        "<U0",
+        "|S3",
+        "|V0",
+        "|V8",
+        "|O",
+        "<M8[s]",
+        "<f16",
+        "<f999999",
+        "float32",
+        [("a", "<f4")],
+        [("a", "<f4", (10**9,))],
+        ("<f4", (2,)),
+        5,
+    ]
+)
+SHAPES = st.lists(
+    st.one_of(st.integers(0, 8), st.integers(-3, 2**63), st.sampled_from([10**6, 10**12])), max_size=4
+).map(tuple)
 
 
 @FUZZ
-@given(key=st.sampled_from(["z", "seeds", "kind", "meta", "w"]), descr=DESCRS, shape=SHAPES,
-       fortran=st.booleans(), extra=st.integers(-8, 8), version=st.sampled_from([(1, 0), (2, 0), (3, 0), (9, 9)]),
-       raw=st.one_of(st.none(), st.text(max_size=60)))
+@given(
+    key=st.sampled_from(["z", "seeds", "kind", "meta", "w"]),
+    descr=DESCRS,
+    shape=SHAPES,
+    fortran=st.booleans(),
+    extra=st.integers(-8, 8),
+    version=st.sampled_from([(1, 0), (2, 0), (3, 0), (9, 9)]),
+    raw=st.one_of(st.none(), st.text(max_size=60)),
+)
 def test_crafted_npy_headers(tmp_path, key, descr, shape, fortran, extra, version, raw):
     header = raw if raw is not None else repr({"descr": descr, "fortran_order": fortran, "shape": shape})
     header = header + " " * (-(len(header) + 11) % 64) + "\n"
@@ -272,8 +391,9 @@ def test_crafted_npy_headers(tmp_path, key, descr, shape, fortran, extra, versio
     payload = bytes(max(0, size + extra)) if 0 <= size <= 4096 else b"\x00" * 64
     members = {key + ".npy": _npy(header, payload, version)}
     if key != "z":
-        members["z.npy"] = _npy(repr({"descr": "<f4", "fortran_order": False, "shape": (1, D)}).ljust(117) + "\n",
-                                bytes(4 * D))
+        members["z.npy"] = _npy(
+            repr({"descr": "<f4", "fortran_order": False, "shape": (1, D)}).ljust(117) + "\n", bytes(4 * D)
+        )
     path = tmp_path / "crafted.npz"
     with zipfile.ZipFile(path, "w") as zf:
         for name, blob in members.items():
@@ -282,7 +402,9 @@ def test_crafted_npy_headers(tmp_path, key, descr, shape, fortran, extra, versio
 
 
 @FUZZ
-@given(rows=st.integers(1, 3), dim=st.integers(1, 3), fortran=st.booleans(), dtype=st.sampled_from(["<f4", ">f8", "<f2"]))
+@given(
+    rows=st.integers(1, 3), dim=st.integers(1, 3), fortran=st.booleans(), dtype=st.sampled_from(["<f4", ">f8", "<f2"])
+)
 def test_well_formed_headers_still_read_exactly(tmp_path, rows, dim, fortran, dtype):
     z = np.arange(rows * dim, dtype=np.float64).reshape(rows, dim).astype(dtype)
     buf = io.BytesIO()

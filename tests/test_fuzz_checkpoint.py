@@ -32,9 +32,16 @@ FUZZ = settings(
 
 
 def _state() -> dict:
-    return {"epoch": 1, "step_in_epoch": 2, "global_step": 5, "steps_per_epoch": 3, "elapsed_s": 0.5,
-            "finished": False, "rng": {"torch": checkpoint.encode_rng(torch.get_rng_state())},
-            "data": {"root": "/data", "fingerprint": "f00", "count": 9, "skipped": 0}}
+    return {
+        "epoch": 1,
+        "step_in_epoch": 2,
+        "global_step": 5,
+        "steps_per_epoch": 3,
+        "elapsed_s": 0.5,
+        "finished": False,
+        "rng": {"torch": checkpoint.encode_rng(torch.get_rng_state())},
+        "data": {"root": "/data", "fingerprint": "f00", "count": 9, "skipped": 0},
+    }
 
 
 @pytest.fixture(scope="module")
@@ -49,8 +56,15 @@ def files(tmp_path_factory):
         for p in (p for g in opt.param_groups for p in g["params"]):
             opt.state[p] = {"step": torch.tensor(1.0), "exp_avg": torch.randn_like(p), "exp_avg_sq": torch.rand_like(p)}
     gen = checkpoint.save(folder / "g.safetensors", generator=G, model_config=CFG).read_bytes()
-    full = checkpoint.save(folder / "c.safetensors", generator=G, partner=D, optimizers=opts, model_config=CFG,
-                           train_config=TrainConfig(), state=_state()).read_bytes()
+    full = checkpoint.save(
+        folder / "c.safetensors",
+        generator=G,
+        partner=D,
+        optimizers=opts,
+        model_config=CFG,
+        train_config=TrainConfig(),
+        state=_state(),
+    ).read_bytes()
     return folder, gen, full
 
 
@@ -123,7 +137,10 @@ def test_random_bytes_after_a_plausible_header_length(files, n, body):
 
 
 @FUZZ
-@given(which=st.sampled_from([1, 2]), flips=st.lists(st.tuples(st.integers(0, 2**32), st.integers(1, 255)), min_size=1, max_size=8))
+@given(
+    which=st.sampled_from([1, 2]),
+    flips=st.lists(st.tuples(st.integers(0, 2**32), st.integers(1, 255)), min_size=1, max_size=8),
+)
 def test_byte_flips_in_the_header(files, which, flips):
     data = bytearray(files[which])
     (n,) = struct.unpack("<Q", data[:8])

@@ -101,7 +101,9 @@ def test_tensorboard_missing_names_the_install(monkeypatch, tmp_path):
         return real(name, *a, **k)
 
     monkeypatch.setattr(builtins, "__import__", no_tb)
-    with pytest.raises(UsageError, match=r"--tensorboard needs the tensorboard package: pip install 'latentctl\[tensorboard\]'"):
+    with pytest.raises(
+        UsageError, match=r"--tensorboard needs the tensorboard package: pip install 'latentctl\[tensorboard\]'"
+    ):
         tb.TensorBoardListener(tmp_path)
     assert not (tmp_path / "tensorboard").exists()
 

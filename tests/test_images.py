@@ -648,10 +648,7 @@ def test_summarize_skipped():
 
     assert summarize_skipped([]) == ""
     assert summarize_skipped(skips("empty")) == "skipped 1 file: 1 empty"
-    assert (
-        summarize_skipped(skips("truncated", "empty", "truncated"))
-        == "skipped 3 files: 2 truncated, 1 empty"
-    )
+    assert summarize_skipped(skips("truncated", "empty", "truncated")) == "skipped 3 files: 2 truncated, 1 empty"
     # Ties are alphabetical so the line is the same on every run.
     assert (
         summarize_skipped(skips("unreadable", "oversized", "empty", "oversized", "unreadable"))

@@ -85,8 +85,7 @@ def test_csv_missing_and_non_numeric_cells_are_counted_per_file(tmp_path):
     assert labels.values["f.jpg"] == {"age": 40.0}
     assert "e.jpg" not in labels.values  # nothing usable left
     assert labels.summary() == (
-        "6 labelled images (labels left out for 6 files: 3 missing field, 3 not numeric); "
-        "columns age, gender"
+        "6 labelled images (labels left out for 6 files: 3 missing field, 3 not numeric); columns age, gender"
     )
     ages = labels.column(["a.jpg", "b.jpg", "e.jpg", "f.jpg", "zzz.jpg"], "age")
     np.testing.assert_array_equal(ages, [25.0, np.nan, np.nan, 40.0, np.nan])
@@ -103,7 +102,7 @@ def test_csv_text_only_column_is_ignored_not_counted(tmp_path):
 
 
 def test_csv_semicolons_tabs_bom_crlf_quotes_and_blank_lines(tmp_path):
-    semi = write(tmp_path / "semi.csv", "\ufefffile;age\r\n\r\n\"a;b.jpg\";7\r\n;\r\n", "utf-8")
+    semi = write(tmp_path / "semi.csv", '\ufefffile;age\r\n\r\n"a;b.jpg";7\r\n;\r\n', "utf-8")
     assert read_labels_csv(semi).values == {"a;b.jpg": {"age": 7.0}}
     tab = write(tmp_path / "tab.csv", "\n\nfile\tage\nsub\\a.jpg\t8\n./b.jpg\t9\n")
     # Windows separators and a leading ./ become the form find_images lists.
@@ -270,7 +269,9 @@ def test_custom_pattern_groups_become_columns():
     assert wide.values == {"200_7_9_x.jpg": {"age": 200.0, "gender": 7.0, "race": 9.0}}
 
 
-@pytest.mark.parametrize("pattern, message", [("(?P<age>\\d+", "not a valid regular expression"), (r"(\d+)_", "no named groups")])
+@pytest.mark.parametrize(
+    "pattern, message", [("(?P<age>\\d+", "not a valid regular expression"), (r"(\d+)_", "no named groups")]
+)
 def test_bad_patterns_are_usage_errors(pattern, message):
     with pytest.raises(UsageError, match=message):
         labels_from_names(["1_0_0_x.jpg"], pattern)

@@ -295,9 +295,7 @@ def test_separation_constructed_case():
     assert rep.gap_in_std == pytest.approx(4.0 / math.sqrt(2.0))
     assert rep.accuracy == 1.0
     assert (rep.n_pos, rep.n_neg) == (2, 2)
-    assert rep.summary() == (
-        "pos and neg separate along the direction: accuracy 100% (2 vs 2), gap 2.8 std"
-    )
+    assert rep.summary() == ("pos and neg separate along the direction: accuracy 100% (2 vs 2), gap 2.8 std")
 
 
 def test_separation_overlap_and_wrong_way():

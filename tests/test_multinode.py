@@ -17,10 +17,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import TINY_MODEL, blob_images, write_images
 
 from latentctl import checkpoint
-
-from conftest import TINY_MODEL, blob_images, write_images
 
 # Why equality to 1e-6 (not a looser bound like test_distributed's gradient test): both runs are 2
 # ranks of the same half batch (8 images), 1 intra-op thread each, the same seed and the same data
@@ -46,8 +45,14 @@ def _pin(cores: set[int] | None):
 def _torchrun(launch: list[str], args: list[str], home: Path, cores: set[int] | None = None) -> subprocess.Popen:
     env = {**os.environ, "LATENTCTL_HOME": str(home)}
     env.pop("OMP_NUM_THREADS", None)
-    return subprocess.Popen([sys.executable, "-m", "torch.distributed.run", *launch, "-m", "latentctl", *args],
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=_pin(cores))
+    return subprocess.Popen(
+        [sys.executable, "-m", "torch.distributed.run", *launch, "-m", "latentctl", *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=_pin(cores),
+    )
 
 
 def _finish(procs: list[subprocess.Popen]) -> list[tuple[int, str, str]]:
@@ -68,8 +73,18 @@ def _two_nodes(args: list[str], homes: list[Path]) -> list[tuple[int, str, str]]
     port = _port()
     procs = []
     for node, home in enumerate(homes):
-        launch = ["--nnodes", "2", "--node-rank", str(node), "--rdzv-endpoint", f"127.0.0.1:{port}",
-                  "--rdzv-backend", "c10d", "--nproc-per-node", "1"]
+        launch = [
+            "--nnodes",
+            "2",
+            "--node-rank",
+            str(node),
+            "--rdzv-endpoint",
+            f"127.0.0.1:{port}",
+            "--rdzv-backend",
+            "c10d",
+            "--nproc-per-node",
+            "1",
+        ]
         procs.append(_torchrun(launch, args, home, {cores[node % len(cores)]}))
     return _finish(procs)
 
@@ -86,8 +101,11 @@ def test_two_nodes_train_like_one_node_of_two_processes_and_resume(tmp_path):
     common = ["train", str(folder), *TINY_MODEL, *EPOCHS, "--name", "multi"]
 
     # launched together: the 2-node run, and the 1-node 2-process run it must match
-    single = _torchrun(["--standalone", "--nproc-per-node", "2"], ["train", str(folder), *TINY_MODEL, *EPOCHS, "--name", "single"],
-                       tmp_path / "one")
+    single = _torchrun(
+        ["--standalone", "--nproc-per-node", "2"],
+        ["train", str(folder), *TINY_MODEL, *EPOCHS, "--name", "single"],
+        tmp_path / "one",
+    )
     nodes = _two_nodes(common, homes)
     [(rc, _, err)] = _finish([single])
     assert rc == 0, err[-3000:]
@@ -101,7 +119,11 @@ def test_two_nodes_train_like_one_node_of_two_processes_and_resume(tmp_path):
     with_runs = [h for h in homes if (h / "runs").exists() and any((h / "runs").iterdir())]
     assert len(with_runs) == 1, with_runs
     [run] = list((with_runs[0] / "runs").iterdir())
-    assert sorted(p.name for p in run.iterdir() if p.name != "loss.png") == ["checkpoint.safetensors", "grids", "metrics.jsonl"]
+    assert sorted(p.name for p in run.iterdir() if p.name != "loss.png") == [
+        "checkpoint.safetensors",
+        "grids",
+        "metrics.jsonl",
+    ]
     steps = [json.loads(x)["global_step"] for x in (run / "metrics.jsonl").read_text().splitlines()]
     assert steps == list(range(1, 9))  # logged once, not once per node
     printed = [out.strip() for _, out, _ in nodes if out.strip()]

@@ -19,7 +19,7 @@ from latentctl.training import GANTrainer
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks import plain_reference
+from benchmarks import plain_reference  # noqa: E402  (importable once the root is on the path)
 
 CPU = torch.device("cpu")
 
@@ -31,7 +31,9 @@ def test_tune_allocator_returns_a_bool_and_is_idempotent():
         "a = perf.tune_allocator(); b = perf.tune_allocator(); c = perf.tune_allocator(1 << 20, 1 << 20); "
         "import sys; print(json.dumps([a, b, c, 'torch' in sys.modules]))"
     )
-    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60, check=False
+    )
     assert proc.returncode == 0, proc.stderr
     first, second, third, imported_torch = json.loads(proc.stdout)
     assert isinstance(first, bool)
@@ -134,9 +136,27 @@ def test_bench_quick_smoke_32px_2_steps_prints_the_table(tmp_path):
     """Smoke run of `python -m benchmarks.bench --quick` at 32 px with 2 steps (no timing checked)."""
     out = tmp_path / "bench.json"
     proc = subprocess.run(
-        [sys.executable, "-m", "benchmarks.bench", "--quick", "--sizes", "32", "--batch", "8", "--steps", "2",
-         "--warmup", "1", "--json", str(out)],
-        cwd=ROOT, capture_output=True, text=True, timeout=120, check=False,
+        [
+            sys.executable,
+            "-m",
+            "benchmarks.bench",
+            "--quick",
+            "--sizes",
+            "32",
+            "--batch",
+            "8",
+            "--steps",
+            "2",
+            "--warmup",
+            "1",
+            "--json",
+            str(out),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     text = proc.stdout
@@ -169,7 +189,9 @@ def test_auto_precision_is_bf16_only_where_the_hardware_computes_in_it(monkeypat
 
 
 def _bench_script(*args: str, timeout: int = 180) -> str:
-    proc = subprocess.run([sys.executable, "-m", *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-m", *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout, check=False
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     return proc.stdout
 
@@ -182,8 +204,23 @@ def test_sample_memory_benchmark_reports_a_peak_for_every_count():
 
 
 def test_bf16_quality_benchmark_scores_both_precisions():
-    out = _bench_script("benchmarks.bf16_quality", "--size", "32", "--width", "8", "--images", "64", "--epochs", "1",
-                        "--batch", "32", "--seeds", "0", "--samples", "64")
+    out = _bench_script(
+        "benchmarks.bf16_quality",
+        "--size",
+        "32",
+        "--width",
+        "8",
+        "--images",
+        "64",
+        "--epochs",
+        "1",
+        "--batch",
+        "32",
+        "--seeds",
+        "0",
+        "--samples",
+        "64",
+    )
     assert "real vs real" in out and "fp32 seed 0" in out and "bf16 seed 0" in out
 
 
@@ -199,7 +236,9 @@ def test_openmp_env_sets_passive_waiting_unless_the_user_chose():
         "print(json.dumps([a, os.environ.get('OMP_WAIT_POLICY'), perf.openmp_env(u1), u1, perf.openmp_env(u2), u2]))"
     )
     clean = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
-    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=clean, capture_output=True, text=True, timeout=60, check=True)
+    proc = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=clean, capture_output=True, text=True, timeout=60, check=True
+    )
     applied, seen, r1, u1, r2, u2 = json.loads(proc.stdout)
     assert applied == {"OMP_WAIT_POLICY": "PASSIVE"} and seen == "PASSIVE"
     assert r1 == {} and u1 == {"OMP_WAIT_POLICY": "ACTIVE"}  # the user's choice stands

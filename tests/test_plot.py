@@ -184,7 +184,7 @@ def test_each_category_colour_drawn_and_absent_ones_not():
     colours = category_colors(labels)
     for colour in colours.values():
         assert count(img, colour) > 0
-    for unused in PALETTE[len(colours):]:
+    for unused in PALETTE[len(colours) :]:
         assert count(img, unused) == 0
     assert len(json.loads(img.info["legend"])[0]) == len(colours) == 3
 
@@ -225,7 +225,13 @@ def test_continuous_labels_use_the_ramp():
 
 @pytest.mark.parametrize(
     "points",
-    [np.zeros((10, 2)), np.full((1, 2), 3.5), np.zeros((0, 2)), np.array([[1.0, 5.0], [1.0, 6.0]]), np.array([[np.nan, 1.0], [2.0, 2.0]])],
+    [
+        np.zeros((10, 2)),
+        np.full((1, 2), 3.5),
+        np.zeros((0, 2)),
+        np.array([[1.0, 5.0], [1.0, 6.0]]),
+        np.array([[np.nan, 1.0], [2.0, 2.0]]),
+    ],
 )
 def test_zero_range_and_tiny_data_draw(points):
     labels = np.zeros(len(points))
@@ -329,8 +335,16 @@ def _metrics(path, epochs=3, steps=40, score=True):
         for e in range(1, epochs + 1):
             for s in range(1, steps + 1):
                 g += 1
-                rec = {"epoch": e, "step": s, "steps_per_epoch": steps, "global_step": g, "total_steps": epochs * steps,
-                       "images_per_sec": 100.0, "d_real": 0.7 + rng.normal() * 0.1, "g": 1.5 / (1 + g / 50)}
+                rec = {
+                    "epoch": e,
+                    "step": s,
+                    "steps_per_epoch": steps,
+                    "global_step": g,
+                    "total_steps": epochs * steps,
+                    "images_per_sec": 100.0,
+                    "d_real": 0.7 + rng.normal() * 0.1,
+                    "g": 1.5 / (1 + g / 50),
+                }
                 if score and s == steps:
                     rec["score_fd"] = 50.0 / e
                 f.write(json.dumps(rec) + "\n")

@@ -18,7 +18,9 @@ def steps(epochs=2, per_epoch=5):
     for e in range(1, epochs + 1):
         for s in range(1, per_epoch + 1):
             g += 1
-            yield StepEvent(e, s, per_epoch, g, epochs * per_epoch * 10, {"d_real": 0.5, "d_fake": 0.25, "g": float(s)}, 120.0)
+            yield StepEvent(
+                e, s, per_epoch, g, epochs * per_epoch * 10, {"d_real": 0.5, "d_fake": 0.25, "g": float(s)}, 120.0
+            )
 
 
 def feed(progress, events, dt=0.5):
@@ -45,8 +47,11 @@ def test_off_a_terminal_one_summary_line_per_epoch():
     assert first.startswith("epoch 1/20  step 5/100")
     assert "g 3 " in first  # the epoch's mean loss (1..5), not the last step's
     assert "120.0 img/s" in first and re.search(r"elapsed 0:02 +ETA \d+:\d\d", first)
-    assert lines[-3:] == ["epoch 2: grid run/grids/epoch-0002.png", "checkpoint saved: run/checkpoint.safetensors",
-                          "Note: metrics repaired [1 line]"]
+    assert lines[-3:] == [
+        "epoch 2: grid run/grids/epoch-0002.png",
+        "checkpoint saved: run/checkpoint.safetensors",
+        "Note: metrics repaired [1 line]",
+    ]
 
 
 def test_live_line_at_80_columns_keeps_the_labelled_eta_and_both_steps():

@@ -21,8 +21,16 @@ def test_importing_latentctl_imports_no_torch():
 
 def test_train_run_then_open_model_matches_the_cli(image_folder, workspace):
     events = []
-    run = latentctl.train_run(image_folder, image_size=32, width=16, latent_dim=8, batch_size=16, epochs=1,
-                              precision="fp32", on_event=events.append)
+    run = latentctl.train_run(
+        image_folder,
+        image_size=32,
+        width=16,
+        latent_dim=8,
+        batch_size=16,
+        epochs=1,
+        precision="fp32",
+        on_event=events.append,
+    )
     assert (run / "checkpoint.safetensors").exists()
     assert any(isinstance(e, CheckpointEvent) for e in events)
     assert (workspace / "current").read_text().strip() == str(run.resolve())  # as `train` does

@@ -6,6 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import TINY_MODEL, blob_images
 from PIL import Image
 from typer.testing import CliRunner
 
@@ -19,8 +20,6 @@ from latentctl.events import NoticeEvent, StepEvent
 from latentctl.health import HealthMonitor, diversity
 from latentctl.models import build_models
 from latentctl.training import train
-
-from conftest import TINY_MODEL, blob_images
 
 runner = CliRunner()
 CPU = torch.device("cpu")
@@ -39,8 +38,17 @@ def blobs():
 
 
 def lite_cfg(**kw) -> TrainConfig:
-    base = dict(epochs=3, batch_size=16, loss="hinge", augment="ada", ema=True, d_update="joint", beta2=0.99,
-                checkpoint_every=1, snapshot_every=100)
+    base = dict(
+        epochs=3,
+        batch_size=16,
+        loss="hinge",
+        augment="ada",
+        ema=True,
+        d_update="joint",
+        beta2=0.99,
+        checkpoint_every=1,
+        snapshot_every=100,
+    )
     return TrainConfig(**{**base, **kw})
 
 
@@ -105,10 +113,19 @@ def test_ada_raises_p_while_d_is_overconfident_and_lowers_it_otherwise():
     assert fixed.p == 0.3
 
 
-@pytest.mark.parametrize("lever", [
-    {"loss": "hinge"}, {"augment": "0.5"}, {"augment": "ada"}, {"mirror": True}, {"ema": True},
-    {"r1_gamma": 1.0, "r1_every": 2}, {"lr_d": 1e-3}, {"d_update": "joint"},
-])
+@pytest.mark.parametrize(
+    "lever",
+    [
+        {"loss": "hinge"},
+        {"augment": "0.5"},
+        {"augment": "ada"},
+        {"mirror": True},
+        {"ema": True},
+        {"r1_gamma": 1.0, "r1_every": 2},
+        {"lr_d": 1e-3},
+        {"d_update": "joint"},
+    ],
+)
 def test_each_lever_trains_the_seed_model(tmp_path, blobs, lever):
     model = ModelConfig(image_size=32, width=8, latent_dim=8)
     cfg = TrainConfig(epochs=1, batch_size=16, **lever)
@@ -152,7 +169,9 @@ def test_an_interrupted_lite_run_resumes_to_the_same_weights(tmp_path, blobs):
     with pytest.raises(TrainingInterrupted) as stop:
         train(tmp_path / "cut", blobs, LITE, cfg, CPU, on_event=stop_at_5)
     resumed = checkpoint.load(
-        train(tmp_path / "cut", blobs, LITE, cfg, CPU, resume=checkpoint.load(Path(stop.value.checkpoint), training=True)),
+        train(
+            tmp_path / "cut", blobs, LITE, cfg, CPU, resume=checkpoint.load(Path(stop.value.checkpoint), training=True)
+        ),
         training=True,
     )
     for name in ("raw_generator", "ema", "partner"):
@@ -216,14 +235,27 @@ def test_a_run_built_to_fail_warns_that_d_wins(tmp_path, blobs):
     model = ModelConfig(image_size=32, width=8, latent_dim=8, dropout=0.0)
     notes = []
     cfg = TrainConfig(epochs=40, batch_size=16, lr=2e-4, lr_d=0.05, checkpoint_every=40, sample_every=40)
-    train(tmp_path, blobs, model, cfg, CPU, on_event=lambda e: notes.append(e.message) if isinstance(e, NoticeEvent) else None)
+    train(
+        tmp_path,
+        blobs,
+        model,
+        cfg,
+        CPU,
+        on_event=lambda e: notes.append(e.message) if isinstance(e, NoticeEvent) else None,
+    )
     assert any("discriminator is winning" in n for n in notes), notes
 
 
 def test_short_runs_and_large_batches_are_flagged_before_training(tmp_path, blobs):
     notes = []
-    train(tmp_path, blobs, LITE, lite_cfg(epochs=1, batch_size=16), CPU,
-          on_event=lambda e: notes.append(e.message) if isinstance(e, NoticeEvent) else None)
+    train(
+        tmp_path,
+        blobs,
+        LITE,
+        lite_cfg(epochs=1, batch_size=16),
+        CPU,
+        on_event=lambda e: notes.append(e.message) if isinstance(e, NoticeEvent) else None,
+    )
     assert any("only 4 steps" in n for n in notes)
     assert any("more than a tenth" in n for n in notes)
 

@@ -9,13 +9,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import TINY_MODEL, blob_images, write_images
 from PIL import Image
 from typer.testing import CliRunner
 
 from latentctl import checkpoint, fsutil
 from latentctl.cli.app import app
-
-from conftest import TINY_MODEL, blob_images, write_images
 
 runner = CliRunner()
 RUN = "0001-images-32px"
@@ -229,7 +228,9 @@ def test_a_huge_picture_is_skipped_in_latentctls_words_without_pillows_warning(t
     assert "DecompressionBomb" not in res.output and "PIL" not in res.output
     assert not [w for w in recwarn if issubclass(w.category, Image.DecompressionBombWarning)]
     skipped = (workspace / "runs" / "0001-big-32px" / "skipped.txt").read_text()
-    assert skipped.startswith("huge.png\toversized\t10025x10025 is 100,500,625 pixels, more than the limit of 100,000,000")
+    assert skipped.startswith(
+        "huge.png\toversized\t10025x10025 is 100,500,625 pixels, more than the limit of 100,000,000"
+    )
 
 
 def test_messages_with_brackets_are_printed_whole(tmp_path):

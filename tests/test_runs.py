@@ -32,8 +32,13 @@ def fake_run(ws: Path, name: str, *, epoch: int = 3, score: float | None = None)
     cfg = ModelConfig(image_size=32, latent_dim=8, width=16)
     path = ws / "runs" / name
     path.mkdir(parents=True)
-    checkpoint.save(path / "checkpoint.safetensors", generator=build_generator(cfg), model_config=cfg,
-                    run_id=name, state={"epoch": epoch, "global_step": epoch * 10})
+    checkpoint.save(
+        path / "checkpoint.safetensors",
+        generator=build_generator(cfg),
+        model_config=cfg,
+        run_id=name,
+        state={"epoch": epoch, "global_step": epoch * 10},
+    )
     with open(path / "metrics.jsonl", "w") as f:
         for g in range(1, epoch * 10 + 1):
             rec = {"epoch": (g - 1) // 10 + 1, "step": (g - 1) % 10 + 1, "global_step": g, "d_real": 0.5, "g": 1.0 / g}

@@ -7,14 +7,13 @@ import json
 
 import numpy as np
 import pytest
+from conftest import TINY_MODEL
 from PIL import Image, ImageFilter
 from typer.testing import CliRunner
 
 from latentctl import score as sc
 from latentctl.cli.app import app
 from latentctl.synthetic import synthetic_faces
-
-from conftest import TINY_MODEL
 
 runner = CliRunner()
 EPS = np.finfo(np.float64).eps
@@ -119,8 +118,10 @@ def test_score_ranks_real_above_blurred_above_noise(faces):
     real, test = faces[:200], faces[200:]
     ref = sc.reference(real)
     noise = np.random.default_rng(0).integers(0, 256, test.shape, dtype=np.uint8)
-    fd = {name: sc.score_images(x, ref).score.fd for name, x in
-          {"real": test, "blur": _blur(test, 1.0), "noise": noise}.items()}
+    fd = {
+        name: sc.score_images(x, ref).score.fd
+        for name, x in {"real": test, "blur": _blur(test, 1.0), "noise": noise}.items()
+    }
     # Measured at 32 px (200 reference vs 200 test faces): real 0.31, blurred 0.93, noise 19.3, so
     # the asserted margins (2x and 5x) leave 1.5x and 4x to spare: the order does not hinge on
     # rounding (~1e-6 relative) or on this particular draw.

@@ -47,7 +47,9 @@ def test_format_round_trips():
 
 
 def test_ranges_are_sized_before_they_are_expanded():
-    with pytest.raises(UsageError, match=r"names 4,294,967,296 seeds; at most 100,000 seeds per command; split the range"):
+    with pytest.raises(
+        UsageError, match=r"names 4,294,967,296 seeds; at most 100,000 seeds per command; split the range"
+    ):
         parse_seeds("0-4294967295")
     assert parse_seeds("0-4294967295", 3) == [0, 1, 2]  # -n takes the first seeds only
     assert len(parse_seeds("0-99999")) == 100_000

@@ -434,8 +434,7 @@ def test_compatibility_warning():
 
     msg = compatibility_warning(same, model_id="def456", run_id="r1", source="glasses")
     assert msg == (
-        "'glasses' was made with another checkpoint of this run (model abc123 vs def456): "
-        "its meaning may have drifted"
+        "'glasses' was made with another checkpoint of this run (model abc123 vs def456): its meaning may have drifted"
     )
     direction = _entry(1, kind="direction", model_id="abc123", run_id="r1")
     msg = compatibility_warning(direction, model_id="def456", run_id="r2", source="glasses")
@@ -480,20 +479,29 @@ def _npy_header(shape: tuple, descr: str = "<f4") -> bytes:
 def test_a_header_claiming_terabytes_is_refused_before_allocating(tmp_path):
     path = _zip_with(tmp_path / "huge.npz", {"z.npy": _npy_header((10**6, 10**6))})
     assert path.stat().st_size < 400
-    with pytest.raises(StoreError, match=r"huge.npz: 'z' declares shape \(1000000, 1000000\) of float32 "
-                                         r"\(4,000,000,000,000 bytes\), more than the 2,147,483,648"):
+    with pytest.raises(
+        StoreError,
+        match=r"huge.npz: 'z' declares shape \(1000000, 1000000\) of float32 "
+        r"\(4,000,000,000,000 bytes\), more than the 2,147,483,648",
+    ):
         read_entry(path)
 
 
 def test_a_header_must_match_the_bytes_its_member_holds(tmp_path):
     one_row = _npy_header((2, D)) + bytes(4 * D)  # claims two rows, holds one
-    with pytest.raises(StoreError, match=r"short.npz: 'z' declares shape \(2, 8\).*holds 32 bytes; the file is truncated"):
+    with pytest.raises(
+        StoreError, match=r"short.npz: 'z' declares shape \(2, 8\).*holds 32 bytes; the file is truncated"
+    ):
         read_entry(_zip_with(tmp_path / "short.npz", {"z.npy": one_row}))
     with pytest.raises(StoreError, match="long.npz: 'z' declares"):
         read_entry(_zip_with(tmp_path / "long.npz", {"z.npy": one_row + bytes(4 * D + 1)}))
     with pytest.raises(StoreError, match=r"seeds.npz: 'seeds' declares shape \(10000000000000,\)"):
-        read_entry(_zip_with(tmp_path / "seeds.npz", {"z.npy": _npy_header((1, D)) + bytes(4 * D),
-                                                      "seeds.npy": _npy_header((10**13,), "<i8")}))
+        read_entry(
+            _zip_with(
+                tmp_path / "seeds.npz",
+                {"z.npy": _npy_header((1, D)) + bytes(4 * D), "seeds.npy": _npy_header((10**13,), "<i8")},
+            )
+        )
 
 
 @pytest.mark.parametrize("descr,match", [("|V0", "holds"), ("<U0", "size zero"), ("|O", "pickled")])

@@ -44,9 +44,7 @@ def _accuracy(images: np.ndarray, labels: dict[str, np.ndarray]) -> dict[str, fl
 
 
 def _snapshot(folder) -> dict[str, tuple[int, bytes]]:
-    return {
-        p.name: (p.stat().st_mtime_ns, p.read_bytes()) for p in sorted(folder.iterdir())
-    }
+    return {p.name: (p.stat().st_mtime_ns, p.read_bytes()) for p in sorted(folder.iterdir())}
 
 
 # --- drawing ---------------------------------------------------------------------------------------
@@ -215,9 +213,7 @@ def test_interrupted_make_dataset_leaves_nothing_behind(tmp_path, monkeypatch):
     assert len(list((tmp_path / "faces").glob("*.png"))) == 6
 
 
-@pytest.mark.parametrize(
-    "args", [{"n": 0}, {"size": 16}, {"size": 512}, {"seed": -1}, {"n": 2.5}]
-)
+@pytest.mark.parametrize("args", [{"n": 0}, {"size": 16}, {"size": 512}, {"seed": -1}, {"n": 2.5}])
 def test_make_dataset_rejects_bad_arguments(tmp_path, args):
     with pytest.raises(UsageError):
         make_dataset(tmp_path / "faces", **{"n": 4, "size": 32, **args})

@@ -6,6 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import blob_images
 
 from latentctl import checkpoint
 from latentctl.config import ModelConfig, TrainConfig
@@ -14,8 +15,6 @@ from latentctl.errors import DataError, NonFiniteLossError, TrainingInterrupted
 from latentctl.generate import generate
 from latentctl.seeds import latents_from_seeds
 from latentctl.training import GANTrainer, StepEvent, train
-
-from conftest import blob_images
 
 CPU = torch.device("cpu")
 TINY = ModelConfig(image_size=32, width=16, latent_dim=16)
@@ -83,8 +82,10 @@ def test_interrupted_then_resumed_run_ends_with_identical_weights(tmp_path):
     saved = checkpoint.read_header(Path(stop.value.checkpoint))
     assert (saved.state["epoch"], saved.state["step_in_epoch"], saved.state["global_step"]) == (1, 2, 6)
 
-    resumed = checkpoint.load(train(tmp_path / "run", ds, TINY, cfg, CPU,
-                                    resume=checkpoint.load(stop.value.checkpoint, training=True)), training=True)
+    resumed = checkpoint.load(
+        train(tmp_path / "run", ds, TINY, cfg, CPU, resume=checkpoint.load(stop.value.checkpoint, training=True)),
+        training=True,
+    )
     for name in ("generator", "discriminator"):
         ref, got = _weights(getattr(reference, name)), _weights(getattr(resumed, name))
         for k in ref:

@@ -7,11 +7,18 @@ from typing import Annotated
 import typer
 
 from latentctl import __version__
-from latentctl.cli import demo_cmd, encode_cmd, explore_cmd, latent_cmds, sample_cmd, train_cmd
-from latentctl.cli import directions_cmd
-from latentctl.cli import steer_cmd
-from latentctl.cli import score_cmd
-from latentctl.cli import runs_cmd
+from latentctl.cli import (
+    demo_cmd,
+    directions_cmd,
+    encode_cmd,
+    explore_cmd,
+    latent_cmds,
+    runs_cmd,
+    sample_cmd,
+    score_cmd,
+    steer_cmd,
+    train_cmd,
+)
 
 app = typer.Typer(
     name="latentctl",

@@ -138,18 +138,39 @@ ModelArg = Annotated[
 P_LABELS = "Labelled images"
 LabelsOpt = Annotated[
     Path | None,
-    typer.Option("--labels", metavar="CSV", help="labels.csv: a file column and numeric label columns \\[default: DIR/labels.csv if present, else UTKFace-style names].", rich_help_panel=P_LABELS, show_default=False),
+    typer.Option(
+        "--labels",
+        metavar="CSV",
+        help="labels.csv: a file column and numeric label columns \\[default: DIR/labels.csv if present, else UTKFace-style names].",
+        rich_help_panel=P_LABELS,
+        show_default=False,
+    ),
 ]
 PatternOpt = Annotated[
     str | None,
-    typer.Option("--name-pattern", metavar="REGEX", help="Read labels from file names with this regex's named groups \\[default: UTKFace's age_gender_race_].", rich_help_panel=P_LABELS, show_default=False),
+    typer.Option(
+        "--name-pattern",
+        metavar="REGEX",
+        help="Read labels from file names with this regex's named groups \\[default: UTKFace's age_gender_race_].",
+        rich_help_panel=P_LABELS,
+        show_default=False,
+    ),
 ]
-MaxImagesOpt = Annotated[int, typer.Option(min=1, help="Encode at most this many labelled images (a reproducible subset).", rich_help_panel=P_LABELS)]
+MaxImagesOpt = Annotated[
+    int,
+    typer.Option(
+        min=1, help="Encode at most this many labelled images (a reproducible subset).", rich_help_panel=P_LABELS
+    ),
+]
 
 
 EmaOpt = Annotated[
     bool,
-    typer.Option("--ema/--no-ema", help="Use the generator's moving average when the run kept one (--no-ema: the raw weights, to compare).", rich_help_panel=PANEL_DEVICE),
+    typer.Option(
+        "--ema/--no-ema",
+        help="Use the generator's moving average when the run kept one (--no-ema: the raw weights, to compare).",
+        rich_help_panel=PANEL_DEVICE,
+    ),
 ]
 ForceOpt = Annotated[
     bool,
@@ -175,11 +196,24 @@ def peak_memory() -> str:
 # Shared by latent_cmds and encode_cmd (kept here so neither imports the other).
 ModelOpt = Annotated[
     Path | None,
-    typer.Option("--model", "-m", metavar="MODEL", help="Run folder or .safetensors checkpoint \\[default: the current run].", show_default=False),
+    typer.Option(
+        "--model",
+        "-m",
+        metavar="MODEL",
+        help="Run folder or .safetensors checkpoint \\[default: the current run].",
+        show_default=False,
+    ),
 ]
 OutOpt = Annotated[
     Path | None,
-    typer.Option("--out", "-o", metavar="DIR", help="Output folder \\[default: a new numbered folder in the workspace's outputs/].", rich_help_panel=PANEL_OUTPUT, show_default=False),
+    typer.Option(
+        "--out",
+        "-o",
+        metavar="DIR",
+        help="Output folder \\[default: a new numbered folder in the workspace's outputs/].",
+        rich_help_panel=PANEL_OUTPUT,
+        show_default=False,
+    ),
 ]
 
 

@@ -12,13 +12,27 @@ from latentctl.cli.common import DeviceOpt, PrecisionOpt, WorkspaceOpt, err_cons
 
 @handles_errors
 def demo(
-    epochs: Annotated[int, typer.Option(min=1, help="Training epochs (each about 30 steps of 64 images at the defaults).")] = 40,
+    epochs: Annotated[
+        int, typer.Option(min=1, help="Training epochs (each about 30 steps of 64 images at the defaults).")
+    ] = 40,
     images: Annotated[int, typer.Option(min=64, help="How many synthetic faces to draw.")] = 2000,
     image_size: Annotated[int, typer.Option("--image-size", "-s", metavar="32|64", help="Face size in pixels.")] = 32,
     width: Annotated[int, typer.Option(min=8, help="Channels of the model's hidden layers (the seed: 128).")] = 32,
     seed: Annotated[int, typer.Option(min=0, help="Seed for the faces, the weights and the training order.")] = 0,
-    reuse: Annotated[Path | None, typer.Option("--reuse", metavar="RUN", help="Skip training and run the experiments on this finished demo run.")] = None,
-    out: Annotated[Path | None, typer.Option("--out", "-o", metavar="DIR", help="Gallery folder \\[default: a new folder in the workspace's outputs/].", show_default=False)] = None,
+    reuse: Annotated[
+        Path | None,
+        typer.Option("--reuse", metavar="RUN", help="Skip training and run the experiments on this finished demo run."),
+    ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out",
+            "-o",
+            metavar="DIR",
+            help="Gallery folder \\[default: a new folder in the workspace's outputs/].",
+            show_default=False,
+        ),
+    ] = None,
     device: DeviceOpt = "auto",
     precision: PrecisionOpt = "auto",
     workspace: WorkspaceOpt = None,
@@ -34,10 +48,10 @@ def demo(
 
       latentctl demo            # about 3-4 minutes on 2 CPU cores
     """
+    from latentctl import perf
     from latentctl.cli.progress import TrainingProgress
     from latentctl.demo import DemoConfig, run_demo
     from latentctl.device import resolve_device, resolve_precision
-    from latentctl import perf
     from latentctl.workspace import Workspace
 
     ws = Workspace.resolve(workspace)

@@ -9,9 +9,9 @@ from typing import Annotated
 import typer
 
 from latentctl.cli.common import (
-    EmaOpt,
     PANEL_OUTPUT,
     DeviceOpt,
+    EmaOpt,
     ForceOpt,
     ModelArg,
     WorkspaceOpt,
@@ -24,7 +24,14 @@ from latentctl.errors import UsageError
 
 OutOpt = Annotated[
     Path | None,
-    typer.Option("--out", "-o", metavar="DIR", help="Output folder \\[default: a new numbered folder in the workspace's outputs/].", rich_help_panel=PANEL_OUTPUT, show_default=False),
+    typer.Option(
+        "--out",
+        "-o",
+        metavar="DIR",
+        help="Output folder \\[default: a new numbered folder in the workspace's outputs/].",
+        rich_help_panel=PANEL_OUTPUT,
+        show_default=False,
+    ),
 ]
 
 
@@ -45,18 +52,40 @@ def refuse_existing(store, names: list[str], force: bool) -> None:
     taken = [n for n in names if store.exists(n)]
     if taken and not force:
         more = f" and {len(taken) - 1} more" if len(taken) > 1 else ""
-        raise UsageError(f"the store already has '{taken[0]}'{more}; pass --force to replace, or choose another --save NAME")
+        raise UsageError(
+            f"the store already has '{taken[0]}'{more}; pass --force to replace, or choose another --save NAME"
+        )
 
 
 @handles_errors
 def directions(
     model: ModelArg = None,
-    method: Annotated[str, typer.Option("--method", metavar="sefa|pca", help="sefa: eigenvectors of AᵀA for the first layer's weight A (closed form). pca: GANSpace, PCA of first-layer activations regressed back to z.")] = "sefa",
+    method: Annotated[
+        str,
+        typer.Option(
+            "--method",
+            metavar="sefa|pca",
+            help="sefa: eigenvectors of AᵀA for the first layer's weight A (closed form). pca: GANSpace, PCA of first-layer activations regressed back to z.",
+        ),
+    ] = "sefa",
     k: Annotated[int, typer.Option("-k", help="How many directions (at most the latent size).")] = 10,
-    samples: Annotated[int, typer.Option("--samples", metavar="N", help="pca: sampled latents (seeded by --seed).")] = 10_000,
+    samples: Annotated[
+        int, typer.Option("--samples", metavar="N", help="pca: sampled latents (seeded by --seed).")
+    ] = 10_000,
     seed: Annotated[int, typer.Option("--seed", help="pca: seed of the sampled latents.")] = 0,
-    seeds: Annotated[str, typer.Option("--seeds", metavar="SEEDS", help="Latents every direction is swept on in the contact sheet.")] = "0-2",
-    save: Annotated[str | None, typer.Option("--save", metavar="NAME", help="Store the directions as NAME-1 ... NAME-k \\[default: the method's name].", rich_help_panel=PANEL_OUTPUT, show_default=False)] = None,
+    seeds: Annotated[
+        str, typer.Option("--seeds", metavar="SEEDS", help="Latents every direction is swept on in the contact sheet.")
+    ] = "0-2",
+    save: Annotated[
+        str | None,
+        typer.Option(
+            "--save",
+            metavar="NAME",
+            help="Store the directions as NAME-1 ... NAME-k \\[default: the method's name].",
+            rich_help_panel=PANEL_OUTPUT,
+            show_default=False,
+        ),
+    ] = None,
     out: OutOpt = None,
     force: ForceOpt = False,
     device: DeviceOpt = "auto",
@@ -99,18 +128,46 @@ def directions(
     base = latents_from_seeds(base_seeds, dim)
     change = D.image_change(session.generator, base, found.vectors, device=session.device)
     for i, entry_name in enumerate(names):
-        meta = {"command": "directions", "method": method, "rank": i + 1, found.value_name: float(found.values[i]),
-                "image_change_per_unit": float(change[i]), "scale": "unit", **found.meta}
-        session.store.save(entry_name, session.entry(found.vectors[i : i + 1], kind="direction", meta=meta), force=force)
+        meta = {
+            "command": "directions",
+            "method": method,
+            "rank": i + 1,
+            found.value_name: float(found.values[i]),
+            "image_change_per_unit": float(change[i]),
+            "scale": "unit",
+            **found.meta,
+        }
+        session.store.save(
+            entry_name, session.entry(found.vectors[i : i + 1], kind="direction", meta=meta), force=force
+        )
 
     strengths = D.SWEEP_STRENGTHS
     sweep = D.sweep_latents(found.vectors, base, strengths)
     cols = len(base_seeds) * len(strengths)
-    tile_labels = [f"{i + 1}:{s:+g}" if j == 0 else f"{s:+g}" for i in range(k) for j in range(len(base_seeds)) for s in strengths]
-    sheet = render(session, sweep, out_dir, names=None, labels=tile_labels, cols=cols, force=force,
-                   grid_name="sheet.png", grid_max=len(sweep))
-    all_meta = {"command": "directions", "method": method, "names": names, "values": found.values.tolist(),
-                "value_name": found.value_name, "seeds": base_seeds, "strengths": list(strengths), **found.meta}
+    tile_labels = [
+        f"{i + 1}:{s:+g}" if j == 0 else f"{s:+g}" for i in range(k) for j in range(len(base_seeds)) for s in strengths
+    ]
+    sheet = render(
+        session,
+        sweep,
+        out_dir,
+        names=None,
+        labels=tile_labels,
+        cols=cols,
+        force=force,
+        grid_name="sheet.png",
+        grid_max=len(sweep),
+    )
+    all_meta = {
+        "command": "directions",
+        "method": method,
+        "names": names,
+        "values": found.values.tolist(),
+        "value_name": found.value_name,
+        "seeds": base_seeds,
+        "strengths": list(strengths),
+        **found.meta,
+    }
     save_latents(out_dir / "latents.npz", session.entry(found.vectors, kind="direction", meta=all_meta), force=force)
 
     what = "eigenvalue" if method == "sefa" else "explained variance"
@@ -119,7 +176,9 @@ def directions(
         value = f"{found.values[i]:.4g}" if method == "sefa" else f"{found.values[i]:.2%}"
         note(f"  {names[i]:<16} {value:>10}   {change[i]:6.2f}")
     if method == "pca":
-        note(f"the {k} components explain {found.values.sum():.1%} of the first layer's variance over {samples} samples")
+        note(
+            f"the {k} components explain {found.values.sum():.1%} of the first layer's variance over {samples} samples"
+        )
     note(f"saved as {names[0]} ... {names[-1]}; sheet rows are directions, columns seeds {seeds} at strengths -3..+3")
     note(f"try one: latentctl apply seeds:3 --add {names[0]}=2 --scales -2,0,2")
     result(str(sheet))

@@ -8,15 +8,15 @@ from typing import Annotated
 import typer
 
 from latentctl.cli.common import (
-    EmaOpt,
-    ModelOpt,
-    OutOpt,
     PANEL_OUTPUT,
+    DeviceOpt,
+    EmaOpt,
+    ForceOpt,
     LabelsOpt,
     MaxImagesOpt,
+    ModelOpt,
+    OutOpt,
     PatternOpt,
-    DeviceOpt,
-    ForceOpt,
     WorkspaceOpt,
     err_console,
     handles_errors,
@@ -29,7 +29,7 @@ from latentctl.errors import DataError, UsageError
 P_PROJ = "GAN projection"
 
 
-def load_photos(paths: list[Path], size: int) -> tuple["np.ndarray", list[Path]]:  # noqa: F821
+def load_photos(paths: list[Path], size: int) -> tuple[np.ndarray, list[Path]]:  # noqa: F821
     """Images from files and folders (folders searched recursively); unusable files are errors."""
     import numpy as np
 
@@ -53,15 +53,54 @@ def load_photos(paths: list[Path], size: int) -> tuple["np.ndarray", list[Path]]
 
 @handles_errors
 def encode(
-    photos: Annotated[list[Path], typer.Argument(metavar="PHOTOS...", help="Image files or folders.", show_default=False)],
-    save: Annotated[str | None, typer.Option("--save", metavar="NAME", help="Save the latents to the store under NAME.", show_default=False)] = None,
+    photos: Annotated[
+        list[Path], typer.Argument(metavar="PHOTOS...", help="Image files or folders.", show_default=False)
+    ],
+    save: Annotated[
+        str | None,
+        typer.Option("--save", metavar="NAME", help="Save the latents to the store under NAME.", show_default=False),
+    ] = None,
     steps: Annotated[int, typer.Option(min=1, help="Optimisation steps per image.", rich_help_panel=P_PROJ)] = 300,
-    lr: Annotated[float, typer.Option(min=0.0, help="Adam learning rate of the latent.", rich_help_panel=P_PROJ)] = 0.05,
-    restarts: Annotated[int, typer.Option(min=1, help="Random starting latents per image; the best is kept.", rich_help_panel=P_PROJ)] = 4,
-    train_encoder: Annotated[bool, typer.Option("--train-encoder", help="GAN: (re)train a fast encoder on the GAN's own samples, stored as RUN/gan-encoder.safetensors, and encode with it.", rich_help_panel=P_PROJ)] = False,
-    use_encoder: Annotated[bool, typer.Option("--use-encoder", help="GAN: encode with the stored fast encoder (trained first if there is none) instead of projecting from random starts.", rich_help_panel=P_PROJ)] = False,
-    refine: Annotated[int, typer.Option(min=0, help="With the GAN encoder: projection steps started from its guess (0: the encoder alone) \\[default: 30].", rich_help_panel=P_PROJ, show_default=False)] = 30,
-    encoder_steps: Annotated[int, typer.Option(min=1, help="Training steps of the GAN encoder (64 samples each) \\[default: 500].", rich_help_panel=P_PROJ, show_default=False)] = 500,
+    lr: Annotated[
+        float, typer.Option(min=0.0, help="Adam learning rate of the latent.", rich_help_panel=P_PROJ)
+    ] = 0.05,
+    restarts: Annotated[
+        int, typer.Option(min=1, help="Random starting latents per image; the best is kept.", rich_help_panel=P_PROJ)
+    ] = 4,
+    train_encoder: Annotated[
+        bool,
+        typer.Option(
+            "--train-encoder",
+            help="GAN: (re)train a fast encoder on the GAN's own samples, stored as RUN/gan-encoder.safetensors, and encode with it.",
+            rich_help_panel=P_PROJ,
+        ),
+    ] = False,
+    use_encoder: Annotated[
+        bool,
+        typer.Option(
+            "--use-encoder",
+            help="GAN: encode with the stored fast encoder (trained first if there is none) instead of projecting from random starts.",
+            rich_help_panel=P_PROJ,
+        ),
+    ] = False,
+    refine: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            help="With the GAN encoder: projection steps started from its guess (0: the encoder alone) \\[default: 30].",
+            rich_help_panel=P_PROJ,
+            show_default=False,
+        ),
+    ] = 30,
+    encoder_steps: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="Training steps of the GAN encoder (64 samples each) \\[default: 500].",
+            rich_help_panel=P_PROJ,
+            show_default=False,
+        ),
+    ] = 500,
     model: ModelOpt = None,
     out: OutOpt = None,
     force: ForceOpt = False,
@@ -86,17 +125,19 @@ def encode(
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
     from latentctl.cli.latent_cmds import check_save
-    from latentctl.session import open_model, output_dir, save_latents
     from latentctl.encode import encode_images
     from latentctl.grid import make_grid, save_png
     from latentctl.parse import MAX_ENCODE_STEPS, MAX_RESTARTS, check_count, check_float
+    from latentctl.session import open_model, output_dir, save_latents
 
     check_float(lr, "--lr", minimum=0.0)
     check_count(steps, "--steps", MAX_ENCODE_STEPS, "more steps rarely improve the fit")
     check_count(restarts, "--restarts", MAX_RESTARTS, "each restart multiplies the batch the generator runs")
     check_save(save, workspace, force)
     if refine > 30:
-        raise UsageError(f"--refine {refine}: at most 30 steps after the encoder; for a full projection leave out --use-encoder and set --steps")
+        raise UsageError(
+            f"--refine {refine}: at most 30 steps after the encoder; for a full projection leave out --use-encoder and set --steps"
+        )
     session = open_model(model, device, workspace, warn=warn, ema=ema)
     images, files = load_photos(photos, session.info.model.image_size)
     out_dir = output_dir(session.ws, out, "encode", force)
@@ -105,16 +146,36 @@ def encode(
         from latentctl.cli.latent_cmds import gan_encoder_for
 
         net = gan_encoder_for(session, train_new=train_encoder, steps=encoder_steps)
-    with Progress(TextColumn("encoding"), BarColumn(), TimeRemainingColumn(), console=err_console, transient=True) as bar:
+    with Progress(
+        TextColumn("encoding"), BarColumn(), TimeRemainingColumn(), console=err_console, transient=True
+    ) as bar:
         task = bar.add_task("encode", total=None)
-        enc = encode_images(session.loaded, images, session.device, steps=steps, lr=lr, restarts=restarts,
-                            gan_encoder=net, refine_steps=refine if net is not None else 0,
-                            on_progress=lambda done, total: bar.update(task, completed=done, total=total))
+        enc = encode_images(
+            session.loaded,
+            images,
+            session.device,
+            steps=steps,
+            lr=lr,
+            restarts=restarts,
+            gan_encoder=net,
+            refine_steps=refine if net is not None else 0,
+            on_progress=lambda done, total: bar.update(task, completed=done, total=total),
+        )
     for f, img, rec in zip(files, images, enc.reconstructions):
-        save_png(make_grid(np.stack([img, rec]), cols=2, col_labels=["your picture", "reconstruction"]), out_dir / f"{f.stem}-compare.png")
+        save_png(
+            make_grid(np.stack([img, rec]), cols=2, col_labels=["your picture", "reconstruction"]),
+            out_dir / f"{f.stem}-compare.png",
+        )
         save_png(rec, out_dir / f"{f.stem}-recon.png")
-    entry = session.entry(enc.z, meta={"command": "encode", "method": enc.method, "files": [str(f) for f in files],
-                                       "rms_error": [round(float(e), 3) for e in enc.errors]})
+    entry = session.entry(
+        enc.z,
+        meta={
+            "command": "encode",
+            "method": enc.method,
+            "files": [str(f) for f in files],
+            "rms_error": [round(float(e), 3) for e in enc.errors],
+        },
+    )
     save_latents(out_dir / "latents.npz", entry, force=force)
     for f, e in zip(files, enc.errors):
         note(f"{f}: reconstruction error {e:.1f} (RMS, 0-255)")
@@ -127,12 +188,36 @@ def encode(
 @handles_errors
 def map_latents(
     images: Annotated[Path, typer.Argument(metavar="DIR", help="Folder of labelled images.", show_default=False)],
-    column: Annotated[str, typer.Option("--column", "-c", metavar="NAME", help="The label that colours the points, e.g. gender.", show_default=False)],
-    models: Annotated[list[Path] | None, typer.Option("--model", "-m", metavar="MODEL", help="Run folder or checkpoint; repeat to draw models side by side (e.g. an AE and a VAE) \\[default: the current run].", show_default=False)] = None,
+    column: Annotated[
+        str,
+        typer.Option(
+            "--column", "-c", metavar="NAME", help="The label that colours the points, e.g. gender.", show_default=False
+        ),
+    ],
+    models: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--model",
+            "-m",
+            metavar="MODEL",
+            help="Run folder or checkpoint; repeat to draw models side by side (e.g. an AE and a VAE) \\[default: the current run].",
+            show_default=False,
+        ),
+    ] = None,
     labels: LabelsOpt = None,
     name_pattern: PatternOpt = None,
     max_images: MaxImagesOpt = 2000,
-    out: Annotated[Path | None, typer.Option("--out", "-o", metavar="FILE", help="PNG to write \\[default: map.png in a new outputs/ folder].", rich_help_panel=PANEL_OUTPUT, show_default=False)] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out",
+            "-o",
+            metavar="FILE",
+            help="PNG to write \\[default: map.png in a new outputs/ folder].",
+            rich_help_panel=PANEL_OUTPUT,
+            show_default=False,
+        ),
+    ] = None,
     force: ForceOpt = False,
     device: DeviceOpt = "auto",
     ema: EmaOpt = True,
@@ -148,8 +233,8 @@ def map_latents(
       latentctl map mnist-png/ -c digit -m runs/0001-mnist-ae-32px -m runs/0002-mnist-vae-32px
     """
     from latentctl.cli.latent_cmds import encode_labelled
-    from latentctl.session import open_model
     from latentctl.plot import UTKFACE_NAMES, map_figure, map_panel
+    from latentctl.session import open_model
     from latentctl.workspace import Workspace
 
     ws = Workspace.resolve(workspace)

@@ -26,8 +26,15 @@ def _require_web_stack() -> None:
 def explore(
     model: ModelArg = None,
     port: Annotated[int, typer.Option(min=0, max=65535, help="Port to listen on; 0 picks any free one.")] = 0,
-    host: Annotated[str, typer.Option(help="Address to listen on. Only 127.0.0.1 (this computer) is safe; anything else lets others on the network in with the token.")] = "127.0.0.1",
-    browser: Annotated[bool, typer.Option("--browser/--no-browser", help="Open the page in the default browser.")] = True,
+    host: Annotated[
+        str,
+        typer.Option(
+            help="Address to listen on. Only 127.0.0.1 (this computer) is safe; anything else lets others on the network in with the token."
+        ),
+    ] = "127.0.0.1",
+    browser: Annotated[
+        bool, typer.Option("--browser/--no-browser", help="Open the page in the default browser.")
+    ] = True,
     device: DeviceOpt = "auto",
     ema: EmaOpt = True,
     workspace: WorkspaceOpt = None,
@@ -45,8 +52,10 @@ def explore(
     """
     _require_web_stack()
     if host not in LOOPBACK:
-        warn(f"--host {host}: the explorer is reachable from other computers; anyone with the URL's token can read "
-             "and write your latent store")
+        warn(
+            f"--host {host}: the explorer is reachable from other computers; anyone with the URL's token can read "
+            "and write your latent store"
+        )
 
     from latentctl.explore.api import Explorer
     from latentctl.explore.server import bind, create_app, make_server, new_token
@@ -59,7 +68,9 @@ def explore(
     shown_host = f"[{host}]" if ":" in host else host
     url = f"http://{shown_host}:{sock.getsockname()[1]}/?token={token}"
     server = make_server(create_app(explorer, token))
-    note(f"exploring {session.path} ({session.info.model.image_size}px, latent {session.info.model.latent_dim}); Ctrl-C stops")
+    note(
+        f"exploring {session.path} ({session.info.model.image_size}px, latent {session.info.model.latent_dim}); Ctrl-C stops"
+    )
     result(url)
     if browser:
         import threading

@@ -9,19 +9,19 @@ from typing import Annotated
 import typer
 
 from latentctl.cli.common import (
-    AllowOtherOpt,
-    TileSizeOpt,
-    EmaOpt,
-    ModelOpt,
-    OutOpt,
     P_LABELS,
     PANEL_OUTPUT,
+    AllowOtherOpt,
+    DeviceOpt,
+    EmaOpt,
+    ForceOpt,
     LabelsOpt,
     MaxImagesOpt,
+    ModelOpt,
+    OutOpt,
     PatternOpt,
-    DeviceOpt,
     PrecisionOpt,
-    ForceOpt,
+    TileSizeOpt,
     WorkspaceOpt,
     err_console,
     handles_errors,
@@ -35,7 +35,13 @@ LATENT_HELP = "store entry name, .npz path or seeds:16,37; add @ROWS to pick row
 
 SaveOpt = Annotated[
     str | None,
-    typer.Option("--save", metavar="NAME", help="Also save the resulting latents to the latent store under NAME.", rich_help_panel=PANEL_OUTPUT, show_default=False),
+    typer.Option(
+        "--save",
+        metavar="NAME",
+        help="Also save the resulting latents to the latent store under NAME.",
+        rich_help_panel=PANEL_OUTPUT,
+        show_default=False,
+    ),
 ]
 
 
@@ -60,8 +66,14 @@ class _Bar:
     def __init__(self, label: str):
         from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
-        self.progress = Progress(TextColumn(label), BarColumn(), TextColumn("{task.fields[extra]}"),
-                                 TimeRemainingColumn(), console=err_console, transient=True)
+        self.progress = Progress(
+            TextColumn(label),
+            BarColumn(),
+            TextColumn("{task.fields[extra]}"),
+            TimeRemainingColumn(),
+            console=err_console,
+            transient=True,
+        )
 
     def __enter__(self):
         self.progress.__enter__()
@@ -69,8 +81,9 @@ class _Bar:
         return self
 
     def update(self, done: int, total: int, loss: float | None = None) -> None:
-        self.progress.update(self.task, completed=done, total=total,
-                             extra="" if loss is None else f"latent MSE {loss:.3f}")
+        self.progress.update(
+            self.task, completed=done, total=total, extra="" if loss is None else f"latent MSE {loss:.3f}"
+        )
 
     def __exit__(self, *exc):
         self.progress.__exit__(*exc)
@@ -82,17 +95,30 @@ def gan_encoder_for(session, *, train_new: bool = False, steps: int | None = Non
 
     path = GE.encoder_path(session.path)
     if train_new or not path.exists():
-        note(f"training a GAN encoder on the generator's own samples ({steps or GE.GanEncoderConfig.steps} steps); "
-             f"it is stored as {path} and reused next time")
+        note(
+            f"training a GAN encoder on the generator's own samples ({steps or GE.GanEncoderConfig.steps} steps); "
+            f"it is stored as {path} and reused next time"
+        )
     with _Bar("GAN encoder") as bar:
-        net, path, trained = GE.ensure(session.loaded, session.path, session.device, train_new=train_new,
-                                       steps=steps, on_progress=bar.update)
+        net, path, trained = GE.ensure(
+            session.loaded, session.path, session.device, train_new=train_new, steps=steps, on_progress=bar.update
+        )
     note(("trained and saved" if trained else "using") + f" the GAN encoder {path}")
     return net
 
 
-def encode_labelled(session, images: Path, column: str, labels: Path | None, pattern: str | None,
-                    max_images: int, *, fast: bool = True, refine: int = 30, encoder_steps: int | None = None):
+def encode_labelled(
+    session,
+    images: Path,
+    column: str,
+    labels: Path | None,
+    pattern: str | None,
+    max_images: int,
+    *,
+    fast: bool = True,
+    refine: int = 30,
+    encoder_steps: int | None = None,
+):
     """Labelled images into the latent space with progress shown: an AE/VAE's encoder, or for a
     GAN the fast encoder (trained on first use) + ``refine`` projection steps, else projection."""
     from latentctl.encode import labelled_latents
@@ -104,9 +130,18 @@ def encode_labelled(session, images: Path, column: str, labels: Path | None, pat
         else:
             warn("this GAN has no encoder: finding latents by optimisation will be slow (leave out --no-fast-encoder)")
     with _Bar("encoding") as bar:
-        return labelled_latents(session, images, column, labels, pattern, max_images, gan_encoder=net,
-                                refine_steps=refine if net is not None else 0, on_note=note,
-                                on_progress=lambda done, total: bar.update(done, total))
+        return labelled_latents(
+            session,
+            images,
+            column,
+            labels,
+            pattern,
+            max_images,
+            gan_encoder=net,
+            refine_steps=refine if net is not None else 0,
+            on_note=note,
+            on_progress=lambda done, total: bar.update(done, total),
+        )
 
 
 def _gather(session, specs: list[str], *, limit: int, what: str):
@@ -147,14 +182,34 @@ def _file_names(labels: list[str], seeds: list[int] | None, suffixes: list[str])
 
 @handles_errors
 def interp(
-    points: Annotated[list[str], typer.Argument(metavar="POINTS...", help=f"Two or more latents to walk through, in order ({LATENT_HELP}). An entry with several rows adds each row.", show_default=False)],
+    points: Annotated[
+        list[str],
+        typer.Argument(
+            metavar="POINTS...",
+            help=f"Two or more latents to walk through, in order ({LATENT_HELP}). An entry with several rows adds each row.",
+            show_default=False,
+        ),
+    ],
     steps: Annotated[int, typer.Option(min=2, help="Images per segment, both ends included (the seed: 6).")] = 6,
-    method: Annotated[str, typer.Option(metavar="lerp|slerp", help="Straight line, or along the sphere (keeps latent norms typical).")] = "lerp",
-    gif: Annotated[bool, typer.Option("--gif", help="Also write an animated interp.gif.", rich_help_panel=PANEL_OUTPUT)] = False,
-    webp: Annotated[bool, typer.Option("--webp", help="Also write an animated interp.webp.", rich_help_panel=PANEL_OUTPUT)] = False,
-    mp4: Annotated[bool, typer.Option("--mp4", help="Also write interp.mp4 (needs: pip install 'latentctl[video]').", rich_help_panel=PANEL_OUTPUT)] = False,
+    method: Annotated[
+        str, typer.Option(metavar="lerp|slerp", help="Straight line, or along the sphere (keeps latent norms typical).")
+    ] = "lerp",
+    gif: Annotated[
+        bool, typer.Option("--gif", help="Also write an animated interp.gif.", rich_help_panel=PANEL_OUTPUT)
+    ] = False,
+    webp: Annotated[
+        bool, typer.Option("--webp", help="Also write an animated interp.webp.", rich_help_panel=PANEL_OUTPUT)
+    ] = False,
+    mp4: Annotated[
+        bool,
+        typer.Option(
+            "--mp4", help="Also write interp.mp4 (needs: pip install 'latentctl[video]').", rich_help_panel=PANEL_OUTPUT
+        ),
+    ] = False,
     tile_size: TileSizeOpt = None,
-    frame_ms: Annotated[int, typer.Option(min=10, help="Milliseconds per animation frame.", rich_help_panel=PANEL_OUTPUT)] = 200,
+    frame_ms: Annotated[
+        int, typer.Option(min=10, help="Milliseconds per animation frame.", rich_help_panel=PANEL_OUTPUT)
+    ] = 200,
     save: SaveOpt = None,
     model: ModelOpt = None,
     out: OutOpt = None,
@@ -195,8 +250,18 @@ def interp(
     out_dir = output_dir(session.ws, out, "interp", force)
     names = [f"frame{i:03d}" for i in range(len(path))]
     labels = [f"{points[0]}" if i == 0 else (f"{points[-1]}" if i == len(path) - 1 else "") for i in range(len(path))]
-    strip = render(session, path, out_dir, names=names, labels=labels, cols=steps, force=force,
-                   grid_name="strip.png", grid_max=len(path), tile_size=tile_size)
+    strip = render(
+        session,
+        path,
+        out_dir,
+        names=names,
+        labels=labels,
+        cols=steps,
+        force=force,
+        grid_name="strip.png",
+        grid_max=len(path),
+        tile_size=tile_size,
+    )
     entry = session.entry(path, meta={"command": "interp", "points": points, "steps": steps, "method": method})
     save_latents(out_dir / "latents.npz", entry, force=force)
     if gif or webp:
@@ -210,25 +275,32 @@ def interp(
         target = out_dir / "interp.mp4"
         if target.exists() and not force:
             raise UsageError(f"{target} already exists; pass --force to replace it")
-        write_mp4([np.asarray(Image.open(out_dir / f"{n}.png")) for n in names], target, fps=1000 / frame_ms, tile_size=tile_size)
+        write_mp4(
+            [np.asarray(Image.open(out_dir / f"{n}.png")) for n in names],
+            target,
+            fps=1000 / frame_ms,
+            tile_size=tile_size,
+        )
     if save:
         note(f"saved the {len(path)} path latents as '{save}' ({session.store.save(save, entry, force=force)})")
     note(f"{len(path)} frames ({len(rows) - 1} segment(s) of {steps}, {method}) in {out_dir}")
     result(str(strip))
 
 
-def _animate(out_dir: Path, names: list[str], *, gif: bool, webp: bool, frame_ms: int, force: bool,
-             tile_size: int | None = None) -> None:
-    from PIL import Image
-
+def _animate(
+    out_dir: Path, names: list[str], *, gif: bool, webp: bool, frame_ms: int, force: bool, tile_size: int | None = None
+) -> None:
     import numpy as np
+    from PIL import Image
 
     from latentctl.fsutil import atomic_writer
     from latentctl.grid import DEFAULT_TILE_SIZE, upscale
 
     # enlarged like the grids: a 32 px animation is too small to watch
     size = DEFAULT_TILE_SIZE if tile_size is None else tile_size
-    frames = [Image.fromarray(upscale(np.asarray(Image.open(out_dir / f"{n}.png").convert("RGB")), size)) for n in names]
+    frames = [
+        Image.fromarray(upscale(np.asarray(Image.open(out_dir / f"{n}.png").convert("RGB")), size)) for n in names
+    ]
     # forth and back, so the loop has no jump
     sequence = frames + frames[-2:0:-1]
     for enabled, name, fmt in ((gif, "interp.gif", "GIF"), (webp, "interp.webp", "WEBP")):
@@ -239,7 +311,9 @@ def _animate(out_dir: Path, names: list[str], *, gif: bool, webp: bool, frame_ms
             raise UsageError(f"{target} already exists; pass --force to replace it")
         with atomic_writer(target) as f:
             extra = {"lossless": True} if fmt == "WEBP" else {}
-            sequence[0].save(f, format=fmt, save_all=True, append_images=sequence[1:], duration=frame_ms, loop=0, **extra)
+            sequence[0].save(
+                f, format=fmt, save_all=True, append_images=sequence[1:], duration=frame_ms, loop=0, **extra
+            )
 
 
 def _latent_dim_for(model: Path | None, workspace: Path | None) -> tuple[int | None, object | None]:
@@ -259,26 +333,123 @@ def _latent_dim_for(model: Path | None, workspace: Path | None) -> tuple[int | N
 
 @handles_errors
 def attr_vector(
-    pos: Annotated[list[str] | None, typer.Option("--pos", metavar="LATENTS", help=f"Latents that show the attribute ({LATENT_HELP}); repeatable.", show_default=False)] = None,
-    neg: Annotated[list[str] | None, typer.Option("--neg", metavar="LATENTS", help="Latents that do not show it; repeatable.", show_default=False)] = None,
-    images: Annotated[Path | None, typer.Option("--images", metavar="DIR", help="Instead of --pos/--neg: encode this labelled image folder and split it by a label.", rich_help_panel=P_LABELS, show_default=False)] = None,
-    column: Annotated[str | None, typer.Option("--column", "-c", metavar="NAME", help="With --images: the label to split by, e.g. gender or age.", rich_help_panel=P_LABELS, show_default=False)] = None,
-    pos_if: Annotated[str | None, typer.Option("--pos-if", metavar="COND", help="With --images: which label values count as positive: '==1', '>60', '20-30', or for a text column '==dark', 'in:dark,medium-dark'.", rich_help_panel=P_LABELS, show_default=False)] = None,
-    neg_if: Annotated[str | None, typer.Option("--neg-if", metavar="COND", help="With --images: negative values \\[default: every other labelled image].", rich_help_panel=P_LABELS, show_default=False)] = None,
+    pos: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--pos",
+            metavar="LATENTS",
+            help=f"Latents that show the attribute ({LATENT_HELP}); repeatable.",
+            show_default=False,
+        ),
+    ] = None,
+    neg: Annotated[
+        list[str] | None,
+        typer.Option("--neg", metavar="LATENTS", help="Latents that do not show it; repeatable.", show_default=False),
+    ] = None,
+    images: Annotated[
+        Path | None,
+        typer.Option(
+            "--images",
+            metavar="DIR",
+            help="Instead of --pos/--neg: encode this labelled image folder and split it by a label.",
+            rich_help_panel=P_LABELS,
+            show_default=False,
+        ),
+    ] = None,
+    column: Annotated[
+        str | None,
+        typer.Option(
+            "--column",
+            "-c",
+            metavar="NAME",
+            help="With --images: the label to split by, e.g. gender or age.",
+            rich_help_panel=P_LABELS,
+            show_default=False,
+        ),
+    ] = None,
+    pos_if: Annotated[
+        str | None,
+        typer.Option(
+            "--pos-if",
+            metavar="COND",
+            help="With --images: which label values count as positive: '==1', '>60', '20-30', or for a text column '==dark', 'in:dark,medium-dark'.",
+            rich_help_panel=P_LABELS,
+            show_default=False,
+        ),
+    ] = None,
+    neg_if: Annotated[
+        str | None,
+        typer.Option(
+            "--neg-if",
+            metavar="COND",
+            help="With --images: negative values \\[default: every other labelled image].",
+            rich_help_panel=P_LABELS,
+            show_default=False,
+        ),
+    ] = None,
     labels: LabelsOpt = None,
     name_pattern: PatternOpt = None,
     max_images: MaxImagesOpt = 2000,
-    method: Annotated[str, typer.Option(metavar="mean|boundary", help="mean: mean(pos) - mean(neg), the seed's method. boundary: the normal of a linear classifier (InterFaceGAN). Both are stored so that strength 1 = the groups' mean gap along the direction.")] = "mean",
-    orthogonal_to: Annotated[list[str] | None, typer.Option("--orthogonal-to", metavar="DIRECTION", help="Remove these directions' components, so the new one leaves them unchanged (conditional editing); repeatable.")] = None,
-    unit: Annotated[bool, typer.Option("--unit", help="Scale the direction to length 1 (strength then counts in prior standard deviations) instead of the groups' mean gap.")] = False,
-    permutations: Annotated[int, typer.Option(help="Random relabellings for the held-out check's baseline (0: skip the baseline) \\[default: 100].", show_default=False)] = 100,
-    seed: Annotated[int, typer.Option(help="Seed of the relabellings and folds \\[default: 0].", show_default=False)] = 0,
-    fast_encoder: Annotated[bool, typer.Option("--fast-encoder/--no-fast-encoder", help="With --images on a GAN: encode with a fast encoder trained on the GAN's own samples (on first use; stored beside the checkpoint) + 30 projection steps, instead of 300-step projection from random starts.", rich_help_panel=P_LABELS)] = True,
-    save: Annotated[str | None, typer.Option("--save", metavar="NAME", help="Store name for the direction \\[default: POS-minus-NEG].", show_default=False)] = None,
+    method: Annotated[
+        str,
+        typer.Option(
+            metavar="mean|boundary",
+            help="mean: mean(pos) - mean(neg), the seed's method. boundary: the normal of a linear classifier (InterFaceGAN). Both are stored so that strength 1 = the groups' mean gap along the direction.",
+        ),
+    ] = "mean",
+    orthogonal_to: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--orthogonal-to",
+            metavar="DIRECTION",
+            help="Remove these directions' components, so the new one leaves them unchanged (conditional editing); repeatable.",
+        ),
+    ] = None,
+    unit: Annotated[
+        bool,
+        typer.Option(
+            "--unit",
+            help="Scale the direction to length 1 (strength then counts in prior standard deviations) instead of the groups' mean gap.",
+        ),
+    ] = False,
+    permutations: Annotated[
+        int,
+        typer.Option(
+            help="Random relabellings for the held-out check's baseline (0: skip the baseline) \\[default: 100].",
+            show_default=False,
+        ),
+    ] = 100,
+    seed: Annotated[
+        int, typer.Option(help="Seed of the relabellings and folds \\[default: 0].", show_default=False)
+    ] = 0,
+    fast_encoder: Annotated[
+        bool,
+        typer.Option(
+            "--fast-encoder/--no-fast-encoder",
+            help="With --images on a GAN: encode with a fast encoder trained on the GAN's own samples (on first use; stored beside the checkpoint) + 30 projection steps, instead of 300-step projection from random starts.",
+            rich_help_panel=P_LABELS,
+        ),
+    ] = True,
+    save: Annotated[
+        str | None,
+        typer.Option(
+            "--save",
+            metavar="NAME",
+            help="Store name for the direction \\[default: POS-minus-NEG].",
+            show_default=False,
+        ),
+    ] = None,
     model: ModelOpt = None,
     force: ForceOpt = False,
     ema: EmaOpt = True,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the direction's report as JSON on stdout (the path stays in it).", rich_help_panel=PANEL_OUTPUT)] = False,
+    as_json: Annotated[
+        bool,
+        typer.Option(
+            "--json",
+            help="Print the direction's report as JSON on stdout (the path stays in it).",
+            rich_help_panel=PANEL_OUTPUT,
+        ),
+    ] = False,
     workspace: WorkspaceOpt = None,
 ) -> None:
     """Build an attribute direction from latents with and without it, and save it to the store.
@@ -329,7 +500,9 @@ def attr_vector(
             entries.append(resolve_latents(spec, store, dim))
             total += entries[-1].count
             if total > MAX_SEED_COUNT:
-                raise UsageError(f"{flag}: the latents given hold more than {MAX_SEED_COUNT:,} rows; use fewer or pick rows with @")
+                raise UsageError(
+                    f"{flag}: the latents given hold more than {MAX_SEED_COUNT:,} rows; use fewer or pick rows with @"
+                )
         dims = {e.latent_dim for e in entries}
         if len(dims) > 1:
             raise StoreError(f"{flag}: the sources have different latent sizes ({sorted(dims)})")
@@ -352,7 +525,9 @@ def attr_vector(
         neg = [f"{images}:{column}{neg_if}" if neg_if else f"{images}:not {column}{pos_if}"]
     else:
         if not pos or not neg:
-            raise UsageError("give --pos and --neg latents (e.g. --pos glasses --neg noglasses), or --images DIR with --column and --pos-if")
+            raise UsageError(
+                "give --pos and --neg latents (e.g. --pos glasses --neg noglasses), or --images DIR with --column and --pos-if"
+            )
         p, pe = gather(pos, "--pos")
         n, ne = gather(neg, "--neg")
     L.validate_sets(p, n, pos_name="--pos " + ",".join(pos), neg_name="--neg " + ",".join(neg))
@@ -360,28 +535,59 @@ def attr_vector(
     if len(models) > 1:
         warn(f"--pos and --neg come from different models ({', '.join(sorted(models))}); the direction mixes them")
     others = [resolve_latents(o, store, p.shape[1]) for o in orthogonal_to or []]
-    built = L.build_direction(p, n, method, [o.z[0] if o.count == 1 else o.z.mean(0) for o in others], unit,
-                              permutations=permutations, seed=seed)
+    built = L.build_direction(
+        p,
+        n,
+        method,
+        [o.z[0] if o.count == 1 else o.z.mean(0) for o in others],
+        unit,
+        permutations=permutations,
+        seed=seed,
+    )
     direction = built.vector
     name = save or f"{_slug(pos)}-minus-{_slug(neg)}"
     model_id = info.model_id if info is not None else (models.pop() if len(models) == 1 else "")
     run_id = info.run_id if info is not None else next((e.run_id for e in pe if e.run_id), "")
     entry = LatentEntry(
-        z=direction[None, :], kind="direction", model_id=model_id, run_id=run_id,
-        meta={"command": "attr-vector", "pos": pos, "neg": neg, "orthogonal_to": orthogonal_to or [],
-              "norm": float(np.linalg.norm(direction)), **built.meta},
+        z=direction[None, :],
+        kind="direction",
+        model_id=model_id,
+        run_id=run_id,
+        meta={
+            "command": "attr-vector",
+            "pos": pos,
+            "neg": neg,
+            "orthogonal_to": orthogonal_to or [],
+            "norm": float(np.linalg.norm(direction)),
+            **built.meta,
+        },
     )
     path = store.save(name, entry, force=force)
-    note(f"{method} direction from {len(p)} pos and {len(n)} neg latents: {L.scale_text(built.meta, built.meta['length'])}")
+    note(
+        f"{method} direction from {len(p)} pos and {len(n)} neg latents: {L.scale_text(built.meta, built.meta['length'])}"
+    )
     note("on the picks themselves (optimistic): " + built.report.summary())
     note(built.held_out.summary())
     for w in built.held_out.warnings:
         warn(w)
     note(f"saved as '{name}' ({path}); apply it with: latentctl apply LATENTS --add {name}")
     if as_json:
-        result(json.dumps({"name": name, "path": str(path), "method": method, "pos": len(p), "neg": len(n),
-                           "on_picks": built.report.summary(), "warnings": list(built.held_out.warnings),
-                           **{k: v for k, v in entry.meta.items() if k not in ("pos", "neg")}}, default=str, sort_keys=True))
+        result(
+            json.dumps(
+                {
+                    "name": name,
+                    "path": str(path),
+                    "method": method,
+                    "pos": len(p),
+                    "neg": len(n),
+                    "on_picks": built.report.summary(),
+                    "warnings": list(built.held_out.warnings),
+                    **{k: v for k, v in entry.meta.items() if k not in ("pos", "neg")},
+                },
+                default=str,
+                sort_keys=True,
+            )
+        )
         return
     result(str(path))
 
@@ -402,7 +608,9 @@ def _select(values, condition: str, flag: str):
     except UsageError as e:
         raise UsageError(f"{flag}: {e}") from None
     if not mask.any():
-        raise UsageError(f"{flag} {condition}: no labelled image matches; check the value (e.g. with a text column, its exact spelling)")
+        raise UsageError(
+            f"{flag} {condition}: no labelled image matches; check the value (e.g. with a text column, its exact spelling)"
+        )
     return mask
 
 
@@ -414,13 +622,52 @@ def _slug(specs: list[str]) -> str:
 
 @handles_errors
 def apply(
-    latents: Annotated[list[str], typer.Argument(metavar="LATENTS...", help=f"Latents to edit ({LATENT_HELP}).", show_default=False)],
-    add: Annotated[list[str], typer.Option("--add", metavar="DIRECTION[=WEIGHT]", help="A direction to add, with an optional weight (default 1); repeatable: --add glasses --add smile=-0.5.", show_default=False)],
-    mean: Annotated[bool, typer.Option("--mean", help="Average the given latents into one first (the seed's mean(smiling)).")] = False,
-    scales: Annotated[str, typer.Option(metavar="LIST", help="Strengths to render: one column each, one row per latent. 0 shows the unedited latent.")] = "0,1",
-    labels: Annotated[bool, typer.Option("--labels/--no-labels", help="Write each column's strength on the grid.", rich_help_panel=PANEL_OUTPUT)] = True,
-    score_with: Annotated[Path | None, typer.Option("--score-with", metavar="CLF", help="A classifier from 'latentctl classifier train': print its attribute score (mean probability) on the rendered images at each strength.", show_default=False)] = None,
-    keep: Annotated[list[Path] | None, typer.Option("--keep", metavar="CLF", help="A classifier of an attribute the edit should leave alone: print how much its probability moved from the unedited images at each strength; repeatable.", show_default=False)] = None,
+    latents: Annotated[
+        list[str], typer.Argument(metavar="LATENTS...", help=f"Latents to edit ({LATENT_HELP}).", show_default=False)
+    ],
+    add: Annotated[
+        list[str],
+        typer.Option(
+            "--add",
+            metavar="DIRECTION[=WEIGHT]",
+            help="A direction to add, with an optional weight (default 1); repeatable: --add glasses --add smile=-0.5.",
+            show_default=False,
+        ),
+    ],
+    mean: Annotated[
+        bool, typer.Option("--mean", help="Average the given latents into one first (the seed's mean(smiling)).")
+    ] = False,
+    scales: Annotated[
+        str,
+        typer.Option(
+            metavar="LIST",
+            help="Strengths to render: one column each, one row per latent. 0 shows the unedited latent.",
+        ),
+    ] = "0,1",
+    labels: Annotated[
+        bool,
+        typer.Option(
+            "--labels/--no-labels", help="Write each column's strength on the grid.", rich_help_panel=PANEL_OUTPUT
+        ),
+    ] = True,
+    score_with: Annotated[
+        Path | None,
+        typer.Option(
+            "--score-with",
+            metavar="CLF",
+            help="A classifier from 'latentctl classifier train': print its attribute score (mean probability) on the rendered images at each strength.",
+            show_default=False,
+        ),
+    ] = None,
+    keep: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--keep",
+            metavar="CLF",
+            help="A classifier of an attribute the edit should leave alone: print how much its probability moved from the unedited images at each strength; repeatable.",
+            show_default=False,
+        ),
+    ] = None,
     save: SaveOpt = None,
     model: ModelOpt = None,
     out: OutOpt = None,
@@ -429,8 +676,16 @@ def apply(
     precision: PrecisionOpt = "auto",
     ema: EmaOpt = True,
     allow_other_model: AllowOtherOpt = False,
-    images: Annotated[bool, typer.Option("--images/--no-images", help="Write one PNG per rendered latent.", rich_help_panel=PANEL_OUTPUT)] = True,
-    grid: Annotated[bool, typer.Option("--grid/--no-grid", help="Write the grid (rows: latents, columns: strengths).", rich_help_panel=PANEL_OUTPUT)] = True,
+    images: Annotated[
+        bool,
+        typer.Option("--images/--no-images", help="Write one PNG per rendered latent.", rich_help_panel=PANEL_OUTPUT),
+    ] = True,
+    grid: Annotated[
+        bool,
+        typer.Option(
+            "--grid/--no-grid", help="Write the grid (rows: latents, columns: strengths).", rich_help_panel=PANEL_OUTPUT
+        ),
+    ] = True,
     tile_size: TileSizeOpt = None,
     workspace: WorkspaceOpt = None,
 ) -> None:
@@ -457,7 +712,9 @@ def apply(
     check_save(save, workspace, force)
     assessors = _classifiers(score_with, keep or [], workspace)  # before the model: a wrong name fails first
     session = open_model(model, device, workspace, precision, warn=warn, ema=ema, allow_other_model=allow_other_model)
-    inputs, row_names, seeds = _gather_rows(session, latents, limit=L.MAX_SWEEP // len(strengths), what=f"apply with {len(strengths)} strength(s)")
+    inputs, row_names, seeds = _gather_rows(
+        session, latents, limit=L.MAX_SWEEP // len(strengths), what=f"apply with {len(strengths)} strength(s)"
+    )
     base = inputs
     if mean:
         base = inputs.mean(axis=0, keepdims=True)
@@ -468,7 +725,9 @@ def apply(
         entry = session.latents(name)
         used.append(entry)
         if entry.kind != "direction":
-            raise UsageError(f"--add {name}: holds {entry.count} point(s), not a direction; make one with 'latentctl attr-vector'")
+            raise UsageError(
+                f"--add {name}: holds {entry.count} point(s), not a direction; make one with 'latentctl attr-vector'"
+            )
         combined += weight * entry.z.mean(axis=0, dtype=np.float64)
         vec = entry.z.mean(axis=0, dtype=np.float64)
         note(f"{name}: {L.scale_text(entry.meta, float(np.linalg.norm(vec)))}; weight {weight:g}")
@@ -479,32 +738,83 @@ def apply(
     # The grid holds its tiles in memory: show the first whole rows that fit, write every image.
     shown = min(len(flat), MAX_GRID_TILES // len(strengths) * len(strengths))
     weights = " ".join(f"{n}={w:g}" for n, w in weighted)
-    grid_path = render(session, flat, out_dir, names=names, labels=None, cols=len(strengths), force=force,
-                       grid_max=shown, tile_size=tile_size, grid=grid,
-                       row_labels=row_names[: shown // len(strengths)] if labels else None,
-                       col_labels=[f"strength {s:+g}" for s in strengths] if labels else None,
-                       caption=f"+ {weights}")
+    grid_path = render(
+        session,
+        flat,
+        out_dir,
+        names=names,
+        labels=None,
+        cols=len(strengths),
+        force=force,
+        grid_max=shown,
+        tile_size=tile_size,
+        grid=grid,
+        row_labels=row_names[: shown // len(strengths)] if labels else None,
+        col_labels=[f"strength {s:+g}" for s in strengths] if labels else None,
+        caption=f"+ {weights}",
+    )
     if mean and grid:
-        _arithmetic_figure(session, inputs, row_names if not mean else None, base[0], combined, weighted, used,
-                           strengths, out_dir, tile_size, force)
-    entry = session.entry(flat, seeds=None if seeds is None else [s for s in seeds for _ in strengths],
-                          meta={"command": "apply", "latents": latents, "mean": mean, "add": add, "scales": strengths})
+        _arithmetic_figure(
+            session,
+            inputs,
+            row_names if not mean else None,
+            base[0],
+            combined,
+            weighted,
+            used,
+            strengths,
+            out_dir,
+            tile_size,
+            force,
+        )
+    entry = session.entry(
+        flat,
+        seeds=None if seeds is None else [s for s in seeds for _ in strengths],
+        meta={"command": "apply", "latents": latents, "mean": mean, "add": add, "scales": strengths},
+    )
     save_latents(out_dir / "latents.npz", entry, force=force)
     if assessors:
         _report_scores(session, base, sweep, strengths, assessors)
     if save:
         note(f"saved {len(flat)} edited latents as '{save}' ({session.store.save(save, entry, force=force)})")
-    note(f"{len(base)} latent(s) x {len(strengths)} strength(s) in {out_dir}"
-         + (f" (the grid shows the first {shown // len(strengths)} rows)" if shown < len(flat) and grid else ""))
+    note(
+        f"{len(base)} latent(s) x {len(strengths)} strength(s) in {out_dir}"
+        + (f" (the grid shows the first {shown // len(strengths)} rows)" if shown < len(flat) and grid else "")
+    )
     result(str(grid_path) if grid_path is not None else str(out_dir / "latents.npz"))
 
 
 @handles_errors
 def render_latents(
-    latents: Annotated[list[str], typer.Argument(metavar="LATENTS...", help=f"Latents to draw ({LATENT_HELP}).", show_default=False)],
-    cols: Annotated[int | None, typer.Option(min=1, max=100, help="Grid columns \\[default: about square].", rich_help_panel=PANEL_OUTPUT, show_default=False)] = None,
-    images: Annotated[bool, typer.Option("--images/--no-images", help="Write one PNG per latent (named by seed when known).", rich_help_panel=PANEL_OUTPUT)] = True,
-    grid: Annotated[bool, typer.Option("--grid/--no-grid", help="Write grid.png, each tile labelled with its seed or entry row.", rich_help_panel=PANEL_OUTPUT)] = True,
+    latents: Annotated[
+        list[str], typer.Argument(metavar="LATENTS...", help=f"Latents to draw ({LATENT_HELP}).", show_default=False)
+    ],
+    cols: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            max=100,
+            help="Grid columns \\[default: about square].",
+            rich_help_panel=PANEL_OUTPUT,
+            show_default=False,
+        ),
+    ] = None,
+    images: Annotated[
+        bool,
+        typer.Option(
+            "--images/--no-images",
+            help="Write one PNG per latent (named by seed when known).",
+            rich_help_panel=PANEL_OUTPUT,
+        ),
+    ] = True,
+    grid: Annotated[
+        bool,
+        typer.Option(
+            "--grid/--no-grid",
+            help="Write grid.png, each tile labelled with its seed or entry row.",
+            rich_help_panel=PANEL_OUTPUT,
+        ),
+    ] = True,
     model: ModelOpt = None,
     out: OutOpt = None,
     force: ForceOpt = False,
@@ -532,16 +842,32 @@ def render_latents(
     z, labels, seeds = _gather_rows(session, latents, limit=MAX_RENDER, what="render")
     out_dir = output_dir(session.ws, out, "render", force)
     names = _file_names(labels, seeds, [""]) if images else None
-    grid_path = render(session, z, out_dir, names=names, labels=labels, grid=grid, grid_max=MAX_GRID_TILES,
-                       cols=cols, tile_size=tile_size, force=force, check_latents_file=False)
-    note(f"{len(z)} latent(s) drawn in {out_dir}" + (f" (the grid shows the first {MAX_GRID_TILES:,})" if grid and len(z) > MAX_GRID_TILES else ""))
+    grid_path = render(
+        session,
+        z,
+        out_dir,
+        names=names,
+        labels=labels,
+        grid=grid,
+        grid_max=MAX_GRID_TILES,
+        cols=cols,
+        tile_size=tile_size,
+        force=force,
+        check_latents_file=False,
+    )
+    note(
+        f"{len(z)} latent(s) drawn in {out_dir}"
+        + (f" (the grid shows the first {MAX_GRID_TILES:,})" if grid and len(z) > MAX_GRID_TILES else "")
+    )
     result(str(grid_path) if grid_path is not None else str(out_dir))
 
 
 MAX_RENDER = 100_000  # latents one render draws (the grid shows at most MAX_GRID_TILES)
 
 
-def _arithmetic_figure(session, inputs, _labels, mean, combined, weighted, used, strengths, out_dir, tile_size, force) -> None:
+def _arithmetic_figure(
+    session, inputs, _labels, mean, combined, weighted, used, strengths, out_dir, tile_size, force
+) -> None:
     """The seed's figure, arithmetic.png: the inputs, their mean, each direction's two group means
     when its provenance names them (mean(glasses), mean(no glasses)), and mean + direction."""
     import numpy as np
@@ -554,7 +880,7 @@ def _arithmetic_figure(session, inputs, _labels, mean, combined, weighted, used,
         titles.append(f"input {i + 1}")
     tiles.append(mean)
     titles.append("mean")
-    for (name, _), entry in zip(weighted, used):
+    for entry in used:
         for side in ("pos", "neg"):
             specs = entry.meta.get(side)
             if not isinstance(specs, list) or not specs:
@@ -569,8 +895,19 @@ def _arithmetic_figure(session, inputs, _labels, mean, combined, weighted, used,
         if s:
             tiles.append(mean + s * combined)
             titles.append(f"mean {'+' if s > 0 else '-'} {abs(s):g} x direction")
-    render(session, np.stack(tiles).astype(np.float32), out_dir, names=None, labels=titles, cols=len(tiles), force=force,
-           grid_name="arithmetic.png", tile_size=tile_size, grid_max=len(tiles), check_latents_file=False)
+    render(
+        session,
+        np.stack(tiles).astype(np.float32),
+        out_dir,
+        names=None,
+        labels=titles,
+        cols=len(tiles),
+        force=force,
+        grid_name="arithmetic.png",
+        tile_size=tile_size,
+        grid_max=len(tiles),
+        check_latents_file=False,
+    )
 
 
 def _classifiers(score_with: Path | None, keep: list[Path], workspace: Path | None) -> list[tuple[str, Path]]:
@@ -610,8 +947,11 @@ def _report_scores(session, base, grid, strengths, assessors) -> None:
         for j, s in enumerate(strengths):
             p = prob(clf, grid[:, j, :])
             cells.append(f"{s:+g}: {p.mean():.2f}" if role == "score" else f"{s:+g}: {np.abs(p - ref).mean():.2f}")
-        what = ("score (mean probability of the attribute)" if role == "score"
-                else "change from the unedited images (mean |probability change|; 0 = kept)")
+        what = (
+            "score (mean probability of the attribute)"
+            if role == "score"
+            else "change from the unedited images (mean |probability change|; 0 = kept)"
+        )
         result(f"{Path(path).name} {what} per strength over {len(base)} row(s): " + ", ".join(cells))
 
 
@@ -629,19 +969,32 @@ def list_entries(
     from rich.text import Text
 
     from latentctl.cli.common import out_console
+    from latentctl.runlist import names_by_run_id
     from latentctl.store import LatentStore
     from latentctl.workspace import Workspace
-
-    from latentctl.runlist import names_by_run_id
 
     ws = Workspace.resolve(workspace)
     store = LatentStore(ws.store)
     entries = store.list()
     runs = names_by_run_id(ws)  # which run made each entry, by name (the model id alone says little)
     if as_json:
-        result(json.dumps([{"name": e.name, "kind": e.kind, "count": e.count, "latent_dim": e.latent_dim,
-                            "model_id": e.model_id, "run": runs.get(e.run_id or ""), "created": e.created,
-                            "error": e.error} for e in entries]))
+        result(
+            json.dumps(
+                [
+                    {
+                        "name": e.name,
+                        "kind": e.kind,
+                        "count": e.count,
+                        "latent_dim": e.latent_dim,
+                        "model_id": e.model_id,
+                        "run": runs.get(e.run_id or ""),
+                        "created": e.created,
+                        "error": e.error,
+                    }
+                    for e in entries
+                ]
+            )
+        )
         return
     if not entries:
         note(f"the latent store {store.root} is empty; save samples with 'latentctl sample --seeds 1,2 --save NAME'")
@@ -653,8 +1006,15 @@ def list_entries(
         if e.error:
             table.add_row(Text(e.name), Text("unreadable", style="red"), "", "", "", "", Text(e.error))
         else:
-            table.add_row(Text(e.name), Text(e.kind or ""), str(e.count), str(e.latent_dim),
-                          Text(runs.get(e.run_id or "", "-")), Text(e.model_id or "-"), Text(e.created or ""))
+            table.add_row(
+                Text(e.name),
+                Text(e.kind or ""),
+                str(e.count),
+                str(e.latent_dim),
+                Text(runs.get(e.run_id or "", "-")),
+                Text(e.model_id or "-"),
+                Text(e.created or ""),
+            )
     out_console.print(table)
 
 
@@ -662,7 +1022,9 @@ def list_entries(
 @handles_errors
 def show_entry(
     name: Annotated[str, typer.Argument(help=LATENT_HELP)],
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON on stdout (with the latents themselves).")] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print JSON on stdout (with the latents themselves).")
+    ] = False,
     workspace: WorkspaceOpt = None,
 ) -> None:
     """Show one entry: its rows' seeds and norms, and how it was made."""
@@ -685,10 +1047,23 @@ def show_entry(
     if entry.kind == "direction":
         lines.insert(3, "strength: " + scale_text(entry.meta, float(norms.mean())))
     if as_json:
-        result(json.dumps({"name": name, "kind": entry.kind, "count": entry.count, "latent_dim": entry.latent_dim,
-                           "model_id": entry.model_id, "run_id": entry.run_id,
-                           "seeds": None if entry.seeds is None else entry.seeds.tolist(),
-                           "norms": norms.round(6).tolist(), "meta": entry.meta, "z": entry.z.round(7).tolist()},
-                          default=str, sort_keys=True))
+        result(
+            json.dumps(
+                {
+                    "name": name,
+                    "kind": entry.kind,
+                    "count": entry.count,
+                    "latent_dim": entry.latent_dim,
+                    "model_id": entry.model_id,
+                    "run_id": entry.run_id,
+                    "seeds": None if entry.seeds is None else entry.seeds.tolist(),
+                    "norms": norms.round(6).tolist(),
+                    "meta": entry.meta,
+                    "z": entry.z.round(7).tolist(),
+                },
+                default=str,
+                sort_keys=True,
+            )
+        )
         return
     result("\n".join(lines))

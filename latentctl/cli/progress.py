@@ -54,7 +54,9 @@ class TrainingProgress:
     def __init__(self, console: Console, *, live: bool | None = None):
         self.console = console
         self.live = console.is_terminal if live is None else live
-        self.progress = Progress(_LineColumn(self), console=console, auto_refresh=True, refresh_per_second=4) if self.live else None
+        self.progress = (
+            Progress(_LineColumn(self), console=console, auto_refresh=True, refresh_per_second=4) if self.live else None
+        )
         self.task = None
         self.ips: float | None = None
         self.last: StepEvent | None = None
@@ -93,16 +95,20 @@ class TrainingProgress:
         epochs = max(1, -(-ev.total_steps // max(1, ev.steps_per_epoch)))
         filled = round(BAR_WIDTH * ev.step / max(1, ev.steps_per_epoch))
         bar = "━" * filled + "╺" + "─" * max(0, BAR_WIDTH - filled - 1) if filled < BAR_WIDTH else "━" * BAR_WIDTH
-        text = (f"epoch {ev.epoch}/{epochs} {bar} step {ev.step}/{ev.steps_per_epoch}  "
-                f"global {ev.global_step}/{ev.total_steps}  ETA {clock(self.eta())}  "
-                f"{_losses(ev.losses)}  {self.ips or 0:.1f} img/s")
+        text = (
+            f"epoch {ev.epoch}/{epochs} {bar} step {ev.step}/{ev.steps_per_epoch}  "
+            f"global {ev.global_step}/{ev.total_steps}  ETA {clock(self.eta())}  "
+            f"{_losses(ev.losses)}  {self.ips or 0:.1f} img/s"
+        )
         return text if len(text) <= width else text[: max(0, width - 1)] + "…"
 
     def epoch_summary(self, ev: StepEvent) -> str:
         epochs = max(1, -(-ev.total_steps // max(1, ev.steps_per_epoch)))
         mean = {k: v / max(1, self.epoch_steps) for k, v in self.epoch_sums.items()}
-        return (f"epoch {ev.epoch}/{epochs}  step {ev.global_step}/{ev.total_steps}  {_losses(mean)}  "
-                f"{self.ips or 0:.1f} img/s  elapsed {clock(self.elapsed())}  ETA {clock(self.eta())}")
+        return (
+            f"epoch {ev.epoch}/{epochs}  step {ev.global_step}/{ev.total_steps}  {_losses(mean)}  "
+            f"{self.ips or 0:.1f} img/s  elapsed {clock(self.elapsed())}  ETA {clock(self.eta())}"
+        )
 
     # --- events ----------------------------------------------------------------------------------
 

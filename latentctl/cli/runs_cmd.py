@@ -18,8 +18,12 @@ runs_app = typer.Typer(
 
 RunArg = Annotated[
     str,
-    typer.Argument(metavar="RUN", help="Run name (0003-faces-32px), its number (3), a unique prefix, or a run folder.",
-                   show_default=False, autocompletion=complete_runs),
+    typer.Argument(
+        metavar="RUN",
+        help="Run name (0003-faces-32px), its number (3), a unique prefix, or a run folder.",
+        show_default=False,
+        autocompletion=complete_runs,
+    ),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON on stdout instead of a table.")]
 
@@ -60,7 +64,9 @@ def runs_list(
     for col in ("", "run", "model", "epochs", "score_fd"):
         table.add_column(col, justify="right" if col in ("epochs", "score_fd") else "left")
     for r in runs:
-        epochs = "-" if r.epochs_done is None else f"{r.epochs_done}" + (f"/{r.epochs_planned}" if r.epochs_planned else "")
+        epochs = (
+            "-" if r.epochs_done is None else f"{r.epochs_done}" + (f"/{r.epochs_planned}" if r.epochs_planned else "")
+        )
         model = "no checkpoint yet" if not r.has_checkpoint else "unreadable checkpoint" if r.problem else r.model
         table.add_row("*" if r.current else "", r.name, model, epochs, "-" if r.score is None else f"{r.score:.2f}")
     out_console.print(table)
@@ -88,8 +94,19 @@ def runs_use(run: RunArg, workspace: WorkspaceOpt = None) -> None:
 
 @runs_app.command("show")
 @handles_errors
-def runs_show(run: Annotated[str | None, typer.Argument(metavar="[RUN]", help="Run name, number, prefix or folder \\[default: the current run].", show_default=False, autocompletion=complete_runs)] = None,
-              as_json: JsonOpt = False, workspace: WorkspaceOpt = None) -> None:
+def runs_show(
+    run: Annotated[
+        str | None,
+        typer.Argument(
+            metavar="[RUN]",
+            help="Run name, number, prefix or folder \\[default: the current run].",
+            show_default=False,
+            autocompletion=complete_runs,
+        ),
+    ] = None,
+    as_json: JsonOpt = False,
+    workspace: WorkspaceOpt = None,
+) -> None:
     """Show a run: its model, progress and score, and draw its loss curve (RUN/loss.png).
 
     Example:
@@ -111,13 +128,19 @@ def runs_show(run: Annotated[str | None, typer.Argument(metavar="[RUN]", help="R
     if as_json:
         result(json.dumps(info, indent=2))
         return
-    epochs = "-" if summary.epochs_done is None else f"{summary.epochs_done}" + (f" of {summary.epochs_planned}" if summary.epochs_planned else "")
+    epochs = (
+        "-"
+        if summary.epochs_done is None
+        else f"{summary.epochs_done}" + (f" of {summary.epochs_planned}" if summary.epochs_planned else "")
+    )
     lines = [
         f"run          {summary.name}" + ("  (current)" if summary.current else ""),
         f"folder       {path}",
         f"model        {summary.model}" if not summary.problem else f"checkpoint   {summary.problem}",
         f"epochs       {epochs}" + (", finished" if summary.finished else ""),
-        f"score_fd     {summary.score:.3f} (lower is better)" if summary.score is not None else "score_fd     - (latentctl score RUN measures it)",
+        f"score_fd     {summary.score:.3f} (lower is better)"
+        if summary.score is not None
+        else "score_fd     - (latentctl score RUN measures it)",
         f"loss curve   {info['loss_curve'] or '- (no metrics yet)'}",
     ]
     result("\n".join(lines))

@@ -9,11 +9,11 @@ from typing import Annotated
 import typer
 
 from latentctl.cli.common import (
-    EmaOpt,
     PANEL_OUTPUT,
     DeviceOpt,
-    PrecisionOpt,
+    EmaOpt,
     ForceOpt,
+    PrecisionOpt,
     RunModelArg,
     TileSizeOpt,
     WorkspaceOpt,
@@ -29,31 +29,98 @@ P_WHICH = "Which samples"
 
 OutOpt = Annotated[
     Path | None,
-    typer.Option("--out", "-o", metavar="DIR", help="Output folder \\[default: a new numbered folder in the workspace's outputs/].", rich_help_panel=PANEL_OUTPUT, show_default=False),
+    typer.Option(
+        "--out",
+        "-o",
+        metavar="DIR",
+        help="Output folder \\[default: a new numbered folder in the workspace's outputs/].",
+        rich_help_panel=PANEL_OUTPUT,
+        show_default=False,
+    ),
 ]
 
 
 @handles_errors
 def sample(
     model: RunModelArg = None,
-    n: Annotated[int | None, typer.Option("-n", "--count", min=1, help="How many samples; alone it means seeds 0..N-1.", rich_help_panel=P_WHICH, show_default=False)] = None,
+    n: Annotated[
+        int | None,
+        typer.Option(
+            "-n",
+            "--count",
+            min=1,
+            help="How many samples; alone it means seeds 0..N-1.",
+            rich_help_panel=P_WHICH,
+            show_default=False,
+        ),
+    ] = None,
     seeds: Annotated[
         str | None,
-        typer.Option("--seeds", metavar="LIST", help="Seeds such as '0-8,42' (an open range '500-' takes -n seeds). Each seed always gives the same latent.", rich_help_panel=P_WHICH, show_default=False),
+        typer.Option(
+            "--seeds",
+            metavar="LIST",
+            help="Seeds such as '0-8,42' (an open range '500-' takes -n seeds). Each seed always gives the same latent.",
+            rich_help_panel=P_WHICH,
+            show_default=False,
+        ),
     ] = None,
     truncation: Annotated[
-        float, typer.Option("--truncation", "--psi", min=0.0, metavar="PSI", help="Scale latents by PSI (<1 trades variety for typical-looking samples).", rich_help_panel=P_WHICH)
+        float,
+        typer.Option(
+            "--truncation",
+            "--psi",
+            min=0.0,
+            metavar="PSI",
+            help="Scale latents by PSI (<1 trades variety for typical-looking samples).",
+            rich_help_panel=P_WHICH,
+        ),
     ] = 1.0,
     out: OutOpt = None,
-    save: Annotated[str | None, typer.Option("--save", metavar="NAME", help="Also save the latents to the latent store under NAME.", rich_help_panel=PANEL_OUTPUT, show_default=False)] = None,
-    labels: Annotated[bool, typer.Option("--labels/--no-labels", help="Write each tile's seed on the grid.", rich_help_panel=PANEL_OUTPUT)] = True,
-    grid: Annotated[bool, typer.Option("--grid/--no-grid", help="Write grid.png.", rich_help_panel=PANEL_OUTPUT)] = True,
-    images: Annotated[bool, typer.Option("--images/--no-images", help="Write one PNG per sample (seed0042.png).", rich_help_panel=PANEL_OUTPUT)] = True,
-    grid_max: Annotated[int, typer.Option(min=1, help="At most this many tiles in grid.png (the first samples).", rich_help_panel=PANEL_OUTPUT)] = 400,
-    cols: Annotated[int | None, typer.Option(min=1, help="Grid columns \\[default: square].", rich_help_panel=PANEL_OUTPUT, show_default=False)] = None,
+    save: Annotated[
+        str | None,
+        typer.Option(
+            "--save",
+            metavar="NAME",
+            help="Also save the latents to the latent store under NAME.",
+            rich_help_panel=PANEL_OUTPUT,
+            show_default=False,
+        ),
+    ] = None,
+    labels: Annotated[
+        bool,
+        typer.Option("--labels/--no-labels", help="Write each tile's seed on the grid.", rich_help_panel=PANEL_OUTPUT),
+    ] = True,
+    grid: Annotated[
+        bool, typer.Option("--grid/--no-grid", help="Write grid.png.", rich_help_panel=PANEL_OUTPUT)
+    ] = True,
+    images: Annotated[
+        bool,
+        typer.Option(
+            "--images/--no-images", help="Write one PNG per sample (seed0042.png).", rich_help_panel=PANEL_OUTPUT
+        ),
+    ] = True,
+    grid_max: Annotated[
+        int,
+        typer.Option(
+            min=1, help="At most this many tiles in grid.png (the first samples).", rich_help_panel=PANEL_OUTPUT
+        ),
+    ] = 400,
+    cols: Annotated[
+        int | None,
+        typer.Option(min=1, help="Grid columns \\[default: square].", rich_help_panel=PANEL_OUTPUT, show_default=False),
+    ] = None,
     tile_size: TileSizeOpt = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print what was written as JSON on stdout: folder, grid, images, seeds, latents file, store entry.", rich_help_panel=PANEL_OUTPUT)] = False,
-    batch_size: Annotated[int, typer.Option(min=1, help="Samples generated at once (bounds memory).", rich_help_panel="Device and speed")] = 64,
+    as_json: Annotated[
+        bool,
+        typer.Option(
+            "--json",
+            help="Print what was written as JSON on stdout: folder, grid, images, seeds, latents file, store entry.",
+            rich_help_panel=PANEL_OUTPUT,
+        ),
+    ] = False,
+    batch_size: Annotated[
+        int, typer.Option(min=1, help="Samples generated at once (bounds memory).", rich_help_panel="Device and speed")
+    ] = 64,
     force: ForceOpt = False,
     device: DeviceOpt = "auto",
     precision: PrecisionOpt = "auto",
@@ -77,13 +144,15 @@ def sample(
     from latentctl.cli.latent_cmds import check_save
     from latentctl.grid import check_tile_size
     from latentctl.parse import MAX_BATCH_SIZE, MAX_GRID_TILES, check_count, check_float
-    from latentctl.session import open_model, output_dir, render, save_latents
     from latentctl.seeds import latents_from_seeds, resolve_seeds
+    from latentctl.session import open_model, output_dir, render, save_latents
 
     # Everything the user typed is checked before the model loads: nothing renders in vain.
     seed_list = resolve_seeds(n, seeds)
     check_float(truncation, "--truncation", minimum=0.0)
-    check_count(grid_max, "--grid-max", MAX_GRID_TILES, "the grid holds its tiles in memory; every sample still gets its PNG")
+    check_count(
+        grid_max, "--grid-max", MAX_GRID_TILES, "the grid holds its tiles in memory; every sample still gets its PNG"
+    )
     check_count(cols, "--cols", MAX_GRID_TILES, "a wider grid would be mostly empty")
     check_count(batch_size, "--batch-size", MAX_BATCH_SIZE, "larger batches only use more memory")
     check_tile_size(tile_size)
@@ -92,10 +161,17 @@ def sample(
     z = latents_from_seeds(seed_list, session.info.model.latent_dim) * np.float32(truncation)
     out_dir = output_dir(session.ws, out, "sample", force)
     written = render(
-        session, z, out_dir,
+        session,
+        z,
+        out_dir,
         names=[f"seed{s:04d}" for s in seed_list] if images else None,
         labels=[str(s) for s in seed_list] if labels else None,
-        grid=grid, grid_max=grid_max, cols=cols, batch_size=batch_size, force=force, tile_size=tile_size,
+        grid=grid,
+        grid_max=grid_max,
+        cols=cols,
+        batch_size=batch_size,
+        force=force,
+        tile_size=tile_size,
     )
     entry = session.entry(z, seeds=seed_list, meta={"command": "sample", "truncation": truncation})
     latents_file = save_latents(out_dir / "latents.npz", entry, force=force)
@@ -103,14 +179,29 @@ def sample(
     if save:
         stored = session.store.save(save, entry, force=force)
         note(f"saved {len(seed_list)} latents to the store as '{save}' ({stored})")
-    note(f"{len(seed_list)} samples in {out_dir}" + (f" (grid shows the first {grid_max})" if len(seed_list) > grid_max and grid else "") + f"; {peak_memory()}")
+    note(
+        f"{len(seed_list)} samples in {out_dir}"
+        + (f" (grid shows the first {grid_max})" if len(seed_list) > grid_max and grid else "")
+        + f"; {peak_memory()}"
+    )
     if as_json:
-        result(json.dumps({
-            "folder": str(out_dir), "grid": str(written) if written else None,
-            "images": [str(out_dir / f"seed{s:04d}.png") for s in seed_list] if images else [],
-            "seeds": seed_list, "latents": str(latents_file), "store_entry": save, "store_path": str(stored) if stored else None,
-            "model": str(session.path), "model_id": session.info.model_id, "truncation": truncation,
-        }, indent=2))
+        result(
+            json.dumps(
+                {
+                    "folder": str(out_dir),
+                    "grid": str(written) if written else None,
+                    "images": [str(out_dir / f"seed{s:04d}.png") for s in seed_list] if images else [],
+                    "seeds": seed_list,
+                    "latents": str(latents_file),
+                    "store_entry": save,
+                    "store_path": str(stored) if stored else None,
+                    "model": str(session.path),
+                    "model_id": session.info.model_id,
+                    "truncation": truncation,
+                },
+                indent=2,
+            )
+        )
         return
     result(str(written or out_dir))
 
@@ -182,7 +273,12 @@ def _maybe_json(text: str):
 @handles_errors
 def export(
     model: RunModelArg = None,
-    out: Annotated[Path, typer.Option("--out", "-o", metavar="FILE", help="Where to write the generator-only checkpoint (.safetensors).")] = Path("generator.safetensors"),
+    out: Annotated[
+        Path,
+        typer.Option(
+            "--out", "-o", metavar="FILE", help="Where to write the generator-only checkpoint (.safetensors)."
+        ),
+    ] = Path("generator.safetensors"),
     force: ForceOpt = False,
     workspace: WorkspaceOpt = None,
 ) -> None:
@@ -203,8 +299,14 @@ def export(
     loaded = checkpoint.load(src)
     st = shareable_state(loaded.info.state)
     # an autoencoder keeps its encoder, which `encode` needs; a GAN's discriminator is dropped
-    checkpoint.save(out, generator=loaded.generator, partner=loaded.encoder, model_config=loaded.info.model,
-                    run_id=loaded.info.run_id, state=st)
+    checkpoint.save(
+        out,
+        generator=loaded.generator,
+        partner=loaded.encoder,
+        model_config=loaded.info.model,
+        run_id=loaded.info.run_id,
+        state=st,
+    )
     note(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB) from {src}")
     result(str(out))
 

@@ -20,22 +20,47 @@ def score(
     model: ModelArg = None,
     images: Annotated[
         Path | None,
-        typer.Option("--images", metavar="DIR", help="Real images to compare with \\[default: the folder the run trained on].", rich_help_panel=P_SCORE, show_default=False),
+        typer.Option(
+            "--images",
+            metavar="DIR",
+            help="Real images to compare with \\[default: the folder the run trained on].",
+            rich_help_panel=P_SCORE,
+            show_default=False,
+        ),
     ] = None,
     n: Annotated[
         int | None,
-        typer.Option("-n", "--count", help="Generated samples (seeds 0..N-1) \\[default: 2000, or the number of real images if fewer].", rich_help_panel=P_SCORE, show_default=False),
+        typer.Option(
+            "-n",
+            "--count",
+            help="Generated samples (seeds 0..N-1) \\[default: 2000, or the number of real images if fewer].",
+            rich_help_panel=P_SCORE,
+            show_default=False,
+        ),
     ] = None,
     features: Annotated[
         str,
-        typer.Option("--features", metavar="builtin|inception", help="Feature space: builtin (offline, fixed random conv net at 64 px) or inception (needs --inception-weights).", rich_help_panel=P_SCORE),
+        typer.Option(
+            "--features",
+            metavar="builtin|inception",
+            help="Feature space: builtin (offline, fixed random conv net at 64 px) or inception (needs --inception-weights).",
+            rich_help_panel=P_SCORE,
+        ),
     ] = "builtin",
     inception_weights: Annotated[
         Path | None,
-        typer.Option("--inception-weights", metavar="FILE", help="pt_inception-2015-12-05 converted to .safetensors (see docs/quality.md).", rich_help_panel=P_SCORE, show_default=False),
+        typer.Option(
+            "--inception-weights",
+            metavar="FILE",
+            help="pt_inception-2015-12-05 converted to .safetensors (see docs/quality.md).",
+            rich_help_panel=P_SCORE,
+            show_default=False,
+        ),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the numbers as JSON.")] = False,
-    batch_size: Annotated[int, typer.Option(help="Samples generated at once (bounds memory).", rich_help_panel="Device and speed")] = 64,
+    batch_size: Annotated[
+        int, typer.Option(help="Samples generated at once (bounds memory).", rich_help_panel="Device and speed")
+    ] = 64,
     device: DeviceOpt = "auto",
     precision: PrecisionOpt = "auto",
     workspace: WorkspaceOpt = None,
@@ -52,7 +77,8 @@ def score(
     """
     import time
 
-    from latentctl import checkpoint, score as sc
+    from latentctl import checkpoint
+    from latentctl import score as sc
     from latentctl.data import prepare_dataset
     from latentctl.images import find_images
     from latentctl.parse import MAX_BATCH_SIZE, check_count
@@ -60,13 +86,17 @@ def score(
     from latentctl.workspace import Workspace
 
     # Everything typed is checked before any image is read or model loaded.
-    check_count(n, "-n", MAX_SEED_COUNT, "score a subset; 2,000 samples already pin FD down well", minimum=sc.MIN_IMAGES)
+    check_count(
+        n, "-n", MAX_SEED_COUNT, "score a subset; 2,000 samples already pin FD down well", minimum=sc.MIN_IMAGES
+    )
     check_count(batch_size, "--batch-size", MAX_BATCH_SIZE, "larger batches only use more memory")
     if features not in sc.FEATURE_KINDS:
         raise UsageError(f"--features {features!r}: choose builtin or inception")
     if features == "inception":
         if inception_weights is None:
-            raise UsageError("--features inception needs --inception-weights FILE (pt_inception-2015-12-05 as .safetensors; see docs/quality.md), or use --features builtin")
+            raise UsageError(
+                "--features inception needs --inception-weights FILE (pt_inception-2015-12-05 as .safetensors; see docs/quality.md), or use --features builtin"
+            )
         if not Path(inception_weights).expanduser().is_file():
             raise DataError(f"--inception-weights {inception_weights}: no such file")
         sc.feature_dim("inception")  # says plainly that this build has no Inception graph
@@ -95,7 +125,9 @@ def score(
     if max_images is not None:
         count = min(count, max_images)
     if count < 2 * sc.MIN_IMAGES:
-        raise DataError(f"{root} has {count} images; scoring needs at least {2 * sc.MIN_IMAGES} (two halves of {sc.MIN_IMAGES})")
+        raise DataError(
+            f"{root} has {count} images; scoring needs at least {2 * sc.MIN_IMAGES} (two halves of {sc.MIN_IMAGES})"
+        )
     n = n if n is not None else min(DEFAULT_N, count)
     if images is not None and count > 2 * n:
         max_images = 2 * n  # the score uses at most n reference and n held-out images; decode no more

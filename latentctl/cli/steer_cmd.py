@@ -9,17 +9,17 @@ from typing import Annotated
 import typer
 
 from latentctl.cli.common import (
-    EmaOpt,
     P_LABELS,
     PANEL_OUTPUT,
-    err_console,
     DeviceOpt,
+    EmaOpt,
     ForceOpt,
     LabelsOpt,
     MaxImagesOpt,
     ModelArg,
     PatternOpt,
     WorkspaceOpt,
+    err_console,
     handles_errors,
     note,
     result,
@@ -36,8 +36,14 @@ SeedOpt = Annotated[int, typer.Option("--seed", help="Seed of the sampled latent
 def _progress(label: str):
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
-    return Progress(TextColumn(label), BarColumn(), TextColumn("{task.fields[info]}"), TimeRemainingColumn(),
-                    console=err_console, transient=True)
+    return Progress(
+        TextColumn(label),
+        BarColumn(),
+        TextColumn("{task.fields[info]}"),
+        TimeRemainingColumn(),
+        console=err_console,
+        transient=True,
+    )
 
 
 def resolve_classifier(spec: Path, ws) -> Path:
@@ -48,22 +54,59 @@ def resolve_classifier(spec: Path, ws) -> Path:
     named = ws.root / CLASSIFIERS / (path.name if path.suffix == ".safetensors" else path.name + ".safetensors")
     if named.is_file():
         return named
-    raise UsageError(f"no classifier {str(spec)!r} (neither a file nor in {ws.root / CLASSIFIERS}); train one with 'latentctl classifier train'")
+    raise UsageError(
+        f"no classifier {str(spec)!r} (neither a file nor in {ws.root / CLASSIFIERS}); train one with 'latentctl classifier train'"
+    )
 
 
 @handles_errors
 def steer(
     model: ModelArg = None,
-    edit: Annotated[str | None, typer.Option("--edit", metavar="zoom|shift-x|shift-y|rotate|brightness|color", help="Learn the walk that performs this image edit (GAN steerability).", show_default=False)] = None,
-    assessor: Annotated[Path | None, typer.Option("--assessor", metavar="CLF", help="Instead of --edit: learn the direction that raises this classifier's logit (GANalyze); a .safetensors file or a name from 'classifier train'.", show_default=False)] = None,
-    channel: Annotated[str, typer.Option("--channel", metavar="red|green|blue", help="--edit color: the channel to offset.")] = "red",
-    alpha_max: Annotated[float | None, typer.Option("--alpha-max", metavar="A", help="Strengths are sampled from -A..A in the edit's units \\[default: zoom 1 (log2), shift 0.25 (of the size), rotate 30 (degrees), brightness/color 0.5; assessor 2 (logits)].", show_default=False)] = None,
+    edit: Annotated[
+        str | None,
+        typer.Option(
+            "--edit",
+            metavar="zoom|shift-x|shift-y|rotate|brightness|color",
+            help="Learn the walk that performs this image edit (GAN steerability).",
+            show_default=False,
+        ),
+    ] = None,
+    assessor: Annotated[
+        Path | None,
+        typer.Option(
+            "--assessor",
+            metavar="CLF",
+            help="Instead of --edit: learn the direction that raises this classifier's logit (GANalyze); a .safetensors file or a name from 'classifier train'.",
+            show_default=False,
+        ),
+    ] = None,
+    channel: Annotated[
+        str, typer.Option("--channel", metavar="red|green|blue", help="--edit color: the channel to offset.")
+    ] = "red",
+    alpha_max: Annotated[
+        float | None,
+        typer.Option(
+            "--alpha-max",
+            metavar="A",
+            help="Strengths are sampled from -A..A in the edit's units \\[default: zoom 1 (log2), shift 0.25 (of the size), rotate 30 (degrees), brightness/color 0.5; assessor 2 (logits)].",
+            show_default=False,
+        ),
+    ] = None,
     steps: StepsOpt = 300,
     batch_size: Annotated[int, typer.Option("--batch-size", help="Latents per step.")] = 16,
     lr: Annotated[float, typer.Option("--lr", help="Adam's learning rate.")] = 0.05,
     seed: SeedOpt = 0,
     seeds: Annotated[str, typer.Option("--seeds", metavar="SEEDS", help="Latents shown in the sweep image.")] = "0-3",
-    save: Annotated[str | None, typer.Option("--save", metavar="NAME", help="Store name for the direction \\[default: steer-EDIT, or ganalyze-CLASSIFIER].", rich_help_panel=PANEL_OUTPUT, show_default=False)] = None,
+    save: Annotated[
+        str | None,
+        typer.Option(
+            "--save",
+            metavar="NAME",
+            help="Store name for the direction \\[default: steer-EDIT, or ganalyze-CLASSIFIER].",
+            rich_help_panel=PANEL_OUTPUT,
+            show_default=False,
+        ),
+    ] = None,
     out: OutOpt = None,
     force: ForceOpt = False,
     device: DeviceOpt = "auto",
@@ -89,7 +132,9 @@ def steer(
     from latentctl.session import open_model, output_dir, render, save_latents
 
     if (edit is None) == (assessor is None):
-        raise UsageError("give --edit EDIT (zoom, shift-x, shift-y, rotate, brightness, color) or --assessor CLASSIFIER, one of them")
+        raise UsageError(
+            "give --edit EDIT (zoom, shift-x, shift-y, rotate, brightness, color) or --assessor CLASSIFIER, one of them"
+        )
     if edit is not None:
         from latentctl.steer import check_edit
 
@@ -107,7 +152,9 @@ def steer(
     check_count(len(base_seeds), "--seeds", MAX_SHEET_SEEDS, "the sweep image shows a few latents")
     session = open_model(model, device, workspace, "fp32", warn=warn, ema=ema)
     clf_path = resolve_classifier(assessor, session.ws) if assessor is not None else None
-    name = session.store.normalize_name(save or (f"steer-{edit}" + (f"-{channel}" if edit == "color" else "") if edit else f"ganalyze-{clf_path.stem}"))
+    name = session.store.normalize_name(
+        save or (f"steer-{edit}" + (f"-{channel}" if edit == "color" else "") if edit else f"ganalyze-{clf_path.stem}")
+    )
     refuse_existing(session.store, [name], force)
     out_dir = output_dir(session.ws, out, "steer", force)
 
@@ -120,20 +167,48 @@ def steer(
         if edit is not None:
             from latentctl.steer import learn_walk
 
-            res = learn_walk(session.generator, edit, steps=steps, batch_size=batch_size, lr=lr, seed=seed,
-                             channel=channel, alpha_max=alpha_max, device=session.device, on_step=on_step)
-            direction, meta = res.direction, {"command": "steer", "method": "steerability", **res.meta,
-                                              "errors": [vars(e) for e in res.errors]}
+            res = learn_walk(
+                session.generator,
+                edit,
+                steps=steps,
+                batch_size=batch_size,
+                lr=lr,
+                seed=seed,
+                channel=channel,
+                alpha_max=alpha_max,
+                device=session.device,
+                on_step=on_step,
+            )
+            direction, meta = (
+                res.direction,
+                {"command": "steer", "method": "steerability", **res.meta, "errors": [vars(e) for e in res.errors]},
+            )
         else:
             from latentctl.assessor import learn_direction, load_classifier
 
             clf = load_classifier(clf_path, session.device)
-            res = learn_direction(session.generator, clf, steps=steps, batch_size=batch_size, lr=lr, seed=seed,
-                                  alpha_max=alpha_max if alpha_max is not None else 2.0, device=session.device,
-                                  on_step=on_step)
-            direction, meta = res.direction, {"command": "steer", "method": "ganalyze", "assessor": str(clf_path),
-                                              "assessor_training": clf.meta, **res.meta,
-                                              "curve": [vars(c) for c in res.curve]}
+            res = learn_direction(
+                session.generator,
+                clf,
+                steps=steps,
+                batch_size=batch_size,
+                lr=lr,
+                seed=seed,
+                alpha_max=alpha_max if alpha_max is not None else 2.0,
+                device=session.device,
+                on_step=on_step,
+            )
+            direction, meta = (
+                res.direction,
+                {
+                    "command": "steer",
+                    "method": "ganalyze",
+                    "assessor": str(clf_path),
+                    "assessor_training": clf.meta,
+                    **res.meta,
+                    "curve": [vars(c) for c in res.curve],
+                },
+            )
     entry = session.entry(direction[None], kind="direction", meta=meta)
     path = session.store.save(name, entry, force=force)
 
@@ -141,8 +216,17 @@ def steer(
     strengths = [float(s) for s in np.linspace(-amax, amax, 5)]
     base = latents_from_seeds(base_seeds, session.info.model.latent_dim)
     sweep = (base[:, None, :] + np.asarray(strengths, np.float32)[None, :, None] * direction).reshape(-1, base.shape[1])
-    grid = render(session, sweep, out_dir, names=None, labels=[f"{s:+g}" for _ in base_seeds for s in strengths],
-                  cols=len(strengths), force=force, grid_name="sweep.png", grid_max=len(sweep))
+    grid = render(
+        session,
+        sweep,
+        out_dir,
+        names=None,
+        labels=[f"{s:+g}" for _ in base_seeds for s in strengths],
+        cols=len(strengths),
+        force=force,
+        grid_name="sweep.png",
+        grid_max=len(sweep),
+    )
     save_latents(out_dir / "latents.npz", entry, force=force)
 
     if edit is not None:
@@ -163,27 +247,103 @@ def steer(
     result(str(grid))
 
 
-classifier_app = typer.Typer(help="Train the attribute classifier that `steer --assessor` follows.", no_args_is_help=True)
+classifier_app = typer.Typer(
+    help="Train the attribute classifier that `steer --assessor` follows.", no_args_is_help=True
+)
 
 
 @classifier_app.command("train")
 @handles_errors
 def classifier_train(
-    images: Annotated[Path | None, typer.Argument(metavar="DIR", help="A labelled image folder (labels.csv or UTKFace-style names).", show_default=False)] = None,
-    column: Annotated[str | None, typer.Option("--column", "-c", metavar="NAME", help="With DIR: the label to learn.", rich_help_panel=P_LABELS, show_default=False)] = None,
-    pos_if: Annotated[str | None, typer.Option("--pos-if", metavar="COND", help="With DIR: label values that count as positive: '==1', '>60', '20-30'.", rich_help_panel=P_LABELS, show_default=False)] = None,
-    neg_if: Annotated[str | None, typer.Option("--neg-if", metavar="COND", help="With DIR: negative values \\[default: every other labelled image].", rich_help_panel=P_LABELS, show_default=False)] = None,
+    images: Annotated[
+        Path | None,
+        typer.Argument(
+            metavar="DIR", help="A labelled image folder (labels.csv or UTKFace-style names).", show_default=False
+        ),
+    ] = None,
+    column: Annotated[
+        str | None,
+        typer.Option(
+            "--column",
+            "-c",
+            metavar="NAME",
+            help="With DIR: the label to learn.",
+            rich_help_panel=P_LABELS,
+            show_default=False,
+        ),
+    ] = None,
+    pos_if: Annotated[
+        str | None,
+        typer.Option(
+            "--pos-if",
+            metavar="COND",
+            help="With DIR: label values that count as positive: '==1', '>60', '20-30'.",
+            rich_help_panel=P_LABELS,
+            show_default=False,
+        ),
+    ] = None,
+    neg_if: Annotated[
+        str | None,
+        typer.Option(
+            "--neg-if",
+            metavar="COND",
+            help="With DIR: negative values \\[default: every other labelled image].",
+            rich_help_panel=P_LABELS,
+            show_default=False,
+        ),
+    ] = None,
     labels: LabelsOpt = None,
     name_pattern: PatternOpt = None,
     max_images: MaxImagesOpt = 5000,
-    pos: Annotated[list[str] | None, typer.Option("--pos", metavar="LATENTS", help="Instead of DIR: latents whose images show the attribute (rendered with --model); repeatable.", show_default=False)] = None,
-    neg: Annotated[list[str] | None, typer.Option("--neg", metavar="LATENTS", help="Latents whose images do not; repeatable.", show_default=False)] = None,
-    model: Annotated[Path | None, typer.Option("--model", "-m", metavar="MODEL", help="With --pos/--neg: the model that renders them \\[default: the current run].", show_default=False)] = None,
-    image_size: Annotated[int, typer.Option("--image-size", help="Size the classifier looks at; images of other sizes are resized.")] = 64,
+    pos: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--pos",
+            metavar="LATENTS",
+            help="Instead of DIR: latents whose images show the attribute (rendered with --model); repeatable.",
+            show_default=False,
+        ),
+    ] = None,
+    neg: Annotated[
+        list[str] | None,
+        typer.Option("--neg", metavar="LATENTS", help="Latents whose images do not; repeatable.", show_default=False),
+    ] = None,
+    model: Annotated[
+        Path | None,
+        typer.Option(
+            "--model",
+            "-m",
+            metavar="MODEL",
+            help="With --pos/--neg: the model that renders them \\[default: the current run].",
+            show_default=False,
+        ),
+    ] = None,
+    image_size: Annotated[
+        int, typer.Option("--image-size", help="Size the classifier looks at; images of other sizes are resized.")
+    ] = 64,
     epochs: Annotated[int, typer.Option("--epochs", help="Passes over the images.")] = 15,
     seed: SeedOpt = 0,
-    name: Annotated[str | None, typer.Option("--name", metavar="NAME", help="Saved as classifiers/NAME.safetensors in the workspace \\[default: the column or the --pos name].", rich_help_panel=PANEL_OUTPUT, show_default=False)] = None,
-    out: Annotated[Path | None, typer.Option("--out", "-o", metavar="FILE", help="Write the classifier here instead (.safetensors).", rich_help_panel=PANEL_OUTPUT, show_default=False)] = None,
+    name: Annotated[
+        str | None,
+        typer.Option(
+            "--name",
+            metavar="NAME",
+            help="Saved as classifiers/NAME.safetensors in the workspace \\[default: the column or the --pos name].",
+            rich_help_panel=PANEL_OUTPUT,
+            show_default=False,
+        ),
+    ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out",
+            "-o",
+            metavar="FILE",
+            help="Write the classifier here instead (.safetensors).",
+            rich_help_panel=PANEL_OUTPUT,
+            show_default=False,
+        ),
+    ] = None,
     force: ForceOpt = False,
     device: DeviceOpt = "auto",
     ema: EmaOpt = True,
@@ -204,9 +364,8 @@ def classifier_train(
     from latentctl.assessor import ClassifierConfig, save_classifier, train_classifier
     from latentctl.config import IMAGE_SIZES
     from latentctl.device import resolve_device
-    from latentctl.workspace import Workspace, slug
-
     from latentctl.parse import check_count
+    from latentctl.workspace import Workspace, slug
 
     check_count(epochs, "--epochs", 10_000, "a few tens of passes train the classifier")
     if image_size not in IMAGE_SIZES:
@@ -235,7 +394,9 @@ def classifier_train(
         default_name = column
     else:
         if not pos or not neg:
-            raise UsageError("give a labelled DIR with --column and --pos-if, or --pos and --neg latents rendered with the model")
+            raise UsageError(
+                "give a labelled DIR with --column and --pos-if, or --pos and --neg latents rendered with the model"
+            )
         from latentctl.generate import generate
         from latentctl.session import open_model
 
@@ -253,8 +414,14 @@ def classifier_train(
     with _progress("classifier") as bar:
         task = bar.add_task("train", total=epochs, info="")
         clf, report = train_classifier(
-            x, y, config=ClassifierConfig(image_size=image_size), epochs=epochs, seed=seed, device=resolve_device(device),
-            on_epoch=lambda done, total, loss: bar.update(task, completed=done, info=f"loss {loss:.3f}"))
+            x,
+            y,
+            config=ClassifierConfig(image_size=image_size),
+            epochs=epochs,
+            seed=seed,
+            device=resolve_device(device),
+            on_epoch=lambda done, total, loss: bar.update(task, completed=done, info=f"loss {loss:.3f}"),
+        )
     clf.meta = {**source, "epochs": epochs, "seed": seed, **vars(report)}
     path = save_classifier(target, clf, force=force)
     note(f"accuracy {report.train_accuracy:.1%} on the training images, {report.val_accuracy:.1%} on a held-out fifth")

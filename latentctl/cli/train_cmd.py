@@ -41,74 +41,281 @@ def train(
     ] = None,
     resume: Annotated[
         Path | None,
-        typer.Option("--resume", metavar="RUN", help="Continue the run in this folder from its last checkpoint.", rich_help_panel=P_DATA),
+        typer.Option(
+            "--resume",
+            metavar="RUN",
+            help="Continue the run in this folder from its last checkpoint.",
+            rich_help_panel=P_DATA,
+        ),
     ] = None,
     max_images: Annotated[
         int | None,
-        typer.Option(min=1, help="Train on a reproducible random subset of this many images (the seed used 15000).", rich_help_panel=P_DATA),
+        typer.Option(
+            min=1,
+            help="Train on a reproducible random subset of this many images (the seed used 15000).",
+            rich_help_panel=P_DATA,
+        ),
     ] = None,
     strict: Annotated[
-        bool, typer.Option("--strict", help="Fail on the first unusable image instead of skipping it.", rich_help_panel=P_DATA)
+        bool,
+        typer.Option(
+            "--strict", help="Fail on the first unusable image instead of skipping it.", rich_help_panel=P_DATA
+        ),
     ] = False,
     model: Annotated[
-        str | None, typer.Option("--model", metavar="gan|vae|ae", help="Model family: the seed's GAN, a variational or a plain autoencoder \\[default: gan].", rich_help_panel=P_MODEL)
+        str | None,
+        typer.Option(
+            "--model",
+            metavar="gan|vae|ae",
+            help="Model family: the seed's GAN, a variational or a plain autoencoder \\[default: gan].",
+            rich_help_panel=P_MODEL,
+        ),
     ] = None,
     image_size: Annotated[
-        int | None, typer.Option("--image-size", "-s", metavar="32|64|128|256", help="Image size in pixels \\[default: 128].", rich_help_panel=P_MODEL)
+        int | None,
+        typer.Option(
+            "--image-size",
+            "-s",
+            metavar="32|64|128|256",
+            help="Image size in pixels \\[default: 128].",
+            rich_help_panel=P_MODEL,
+        ),
     ] = None,
-    latent_dim: Annotated[int | None, typer.Option(min=1, max=4096, help="Latent dimension \\[default: 100].", rich_help_panel=P_MODEL)] = None,
-    width: Annotated[int | None, typer.Option(min=1, max=1024, help="Channels of every hidden layer \\[default: 128].", rich_help_panel=P_MODEL)] = None,
+    latent_dim: Annotated[
+        int | None, typer.Option(min=1, max=4096, help="Latent dimension \\[default: 100].", rich_help_panel=P_MODEL)
+    ] = None,
+    width: Annotated[
+        int | None,
+        typer.Option(min=1, max=1024, help="Channels of every hidden layer \\[default: 128].", rich_help_panel=P_MODEL),
+    ] = None,
     arch: Annotated[
         str | None,
-        typer.Option("--arch", metavar="seed|lite", help="seed: the blog post's DCGAN, exactly; lite: resize-conv G with pixel norm, spectral-norm D, hinge loss, adaptive augmentation and an EMA generator, for small folders on a CPU \\[default: seed].", rich_help_panel=P_MODEL),
+        typer.Option(
+            "--arch",
+            metavar="seed|lite",
+            help="seed: the blog post's DCGAN, exactly; lite: resize-conv G with pixel norm, spectral-norm D, hinge loss, adaptive augmentation and an EMA generator, for small folders on a CPU \\[default: seed].",
+            rich_help_panel=P_MODEL,
+        ),
     ] = None,
     channels: Annotated[
-        str, typer.Option("--channels", metavar="auto|1|3|4", help="Image channels: auto makes a grey model for a folder of grey pictures, else RGB; 4 keeps transparency.", rich_help_panel=P_MODEL)
+        str,
+        typer.Option(
+            "--channels",
+            metavar="auto|1|3|4",
+            help="Image channels: auto makes a grey model for a folder of grey pictures, else RGB; 4 keeps transparency.",
+            rich_help_panel=P_MODEL,
+        ),
     ] = "auto",
-    epochs: Annotated[int | None, typer.Option(min=1, help="Epochs to train; may be raised when resuming \\[default: 100].", rich_help_panel=P_TRAIN)] = None,
-    steps: Annotated[int | None, typer.Option("--steps", min=1, help="Budget in steps: stop after this many, even mid-epoch (with --epochs, whichever comes first).", rich_help_panel=P_TRAIN, show_default=False)] = None,
-    kimg: Annotated[float | None, typer.Option("--kimg", min=0.001, help="Budget in thousands of real images shown to the model (StyleGAN's unit); converted to --steps.", rich_help_panel=P_TRAIN, show_default=False)] = None,
+    epochs: Annotated[
+        int | None,
+        typer.Option(
+            min=1, help="Epochs to train; may be raised when resuming \\[default: 100].", rich_help_panel=P_TRAIN
+        ),
+    ] = None,
+    steps: Annotated[
+        int | None,
+        typer.Option(
+            "--steps",
+            min=1,
+            help="Budget in steps: stop after this many, even mid-epoch (with --epochs, whichever comes first).",
+            rich_help_panel=P_TRAIN,
+            show_default=False,
+        ),
+    ] = None,
+    kimg: Annotated[
+        float | None,
+        typer.Option(
+            "--kimg",
+            min=0.001,
+            help="Budget in thousands of real images shown to the model (StyleGAN's unit); converted to --steps.",
+            rich_help_panel=P_TRAIN,
+            show_default=False,
+        ),
+    ] = None,
     batch_size: Annotated[
         int | None,
-        typer.Option(min=2, help="Batch: D sees half real and half generated images, G the whole batch \\[default: 128].", rich_help_panel=P_TRAIN),
+        typer.Option(
+            min=2,
+            help="Batch: D sees half real and half generated images, G the whole batch \\[default: 128].",
+            rich_help_panel=P_TRAIN,
+        ),
     ] = None,
-    lr: Annotated[float | None, typer.Option(min=0.0, help="Adam learning rate \\[default: 0.0002 for a GAN (the seed), 0.001 for an AE or VAE].", rich_help_panel=P_TRAIN)] = None,
-    beta1: Annotated[float | None, typer.Option(min=0.0, max=1.0, help="Adam beta1 \\[default: 0.5].", rich_help_panel=P_TRAIN)] = None,
-    lr_d: Annotated[float | None, typer.Option("--lr-d", min=0.0, help="The discriminator's learning rate, when it should differ from --lr \\[default: --lr].", rich_help_panel=P_TRAIN, show_default=False)] = None,
-    loss: Annotated[str | None, typer.Option("--loss", metavar="bce|hinge", help="GAN loss \\[default: bce for seed, hinge for lite].", rich_help_panel=P_TRAIN, show_default=False)] = None,
-    augment: Annotated[str | None, typer.Option("--augment", metavar="off|ada|P", help="Augment what D sees (colour, translation, cutout), real and fake alike: ada adapts the probability to the data, P fixes it \\[default: off for seed, ada for lite].", rich_help_panel=P_TRAIN, show_default=False)] = None,
-    mirror: Annotated[bool | None, typer.Option("--mirror/--no-mirror", help="Flip half the real images left-right: for pictures whose sides mean the same (faces, not text) \\[default: off].", rich_help_panel=P_TRAIN, show_default=False)] = None,
-    ema: Annotated[bool | None, typer.Option("--ema/--no-ema", help="Keep an exponential moving average of the generator, which sample, interp, apply and explore then use \\[default: off for seed, on for lite].", rich_help_panel=P_TRAIN, show_default=False)] = None,
-    ema_kimg: Annotated[float | None, typer.Option("--ema-kimg", min=0.001, help="EMA half-life in thousands of images, ramped up early in a run \\[default: 10].", rich_help_panel=P_TRAIN, show_default=False)] = None,
-    r1_gamma: Annotated[float | None, typer.Option("--r1-gamma", min=0.0, help="R1 gradient penalty on real images, every 16 steps (0: off) \\[default: 0].", rich_help_panel=P_TRAIN, show_default=False)] = None,
-    seed: Annotated[int | None, typer.Option(min=0, help="Seed for weights, data order and latents \\[default: 0].", rich_help_panel=P_TRAIN)] = None,
-    kl_weight: Annotated[float | None, typer.Option(min=0.0, help="VAE: weight of the KL term against the summed squared error \\[default: 1.0].", rich_help_panel=P_TRAIN)] = None,
-    sample_every: Annotated[int | None, typer.Option(min=1, help="Epochs between progress grids \\[default: 1].", rich_help_panel=PANEL_OUTPUT)] = None,
-    checkpoint_every: Annotated[int | None, typer.Option(min=1, help="Epochs between checkpoints; one is also written at the end and on Ctrl-C \\[default: 5].", rich_help_panel=PANEL_OUTPUT)] = None,
-    snapshot_every: Annotated[int | None, typer.Option(min=1, help="Epochs between kept generator snapshots \\[default: 20].", rich_help_panel=PANEL_OUTPUT)] = None,
-    score_every: Annotated[int | None, typer.Option("--score-every", min=0, help="Epochs between quality scores (Fréchet distance beside the real-vs-real floor, `latentctl score`) recorded in metrics.jsonl; the best generator is kept as best.safetensors (0: never) \\[default: 0].", rich_help_panel=PANEL_OUTPUT, show_default=False)] = None,
-    name: Annotated[str | None, typer.Option(help="Name for the run folder \\[default: from DIR and size].", rich_help_panel=PANEL_OUTPUT)] = None,
+    lr: Annotated[
+        float | None,
+        typer.Option(
+            min=0.0,
+            help="Adam learning rate \\[default: 0.0002 for a GAN (the seed), 0.001 for an AE or VAE].",
+            rich_help_panel=P_TRAIN,
+        ),
+    ] = None,
+    beta1: Annotated[
+        float | None, typer.Option(min=0.0, max=1.0, help="Adam beta1 \\[default: 0.5].", rich_help_panel=P_TRAIN)
+    ] = None,
+    lr_d: Annotated[
+        float | None,
+        typer.Option(
+            "--lr-d",
+            min=0.0,
+            help="The discriminator's learning rate, when it should differ from --lr \\[default: --lr].",
+            rich_help_panel=P_TRAIN,
+            show_default=False,
+        ),
+    ] = None,
+    loss: Annotated[
+        str | None,
+        typer.Option(
+            "--loss",
+            metavar="bce|hinge",
+            help="GAN loss \\[default: bce for seed, hinge for lite].",
+            rich_help_panel=P_TRAIN,
+            show_default=False,
+        ),
+    ] = None,
+    augment: Annotated[
+        str | None,
+        typer.Option(
+            "--augment",
+            metavar="off|ada|P",
+            help="Augment what D sees (colour, translation, cutout), real and fake alike: ada adapts the probability to the data, P fixes it \\[default: off for seed, ada for lite].",
+            rich_help_panel=P_TRAIN,
+            show_default=False,
+        ),
+    ] = None,
+    mirror: Annotated[
+        bool | None,
+        typer.Option(
+            "--mirror/--no-mirror",
+            help="Flip half the real images left-right: for pictures whose sides mean the same (faces, not text) \\[default: off].",
+            rich_help_panel=P_TRAIN,
+            show_default=False,
+        ),
+    ] = None,
+    ema: Annotated[
+        bool | None,
+        typer.Option(
+            "--ema/--no-ema",
+            help="Keep an exponential moving average of the generator, which sample, interp, apply and explore then use \\[default: off for seed, on for lite].",
+            rich_help_panel=P_TRAIN,
+            show_default=False,
+        ),
+    ] = None,
+    ema_kimg: Annotated[
+        float | None,
+        typer.Option(
+            "--ema-kimg",
+            min=0.001,
+            help="EMA half-life in thousands of images, ramped up early in a run \\[default: 10].",
+            rich_help_panel=P_TRAIN,
+            show_default=False,
+        ),
+    ] = None,
+    r1_gamma: Annotated[
+        float | None,
+        typer.Option(
+            "--r1-gamma",
+            min=0.0,
+            help="R1 gradient penalty on real images, every 16 steps (0: off) \\[default: 0].",
+            rich_help_panel=P_TRAIN,
+            show_default=False,
+        ),
+    ] = None,
+    seed: Annotated[
+        int | None,
+        typer.Option(min=0, help="Seed for weights, data order and latents \\[default: 0].", rich_help_panel=P_TRAIN),
+    ] = None,
+    kl_weight: Annotated[
+        float | None,
+        typer.Option(
+            min=0.0,
+            help="VAE: weight of the KL term against the summed squared error \\[default: 1.0].",
+            rich_help_panel=P_TRAIN,
+        ),
+    ] = None,
+    sample_every: Annotated[
+        int | None,
+        typer.Option(min=1, help="Epochs between progress grids \\[default: 1].", rich_help_panel=PANEL_OUTPUT),
+    ] = None,
+    checkpoint_every: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="Epochs between checkpoints; one is also written at the end and on Ctrl-C \\[default: 5].",
+            rich_help_panel=PANEL_OUTPUT,
+        ),
+    ] = None,
+    snapshot_every: Annotated[
+        int | None,
+        typer.Option(
+            min=1, help="Epochs between kept generator snapshots \\[default: 20].", rich_help_panel=PANEL_OUTPUT
+        ),
+    ] = None,
+    score_every: Annotated[
+        int | None,
+        typer.Option(
+            "--score-every",
+            min=0,
+            help="Epochs between quality scores (Fréchet distance beside the real-vs-real floor, `latentctl score`) recorded in metrics.jsonl; the best generator is kept as best.safetensors (0: never) \\[default: 0].",
+            rich_help_panel=PANEL_OUTPUT,
+            show_default=False,
+        ),
+    ] = None,
+    name: Annotated[
+        str | None,
+        typer.Option(help="Name for the run folder \\[default: from DIR and size].", rich_help_panel=PANEL_OUTPUT),
+    ] = None,
     run_dir: Annotated[
         Path | None,
-        typer.Option("--run-dir", metavar="DIR", help="Write the run here instead of a new folder in the workspace (must be new or empty).", rich_help_panel=PANEL_OUTPUT),
+        typer.Option(
+            "--run-dir",
+            metavar="DIR",
+            help="Write the run here instead of a new folder in the workspace (must be new or empty).",
+            rich_help_panel=PANEL_OUTPUT,
+        ),
     ] = None,
     device: DeviceOpt = "auto",
     precision: PrecisionOpt = "auto",
     channels_last: Annotated[
         bool | None,
-        typer.Option("--channels-last/--no-channels-last", help="Channels-last memory layout \\[default: on for CPU and CUDA].", rich_help_panel=PANEL_DEVICE, show_default=False),
+        typer.Option(
+            "--channels-last/--no-channels-last",
+            help="Channels-last memory layout \\[default: on for CPU and CUDA].",
+            rich_help_panel=PANEL_DEVICE,
+            show_default=False,
+        ),
     ] = None,
     tune_allocator: Annotated[
-        bool, typer.Option("--tune-allocator/--no-tune-allocator", help="On Linux CPUs, keep large buffers between steps instead of re-mapping them (about 1.5-2x faster; more resident memory).", rich_help_panel=PANEL_DEVICE)
+        bool,
+        typer.Option(
+            "--tune-allocator/--no-tune-allocator",
+            help="On Linux CPUs, keep large buffers between steps instead of re-mapping them (about 1.5-2x faster; more resident memory).",
+            rich_help_panel=PANEL_DEVICE,
+        ),
     ] = True,
     threads: Annotated[
-        int | None, typer.Option("--threads", min=0, help="CPU threads for this process (0: every available core). The choice is printed in the run's header \\[default: 0].", rich_help_panel=PANEL_DEVICE, show_default=False)
+        int | None,
+        typer.Option(
+            "--threads",
+            min=0,
+            help="CPU threads for this process (0: every available core). The choice is printed in the run's header \\[default: 0].",
+            rich_help_panel=PANEL_DEVICE,
+            show_default=False,
+        ),
     ] = None,
     tensorboard: Annotated[
-        bool, typer.Option("--tensorboard", help="Also write TensorBoard event files to RUN/tensorboard/ (needs: pip install 'latentctl[tensorboard]').", rich_help_panel=PANEL_OUTPUT)
+        bool,
+        typer.Option(
+            "--tensorboard",
+            help="Also write TensorBoard event files to RUN/tensorboard/ (needs: pip install 'latentctl[tensorboard]').",
+            rich_help_panel=PANEL_OUTPUT,
+        ),
     ] = False,
     devices: Annotated[
-        int, typer.Option(min=1, help="Data-parallel worker processes: one per GPU on CUDA, or CPU processes sharing the cores (gloo).", rich_help_panel=PANEL_DEVICE)
+        int,
+        typer.Option(
+            min=1,
+            help="Data-parallel worker processes: one per GPU on CUDA, or CPU processes sharing the cores (gloo).",
+            rich_help_panel=PANEL_DEVICE,
+        ),
     ] = 1,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the resolved configuration and exit.")] = False,
     workspace: WorkspaceOpt = None,
@@ -146,14 +353,37 @@ def train(
     if devices > 1:
         check_devices(devices, dev)
     if devices > 1 and r1_gamma:
-        raise UsageError("--r1-gamma is not supported with --devices yet (it needs a double backward through DDP); leave one out")
-    given_model = {"family": model, "arch": arch, "image_size": image_size, "latent_dim": latent_dim, "width": width,
-                   "channels": _channels(channels, data, resume)}
+        raise UsageError(
+            "--r1-gamma is not supported with --devices yet (it needs a double backward through DDP); leave one out"
+        )
+    given_model = {
+        "family": model,
+        "arch": arch,
+        "image_size": image_size,
+        "latent_dim": latent_dim,
+        "width": width,
+        "channels": _channels(channels, data, resume),
+    }
     given_train = {
-        "epochs": epochs, "batch_size": batch_size, "lr": lr, "beta1": beta1, "seed": seed, "kl_weight": kl_weight,
-        "max_images": max_images, "sample_every": sample_every, "checkpoint_every": checkpoint_every,
-        "snapshot_every": snapshot_every, "lr_d": lr_d, "loss": loss, "augment": augment, "mirror": mirror,
-        "ema": ema, "ema_kimg": ema_kimg, "r1_gamma": r1_gamma, "max_steps": steps, "score_every": score_every,
+        "epochs": epochs,
+        "batch_size": batch_size,
+        "lr": lr,
+        "beta1": beta1,
+        "seed": seed,
+        "kl_weight": kl_weight,
+        "max_images": max_images,
+        "sample_every": sample_every,
+        "checkpoint_every": checkpoint_every,
+        "snapshot_every": snapshot_every,
+        "lr_d": lr_d,
+        "loss": loss,
+        "augment": augment,
+        "mirror": mirror,
+        "ema": ema,
+        "ema_kimg": ema_kimg,
+        "r1_gamma": r1_gamma,
+        "max_steps": steps,
+        "score_every": score_every,
         "precision": resolve_precision(precision, dev),
         "channels_last": (dev.type in ("cpu", "cuda")) if channels_last is None else channels_last,
     }
@@ -206,14 +436,27 @@ def _dry_run(plan, ws, dev, strict: bool) -> None:
     total = per_epoch * plan.train.epochs
     if plan.train.max_steps is not None:
         total = min(total, plan.train.max_steps)
-    result(json.dumps({
-        "model": to_dict(plan.model), "train": to_dict(plan.train), "device": str(dev), "data": str(plan.data),
-        "images": len(dataset), "skipped": len(dataset.skipped), "steps_per_epoch": per_epoch, "total_steps": total,
-        "resume": plan.resuming,
-    }, indent=2))
+    result(
+        json.dumps(
+            {
+                "model": to_dict(plan.model),
+                "train": to_dict(plan.train),
+                "device": str(dev),
+                "data": str(plan.data),
+                "images": len(dataset),
+                "skipped": len(dataset.skipped),
+                "steps_per_epoch": per_epoch,
+                "total_steps": total,
+                "resume": plan.resuming,
+            },
+            indent=2,
+        )
+    )
 
 
-def _run(plan, ws, dev, devices: int, strict: bool, group=None, tensorboard: bool = False, threads: int | None = None) -> None:
+def _run(
+    plan, ws, dev, devices: int, strict: bool, group=None, tensorboard: bool = False, threads: int | None = None
+) -> None:
     """Everything `train` does after its options are settled: data, run folder, training, report.
     With ``group`` (torchrun) rank 0 alone writes files and speaks; every rank trains its share."""
     from latentctl import runs
@@ -234,7 +477,8 @@ def _run(plan, ws, dev, devices: int, strict: bool, group=None, tensorboard: boo
         f"{len(dataset)} images, {m.image_size}px, {m.channels} channel{'s' if m.channels > 1 else ''}, {m.arch} "
         f"architecture, {t.epochs} epochs of {len(dataset) // t.batch_size} steps"
         + (f" (budget {t.max_steps} steps)" if t.max_steps else "")
-        + f", device {dev}, {t.precision}" + (", channels-last" if t.channels_last else "")
+        + f", device {dev}, {t.precision}"
+        + (", channels-last" if t.channels_last else "")
     )
     tuner = None
     if dev.type == "cpu":
@@ -247,7 +491,10 @@ def _run(plan, ws, dev, devices: int, strict: bool, group=None, tensorboard: boo
         # float rounding, and so resume, exact).
         if threads is None and "OMP_NUM_THREADS" not in os.environ and group is None and devices == 1:
             tuner = perf_levers.ThreadTuner()
-            say(perf_levers.thread_choice() + "; the count follows measured step times (1 or all cores), --threads N fixes it")
+            say(
+                perf_levers.thread_choice()
+                + "; the count follows measured step times (1 or all cores), --threads N fixes it"
+            )
         else:
             say(perf_levers.thread_choice())
     tb = None
@@ -263,6 +510,7 @@ def _run(plan, ws, dev, devices: int, strict: bool, group=None, tensorboard: boo
             if group is not None:
                 say(f"training as {group.size} processes started by torchrun")
             with TrainingProgress(err_console) as progress:
+
                 def listen(event) -> None:
                     progress.update(event)
                     if tb is not None:
@@ -298,8 +546,15 @@ def _load_data(plan, ws, strict: bool, quiet: bool = False):
     from latentctl import runs
 
     with Progress(
-        TextColumn("decoding images"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-        console=err_console, transient=True, disable=quiet,
+        TextColumn("decoding images"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=err_console,
+        transient=True,
+        disable=quiet,
     ) as bar:
         task = bar.add_task("decode", total=None)
-        return runs.open_data(plan, ws, strict=strict, progress=lambda done, total: bar.update(task, completed=done, total=total))
+        return runs.open_data(
+            plan, ws, strict=strict, progress=lambda done, total: bar.update(task, completed=done, total=total)
+        )

@@ -225,24 +225,48 @@ class Explorer:
             "latent_dim": m.latent_dim,
             "family": getattr(m, "family", "gan"),
             "store": str(self.store.root),
-            "limits": {"tiles": MAX_TILES, "pile": MAX_PILE, "directions": MAX_DIRECTIONS, "scales": MAX_SCALES,
-                       "steps": MAX_STEPS, "weight": MAX_WEIGHT, "psi": MAX_PSI, "min_picks": MIN_PICKS},
+            "limits": {
+                "tiles": MAX_TILES,
+                "pile": MAX_PILE,
+                "directions": MAX_DIRECTIONS,
+                "scales": MAX_SCALES,
+                "steps": MAX_STEPS,
+                "weight": MAX_WEIGHT,
+                "psi": MAX_PSI,
+                "min_picks": MIN_PICKS,
+            },
         }
 
     def entries(self) -> dict:
         rows = []
         for e in self.store.list():
-            rows.append({"name": e.name, "kind": e.kind, "count": e.count, "latent_dim": e.latent_dim,
-                         "model_id": e.model_id, "created": e.created, "error": e.error,
-                         "usable": e.error is None and e.latent_dim == self.dim})
+            rows.append(
+                {
+                    "name": e.name,
+                    "kind": e.kind,
+                    "count": e.count,
+                    "latent_dim": e.latent_dim,
+                    "model_id": e.model_id,
+                    "created": e.created,
+                    "error": e.error,
+                    "usable": e.error is None and e.latent_dim == self.dim,
+                }
+            )
         return {"entries": rows}
 
     def entry(self, value: Any) -> dict:
         name, entry = self.load(value)
-        out = {"name": name, "kind": entry.kind, "count": entry.count, "latent_dim": entry.latent_dim,
-               "model_id": entry.model_id, "meta": entry.meta, "warning": self._warning(name, entry),
-               "seeds": None if entry.seeds is None else entry.seeds.tolist(),
-               "command": f"latentctl latents show {name}" + self._ws_opt()}
+        out = {
+            "name": name,
+            "kind": entry.kind,
+            "count": entry.count,
+            "latent_dim": entry.latent_dim,
+            "model_id": entry.model_id,
+            "meta": entry.meta,
+            "warning": self._warning(name, entry),
+            "seeds": None if entry.seeds is None else entry.seeds.tolist(),
+            "command": f"latentctl latents show {name}" + self._ws_opt(),
+        }
         if entry.kind == "points":
             rows = list(range(min(entry.count, MAX_PREVIEW)))
             out["preview"] = [{"row": r, "png": self.data_url(p)} for r, p in zip(rows, self.render(entry.z[rows]))]
@@ -292,9 +316,14 @@ class Explorer:
         req = _obj(req, "the request")
         pos, neg, psi, method = self._piles(req)
         out: dict[str, Any] = {
-            "n_pos": len(pos), "n_neg": len(neg),
-            "need_pos": max(MIN_PICKS - len(pos), 0), "need_neg": max(MIN_PICKS - len(neg), 0),
-            "loo_accuracy": None, "summary": None, "held_out": None, "warnings": [],
+            "n_pos": len(pos),
+            "n_neg": len(neg),
+            "need_pos": max(MIN_PICKS - len(pos), 0),
+            "need_neg": max(MIN_PICKS - len(neg), 0),
+            "loo_accuracy": None,
+            "summary": None,
+            "held_out": None,
+            "warnings": [],
         }
         if pos and neg:
             p, n = self.seed_latents(pos, psi), self.seed_latents(neg, psi)
@@ -322,8 +351,9 @@ class Explorer:
 
     def _pile_entry(self, seeds: list[int], psi: float) -> LatentEntry:
         # The same entry `sample --save` writes (its meta included), so the CLI treats both alike.
-        return self.session.entry(self.seed_latents(seeds, psi), seeds=seeds,
-                                  meta={"command": "sample", "truncation": psi, "via": "explore"})
+        return self.session.entry(
+            self.seed_latents(seeds, psi), seeds=seeds, meta={"command": "sample", "truncation": psi, "via": "explore"}
+        )
 
     def _pile_command(self, name: str, seeds: list[int], psi: float) -> str:
         psi_opt = "" if psi == 1.0 else f" --psi {_fmt(psi)}"
@@ -359,9 +389,19 @@ class Explorer:
         direction, report, loo = built.vector, built.report, built.held_out.accuracy
         ortho_names = [nm for nm, _ in others]
         entry = LatentEntry(
-            z=direction[None, :], kind="direction", model_id=self.session.info.model_id, run_id=self.session.info.run_id,
-            meta={"command": "attr-vector", "via": "explore", "pos": [pos_name], "neg": [neg_name],
-                  "orthogonal_to": ortho_names, "norm": float(np.linalg.norm(direction)), **built.meta},
+            z=direction[None, :],
+            kind="direction",
+            model_id=self.session.info.model_id,
+            run_id=self.session.info.run_id,
+            meta={
+                "command": "attr-vector",
+                "via": "explore",
+                "pos": [pos_name],
+                "neg": [neg_name],
+                "orthogonal_to": ortho_names,
+                "norm": float(np.linalg.norm(direction)),
+                **built.meta,
+            },
         )
         self._save(pos_name, pe, force)
         self._save(neg_name, ne, force)
@@ -371,17 +411,25 @@ class Explorer:
             self._pile_command(pos_name, pos, psi),
             self._pile_command(neg_name, neg, psi),
             f"latentctl attr-vector{self._opts} --pos {pos_name} --neg {neg_name} --method {method}{ortho_opt}"
-            + (" --unit" if unit else "") + f" --save {name}",
+            + (" --unit" if unit else "")
+            + f" --save {name}",
         ]
         gap = report.gap_in_std
         return {
-            "name": name, "path": str(path), "pos_name": pos_name, "neg_name": neg_name,
-            "report": report.summary(), "accuracy": report.accuracy,
-            "gap_in_std": None if math.isinf(gap) else gap, "loo_accuracy": loo,
-            "held_out": built.held_out.summary(), "warnings": list(built.held_out.warnings),
+            "name": name,
+            "path": str(path),
+            "pos_name": pos_name,
+            "neg_name": neg_name,
+            "report": report.summary(),
+            "accuracy": report.accuracy,
+            "gap_in_std": None if math.isinf(gap) else gap,
+            "loo_accuracy": loo,
+            "held_out": built.held_out.summary(),
+            "warnings": list(built.held_out.warnings),
             "scale": L.scale_text(built.meta, built.meta["length"]),
             "norm": float(np.linalg.norm(direction)),
-            "need_pos": max(MIN_PICKS - len(pos), 0), "need_neg": max(MIN_PICKS - len(neg), 0),
+            "need_pos": max(MIN_PICKS - len(pos), 0),
+            "need_neg": max(MIN_PICKS - len(neg), 0),
             "commands": commands,
         }
 
@@ -398,8 +446,10 @@ class Explorer:
                 return Base(z, f"seeds:{seed}", seed=seed)
             # No command takes a truncated seed directly; `sample --psi --save` stores it first.
             name = f"seed{seed}-psi{_fmt(psi)}"
-            prelude = (f"latentctl sample{self._sample_opts} --seeds {seed} --psi {_fmt(psi)} --save {name} "
-                       "--no-images --no-grid --force")
+            prelude = (
+                f"latentctl sample{self._sample_opts} --seeds {seed} --psi {_fmt(psi)} --save {name} "
+                "--no-images --no-grid --force"
+            )
             return Base(z, name, seed=seed, psi=psi, prelude=prelude)
         if "entry" not in b:
             raise RequestError("base must name a seed or a store entry")
@@ -458,20 +508,33 @@ class Explorer:
             # `interp` builds its path from the same concatenated rows and takes frame `index`.
             path = L.interpolate_path(np.concatenate([a.z, b.z]), steps, method)
             preludes = list(dict.fromkeys(p for p in (a.prelude, b.prelude) if p))
-            cmd = (f"latentctl interp {shlex.quote(a.spec)} {shlex.quote(b.spec)} --steps {steps} --method {method} "
-                   f"--precision fp32{self._opts}")
+            cmd = (
+                f"latentctl interp {shlex.quote(a.spec)} {shlex.quote(b.spec)} --steps {steps} --method {method} "
+                f"--precision fp32{self._opts}"
+            )
             return path[index : index + 1], " && ".join(preludes + [cmd]), f"frame{index:03d}.png", None, []
         base = self.base(req.get("base"), psi)
         dirs = self._directions(req.get("directions"))
         if not dirs:
             if base.seed is not None:
                 psi_opt = "" if psi == 1.0 else f" --psi {_fmt(psi)}"
-                return (base.z, f"latentctl sample{self._sample_opts} --seeds {base.seed}{psi_opt} --precision fp32",
-                        f"seed{base.seed:04d}.png", base, dirs)
+                return (
+                    base.z,
+                    f"latentctl sample{self._sample_opts} --seeds {base.seed}{psi_opt} --precision fp32",
+                    f"seed{base.seed:04d}.png",
+                    base,
+                    dirs,
+                )
             if not base.mean:
                 # interp pins both ends exactly, so a walk from a latent to itself renders it unchanged.
-                return (base.z, f"latentctl interp {shlex.quote(base.spec)} {shlex.quote(base.spec)} --steps 2 "
-                        f"--precision fp32{self._opts}", "frame000.png", base, dirs)
+                return (
+                    base.z,
+                    f"latentctl interp {shlex.quote(base.spec)} {shlex.quote(base.spec)} --steps 2 "
+                    f"--precision fp32{self._opts}",
+                    "frame000.png",
+                    base,
+                    dirs,
+                )
             return base.z, None, None, base, dirs  # `apply --mean` needs a direction to add
         z = L.strength_sweep(base.z, self._combined(self.dim, dirs), [1.0])[:, 0]
         return z, self._apply_command(base, dirs, None), _apply_image(base, 1.0), base, dirs
@@ -479,8 +542,13 @@ class Explorer:
     def steer(self, req: dict) -> dict:
         z, command, image, base, _ = self.view(req)
         warning = base.warning if base is not None else None
-        return {"png": self.data_url(self.render(z)[0]), "command": command, "image": image, "warning": warning,
-                "norm": float(np.linalg.norm(z))}
+        return {
+            "png": self.data_url(self.render(z)[0]),
+            "command": command,
+            "image": image,
+            "warning": warning,
+            "norm": float(np.linalg.norm(z)),
+        }
 
     def strip(self, req: dict) -> dict:
         """The view at several strengths of its combined directions: `apply --scales`."""
@@ -496,8 +564,12 @@ class Explorer:
         scales = [_float(s, "a scale", -MAX_WEIGHT, MAX_WEIGHT) for s in raw]
         grid = L.strength_sweep(base.z, self._combined(self.dim, dirs), scales)[0]
         pngs = self.render(grid)
-        return {"tiles": [{"scale": s, "png": self.data_url(p), "image": _apply_image(base, s)} for s, p in zip(scales, pngs)],
-                "command": self._apply_command(base, dirs, ",".join(_fmt(s) for s in scales))}
+        return {
+            "tiles": [
+                {"scale": s, "png": self.data_url(p), "image": _apply_image(base, s)} for s, p in zip(scales, pngs)
+            ],
+            "command": self._apply_command(base, dirs, ",".join(_fmt(s) for s in scales)),
+        }
 
     def save(self, req: dict) -> dict:
         """Save the latent of a view to the store."""
@@ -506,7 +578,10 @@ class Explorer:
         force = _bool(req.get("force", False), "force")
         z, command, _, base, dirs = self.view(req.get("view"))
         seeds = [base.seed] if base is not None and base.seed is not None and not dirs else None
-        entry = self.session.entry(z, seeds=seeds, meta={"command": "explore", "reproduce": command,
-                                                         "add": [f"{n}={_fmt(w)}" for n, w, _ in dirs]})
+        entry = self.session.entry(
+            z,
+            seeds=seeds,
+            meta={"command": "explore", "reproduce": command, "add": [f"{n}={_fmt(w)}" for n, w, _ in dirs]},
+        )
         path = self._save(name, entry, force)
         return {"name": name, "path": str(path), "command": f"latentctl latents show {name}{self._ws_opt()}"}

@@ -98,7 +98,9 @@ class TokenAndSize:
             qs = parse_qs(scope.get("query_string", b"").decode("latin-1"))
             given = (qs.get("token") or [""])[0].encode("latin-1", "replace")
         if not hmac.compare_digest(given, self.token):
-            return await _error("missing or wrong token: open the URL latentctl explore printed", 403)(scope, receive, send)
+            return await _error("missing or wrong token: open the URL latentctl explore printed", 403)(
+                scope, receive, send
+            )
         length = headers.get("content-length")
         try:
             too_big = length is not None and int(length) > self.max_body
@@ -155,8 +157,11 @@ def create_app(explorer: Explorer, token: str) -> Any:
         html = (static / "index.html").read_text(encoding="utf-8")
         # The token goes into the page only as the value the page already came with.
         html = html.replace("{{TOKEN}}", token)
-        return Response(html, media_type="text/html", headers={"Content-Security-Policy": CSP, "Cache-Control": "no-store",
-                                                                "Referrer-Policy": "no-referrer"})
+        return Response(
+            html,
+            media_type="text/html",
+            headers={"Content-Security-Policy": CSP, "Cache-Control": "no-store", "Referrer-Policy": "no-referrer"},
+        )
 
     async def static_file(request: Request) -> Response:
         name = request.path_params["name"]
@@ -204,7 +209,9 @@ def bind(host: str, port: int) -> Any:
         sock.bind((host, port))
     except OSError as e:
         sock.close()
-        raise UsageError(f"cannot listen on {host}:{port} ({e.strerror or e}); pick another --port, or 0 for any free one") from None
+        raise UsageError(
+            f"cannot listen on {host}:{port} ({e.strerror or e}); pick another --port, or 0 for any free one"
+        ) from None
     sock.listen(128)
     sock.set_inheritable(True)
     return sock

@@ -24,6 +24,13 @@ def partner_prefix(config) -> str:
 
 
 __all__ = [
-    "Discriminator", "Encoder", "Generator", "LiteDiscriminator", "LiteGenerator",
-    "build_generator", "build_models", "count_parameters", "partner_prefix",
+    "Discriminator",
+    "Encoder",
+    "Generator",
+    "LiteDiscriminator",
+    "LiteGenerator",
+    "build_generator",
+    "build_models",
+    "count_parameters",
+    "partner_prefix",
 ]

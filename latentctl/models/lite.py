@@ -83,7 +83,10 @@ class LiteDiscriminator(nn.Module):
         super().__init__()
         self.config = config
         w = config.width
-        layers: list[nn.Module] = [spectral_norm(nn.Conv2d(config.channels, w, 3, padding=1)), nn.LeakyReLU(NEGATIVE_SLOPE)]
+        layers: list[nn.Module] = [
+            spectral_norm(nn.Conv2d(config.channels, w, 3, padding=1)),
+            nn.LeakyReLU(NEGATIVE_SLOPE),
+        ]
         for _ in range(config.stages):
             layers += [spectral_norm(nn.Conv2d(w, w, 4, stride=2, padding=1)), nn.LeakyReLU(NEGATIVE_SLOPE)]
         self.features = nn.Sequential(*layers)
