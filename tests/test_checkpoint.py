@@ -6,13 +6,15 @@ import sys
 
 import pytest
 import torch
+from conftest import tiny
 
 from latentctl import checkpoint
-from latentctl.config import ModelConfig, TrainConfig
+from latentctl.config import TrainConfig
 from latentctl.errors import CheckpointError
 from latentctl.models import build_models
 
-CFG = ModelConfig(image_size=32, width=8, latent_dim=8)
+# the tiny model at width 8: the messages below name this config's shapes (G.fc is [8 x 8 x 8, 8] = [512, 8])
+CFG = tiny(width=8)
 
 
 def _trained_pair():

@@ -5,6 +5,7 @@ import json
 
 import pytest
 import torch
+from conftest import run
 
 from latentctl.demo import DemoConfig, run_demo
 from latentctl.store import LatentStore
@@ -55,8 +56,6 @@ def test_gallery_shows_every_step_and_the_store_keeps_the_picks(demo):
 
 def test_the_demo_command_reuses_a_finished_run_and_names_a_bad_precision(demo, tmp_path):
     from pathlib import Path
-
-    from test_cli import run
 
     ws, report = demo
     res = run("demo", "--reuse", report.run_dir, "--workspace", ws.root, "--out", tmp_path / "g", "--images", "1024")

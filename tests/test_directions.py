@@ -4,7 +4,7 @@ tiny model trained once for the module."""
 import numpy as np
 import pytest
 import torch
-from test_cli import run
+from conftest import blob_images, model_flags, run, tiny, write_images
 
 from latentctl import checkpoint
 from latentctl import directions as D
@@ -13,7 +13,7 @@ from latentctl.store import read_entry
 
 # latent 100 as the seed's model: with only a few latent dimensions AᵀA is nearly isotropic and
 # SeFa has little to find.
-MODEL = ["--image-size", "32", "--width", "16", "--latent-dim", "100", "--batch-size", "16"]
+MODEL = model_flags(tiny(latent_dim=100))
 
 
 def _blob_centre_x(images: np.ndarray) -> np.ndarray:
@@ -25,19 +25,15 @@ def _blob_centre_x(images: np.ndarray) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def model(tmp_path_factory):
-    from conftest import blob_images, write_images
-    from typer.testing import CliRunner
-
-    from latentctl.cli.app import app
-
+    """The tiny model at latent 100, on 256 blobs labelled by the side their disc lies on (the
+    assessor's column), trained for 4 epochs in a workspace of its own."""
     root = tmp_path_factory.mktemp("dirs")
     images = blob_images(256)
     folder = write_images(root / "images", images)
     right = _blob_centre_x(images) > images.shape[2] / 2 - 0.5
     rows = [f"img_{i:04d}.png,{int(r)}" for i, r in enumerate(right)]
     (folder / "labels.csv").write_text("file,right\n" + "\n".join(rows) + "\n")
-    res = CliRunner().invoke(app, ["train", str(folder), *MODEL, "--epochs", "4", "--workspace", str(root / "ws")])
-    assert res.exit_code == 0, res.output
+    run("train", folder, *MODEL, "--epochs", "4", "--workspace", root / "ws")
     run_dir = root / "ws" / "runs" / "0001-images-32px"
     return run_dir, folder, checkpoint.load(run_dir).generator
 

@@ -8,18 +8,17 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import blob_images
+from conftest import TINY_MODEL, blob_dataset, image_dataset, tiny
 
 from latentctl import checkpoint
-from latentctl.config import ModelConfig, TrainConfig
-from latentctl.data import ImageDataset
+from latentctl.config import TrainConfig
 from latentctl.distributed import cpu_threads_per_process, train_parallel
 from latentctl.errors import DataError
 from latentctl.training import train
 
 # Dropout is off for the comparison: each rank draws masks for its own share of the batch, so
 # with dropout the two runs are equally valid but not comparable step by step.
-MODEL = ModelConfig(image_size=32, width=8, latent_dim=8, dropout=0.0)
+MODEL = tiny(dropout=0.0)
 CFG = TrainConfig(epochs=2, batch_size=16, checkpoint_every=1, sample_every=1, snapshot_every=100)
 # torchrun and --devices 2 run the same two processes: the same per-rank batch shapes and thread
 # counts pick the same kernels, and a 2-rank all-reduce (a + b) is exact whatever the order, so the
@@ -29,7 +28,7 @@ TOLERANCE = 1e-6
 
 @pytest.fixture(scope="module")
 def dataset():
-    return ImageDataset(Path("/synthetic"), blob_images(64), [f"{i}.png" for i in range(64)], "fp-ddp")
+    return blob_dataset(64)
 
 
 def _train_with_threads(threads: int, *args) -> Path:
@@ -106,7 +105,7 @@ def test_two_processes_average_gradients_like_one_process_with_the_same_global_b
 def test_a_rank_that_skips_the_gradient_average_is_caught(tmp_path, dataset):
     # The comparison above can fail: a single process on half the batch (what one rank would
     # hold without the all-reduce) is far outside the tolerance.
-    half = ImageDataset(Path("/synthetic"), dataset.images[:32], dataset.files[:32], "fp-ddp-half")
+    half = image_dataset(dataset.images[:32], "blobs64-first-half")
     cfg = TrainConfig(**{**FROZEN.__dict__, "batch_size": 8})
     full = _moments(
         checkpoint.load(train(tmp_path / "full", dataset, MODEL, FROZEN, torch.device("cpu")), training=True)
@@ -153,10 +152,8 @@ def _cli(args: list[str], env: dict, torchrun: bool = False) -> subprocess.Compl
     return subprocess.run([*launcher, "-m", "latentctl", *args], env=env, capture_output=True, text=True, timeout=600)
 
 
-def test_torchrun_launch_trains_like_devices_2_with_one_writer(tmp_path):
-    from conftest import TINY_MODEL, write_images
-
-    folder = write_images(tmp_path / "images", blob_images(64))
+def test_torchrun_launch_trains_like_devices_2_with_one_writer(tmp_path, image_folder):
+    folder = image_folder
     ws = tmp_path / "ws"
     env = {**os.environ, "LATENTCTL_HOME": str(ws)}
     common = ["train", str(folder), *TINY_MODEL, "--epochs", "2", "--precision", "fp32"]

@@ -14,15 +14,16 @@ import struct
 
 import pytest
 import torch
+from conftest import tiny
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from latentctl import checkpoint
-from latentctl.config import ModelConfig, TrainConfig
+from latentctl.config import TrainConfig
 from latentctl.errors import CheckpointError
 from latentctl.models import build_models
 
-CFG = ModelConfig(image_size=32, width=1, latent_dim=2)  # a 2 KB generator: every truncation is cheap
+CFG = tiny(width=1, latent_dim=2)  # a 2 KB generator: every truncation is cheap
 FUZZ = settings(
     max_examples=120,
     deadline=None,

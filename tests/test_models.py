@@ -1,5 +1,6 @@
 import pytest
 import torch
+from conftest import tiny
 
 from latentctl.config import IMAGE_SIZES, ModelConfig
 from latentctl.errors import UsageError
@@ -8,9 +9,9 @@ from latentctl.models import build_models, count_parameters
 
 @pytest.mark.parametrize("size", IMAGE_SIZES)
 def test_every_size_runs_forward_with_the_right_shapes(size):
-    cfg = ModelConfig(image_size=size, width=8, latent_dim=12)
+    cfg = tiny(image_size=size)
     G, D = build_models(cfg)
-    x = G(torch.randn(3, 12))
+    x = G(torch.randn(3, cfg.latent_dim))
     assert x.shape == (3, 3, size, size) and x.dtype == torch.float32
     assert torch.isfinite(x).all() and x.abs().max() <= 1
     logits = D(x)
@@ -26,8 +27,8 @@ def test_default_model_matches_the_seeds_parameter_counts():
 
 def test_channels_last_gives_the_same_images():
     torch.manual_seed(0)
-    G, D = build_models(ModelConfig(image_size=32, width=8))
-    z = torch.randn(2, 100)
+    G, D = build_models(tiny())
+    z = torch.randn(2, tiny().latent_dim)
     ref = G(z)
     G.to(memory_format=torch.channels_last)
     torch.testing.assert_close(G(z), ref, atol=1e-5, rtol=1e-4)

@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import TINY_MODEL, blob_images, write_images
+from conftest import TINY_MODEL
 
 from latentctl import checkpoint
 
@@ -95,8 +95,8 @@ def _weights(path: Path) -> dict:
 
 
 @pytest.mark.slow
-def test_two_nodes_train_like_one_node_of_two_processes_and_resume(tmp_path):
-    folder = write_images(tmp_path / "images", blob_images(64))
+def test_two_nodes_train_like_one_node_of_two_processes_and_resume(tmp_path, image_folder):
+    folder = image_folder
     homes = [tmp_path / "node0", tmp_path / "node1"]
     common = ["train", str(folder), *TINY_MODEL, *EPOCHS, "--name", "multi"]
 

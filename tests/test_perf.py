@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import TINY
 
 from latentctl import perf
 from latentctl.config import ModelConfig, TrainConfig
@@ -102,9 +103,9 @@ def test_plain_reference_step_trains_both_networks():
 
 def test_inplace_activations_keeps_training_and_sampling_results():
     torch.manual_seed(0)
-    a = GANTrainer(ModelConfig(image_size=32, width=16), TrainConfig(batch_size=8, channels_last=True), CPU)
+    a = GANTrainer(TINY, TrainConfig(batch_size=8, channels_last=True), CPU)
     torch.manual_seed(0)
-    b = GANTrainer(ModelConfig(image_size=32, width=16), TrainConfig(batch_size=8, channels_last=True), CPU)
+    b = GANTrainer(TINY, TrainConfig(batch_size=8, channels_last=True), CPU)
     assert perf.inplace_activations(b.G) > 0 and perf.inplace_activations(b.D) > 0
     assert perf.inplace_activations(b.G) == 0  # already switched
     real = torch.randint(0, 256, (4, 32, 32, 3), dtype=torch.uint8)
@@ -123,8 +124,8 @@ def test_prepare_for_sampling_keeps_the_images():
     from latentctl.seeds import latents_from_seeds
 
     torch.manual_seed(0)
-    G, _ = build_models(ModelConfig(image_size=32, width=16))
-    z = latents_from_seeds([1, 2, 3], 100)
+    G, _ = build_models(TINY)
+    z = latents_from_seeds([1, 2, 3], TINY.latent_dim)
     before = generate(G, z, device=CPU)
     perf.prepare_for_sampling(G, CPU)
     assert not G.training

@@ -5,11 +5,11 @@ import sys
 
 import numpy as np
 import pytest
+from conftest import TINY, TINY_BATCH
+from conftest import run as cli
 from PIL import Image
-from typer.testing import CliRunner
 
 import latentctl
-from latentctl.cli.app import app
 from latentctl.errors import UsageError
 from latentctl.events import CheckpointEvent
 
@@ -23,10 +23,10 @@ def test_train_run_then_open_model_matches_the_cli(image_folder, workspace):
     events = []
     run = latentctl.train_run(
         image_folder,
-        image_size=32,
-        width=16,
-        latent_dim=8,
-        batch_size=16,
+        image_size=TINY.image_size,
+        width=TINY.width,
+        latent_dim=TINY.latent_dim,
+        batch_size=TINY_BATCH,
         epochs=1,
         precision="fp32",
         on_event=events.append,
@@ -40,13 +40,12 @@ def test_train_run_then_open_model_matches_the_cli(image_folder, workspace):
     assert images.shape == (2, 32, 32, 3) and images.dtype == np.uint8
     assert np.array_equal(model.sample("3,5"), images)
 
-    res = CliRunner().invoke(app, ["sample", "--seeds", "5", "--precision", "fp32", "--out", str(workspace / "o")])
-    assert res.exit_code == 0, res.output
+    cli("sample", "--seeds", "5", "--precision", "fp32", "--out", workspace / "o")
     assert np.array_equal(np.asarray(Image.open(workspace / "o" / "seed0005.png")), images[1])
 
     model.store.save("picked", model.entry(model.latents("seeds:3,5").z, seeds=[3, 5]))
-    shown = CliRunner().invoke(app, ["latents", "show", "picked"])
-    assert shown.exit_code == 0 and "2" in shown.output
+    shown = cli("latents", "show", "picked")
+    assert "2" in shown.output
 
 
 def test_train_run_refuses_what_the_cli_refuses(image_folder):

@@ -6,35 +6,25 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import TINY_MODEL, blob_images
+from conftest import TINY, TINY_MODEL, blob_dataset, blob_images, run, tiny
 from PIL import Image
-from typer.testing import CliRunner
 
 from latentctl import checkpoint
 from latentctl.augment import AdaptiveP, augment, mirror
-from latentctl.cli.app import app
-from latentctl.config import ModelConfig, TrainConfig
-from latentctl.data import ImageDataset
+from latentctl.config import TrainConfig
 from latentctl.errors import TrainingInterrupted
 from latentctl.events import NoticeEvent, StepEvent
 from latentctl.health import HealthMonitor, diversity
 from latentctl.models import build_models
 from latentctl.training import train
 
-runner = CliRunner()
 CPU = torch.device("cpu")
-LITE = ModelConfig(arch="lite", image_size=32, width=16, latent_dim=8, dropout=0.0)
-
-
-def run(*args, code=0):
-    res = runner.invoke(app, [str(a) for a in args])
-    assert res.exit_code == code, f"exit {res.exit_code}, expected {code}\n{res.output}"
-    return res
+LITE = tiny(arch="lite", dropout=0.0)
 
 
 @pytest.fixture(scope="module")
 def blobs():
-    return ImageDataset(Path("/synthetic"), blob_images(64), [f"{i}.png" for i in range(64)], "fp-recipes")
+    return blob_dataset(64)
 
 
 def lite_cfg(**kw) -> TrainConfig:
@@ -58,10 +48,10 @@ def lite_cfg(**kw) -> TrainConfig:
 @pytest.mark.parametrize("size", [32, 64, 128, 256])
 @pytest.mark.parametrize("channels", [1, 3, 4])
 def test_lite_networks_map_latents_to_images_and_images_to_logits(size, channels):
-    cfg = ModelConfig(arch="lite", image_size=size, width=8, latent_dim=8, channels=channels)
+    cfg = tiny(arch="lite", image_size=size, channels=channels)
     G, D = build_models(cfg)
     with torch.no_grad():
-        x = G(torch.randn(4, 8))
+        x = G(torch.randn(4, cfg.latent_dim))
     assert x.shape == (4, channels, size, size) and float(x.abs().max()) <= 1
     assert D(x).shape == (4,)
     assert isinstance(G.fc, torch.nn.Linear)  # SeFa reads the first layer's weight
@@ -73,7 +63,7 @@ def test_a_lite_sample_does_not_depend_on_its_batch():
     # a batch statistic would move pixels by tenths. 1e-4 is far below one level of 8-bit output.
     G, _ = build_models(LITE)
     G.eval()
-    z = torch.randn(5, 8)
+    z = torch.randn(5, LITE.latent_dim)
     with torch.no_grad():
         assert torch.allclose(G(z)[2:3], G(z[2:3]), atol=1e-4)
 
@@ -127,7 +117,7 @@ def test_ada_raises_p_while_d_is_overconfident_and_lowers_it_otherwise():
     ],
 )
 def test_each_lever_trains_the_seed_model(tmp_path, blobs, lever):
-    model = ModelConfig(image_size=32, width=8, latent_dim=8)
+    model = TINY
     cfg = TrainConfig(epochs=1, batch_size=16, **lever)
     torch.manual_seed(0)
     before = build_models(model)[0].state_dict()
@@ -232,7 +222,7 @@ def test_health_flags_collapsed_samples():
 
 def test_a_run_built_to_fail_warns_that_d_wins(tmp_path, blobs):
     # D with a learning rate 250x G's on the seed model: it separates the two sets within steps.
-    model = ModelConfig(image_size=32, width=8, latent_dim=8, dropout=0.0)
+    model = tiny(dropout=0.0)
     notes = []
     cfg = TrainConfig(epochs=40, batch_size=16, lr=2e-4, lr_d=0.05, checkpoint_every=40, sample_every=40)
     train(

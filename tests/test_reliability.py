@@ -9,21 +9,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import TINY_MODEL, blob_images, write_images
+from conftest import TINY_MODEL, blob_images, run, write_images
 from PIL import Image
-from typer.testing import CliRunner
 
 from latentctl import checkpoint, fsutil
-from latentctl.cli.app import app
 
-runner = CliRunner()
 RUN = "0001-images-32px"
-
-
-def run(*args, code=0):
-    res = runner.invoke(app, [str(a) for a in args])
-    assert res.exit_code == code, f"exit {res.exit_code}, expected {code}\n{res.output}"
-    return res
 
 
 def one_error_line(res) -> str:

@@ -7,29 +7,19 @@ import json
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
+from conftest import TINY, run
 
-from latentctl.cli.app import app
 from latentctl.errors import UsageError
 from latentctl.runlist import find_run, list_runs
 from latentctl.workspace import Workspace
-
-runner = CliRunner()
-
-
-def run(*args, code=0):
-    res = runner.invoke(app, [str(a) for a in args])
-    assert res.exit_code == code, f"exit {res.exit_code}, expected {code}\n{res.output}"
-    return res
 
 
 def fake_run(ws: Path, name: str, *, epoch: int = 3, score: float | None = None) -> Path:
     """A run folder with a real (tiny) generator checkpoint and a metrics file."""
     from latentctl import checkpoint
-    from latentctl.config import ModelConfig
     from latentctl.models import build_generator
 
-    cfg = ModelConfig(image_size=32, latent_dim=8, width=16)
+    cfg = TINY
     path = ws / "runs" / name
     path.mkdir(parents=True)
     checkpoint.save(

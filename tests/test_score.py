@@ -7,22 +7,13 @@ import json
 
 import numpy as np
 import pytest
-from conftest import TINY_MODEL
+from conftest import TINY_MODEL, blob_images, run, write_images
 from PIL import Image, ImageFilter
-from typer.testing import CliRunner
 
 from latentctl import score as sc
-from latentctl.cli.app import app
 from latentctl.synthetic import synthetic_faces
 
-runner = CliRunner()
 EPS = np.finfo(np.float64).eps
-
-
-def run(*args, code=0):
-    res = runner.invoke(app, [str(a) for a in args])
-    assert res.exit_code == code, f"exit {res.exit_code}, expected {code}\n{res.output}"
-    return res
 
 
 # ---- Fréchet distance -----------------------------------------------------------------------------
@@ -154,16 +145,13 @@ def test_bad_inputs_are_clear_errors():
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    from conftest import blob_images, write_images
-
+    """A tiny run of the module's own: 48 images (the counts the score test reads), 1 epoch."""
     home = tmp_path_factory.mktemp("score_ws")
     folder = write_images(tmp_path_factory.mktemp("score_data") / "images", blob_images(48))
-    mp = pytest.MonkeyPatch()
-    mp.setenv("LATENTCTL_HOME", str(home))
-    try:
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("LATENTCTL_HOME", str(home))
+        mp.delenv("LATENTCTL_STORE", raising=False)
         run("train", folder, *TINY_MODEL, "--epochs", "1")
-    finally:
-        mp.undo()
     return home / "runs" / "0001-images-32px", folder
 
 

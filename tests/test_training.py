@@ -6,23 +6,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import blob_images
+from conftest import TINY, blob_dataset
 
 from latentctl import checkpoint
-from latentctl.config import ModelConfig, TrainConfig
-from latentctl.data import ImageDataset
+from latentctl.config import TrainConfig
 from latentctl.errors import DataError, NonFiniteLossError, TrainingInterrupted
 from latentctl.generate import generate
 from latentctl.seeds import latents_from_seeds
 from latentctl.training import GANTrainer, StepEvent, train
 
 CPU = torch.device("cpu")
-TINY = ModelConfig(image_size=32, width=16, latent_dim=16)
-
-
-def _dataset(n=128, seed=0):
-    imgs = blob_images(n, 32, seed)
-    return ImageDataset(Path("/synthetic"), imgs, [f"{i}.png" for i in range(n)], f"fp{n}-{seed}")
 
 
 def _cfg(**kw):
@@ -39,7 +32,7 @@ def _image_stats_distance(G, data):
 
 
 def test_training_moves_generated_images_toward_the_data(tmp_path):
-    ds = _dataset(256)
+    ds = blob_dataset(256)
     torch.manual_seed(0)
     untrained = GANTrainer(TINY, _cfg(), CPU).G
     before = _image_stats_distance(untrained, ds.images)
@@ -53,7 +46,7 @@ def test_training_moves_generated_images_toward_the_data(tmp_path):
 
 def test_run_folder_has_checkpoint_grids_and_metrics(tmp_path):
     events = []
-    path = train(tmp_path / "run", _dataset(64), TINY, _cfg(sample_every=1), CPU, on_event=events.append)
+    path = train(tmp_path / "run", blob_dataset(64), TINY, _cfg(sample_every=1), CPU, on_event=events.append)
     assert path == tmp_path / "run" / "checkpoint.safetensors"
     assert sorted(p.name for p in (tmp_path / "run" / "grids").iterdir()) == ["epoch-0001.png", "epoch-0002.png"]
     lines = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
@@ -62,7 +55,8 @@ def test_run_folder_has_checkpoint_grids_and_metrics(tmp_path):
     steps = [e for e in events if isinstance(e, StepEvent)]
     assert len(steps) == 4 and steps[-1].total_steps == 4
     info = checkpoint.read_header(path)
-    assert info.state["epoch"] == 2 and info.state["finished"] and info.state["data"]["fingerprint"] == "fp64-0"
+    assert info.state["epoch"] == 2 and info.state["finished"]
+    assert info.state["data"]["fingerprint"] == "blobs64-32px-seed0"
 
 
 def _weights(module):
@@ -70,7 +64,7 @@ def _weights(module):
 
 
 def test_interrupted_then_resumed_run_ends_with_identical_weights(tmp_path):
-    ds, cfg = _dataset(128), _cfg(epochs=3)
+    ds, cfg = blob_dataset(128), _cfg(epochs=3)
     reference = checkpoint.load(train(tmp_path / "ref", ds, TINY, cfg, CPU), training=True)
 
     def interrupt_at_step_6(event):
@@ -99,7 +93,7 @@ def test_interrupted_then_resumed_run_ends_with_identical_weights(tmp_path):
 
 
 def test_non_finite_loss_stops_without_checkpointing_it(tmp_path, monkeypatch):
-    ds, cfg = _dataset(64), _cfg(epochs=3)
+    ds, cfg = blob_dataset(64), _cfg(epochs=3)
     original = GANTrainer.step
     calls = {"n": 0}
 
@@ -117,11 +111,11 @@ def test_non_finite_loss_stops_without_checkpointing_it(tmp_path, monkeypatch):
 
 def test_fewer_images_than_a_batch_is_a_clear_error(tmp_path):
     with pytest.raises(DataError, match="fewer than one batch"):
-        train(tmp_path / "run", _dataset(16), TINY, _cfg(batch_size=64), CPU)
+        train(tmp_path / "run", blob_dataset(16), TINY, _cfg(batch_size=64), CPU)
 
 
 def test_same_seed_same_run(tmp_path):
-    ds, cfg = _dataset(64), _cfg(epochs=1)
+    ds, cfg = blob_dataset(64), _cfg(epochs=1)
     a = checkpoint.read_header(train(tmp_path / "a", ds, TINY, cfg, CPU)).model_id
     b = checkpoint.read_header(train(tmp_path / "b", ds, TINY, cfg, CPU)).model_id
     c = checkpoint.read_header(train(tmp_path / "c", ds, TINY, _cfg(epochs=1, seed=1), CPU)).model_id
