@@ -1,9 +1,10 @@
 """Shared test helpers: an isolated workspace per test, the one tiny model preset, the dataset
-factory and the CLI runner."""
+factory, the CLI runner, and one tiny trained run that the read-only tests of a session share."""
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 from pathlib import Path
 
 import numpy as np
@@ -111,3 +112,34 @@ def workspace(tmp_path_factory, monkeypatch) -> Path:
 def image_folder(tmp_path) -> Path:
     """64 blob images in a folder named images, the test's own."""
     return write_images(tmp_path / "images", blob_images(64))
+
+
+@pytest.fixture(scope="session")
+def tiny_images(tmp_path_factory) -> Path:
+    """The folder the shared tiny run was trained on: 64 blob images, like image_folder. Read-only."""
+    return write_images(tmp_path_factory.mktemp("tiny-images") / "images", blob_images(64))
+
+
+def _snapshot(folder: Path) -> dict[str, str]:
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest() for p in folder.rglob("*") if p.is_file()
+    }
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory, tiny_images) -> Path:
+    """The run folder of one tiny GAN (TINY_MODEL, tiny_images, 2 epochs), trained once per session
+    in a workspace of its own, for tests that only read it: sample, inspect, render, export.
+
+    Tests must not write into it: one that needs to (resume, an encoder stored beside the
+    checkpoint) trains its own run or copies the checkpoint. At the end of the session the folder
+    must be exactly as training left it."""
+    home = tmp_path_factory.mktemp("tiny-run-ws")
+    with pytest.MonkeyPatch.context() as mp:  # the per-test workspace does not exist yet
+        mp.setenv("LATENTCTL_HOME", str(home))
+        mp.delenv("LATENTCTL_STORE", raising=False)
+        run("train", tiny_images, *TINY_MODEL, "--epochs", "2")
+    folder = home / "runs" / "0001-images-32px"
+    before = _snapshot(folder)
+    yield folder
+    assert _snapshot(folder) == before, f"a test changed the shared run {folder}"

@@ -10,26 +10,26 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import TINY_MODEL
+from conftest import TINY_MODEL, run
 from PIL import Image
-from typer.testing import CliRunner
 
 from latentctl import __version__
-from latentctl.cli.app import app
-
-runner = CliRunner()
-
-
-def run(*args, code=0):
-    res = runner.invoke(app, [str(a) for a in args])
-    assert res.exit_code == code, f"exit {res.exit_code}, expected {code}\n{res.output}"
-    return res
+from latentctl.workspace import Workspace
 
 
 @pytest.fixture
 def trained(image_folder, workspace):
+    """A run of the test's own, in its workspace: for tests that resume it, change its data or
+    need `train` to have made it current. Tests that only read a run use tiny_run (conftest)."""
     run("train", image_folder, *TINY_MODEL, "--epochs", "2")
     return workspace / "runs" / "0001-images-32px"
+
+
+@pytest.fixture
+def current_tiny_run(tiny_run, workspace):
+    """The shared tiny run as the current run of the test's workspace, for a bare `sample`."""
+    Workspace(workspace).set_current(tiny_run)
+    return tiny_run
 
 
 def test_version():
@@ -59,7 +59,7 @@ def test_train_then_sample_with_no_arguments(trained, workspace):
         assert z["seeds"].tolist() == list(range(9)) and z["seeds"].dtype == np.int64
 
 
-def test_a_seed_gives_the_same_image_whatever_else_is_sampled(trained, tmp_path):
+def test_a_seed_gives_the_same_image_whatever_else_is_sampled(current_tiny_run, tmp_path):
     run("sample", "--seeds", "3-5", "--out", tmp_path / "a")
     run("sample", "--seeds", "40,4", "--out", tmp_path / "b", "--batch-size", "1")
     a = np.asarray(Image.open(tmp_path / "a" / "seed0004.png"))
@@ -67,14 +67,14 @@ def test_a_seed_gives_the_same_image_whatever_else_is_sampled(trained, tmp_path)
     np.testing.assert_array_equal(a, b)
 
 
-def test_truncation_zero_gives_one_image_for_every_seed(trained, tmp_path):
+def test_truncation_zero_gives_one_image_for_every_seed(current_tiny_run, tmp_path):
     run("sample", "--seeds", "1,2", "--psi", "0", "--out", tmp_path)
     np.testing.assert_array_equal(
         np.asarray(Image.open(tmp_path / "seed0001.png")), np.asarray(Image.open(tmp_path / "seed0002.png"))
     )
 
 
-def test_sample_never_overwrites_without_force(trained, tmp_path):
+def test_sample_never_overwrites_without_force(current_tiny_run, tmp_path):
     run("sample", "-n", "2", "--out", tmp_path)
     before = (tmp_path / "seed0000.png").read_bytes()
     res = run("sample", "-n", "2", "--out", tmp_path, code=2)
@@ -83,53 +83,53 @@ def test_sample_never_overwrites_without_force(trained, tmp_path):
     run("sample", "-n", "2", "--out", tmp_path, "--force")
 
 
-def test_sample_grid_can_go_without_labels_or_images(trained, tmp_path):
+def test_sample_grid_can_go_without_labels_or_images(current_tiny_run, tmp_path):
     run("sample", "-n", "4", "--no-images", "--no-labels", "--out", tmp_path / "o")
     assert sorted(p.name for p in (tmp_path / "o").iterdir()) == ["grid.png", "latents.npz"]
 
 
-def test_info_reads_the_header(trained):
-    res = run("info", trained)
+def test_info_reads_the_header(tiny_run):
+    res = run("info", tiny_run)
     assert "32px, 3 channels, latent 8, width 16" in res.output and "epoch 2" in res.output
-    meta = json.loads(run("info", trained, "--json").stdout)
+    meta = json.loads(run("info", tiny_run, "--json").stdout)
     assert meta["model_config"]["latent_dim"] == 8 and "rng" not in meta["training_state"]
 
 
-def test_export_writes_a_small_generator_checkpoint_that_samples(trained, tmp_path):
+def test_export_writes_a_small_generator_checkpoint_that_samples(tiny_run, tmp_path):
     out = tmp_path / "g.safetensors"
-    run("export", trained, "--out", out)
-    assert out.stat().st_size < (trained / "checkpoint.safetensors").stat().st_size / 2
+    run("export", tiny_run, "--out", out)
+    assert out.stat().st_size < (tiny_run / "checkpoint.safetensors").stat().st_size / 2
     run("sample", out, "--seeds", "4", "--out", tmp_path / "s")
     a = np.asarray(Image.open(tmp_path / "s" / "seed0004.png"))
-    run("sample", trained, "--seeds", "4", "--out", tmp_path / "t")
+    run("sample", tiny_run, "--seeds", "4", "--out", tmp_path / "t")
     np.testing.assert_array_equal(a, np.asarray(Image.open(tmp_path / "t" / "seed0004.png")))
-    run("export", trained, "--out", out, code=2)
+    run("export", tiny_run, "--out", out, code=2)
 
 
-def test_export_header_holds_no_absolute_path(trained, tmp_path, image_folder):
+def test_export_header_holds_no_absolute_path(tiny_run, tmp_path, tiny_images):
     out = tmp_path / "g.safetensors"
-    run("export", trained, "--out", out)
+    run("export", tiny_run, "--out", out)
     size = int.from_bytes(out.read_bytes()[:8], "little")
     header = out.read_bytes()[8 : 8 + size]
     # Nothing of where the tests ran (the data folder, the workspace, the run) is in the shared file...
     for secret in {
         str(tmp_path),
-        str(image_folder),
-        str(trained),
+        str(tiny_images),
+        str(tiny_run),
         str(Path(tmp_path).resolve()),
-        str(image_folder.resolve()),
+        str(tiny_images.resolve()),
     }:
         assert secret.encode() not in header, secret
         assert json.dumps(secret)[1:-1].encode() not in header  # nor JSON-escaped
     assert b"/tmp" not in header and str(Path.home()).encode() not in header
     # ...but the data folder's name and fingerprint still say what it was trained on.
     meta = json.loads(run("info", out, "--json").stdout)
-    assert meta["training_state"]["data"]["root"] == image_folder.name
+    assert meta["training_state"]["data"]["root"] == tiny_images.name
     assert meta["training_state"]["data"]["fingerprint"]
 
 
-def test_sample_grid_is_readable_and_json_lists_what_was_written(trained, tmp_path):
-    res = run("sample", trained, "--seeds", "3,5,8", "--out", tmp_path / "o", "--json")
+def test_sample_grid_is_readable_and_json_lists_what_was_written(tiny_run, tmp_path):
+    res = run("sample", tiny_run, "--seeds", "3,5,8", "--out", tmp_path / "o", "--json")
     written = json.loads(res.stdout)
     assert written["seeds"] == [3, 5, 8]
     assert written["images"] == [str(tmp_path / "o" / f"seed{s:04d}.png") for s in (3, 5, 8)]
@@ -143,24 +143,24 @@ def test_sample_grid_is_readable_and_json_lists_what_was_written(trained, tmp_pa
     tile = np.asarray(grid.convert("RGB"))[2 : 2 + 128, 2 : 2 + 128]
     seed3 = np.asarray(Image.open(written["images"][0]).convert("RGB"))
     np.testing.assert_array_equal(tile, seed3.repeat(4, 0).repeat(4, 1))  # crisp, nothing over it
-    small = run("sample", trained, "--seeds", "3,5,8", "--out", tmp_path / "p", "--tile-size", "0", "--no-labels")
+    small = run("sample", tiny_run, "--seeds", "3,5,8", "--out", tmp_path / "p", "--tile-size", "0", "--no-labels")
     assert Image.open(small.stdout.strip()).width < 3 * 40
-    assert "--tile-size 5000" in run("sample", trained, "-n", "1", "--tile-size", "5000", code=2).output
+    assert "--tile-size 5000" in run("sample", tiny_run, "-n", "1", "--tile-size", "5000", code=2).output
 
 
-def test_latents_of_another_model_are_refused_unless_allowed(trained):
+def test_latents_of_another_model_are_refused_unless_allowed(tiny_run):
     from latentctl.errors import UsageError
     from latentctl.session import open_model
     from latentctl.store import LatentEntry, LatentStore
 
-    s = open_model(trained, "cpu")
+    s = open_model(tiny_run, "cpu")
     LatentStore(s.ws.store).save(
         "foreign", LatentEntry(z=np.ones((1, 8), np.float32), model_id="0123456789abcdef", run_id="r0")
     )
     with pytest.raises(UsageError, match="different model .*pass --allow-other-model to use them anyway"):
         s.latents("foreign")
     warned = []
-    allowed = open_model(trained, "cpu", allow_other_model=True, warn=warned.append)
+    allowed = open_model(tiny_run, "cpu", allow_other_model=True, warn=warned.append)
     assert allowed.latents("foreign").count == 1 and "different model" in warned[0]
     # the same run's other checkpoints (training went on) only warn
     LatentStore(s.ws.store).save(
@@ -175,8 +175,8 @@ def test_resume_continues_to_more_epochs(trained):
     assert "epoch 3" in res.output
 
 
-def test_resume_with_different_settings_lists_every_differing_key(trained):
-    res = run("train", "--resume", trained, "--lr", "0.1", "--width", "32", code=1)
+def test_resume_with_different_settings_lists_every_differing_key(tiny_run):
+    res = run("train", "--resume", tiny_run, "--lr", "0.1", "--width", "32", code=1)
     assert "lr: 0.0002 -> 0.1" in res.output and "width: 16 -> 32" in res.output
 
 

@@ -3,27 +3,17 @@
 import numpy as np
 import pytest
 import torch
-from conftest import TINY_MODEL
+from conftest import TINY_MODEL, run
 from PIL import Image
-from test_cli import run
 
 from latentctl.seeds import latents_from_seeds
 from latentctl.store import read_entry
 
 
-@pytest.fixture(scope="module")
-def model(tmp_path_factory):
-    """One tiny run shared by this module's tests (each test still has its own store)."""
-    from conftest import blob_images, write_images
-    from typer.testing import CliRunner
-
-    from latentctl.cli.app import app
-
-    root = tmp_path_factory.mktemp("model")
-    folder = write_images(root / "images", blob_images(64))
-    res = CliRunner().invoke(app, ["train", str(folder), *TINY_MODEL, "--epochs", "1", "--workspace", str(root / "ws")])
-    assert res.exit_code == 0, res.output
-    return root / "ws" / "runs" / "0001-images-32px"
+@pytest.fixture
+def model(tiny_run):
+    """The session's tiny trained run (conftest), only read here; each test has its own store."""
+    return tiny_run
 
 
 def test_sample_save_then_list_and_show(model, workspace):

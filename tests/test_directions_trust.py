@@ -6,15 +6,18 @@ import time
 import numpy as np
 import pytest
 import torch
-from test_cli import run
-from test_cli_latents import model as tiny_run
+from conftest import run
 
 from latentctl import latents as L
 from latentctl.errors import UsageError
 from latentctl.labels import check_condition, read_labels_csv, select
 from latentctl.store import read_entry
 
-model = tiny_run  # the tiny trained run of test_cli_latents, a module fixture (pytest finds it by name)
+
+@pytest.fixture
+def model(tiny_run):
+    """The session's tiny trained run (conftest), only read here; each test has its own store."""
+    return tiny_run
 
 
 def shifted(n, d=20, shift=0.0, seed=0):
@@ -137,17 +140,21 @@ def test_text_columns_and_categorical_conditions(tmp_path):
 
 
 def test_gan_encoder_beats_random_starts_and_is_much_faster_than_projection(model, tmp_path):
+    import shutil
+
     from latentctl import gan_encoder as GE
     from latentctl.checkpoint import load
     from latentctl.encode import encode_images, rms_error
     from latentctl.generate import generate
     from latentctl.seeds import latents_from_seeds
 
-    ckpt = model / "checkpoint.safetensors"
+    # a copy of the shared run's checkpoint: the encoder is stored beside the checkpoint it encodes for
+    ckpt = tmp_path / "checkpoint.safetensors"
+    shutil.copyfile(model / "checkpoint.safetensors", ckpt)
     loaded = load(ckpt)
     torch.manual_seed(0)
     net, path, trained = GE.ensure(loaded, ckpt, steps=150, width=8)
-    assert trained and path == model / "gan-encoder.safetensors"
+    assert trained and path == tmp_path / "gan-encoder.safetensors"
     again, _, trained_again = GE.ensure(loaded, ckpt)
     assert not trained_again  # stored beside the checkpoint and reused
     z_true = latents_from_seeds(list(range(1000, 1008)), 8)

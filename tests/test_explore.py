@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import TINY_MODEL, blob_images, write_images
+from conftest import run as cli  # invoke the CLI, check its exit code
 from PIL import Image
 from typer.testing import CliRunner
 
@@ -32,8 +32,6 @@ with warnings.catch_warnings():  # starlette >= 1.x prefers httpx2 for its test 
     warnings.simplefilter("ignore")
     from starlette.testclient import TestClient  # noqa: E402
 
-from test_cli import run as cli  # noqa: E402  (invoke the CLI, check its exit code)
-
 from latentctl.explore.api import Explorer  # noqa: E402
 from latentctl.explore.server import Renderer, Superseded, create_app  # noqa: E402
 
@@ -42,11 +40,13 @@ TOKEN = "t0ken-for-tests"
 
 
 @pytest.fixture(scope="module")
-def ws(tmp_path_factory) -> Path:
-    """One tiny model for the whole module (training is the slow part)."""
+def ws(tmp_path_factory, tiny_run) -> Path:
+    """The module's workspace: the explorer's store, with the session's tiny run (conftest) as its
+    current run. The tests write to this workspace, never into the run."""
+    from latentctl.workspace import Workspace
+
     ws = tmp_path_factory.mktemp("explore-ws")
-    images = write_images(tmp_path_factory.mktemp("explore-img"), blob_images(64))
-    cli("train", images, *TINY_MODEL, "--epochs", "2", "--workspace", ws)
+    Workspace(ws).set_current(tiny_run)
     return ws
 
 

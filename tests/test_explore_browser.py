@@ -11,8 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import TINY_MODEL, blob_images, write_images
-from test_cli import run as cli
+from conftest import run as cli
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -30,16 +29,16 @@ pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"no {CHROMI
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
+def server(tmp_path_factory, tiny_run):
     pytest.importorskip("uvicorn")
     pytest.importorskip("playwright")
     from latentctl.explore.api import Explorer
     from latentctl.explore.server import bind, create_app, make_server, new_token
     from latentctl.session import open_model
+    from latentctl.workspace import Workspace
 
     ws = tmp_path_factory.mktemp("browser-ws")
-    images = write_images(tmp_path_factory.mktemp("browser-img"), blob_images(64))
-    cli("train", images, *TINY_MODEL, "--epochs", "2", "--workspace", ws)
+    Workspace(ws).set_current(tiny_run)  # the session's tiny run (conftest): only read here
     token = new_token()
     sock = bind("127.0.0.1", 0)
     srv = make_server(create_app(Explorer(open_model(None, "cpu", ws, "fp32"), workspace_arg=ws), token))
