@@ -37,6 +37,7 @@ def autoencoder(request, tmp_path_factory, faces):
     return checkpoint.load(path)
 
 
+@pytest.mark.slow
 def test_reconstructions_beat_the_mean_image_by_far(autoencoder, faces):
     TRAIN, HELD_OUT = faces
     family = autoencoder.info.model.family
@@ -47,6 +48,7 @@ def test_reconstructions_beat_the_mean_image_by_far(autoencoder, faces):
         assert error < 0.7 * baseline, (family, name, error, baseline)
 
 
+@pytest.mark.slow
 def test_a_training_images_code_decodes_close_to_it(autoencoder, faces):
     TRAIN = faces[0]
     images = TRAIN[:16]
@@ -61,6 +63,7 @@ def test_a_training_images_code_decodes_close_to_it(autoencoder, faces):
     assert (dist.argmin(axis=1) == np.arange(16)).mean() >= 0.5
 
 
+@pytest.mark.slow
 def test_sampling_an_autoencoder_draws_from_the_prior(autoencoder):
     images = generate(autoencoder.generator, latents_from_seeds([0, 1], 32), device=CPU)
     assert images.shape == (2, 32, 32, 3) and not np.array_equal(images[0], images[1])
@@ -75,6 +78,7 @@ def small_gan(tmp_path_factory):
     return checkpoint.load(path)
 
 
+@pytest.mark.slow
 def test_gan_projection_beats_the_best_of_many_random_latents(small_gan):
     loaded = small_gan
     # targets the generator can make exactly (from latents the search never starts at), so the

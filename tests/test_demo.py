@@ -11,6 +11,8 @@ from latentctl.demo import DemoConfig, run_demo
 from latentctl.store import LatentStore
 from latentctl.workspace import Workspace
 
+pytestmark = pytest.mark.slow  # the demo trains for minutes
+
 # Small enough for CI (about 2 minutes on 2 cores), large enough for the GAN to learn the faces.
 CONFIG = DemoConfig(image_size=32, images=1024, width=32, epochs=12, batch_size=64, scales=(-1.0, 0.0, 1.0))
 

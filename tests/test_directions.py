@@ -141,6 +141,7 @@ def test_edits_move_content_the_way_their_units_say():
     assert torch.allclose(same, x, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_learned_shift_walk_beats_the_zero_walk(model, workspace, tmp_path):
     run_dir, _, _ = model
     res = run("steer", run_dir, "--edit", "shift-x", "--steps", "80", "--out", tmp_path)
@@ -152,6 +153,7 @@ def test_learned_shift_walk_beats_the_zero_walk(model, workspace, tmp_path):
     run("apply", "seeds:0", "--add", "steer-shift-x=0.1", "--model", run_dir, "--out", tmp_path / "a")
 
 
+@pytest.mark.slow
 def test_assessor_direction_raises_the_held_out_score_monotonically(model, workspace, tmp_path):
     from latentctl.assessor import load_classifier
 

@@ -139,6 +139,7 @@ def test_text_columns_and_categorical_conditions(tmp_path):
 # ---- the fast GAN encoder
 
 
+@pytest.mark.slow
 def test_gan_encoder_beats_random_starts_and_is_much_faster_than_projection(model, tmp_path):
     import shutil
 

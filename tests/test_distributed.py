@@ -116,6 +116,7 @@ def test_a_rank_that_skips_the_gradient_average_is_caught(tmp_path, dataset):
     assert worst > 10 * RELATIVE_GRADIENT_TOLERANCE
 
 
+@pytest.mark.slow
 def test_resume_works_after_parallel_training(tmp_path, dataset):
     path = train_parallel(
         2, torch.device("cpu"), run_dir=tmp_path, dataset=dataset, model_config=MODEL, train_config=CFG
@@ -152,6 +153,7 @@ def _cli(args: list[str], env: dict, torchrun: bool = False) -> subprocess.Compl
     return subprocess.run([*launcher, "-m", "latentctl", *args], env=env, capture_output=True, text=True, timeout=600)
 
 
+@pytest.mark.slow
 def test_torchrun_launch_trains_like_devices_2_with_one_writer(tmp_path, image_folder):
     folder = image_folder
     ws = tmp_path / "ws"

@@ -133,6 +133,7 @@ def test_prepare_for_sampling_keeps_the_images():
     assert abs(before.astype(int) - after.astype(int)).max() <= 1
 
 
+@pytest.mark.slow
 def test_bench_quick_smoke_32px_2_steps_prints_the_table(tmp_path):
     """Smoke run of `python -m benchmarks.bench --quick` at 32 px with 2 steps (no timing checked)."""
     out = tmp_path / "bench.json"
@@ -204,6 +205,7 @@ def test_sample_memory_benchmark_reports_a_peak_for_every_count():
     assert all("peak memory" in " ".join(r) and float(r[r.index("memory") + 1]) > 0 for r in rows)
 
 
+@pytest.mark.slow
 def test_bf16_quality_benchmark_scores_both_precisions():
     out = _bench_script(
         "benchmarks.bf16_quality",

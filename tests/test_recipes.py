@@ -144,6 +144,7 @@ def test_the_ema_generator_differs_from_and_lags_the_raw_one(tmp_path, blobs):
     assert no_ema.generator is no_ema.raw_generator
 
 
+@pytest.mark.slow
 def test_an_interrupted_lite_run_resumes_to_the_same_weights(tmp_path, blobs):
     # EMA weights, ADA's p and its pending observations, R1's step count all live in the checkpoint
     cfg = lite_cfg(epochs=2, r1_gamma=1.0, r1_every=3)
@@ -177,6 +178,7 @@ def test_a_step_budget_stops_mid_epoch(tmp_path, blobs):
     assert len((tmp_path / "metrics.jsonl").read_text().splitlines()) == 5
 
 
+@pytest.mark.slow
 def test_score_every_records_the_quality_and_keeps_the_best_generator(tmp_path, blobs):
     train(tmp_path, blobs, LITE, lite_cfg(epochs=2, score_every=1), CPU)
     scores = [r for r in map(json.loads, (tmp_path / "metrics.jsonl").read_text().splitlines()) if "score_fd" in r]
@@ -220,6 +222,7 @@ def test_health_flags_collapsed_samples():
     assert any("look alike" in x for x in m.on_grid(np.repeat(data[:1], 36, axis=0), 2))
 
 
+@pytest.mark.slow
 def test_a_run_built_to_fail_warns_that_d_wins(tmp_path, blobs):
     # D with a learning rate 250x G's on the seed model: it separates the two sets within steps.
     model = tiny(dropout=0.0)

@@ -31,6 +31,7 @@ def _image_stats_distance(G, data):
     return float(np.sqrt(np.mean((gen.mean(0) - data.mean(0)) ** 2))), abs(gen.std() - data.std())
 
 
+@pytest.mark.slow
 def test_training_moves_generated_images_toward_the_data(tmp_path):
     ds = blob_dataset(256)
     torch.manual_seed(0)
