@@ -4,7 +4,7 @@ from conftest import tiny
 
 from latentctl.config import IMAGE_SIZES, ModelConfig
 from latentctl.errors import UsageError
-from latentctl.models import build_models, count_parameters
+from latentctl.models import Encoder, build_models, count_parameters
 
 
 @pytest.mark.parametrize("size", IMAGE_SIZES)
@@ -16,6 +16,28 @@ def test_every_size_runs_forward_with_the_right_shapes(size):
     assert torch.isfinite(x).all() and x.abs().max() <= 1
     logits = D(x)
     assert logits.shape == (3,) and torch.isfinite(logits).all()
+
+
+@pytest.mark.parametrize("size", IMAGE_SIZES)
+@pytest.mark.parametrize("family", ["ae", "vae"])
+@pytest.mark.parametrize("arch", ["seed", "lite"])
+def test_every_size_encodes_and_decodes_with_the_right_shapes(size, family, arch):
+    # width 4: only the shapes are checked, and 256 px is the largest feature map any test builds
+    cfg = tiny(family=family, arch=arch, image_size=size, width=4)
+    decoder, encoder = build_models(cfg)
+    assert isinstance(encoder, Encoder)
+    torch.manual_seed(0)
+    x = torch.rand(3, cfg.channels, size, size) * 2 - 1
+    with torch.no_grad():
+        mean, logvar = encoder(x)
+        assert mean.shape == (3, cfg.latent_dim) and mean.dtype == torch.float32 and torch.isfinite(mean).all()
+        if family == "vae":
+            assert logvar.shape == (3, cfg.latent_dim) and torch.isfinite(logvar).all()
+        else:
+            assert logvar is None
+        images = decoder(mean)
+    assert images.shape == (3, cfg.channels, size, size) and torch.isfinite(images).all()
+    assert images.abs().max() <= 1
 
 
 def test_default_model_matches_the_seeds_parameter_counts():
