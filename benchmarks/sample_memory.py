@@ -4,7 +4,7 @@
 
 Builds a generator of the seed's width at ``--size`` (random weights: speed and memory do not
 depend on what it learned), saves it as a checkpoint, then runs ``latentctl sample CKPT -n N
---no-images`` once per N in its own process, and reports the process's peak resident memory (as
+--no-pngs`` once per N in its own process, and reports the process's peak resident memory (as
 the command prints it) and images/s. Only the latents grow with N (N x latent_dim float32 kept for
 latents.npz); images are rendered ``--batch-size`` at a time and the grid keeps ``--grid-max``
 tiles, so peak memory should be the same for 1,000 and 100,000 samples up to a few MiB.
@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
         tmp = Path(tmp)
         ckpt = _checkpoint(tmp, args.size)
         print(
-            f"sample -n N --no-images at {args.size} px (seed's width), device {args.device}, precision {args.precision}"
+            f"sample -n N --no-pngs at {args.size} px (seed's width), device {args.device}, precision {args.precision}"
         )
         print(f"{'N':>8} {'seconds':>8} {'img/s':>7} {'peak memory':>30}")
         for n in counts:
@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
                 str(ckpt),
                 "-n",
                 str(n),
-                "--no-images",
+                "--no-pngs",
                 "--out",
                 str(tmp / f"out{n}"),
                 "--device",

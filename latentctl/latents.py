@@ -58,13 +58,13 @@ def _same_dim(a: np.ndarray, b: np.ndarray, what_a: str, what_b: str) -> None:
 
 
 def check_steps(steps: int) -> int:
-    """``steps`` per segment as an int in 2..MAX_STEPS, else a ``UsageError`` naming ``--steps``."""
+    """``steps`` (frames per segment) as an int in 2..MAX_STEPS, else a ``UsageError`` naming ``--frames``."""
     # bool is an int subclass; True would silently mean one step.
     if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 2:
-        raise UsageError(f"--steps must be an integer of at least 2 (both ends), got {steps!r}")
+        raise UsageError(f"--frames must be an integer of at least 2 (both ends), got {steps!r}")
     if steps > MAX_STEPS:
         raise UsageError(
-            f"--steps {int(steps):,}: at most {MAX_STEPS:,} steps per segment; add more latents to the path instead"
+            f"--frames {int(steps):,}: at most {MAX_STEPS:,} frames per segment; add more latents to the path instead"
         )
     return int(steps)
 
@@ -76,8 +76,8 @@ def path_frames(points: int, steps: int) -> int:
     frames = (points - 1) * (steps - 1) + 1
     if frames > MAX_PATH_FRAMES:
         raise UsageError(
-            f"a path through {points:,} latents with --steps {steps} has {frames:,} frames; at most "
-            f"{MAX_PATH_FRAMES:,} per command: use fewer --steps or fewer latents"
+            f"a path through {points:,} latents with --frames {steps} has {frames:,} frames; at most "
+            f"{MAX_PATH_FRAMES:,} per command: use fewer --frames or fewer latents"
         )
     return frames
 

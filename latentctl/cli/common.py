@@ -217,6 +217,36 @@ OutOpt = Annotated[
 ]
 
 
+# --- renamed flags ---------------------------------------------------------------------------------
+# A flag name meant two things across commands (--images a folder or on/off, --steps frames or
+# optimisation steps, --model a family or a checkpoint). The on/off and frame-count spellings were
+# renamed; each old spelling stays for one release as a hidden alias, so no script breaks.
+
+
+def renamed(value: Any, old_value: Any, *, new: str, old: str, default: Any) -> Any:
+    """The value of a renamed flag: ``old_value`` (the hidden old spelling) when given, with a note."""
+    from latentctl.errors import UsageError
+
+    if old_value is None:
+        return value
+    if value != default and value != old_value:
+        raise UsageError(f"{old} is the old spelling of {new}: give {new} only")
+    warn(f"{old} is now {new}; the old spelling still works in this release and will then be removed")
+    return old_value
+
+
+PngsOpt = Annotated[
+    bool,
+    typer.Option(
+        "--pngs/--no-pngs", help="Write one PNG per image (named by seed when known).", rich_help_panel=PANEL_OUTPUT
+    ),
+]
+OldImagesOpt = Annotated[bool | None, typer.Option("--images/--no-images", hidden=True)]
+OldLabelsOpt = Annotated[bool | None, typer.Option("--labels/--no-labels", hidden=True)]
+PNGS = dict(new="--pngs/--no-pngs", old="--images/--no-images", default=True)
+CAPTIONS = dict(new="--captions/--no-captions", old="--labels/--no-labels", default=True)
+
+
 # --- shared by the commands of issue 15 (pictures, runs by name, completion) ---------------------
 
 

@@ -9,8 +9,10 @@ from typing import Annotated
 import typer
 
 from latentctl.cli.common import (
+    CAPTIONS,
     P_LABELS,
     PANEL_OUTPUT,
+    PNGS,
     AllowOtherOpt,
     DeviceOpt,
     EmaOpt,
@@ -18,14 +20,18 @@ from latentctl.cli.common import (
     LabelsOpt,
     MaxImagesOpt,
     ModelOpt,
+    OldImagesOpt,
+    OldLabelsOpt,
     OutOpt,
     PatternOpt,
+    PngsOpt,
     PrecisionOpt,
     TileSizeOpt,
     WorkspaceOpt,
     err_console,
     handles_errors,
     note,
+    renamed,
     result,
     warn,
 )
@@ -190,7 +196,8 @@ def interp(
             show_default=False,
         ),
     ],
-    steps: Annotated[int, typer.Option(min=2, help="Images per segment, both ends included (the seed: 6).")] = 6,
+    frames: Annotated[int, typer.Option(min=2, help="Images per segment, both ends included (the seed: 6).")] = 6,
+    old_steps: Annotated[int | None, typer.Option("--steps", hidden=True)] = None,
     method: Annotated[
         str, typer.Option(metavar="lerp|slerp", help="Straight line, or along the sphere (keeps latent norms typical).")
     ] = "lerp",
@@ -226,12 +233,13 @@ def interp(
 
       latentctl interp seeds:16 seeds:37                  # the seed's 6-step walk
 
-      latentctl interp glasses@0 smiling@1 seeds:5 --method slerp --steps 10 --gif
+      latentctl interp glasses@0 smiling@1 seeds:5 --method slerp --frames 10 --gif
     """
     from latentctl.latents import MAX_PATH_FRAMES, check_steps, interpolate_path, path_frames
     from latentctl.parse import MAX_FRAME_MS, check_count
     from latentctl.session import open_model, output_dir, render, save_latents
 
+    steps = renamed(frames, old_steps, new="--frames", old="--steps", default=6)
     if method not in ("lerp", "slerp"):
         raise UsageError(f"--method must be lerp or slerp, got {method!r}")
     check_steps(steps)
@@ -644,12 +652,13 @@ def apply(
             help="Strengths to render: one column each, one row per latent. 0 shows the unedited latent.",
         ),
     ] = "0,1",
-    labels: Annotated[
+    captions: Annotated[
         bool,
         typer.Option(
-            "--labels/--no-labels", help="Write each column's strength on the grid.", rich_help_panel=PANEL_OUTPUT
+            "--captions/--no-captions", help="Write each column's strength on the grid.", rich_help_panel=PANEL_OUTPUT
         ),
     ] = True,
+    old_labels: OldLabelsOpt = None,
     score_with: Annotated[
         Path | None,
         typer.Option(
@@ -676,10 +685,8 @@ def apply(
     precision: PrecisionOpt = "auto",
     ema: EmaOpt = True,
     allow_other_model: AllowOtherOpt = False,
-    images: Annotated[
-        bool,
-        typer.Option("--images/--no-images", help="Write one PNG per rendered latent.", rich_help_panel=PANEL_OUTPUT),
-    ] = True,
+    pngs: PngsOpt = True,
+    old_images: OldImagesOpt = None,
     grid: Annotated[
         bool,
         typer.Option(
@@ -707,6 +714,8 @@ def apply(
 
     # Every number first: a bad weight found after loading the model (or after rendering) wastes
     # the work, and NaN would render as garbage.
+    captions = renamed(captions, old_labels, **CAPTIONS)
+    pngs = renamed(pngs, old_images, **PNGS)
     strengths = parse_floats(scales, "--scales")
     weighted = [parse_weighted(spec, "--add") for spec in add]
     check_save(save, workspace, force)
@@ -734,7 +743,7 @@ def apply(
     sweep = L.strength_sweep(base, combined, strengths)  # (n, k, d); refuses inf before rendering
     flat = sweep.reshape(-1, sweep.shape[-1])
     out_dir = output_dir(session.ws, out, "apply", force)
-    names = _file_names(row_names, seeds, [f"_scale{s:+g}" for s in strengths]) if images else None
+    names = _file_names(row_names, seeds, [f"_scale{s:+g}" for s in strengths]) if pngs else None
     # The grid holds its tiles in memory: show the first whole rows that fit, write every image.
     shown = min(len(flat), MAX_GRID_TILES // len(strengths) * len(strengths))
     weights = " ".join(f"{n}={w:g}" for n, w in weighted)
@@ -749,8 +758,8 @@ def apply(
         grid_max=shown,
         tile_size=tile_size,
         grid=grid,
-        row_labels=row_names[: shown // len(strengths)] if labels else None,
-        col_labels=[f"strength {s:+g}" for s in strengths] if labels else None,
+        row_labels=row_names[: shown // len(strengths)] if captions else None,
+        col_labels=[f"strength {s:+g}" for s in strengths] if captions else None,
         caption=f"+ {weights}",
     )
     if mean and grid:
@@ -799,14 +808,8 @@ def render_latents(
             show_default=False,
         ),
     ] = None,
-    images: Annotated[
-        bool,
-        typer.Option(
-            "--images/--no-images",
-            help="Write one PNG per latent (named by seed when known).",
-            rich_help_panel=PANEL_OUTPUT,
-        ),
-    ] = True,
+    pngs: PngsOpt = True,
+    old_images: OldImagesOpt = None,
     grid: Annotated[
         bool,
         typer.Option(
@@ -836,12 +839,13 @@ def render_latents(
     from latentctl.parse import MAX_GRID_TILES
     from latentctl.session import open_model, output_dir, render
 
-    if not images and not grid:
-        raise UsageError("--no-images and --no-grid together leave nothing to draw; keep one")
+    pngs = renamed(pngs, old_images, **PNGS)
+    if not pngs and not grid:
+        raise UsageError("--no-pngs and --no-grid together leave nothing to draw; keep one")
     session = open_model(model, device, workspace, precision, warn=warn, ema=ema, allow_other_model=allow_other_model)
     z, labels, seeds = _gather_rows(session, latents, limit=MAX_RENDER, what="render")
     out_dir = output_dir(session.ws, out, "render", force)
-    names = _file_names(labels, seeds, [""]) if images else None
+    names = _file_names(labels, seeds, [""]) if pngs else None
     grid_path = render(
         session,
         z,

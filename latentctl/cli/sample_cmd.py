@@ -9,10 +9,14 @@ from typing import Annotated
 import typer
 
 from latentctl.cli.common import (
+    CAPTIONS,
     PANEL_OUTPUT,
+    PNGS,
     DeviceOpt,
     EmaOpt,
     ForceOpt,
+    OldImagesOpt,
+    OldLabelsOpt,
     PrecisionOpt,
     RunModelArg,
     TileSizeOpt,
@@ -20,6 +24,7 @@ from latentctl.cli.common import (
     handles_errors,
     note,
     peak_memory,
+    renamed,
     result,
     warn,
 )
@@ -86,19 +91,21 @@ def sample(
             show_default=False,
         ),
     ] = None,
-    labels: Annotated[
+    captions: Annotated[
         bool,
-        typer.Option("--labels/--no-labels", help="Write each tile's seed on the grid.", rich_help_panel=PANEL_OUTPUT),
+        typer.Option(
+            "--captions/--no-captions", help="Write each tile's seed on the grid.", rich_help_panel=PANEL_OUTPUT
+        ),
     ] = True,
     grid: Annotated[
         bool, typer.Option("--grid/--no-grid", help="Write grid.png.", rich_help_panel=PANEL_OUTPUT)
     ] = True,
-    images: Annotated[
+    pngs: Annotated[
         bool,
-        typer.Option(
-            "--images/--no-images", help="Write one PNG per sample (seed0042.png).", rich_help_panel=PANEL_OUTPUT
-        ),
+        typer.Option("--pngs/--no-pngs", help="Write one PNG per sample (seed0042.png).", rich_help_panel=PANEL_OUTPUT),
     ] = True,
+    old_labels: OldLabelsOpt = None,
+    old_images: OldImagesOpt = None,
     grid_max: Annotated[
         int,
         typer.Option(
@@ -137,7 +144,7 @@ def sample(
 
       latentctl sample --seeds 16,37,83 --save glasses
 
-      latentctl sample runs/0001-faces-128px --seeds 0-99 --no-images
+      latentctl sample runs/0001-faces-128px --seeds 0-99 --no-pngs
     """
     import numpy as np
 
@@ -147,6 +154,8 @@ def sample(
     from latentctl.seeds import latents_from_seeds, resolve_seeds
     from latentctl.session import open_model, output_dir, render, save_latents
 
+    captions = renamed(captions, old_labels, **CAPTIONS)
+    pngs = renamed(pngs, old_images, **PNGS)
     # Everything the user typed is checked before the model loads: nothing renders in vain.
     seed_list = resolve_seeds(n, seeds)
     check_float(truncation, "--truncation", minimum=0.0)
@@ -164,8 +173,8 @@ def sample(
         session,
         z,
         out_dir,
-        names=[f"seed{s:04d}" for s in seed_list] if images else None,
-        labels=[str(s) for s in seed_list] if labels else None,
+        names=[f"seed{s:04d}" for s in seed_list] if pngs else None,
+        labels=[str(s) for s in seed_list] if captions else None,
         grid=grid,
         grid_max=grid_max,
         cols=cols,
@@ -190,7 +199,7 @@ def sample(
                 {
                     "folder": str(out_dir),
                     "grid": str(written) if written else None,
-                    "images": [str(out_dir / f"seed{s:04d}.png") for s in seed_list] if images else [],
+                    "images": [str(out_dir / f"seed{s:04d}.png") for s in seed_list] if pngs else [],
                     "seeds": seed_list,
                     "latents": str(latents_file),
                     "store_entry": save,

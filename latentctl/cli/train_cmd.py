@@ -20,6 +20,7 @@ from latentctl.cli.common import (
     handles_errors,
     note,
     peak_memory,
+    renamed,
     result,
     warn,
 )
@@ -62,15 +63,17 @@ def train(
             "--strict", help="Fail on the first unusable image instead of skipping it.", rich_help_panel=P_DATA
         ),
     ] = False,
-    model: Annotated[
+    family: Annotated[
         str | None,
         typer.Option(
-            "--model",
+            "--family",
             metavar="gan|vae|ae",
             help="Model family: the seed's GAN, a variational or a plain autoencoder \\[default: gan].",
             rich_help_panel=P_MODEL,
         ),
     ] = None,
+    # --model names a checkpoint in every other command; here it was the family (the old spelling)
+    old_model: Annotated[str | None, typer.Option("--model", metavar="gan|vae|ae", hidden=True)] = None,
     image_size: Annotated[
         int | None,
         typer.Option(
@@ -332,7 +335,7 @@ def train(
 
       latentctl train photos/ -s 64 --epochs 30
 
-      latentctl train photos/ -s 64 --model vae --latent-dim 32
+      latentctl train photos/ -s 64 --family vae --latent-dim 32
 
       latentctl train --resume ~/.latentctl/runs/0001-utkface-128px --epochs 150
     """
@@ -357,7 +360,7 @@ def train(
             "--r1-gamma is not supported with --devices yet (it needs a double backward through DDP); leave one out"
         )
     given_model = {
-        "family": model,
+        "family": renamed(family, old_model, new="--family", old="--model", default=None),
         "arch": arch,
         "image_size": image_size,
         "latent_dim": latent_dim,

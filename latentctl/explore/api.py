@@ -357,7 +357,7 @@ class Explorer:
 
     def _pile_command(self, name: str, seeds: list[int], psi: float) -> str:
         psi_opt = "" if psi == 1.0 else f" --psi {_fmt(psi)}"
-        return f"latentctl sample{self._sample_opts} --seeds {format_seeds(seeds)}{psi_opt} --save {name} --no-images"
+        return f"latentctl sample{self._sample_opts} --seeds {format_seeds(seeds)}{psi_opt} --save {name} --no-pngs"
 
     def direction(self, req: dict) -> dict:
         """Save both piles and the direction between them, as `attr-vector --pos P --neg N` would."""
@@ -448,7 +448,7 @@ class Explorer:
             name = f"seed{seed}-psi{_fmt(psi)}"
             prelude = (
                 f"latentctl sample{self._sample_opts} --seeds {seed} --psi {_fmt(psi)} --save {name} "
-                "--no-images --no-grid --force"
+                "--no-pngs --no-grid --force"
             )
             return Base(z, name, seed=seed, psi=psi, prelude=prelude)
         if "entry" not in b:
@@ -509,7 +509,7 @@ class Explorer:
             path = L.interpolate_path(np.concatenate([a.z, b.z]), steps, method)
             preludes = list(dict.fromkeys(p for p in (a.prelude, b.prelude) if p))
             cmd = (
-                f"latentctl interp {shlex.quote(a.spec)} {shlex.quote(b.spec)} --steps {steps} --method {method} "
+                f"latentctl interp {shlex.quote(a.spec)} {shlex.quote(b.spec)} --frames {steps} --method {method} "
                 f"--precision fp32{self._opts}"
             )
             return path[index : index + 1], " && ".join(preludes + [cmd]), f"frame{index:03d}.png", None, []
@@ -529,7 +529,7 @@ class Explorer:
                 # interp pins both ends exactly, so a walk from a latent to itself renders it unchanged.
                 return (
                     base.z,
-                    f"latentctl interp {shlex.quote(base.spec)} {shlex.quote(base.spec)} --steps 2 "
+                    f"latentctl interp {shlex.quote(base.spec)} {shlex.quote(base.spec)} --frames 2 "
                     f"--precision fp32{self._opts}",
                     "frame000.png",
                     base,
