@@ -255,6 +255,18 @@ def cpu_speedups(device, *, allocator: bool = True) -> None:
         tune_allocator()
 
 
+def auto_tuner(device: Any, *, group: Any = None, devices: int = 1) -> ThreadTuner | None:
+    """The one rule for when a run's CPU thread count follows measured step times: a single CPU
+    process whose count nobody fixed (``set_threads`` / ``--threads``, or ``OMP_NUM_THREADS``).
+    A fixed count keeps a run's float rounding, and so its resume, exact; data-parallel workers
+    keep theirs because every rank must run the same kernels."""
+    if getattr(device, "type", str(device)) != "cpu" or group is not None or devices != 1:
+        return None
+    if _threads_chosen is not None or "OMP_NUM_THREADS" in os.environ:
+        return None
+    return ThreadTuner()
+
+
 class ThreadTuner:
     """Picks the intra-op thread count from measured step times, and checks again now and then.
 
@@ -265,7 +277,8 @@ class ThreadTuner:
     whatever OpenMP's wait policy. Which count is fastest depends on load that comes and goes, so
     it is measured, not guessed: each candidate runs a few real training steps (no work is thrown
     away, some steps just run at the slower setting), the fastest is kept for ``interval`` seconds,
-    then all are tried again.
+    then all are tried again — at once when ``slow_steps`` steps in a row take more than ``cutoff``
+    times the chosen count's measured time.
 
     The caller brackets each step: ``tuner.before_step()`` ... step ... ``tuner.after_step(seconds)``.
     The first ``settle`` steps after each switch are run but not counted (a new team size re-creates
@@ -281,10 +294,12 @@ class ThreadTuner:
         probe: int = 2,
         settle: int = 1,
         cutoff: float = 2.0,
+        slow_steps: int = 3,
     ):
         cores = available_cores()
         self.candidates = sorted(set(candidates or [cores, 1]), reverse=True)
         self.interval, self.probe, self.settle, self.cutoff = interval, probe, settle, cutoff
+        self.slow_steps, self._slow = slow_steps, 0
         self.choice = self.candidates[0]
         self.measured: dict[int, float] = {}
         self.probes = 0  # how many probes have finished
@@ -331,7 +346,12 @@ class ThreadTuner:
                 self.probes += 1
             return
         self._since_probe += seconds
-        if self._since_probe >= self.interval:
+        # Load that arrives mid-interval (a second job starts) can make every step many times
+        # slower; a few such steps in a row start a probe at once instead of waiting out the interval.
+        usual = self.measured.get(self.choice)
+        self._slow = self._slow + 1 if usual is not None and seconds > self.cutoff * usual else 0
+        if self._since_probe >= self.interval or self._slow >= self.slow_steps:
+            self._slow = 0
             self._start_probe()
 
     def describe(self) -> str:

@@ -143,14 +143,18 @@ def execute(
     group=None,
     on_event: Callable[[Any], None] | None = None,
     worker_listener=None,
-    thread_tuner=None,
+    thread_tuner: Any = "auto",
 ) -> Path:
     """Train the planned run; returns its checkpoint. ``group`` is a torchrun group this process
-    belongs to (rank 0 alone writes); ``devices`` > 1 spawns that many worker processes."""
-    from latentctl import checkpoint
+    belongs to (rank 0 alone writes); ``devices`` > 1 spawns that many worker processes.
+    ``thread_tuner``: "auto" applies ``perf.auto_tuner`` (the CLI, the demo and ``train_run`` all
+    get the same rule), None keeps the thread count as set, or a ``perf.ThreadTuner`` to use."""
+    from latentctl import checkpoint, perf
     from latentctl.events import CheckpointEvent
     from latentctl.training import World, train
 
+    if thread_tuner == "auto":
+        thread_tuner = perf.auto_tuner(device, group=group, devices=devices)
     main = group is None or group.is_main
     target = plan.target
     resume = checkpoint.load(plan.resume_from, device=device, training=True) if plan.resuming else None

@@ -299,7 +299,7 @@ def train(
         typer.Option(
             "--threads",
             min=0,
-            help="CPU threads for this process (0: every available core). The choice is printed in the run's header \\[default: 0].",
+            help="CPU threads for this process, fixed (0: every available core). The choice is printed in the run's header \\[default: measured as the run goes: 1 or every core, whichever steps faster].",
             rich_help_panel=PANEL_DEVICE,
             show_default=False,
         ),
@@ -485,21 +485,15 @@ def _run(
     )
     tuner = None
     if dev.type == "cpu":
-        import os
-
         from latentctl import perf as perf_levers
 
         # On a busy machine all threads can be several times slower than one (docs/performance.md,
-        # "Busy machine"): measure, unless the user fixed the count (which also keeps the run's
-        # float rounding, and so resume, exact).
-        if threads is None and "OMP_NUM_THREADS" not in os.environ and group is None and devices == 1:
-            tuner = perf_levers.ThreadTuner()
-            say(
-                perf_levers.thread_choice()
-                + "; the count follows measured step times (1 or all cores), --threads N fixes it"
-            )
-        else:
-            say(perf_levers.thread_choice())
+        # "Busy machine"): measure, unless the user fixed the count.
+        tuner = perf_levers.auto_tuner(dev, group=group, devices=devices) if threads is None else None
+        say(
+            perf_levers.thread_choice()
+            + ("; the count follows measured step times (1 or all cores), --threads N fixes it" if tuner else "")
+        )
     tb = None
     if tensorboard and main:
         from latentctl.tb import TensorBoardListener
