@@ -29,6 +29,7 @@ D_WINS_LOSS = 0.05
 G_RUNAWAY_LOSS = 5.0
 COLLAPSE_RATIO = 0.3
 USEFUL_STEPS = 3000
+LONG_RUN_SECONDS = 3600  # past this, a CPU run's estimate comes with what to run for a first model sooner
 TIMING_STEPS = 4  # steps timed before the run's cost is estimated (the first includes warm-up)
 
 
@@ -55,8 +56,11 @@ def diversity(images: np.ndarray) -> float:
 
 
 class HealthMonitor:
-    def __init__(self, *, gan: bool, total_steps: int, done_steps: int = 0, window: int | None = None):
+    def __init__(
+        self, *, gan: bool, total_steps: int, done_steps: int = 0, window: int | None = None, cpu: bool = False
+    ):
         self.gan = gan
+        self.cpu = cpu
         self.total_steps = total_steps
         self.done_steps = done_steps
         self.window = window or max(20, min(200, total_steps // 10))
@@ -133,5 +137,13 @@ class HealthMonitor:
             text += (
                 f"; {USEFUL_STEPS:,} steps would take about {format_duration(USEFUL_STEPS * per_step)} "
                 "(lower --image-size or --width to go faster)"
+            )
+        elif self.cpu and left * per_step > LONG_RUN_SECONDS:
+            # Cost grows with the pixels and the square of the width: the first model a user can
+            # explore comes far sooner from a small one (docs/getting-started.md).
+            text += (
+                ". For a first model within the hour on this CPU: --image-size 32 --arch lite --width 32 "
+                "(minutes), or --image-size 64 --width 64 --batch-size 64 (docs/getting-started.md, "
+                "'On a CPU without bf16'); Ctrl-C stops here and --resume goes on later"
             )
         return [text]

@@ -218,7 +218,10 @@ class _Loop:
         self.real_batches = _RealBatches(dataset.images, device)
         self.grid_z = latents_from_seeds(GRID_SEEDS, model_config.latent_dim)
         self.health = HealthMonitor(
-            gan=model_config.family == "gan", total_steps=self.total_steps, done_steps=self.global_step
+            gan=model_config.family == "gan",
+            total_steps=self.total_steps,
+            done_steps=self.global_step,
+            cpu=device.type == "cpu",
         )
 
     def _resume(self, resume: checkpoint.Loaded) -> None:
