@@ -12,7 +12,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from latentctl.errors import LatentctlError, TrainingInterrupted
+from latentctl.errors import LatentctlError, StoreError, TrainingInterrupted, UsageError
 from latentctl.fsutil import describe_os_error
 
 # Progress, warnings and errors go to stderr; stdout carries only results (paths), so scripts can
@@ -225,8 +225,6 @@ OutOpt = Annotated[
 
 def renamed(value: Any, old_value: Any, *, new: str, old: str, default: Any) -> Any:
     """The value of a renamed flag: ``old_value`` (the hidden old spelling) when given, with a note."""
-    from latentctl.errors import UsageError
-
     if old_value is None:
         return value
     if value != default and value != old_value:
@@ -315,3 +313,71 @@ RunModelArg = Annotated[
         autocompletion=complete_runs,
     ),
 ]
+
+
+# --- store names and seed lists, checked before any work ------------------------------------------
+
+MAX_SHEET_SEEDS = 64  # latents a contact sheet or sweep image shows per direction
+
+
+def seeds_option(text: str) -> list[int]:
+    from latentctl.seeds import parse_seeds
+
+    try:
+        return parse_seeds(text)
+    except UsageError:
+        raise UsageError(f"--seeds {text!r}: give seeds such as 0,1,2 or 0-2") from None
+
+
+def refuse_existing(store, names: list[str], force: bool) -> None:
+    """Check every entry name before any is written, so a refused run leaves the store as it was."""
+    taken = [n for n in names if store.exists(n)]
+    if taken and not force:
+        more = f" and {len(taken) - 1} more" if len(taken) > 1 else ""
+        raise UsageError(
+            f"the store already has '{taken[0]}'{more}; pass --force to replace, or choose another --save NAME"
+        )
+
+
+def check_save(save: str | None, workspace: Path | None, force: bool) -> None:
+    """Refuse a --save name that is unusable or taken before any work, so nothing renders in vain.
+
+    The store still refuses to overwrite at save time; this only moves the likely failure first.
+    """
+    if save is None:
+        return
+    from latentctl.store import LatentStore
+    from latentctl.workspace import Workspace
+
+    path = LatentStore(Workspace.resolve(workspace).store).path_for(save)  # checks the name
+    if path.exists() and not force:
+        raise StoreError(f"{path} already exists; pass --force to replace it")
+
+
+class ProgressBar:
+    """A transient progress bar on stderr for library callbacks ``(done, total, ...)``."""
+
+    def __init__(self, label: str):
+        from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self.progress = Progress(
+            TextColumn(label),
+            BarColumn(),
+            TextColumn("{task.fields[extra]}"),
+            TimeRemainingColumn(),
+            console=err_console,
+            transient=True,
+        )
+
+    def __enter__(self):
+        self.progress.__enter__()
+        self.task = self.progress.add_task("", total=None, extra="")
+        return self
+
+    def update(self, done: int, total: int, loss: float | None = None) -> None:
+        self.progress.update(
+            self.task, completed=done, total=total, extra="" if loss is None else f"latent MSE {loss:.3f}"
+        )
+
+    def __exit__(self, *exc):
+        self.progress.__exit__(*exc)

@@ -3,58 +3,26 @@ contact sheet to scan and name."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from latentctl.cli.common import (
+    MAX_SHEET_SEEDS,
     PANEL_OUTPUT,
     DeviceOpt,
     EmaOpt,
     ForceOpt,
     ModelArg,
+    OutOpt,
     WorkspaceOpt,
     handles_errors,
     note,
+    refuse_existing,
     result,
+    seeds_option,
     warn,
 )
-from latentctl.errors import UsageError
-
-OutOpt = Annotated[
-    Path | None,
-    typer.Option(
-        "--out",
-        "-o",
-        metavar="DIR",
-        help="Output folder \\[default: a new numbered folder in the workspace's outputs/].",
-        rich_help_panel=PANEL_OUTPUT,
-        show_default=False,
-    ),
-]
-
-
-MAX_SHEET_SEEDS = 64  # latents a contact sheet or sweep image shows per direction
-
-
-def seeds_option(text: str) -> list[int]:
-    from latentctl.seeds import parse_seeds
-
-    try:
-        return parse_seeds(text)
-    except UsageError:
-        raise UsageError(f"--seeds {text!r}: give seeds such as 0,1,2 or 0-2") from None
-
-
-def refuse_existing(store, names: list[str], force: bool) -> None:
-    """Check every entry name before any is written, so a refused run leaves the store as it was."""
-    taken = [n for n in names if store.exists(n)]
-    if taken and not force:
-        more = f" and {len(taken) - 1} more" if len(taken) > 1 else ""
-        raise UsageError(
-            f"the store already has '{taken[0]}'{more}; pass --force to replace, or choose another --save NAME"
-        )
 
 
 @handles_errors

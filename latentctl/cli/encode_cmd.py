@@ -124,7 +124,7 @@ def encode(
     import numpy as np
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from latentctl.cli.latent_cmds import check_save
+    from latentctl.cli.common import check_save
     from latentctl.encode import encode_images
     from latentctl.grid import make_grid, save_png
     from latentctl.parse import MAX_ENCODE_STEPS, MAX_RESTARTS, check_count, check_float

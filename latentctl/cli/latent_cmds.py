@@ -26,9 +26,10 @@ from latentctl.cli.common import (
     PatternOpt,
     PngsOpt,
     PrecisionOpt,
+    ProgressBar,
     TileSizeOpt,
     WorkspaceOpt,
-    err_console,
+    check_save,
     handles_errors,
     note,
     renamed,
@@ -51,50 +52,6 @@ SaveOpt = Annotated[
 ]
 
 
-def check_save(save: str | None, workspace: Path | None, force: bool) -> None:
-    """Refuse a --save name that is unusable or taken before any work, so nothing renders in vain.
-
-    The store still refuses to overwrite at save time; this only moves the likely failure first.
-    """
-    if save is None:
-        return
-    from latentctl.store import LatentStore
-    from latentctl.workspace import Workspace
-
-    path = LatentStore(Workspace.resolve(workspace).store).path_for(save)  # checks the name
-    if path.exists() and not force:
-        raise StoreError(f"{path} already exists; pass --force to replace it")
-
-
-class _Bar:
-    """A transient progress bar on stderr for library callbacks ``(done, total, ...)``."""
-
-    def __init__(self, label: str):
-        from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
-
-        self.progress = Progress(
-            TextColumn(label),
-            BarColumn(),
-            TextColumn("{task.fields[extra]}"),
-            TimeRemainingColumn(),
-            console=err_console,
-            transient=True,
-        )
-
-    def __enter__(self):
-        self.progress.__enter__()
-        self.task = self.progress.add_task("", total=None, extra="")
-        return self
-
-    def update(self, done: int, total: int, loss: float | None = None) -> None:
-        self.progress.update(
-            self.task, completed=done, total=total, extra="" if loss is None else f"latent MSE {loss:.3f}"
-        )
-
-    def __exit__(self, *exc):
-        self.progress.__exit__(*exc)
-
-
 def gan_encoder_for(session, *, train_new: bool = False, steps: int | None = None):
     """The run's fast GAN encoder, trained here (with a progress bar) when there is none yet."""
     from latentctl import gan_encoder as GE
@@ -105,7 +62,7 @@ def gan_encoder_for(session, *, train_new: bool = False, steps: int | None = Non
             f"training a GAN encoder on the generator's own samples ({steps or GE.GanEncoderConfig.steps} steps); "
             f"it is stored as {path} and reused next time"
         )
-    with _Bar("GAN encoder") as bar:
+    with ProgressBar("GAN encoder") as bar:
         net, path, trained = GE.ensure(
             session.loaded, session.path, session.device, train_new=train_new, steps=steps, on_progress=bar.update
         )
@@ -135,7 +92,7 @@ def encode_labelled(
             net = gan_encoder_for(session, steps=encoder_steps)
         else:
             warn("this GAN has no encoder: finding latents by optimisation will be slow (leave out --no-fast-encoder)")
-    with _Bar("encoding") as bar:
+    with ProgressBar("encoding") as bar:
         return labelled_latents(
             session,
             images,

@@ -17,10 +17,12 @@ from latentctl.cli.common import (
     ForceOpt,
     OldImagesOpt,
     OldLabelsOpt,
+    OutOpt,
     PrecisionOpt,
     RunModelArg,
     TileSizeOpt,
     WorkspaceOpt,
+    check_save,
     handles_errors,
     note,
     peak_memory,
@@ -31,18 +33,6 @@ from latentctl.cli.common import (
 from latentctl.errors import UsageError
 
 P_WHICH = "Which samples"
-
-OutOpt = Annotated[
-    Path | None,
-    typer.Option(
-        "--out",
-        "-o",
-        metavar="DIR",
-        help="Output folder \\[default: a new numbered folder in the workspace's outputs/].",
-        rich_help_panel=PANEL_OUTPUT,
-        show_default=False,
-    ),
-]
 
 
 @handles_errors
@@ -148,7 +138,6 @@ def sample(
     """
     import numpy as np
 
-    from latentctl.cli.latent_cmds import check_save
     from latentctl.grid import check_tile_size
     from latentctl.parse import MAX_BATCH_SIZE, MAX_GRID_TILES, check_count, check_float
     from latentctl.seeds import latents_from_seeds, resolve_seeds

@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from latentctl.cli.common import (
+    MAX_SHEET_SEEDS,
     P_LABELS,
     PANEL_OUTPUT,
     DeviceOpt,
@@ -17,15 +18,17 @@ from latentctl.cli.common import (
     LabelsOpt,
     MaxImagesOpt,
     ModelArg,
+    OutOpt,
     PatternOpt,
     WorkspaceOpt,
     err_console,
     handles_errors,
     note,
+    refuse_existing,
     result,
+    seeds_option,
     warn,
 )
-from latentctl.cli.directions_cmd import MAX_SHEET_SEEDS, OutOpt, refuse_existing, seeds_option
 from latentctl.errors import UsageError
 
 CLASSIFIERS = "classifiers"  # workspace folder where `classifier train` puts its files by default
