@@ -49,3 +49,27 @@ def test_every_command_is_documented():
     reference = (ROOT / "docs" / "cli.md").read_text()
     for cmd in app.registered_commands:
         assert f"latentctl {cmd.name}`" in reference
+
+
+def test_no_help_text_has_brackets_that_rich_would_eat():
+    """rich reads "[word...]" as a markup tag and drops it: "pip install 'latentctl[video]'" showed
+    as "pip install 'latentctl'". Such brackets must be written "\\\\[" in the help source."""
+    import re
+
+    import typer
+
+    from latentctl.cli.app import app
+
+    tag = re.compile(r"(?<!\\)\[[a-z#/@]", re.IGNORECASE)
+
+    def walk(cmd, path):
+        yield path, cmd.help or ""
+        for p in cmd.params:
+            yield f"{path} {p.name}", getattr(p, "help", None) or ""
+        if hasattr(cmd, "commands"):  # a group (typer may carry its own click)
+            for name, sub in cmd.commands.items():
+                yield from walk(sub, f"{path} {name}")
+
+    bad = [(where, text) for where, text in walk(typer.main.get_command(app), "latentctl") if tag.search(text)]
+    assert len(list(walk(typer.main.get_command(app), "latentctl"))) > 250  # every command's options
+    assert not bad, bad[:3]

@@ -308,7 +308,7 @@ def train(
         bool,
         typer.Option(
             "--tensorboard",
-            help="Also write TensorBoard event files to RUN/tensorboard/ (needs: pip install 'latentctl[tensorboard]').",
+            help="Also write TensorBoard event files to RUN/tensorboard/ (needs: pip install 'latentctl\\[tensorboard]').",
             rich_help_panel=PANEL_OUTPUT,
         ),
     ] = False,
