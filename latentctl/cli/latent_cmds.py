@@ -167,7 +167,9 @@ def interp(
     mp4: Annotated[
         bool,
         typer.Option(
-            "--mp4", help="Also write interp.mp4 (needs: pip install 'latentctl\\[video]').", rich_help_panel=PANEL_OUTPUT
+            "--mp4",
+            help="Also write interp.mp4 (needs: pip install 'latentctl\\[video]').",
+            rich_help_panel=PANEL_OUTPUT,
         ),
     ] = False,
     tile_size: TileSizeOpt = None,
