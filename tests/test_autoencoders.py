@@ -126,7 +126,7 @@ def test_map_draws_one_point_per_labelled_image_in_its_colour(tmp_path, workspac
         "32",
         "--epochs",
         "1",
-        "--model",
+        "--family",
         "ae",
     )
     run(
@@ -142,7 +142,7 @@ def test_map_draws_one_point_per_labelled_image_in_its_colour(tmp_path, workspac
         "32",
         "--epochs",
         "1",
-        "--model",
+        "--family",
         "vae",
     )
     runs = sorted((workspace / "runs").iterdir())
@@ -171,7 +171,7 @@ def test_labels_from_utkface_names_drive_attr_vector(tmp_path, workspace):
         "32",
         "--epochs",
         "1",
-        "--model",
+        "--family",
         "ae",
     )
     folder = tmp_path / "utk"

@@ -84,7 +84,7 @@ def test_sample_never_overwrites_without_force(current_tiny_run, tmp_path):
 
 
 def test_sample_grid_can_go_without_labels_or_images(current_tiny_run, tmp_path):
-    run("sample", "-n", "4", "--no-images", "--no-labels", "--out", tmp_path / "o")
+    run("sample", "-n", "4", "--no-pngs", "--no-captions", "--out", tmp_path / "o")
     assert sorted(p.name for p in (tmp_path / "o").iterdir()) == ["grid.png", "latents.npz"]
 
 
@@ -143,7 +143,7 @@ def test_sample_grid_is_readable_and_json_lists_what_was_written(tiny_run, tmp_p
     tile = np.asarray(grid.convert("RGB"))[2 : 2 + 128, 2 : 2 + 128]
     seed3 = np.asarray(Image.open(written["images"][0]).convert("RGB"))
     np.testing.assert_array_equal(tile, seed3.repeat(4, 0).repeat(4, 1))  # crisp, nothing over it
-    small = run("sample", tiny_run, "--seeds", "3,5,8", "--out", tmp_path / "p", "--tile-size", "0", "--no-labels")
+    small = run("sample", tiny_run, "--seeds", "3,5,8", "--out", tmp_path / "p", "--tile-size", "0", "--no-captions")
     assert Image.open(small.stdout.strip()).width < 3 * 40
     assert "--tile-size 5000" in run("sample", tiny_run, "-n", "1", "--tile-size", "5000", code=2).output
 

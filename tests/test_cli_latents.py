@@ -122,12 +122,10 @@ def test_apply_can_skip_the_images_or_the_grid(model, workspace, tmp_path):
     run("sample", model, "--seeds", "1,2", "--save", "p2")
     run("sample", model, "--seeds", "3,4", "--save", "n2")
     run("attr-vector", "--pos", "p2", "--neg", "n2", "--save", "d2", "--model", model)
-    res = run(
-        "apply", "seeds:0-4", "--add", "d2", "--no-images", "--no-grid", "--model", model, "--out", tmp_path / "a"
-    )
+    res = run("apply", "seeds:0-4", "--add", "d2", "--no-pngs", "--no-grid", "--model", model, "--out", tmp_path / "a")
     assert sorted(p.name for p in (tmp_path / "a").iterdir()) == ["latents.npz"]
     assert res.stdout.strip().endswith("latents.npz")
-    run("apply", "seeds:0-4", "--add", "d2", "--no-images", "--model", model, "--out", tmp_path / "b")
+    run("apply", "seeds:0-4", "--add", "d2", "--no-pngs", "--model", model, "--out", tmp_path / "b")
     assert sorted(p.name for p in (tmp_path / "b").iterdir()) == ["grid.png", "latents.npz"]
 
 
@@ -147,7 +145,7 @@ def test_render_draws_stored_latents_labelled_by_seed(model, workspace, tmp_path
         np.asarray(Image.open(tmp_path / "seed0009.png")), np.asarray(Image.open(sampled / "seed0009.png"))
     )
     assert Image.open(grid).width >= 2 * 120  # 2x2 tiles, each enlarged from 32 px to a readable size
-    run("render", "picked", "--no-images", "--no-grid", "--model", model, code=2)
+    run("render", "picked", "--no-pngs", "--no-grid", "--model", model, code=2)
 
 
 def test_store_and_direction_reports_as_json(model, workspace):
@@ -200,7 +198,7 @@ def test_interp_endpoints_are_the_given_latents(model, tmp_path):
 
 
 def test_interp_path_through_several_points_with_slerp(model, tmp_path):
-    run("interp", "seeds:1,2,3", "--steps", "4", "--method", "slerp", "--model", model, "--out", tmp_path)
+    run("interp", "seeds:1,2,3", "--frames", "4", "--method", "slerp", "--model", model, "--out", tmp_path)
     z = read_entry(tmp_path / "latents.npz").z
     assert len(z) == 7
     ends = latents_from_seeds([1, 2, 3], 8)
@@ -291,8 +289,8 @@ def test_latents_list_shows_a_lying_entry_as_unreadable_and_goes_on(workspace):
         (["sample", "NOMODEL", "-n", "4", "--batch-size", "1000000000"], "--batch-size 1,000,000,000: at most 4,096"),
         (["sample", "NOMODEL", "-n", "4", "--save", "bad name"], "may use only letters"),
         (
-            ["interp", "seeds:1", "seeds:2", "--steps", "1000000000", "-m", "NOMODEL"],
-            "--steps 1,000,000,000: at most 1,000 steps per segment",
+            ["interp", "seeds:1", "seeds:2", "--frames", "1000000000", "-m", "NOMODEL"],
+            "--frames 1,000,000,000: at most 1,000 frames per segment",
         ),
         (
             ["interp", "seeds:1", "seeds:2", "--frame-ms", "1000000000", "-m", "NOMODEL"],
@@ -366,7 +364,7 @@ def test_apply_nan_weight_renders_nothing(model, workspace, tmp_path):
 
 
 def test_limits_that_need_the_model_still_come_before_rendering(model, workspace, tmp_path, monkeypatch):
-    res = run("interp", "seeds:1,2,3,4", "--steps", "1000", "--model", model, "--out", tmp_path / "i", code=2)
+    res = run("interp", "seeds:1,2,3,4", "--frames", "1000", "--model", model, "--out", tmp_path / "i", code=2)
     assert "2,998 frames; at most 2,500" in res.output and not (tmp_path / "i").exists()
     from latentctl import latents
 
@@ -383,7 +381,7 @@ def test_apply_grid_shows_the_first_whole_rows_that_fit(model, workspace, tmp_pa
     run("attr-vector", "--pos", "p", "--neg", "n", "--save", "d", "--model", model)
     monkeypatch.setattr(parse, "MAX_GRID_TILES", 7)
     res = run(
-        "apply", "seeds:0-4", "--add", "d", "--scales", "0,1,2", "--model", model, "--out", tmp_path, "--no-labels"
+        "apply", "seeds:0-4", "--add", "d", "--scales", "0,1,2", "--model", model, "--out", tmp_path, "--no-captions"
     )
     assert "the grid shows the first 2 rows" in res.output
     assert len(list(tmp_path.glob("seed*_scale*.png"))) == 15  # every image is still written

@@ -358,12 +358,12 @@ def test_steps_and_path_length_are_bounded_before_allocating():
     from latentctl.latents import MAX_PATH_FRAMES, MAX_STEPS, check_steps, path_frames
 
     assert check_steps(MAX_STEPS) == MAX_STEPS == 1_000
-    with pytest.raises(UsageError, match="--steps 1,000,000,000: at most 1,000 steps per segment"):
+    with pytest.raises(UsageError, match="--frames 1,000,000,000: at most 1,000 frames per segment"):
         lerp(np.zeros(2), np.ones(2), 1_000_000_000)
-    with pytest.raises(UsageError, match="--steps"):
+    with pytest.raises(UsageError, match="--frames"):
         interpolate_path(np.zeros((2, 2)), 1_000_000_000)
     assert path_frames(2, 1000) == 1000 and MAX_PATH_FRAMES == 2_500
-    with pytest.raises(UsageError, match="4 latents with --steps 1000 has 2,998 frames; at most 2,500"):
+    with pytest.raises(UsageError, match="4 latents with --frames 1000 has 2,998 frames; at most 2,500"):
         interpolate_path(np.zeros((4, 2)), 1000)
 
 

@@ -319,3 +319,16 @@ def test_resume_keeps_the_recipe(image_folder, workspace):
     info = checkpoint.read_header(run_dir)
     assert info.train.loss == "hinge" and info.train.ema and info.state["epoch"] == 2
     assert "differ" in run("train", "--resume", run_dir, "--loss", "bce", "--epochs", "3", code=1).output
+
+
+def test_a_long_cpu_run_says_what_to_run_for_a_first_model_sooner():
+    def estimate(**kw):
+        m = HealthMonitor(gan=True, total_steps=100_000, **kw)
+        return [x for i in range(4) for x in m.on_step({"d_real": 0.5, "d_fake": 0.5, "g": 1.0}, 0.5, i + 1)]
+
+    cpu = estimate(cpu=True)  # 100,000 steps at 0.5 s: about 14 hours
+    assert len(cpu) == 1 and "13 h 53 min left" in cpu[0] and "--image-size 32 --arch lite" in cpu[0]
+    assert "--image-size 32" not in estimate(cpu=False)[0]  # a GPU run that long is the user's plan
+    short = HealthMonitor(gan=True, total_steps=5_000, cpu=True)
+    out = [x for i in range(4) for x in short.on_step({"d_real": 0.5, "d_fake": 0.5, "g": 1.0}, 0.5, i + 1)]
+    assert "--arch lite" not in out[0]  # 42 minutes: no advice
