@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import run
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -69,8 +70,4 @@ def test_shell_example_walks_the_seed_journey_and_reuses_its_run(workspace, imag
     assert (workspace / "store" / "picked-dir.npz").exists() or any(workspace.rglob("picked-dir.npz"))
     assert any(workspace.rglob("interp.gif"))
     # the script trains only when no run is named "journey": a second call reuses this one
-    from typer.testing import CliRunner
-
-    from latentctl.cli.app import app
-
-    assert CliRunner().invoke(app, ["runs", "use", "journey"]).exit_code == 0
+    run("runs", "use", "journey")

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import TINY
+from conftest import TINY, TINY_BATCH
 
 from latentctl import perf
 from latentctl.config import ModelConfig, TrainConfig
@@ -355,7 +355,14 @@ def test_python_callers_get_the_same_thread_rule_as_the_cli(monkeypatch, image_f
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     monkeypatch.setattr(perf, "ThreadTuner", Recording)
     run_dir = latentctl.train_run(
-        image_folder, workspace=workspace, device="cpu", image_size=32, width=16, latent_dim=8, batch_size=16, epochs=1
+        image_folder,
+        workspace=workspace,
+        device="cpu",
+        image_size=TINY.image_size,
+        width=TINY.width,
+        latent_dim=TINY.latent_dim,
+        batch_size=TINY_BATCH,
+        epochs=1,
     )
     lines = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     assert len(steps) == max(r["global_step"] for r in lines if "global_step" in r) >= 1  # asked before every step
