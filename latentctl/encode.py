@@ -52,7 +52,7 @@ def encode_with_encoder(loaded: Loaded, images: np.ndarray, device: torch.device
     return np.concatenate(out).astype(np.float32)
 
 
-def _structure_loss(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+def image_loss(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
     """Per-image loss: pixels + neighbouring-pixel differences + coarse layout. (n,)"""
     pix = (x - t).pow(2).flatten(1).mean(1)
     dx = ((x[..., 1:] - x[..., :-1]) - (t[..., 1:] - t[..., :-1])).pow(2).flatten(1).mean(1)
@@ -92,7 +92,7 @@ def project(
         opt = torch.optim.Adam([z], lr=lr)
         for step in range(steps):
             opt.zero_grad(set_to_none=True)
-            loss = _structure_loss(generator(z), target)
+            loss = image_loss(generator(z), target)
             prior = (z.pow(2).mean(1) - 1).pow(2)  # stay near the typical set of N(0, I)
             (loss + 1e-3 * prior).sum().backward()
             opt.step()
@@ -190,7 +190,7 @@ def mean_image_error(images: np.ndarray, reference: np.ndarray | None = None) ->
     return rms_error(mean_u8, images)
 
 
-__all__ = ["Encoded", "encode_images", "labelled_latents", "mean_image_error", "project", "rms_error"]
+__all__ = ["Encoded", "encode_images", "image_loss", "labelled_latents", "mean_image_error", "project", "rms_error"]
 
 
 def labelled_latents(

@@ -87,7 +87,7 @@ def train(
     opt = torch.optim.Adam(net.parameters(), lr=config.lr)
     # Cosine decay: the last steps polish instead of bouncing at the initial rate.
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, config.steps)
-    from latentctl.encode import _structure_loss
+    from latentctl.encode import image_loss  # the projection's own loss: what the refinement then minimises
     from latentctl.steer import frozen
 
     start, loss_value = time.perf_counter(), float("nan")
@@ -100,7 +100,7 @@ def train(
             latent = (guess - z).pow(2).mean()
             loss = latent
             if config.image_weight:
-                loss = loss + config.image_weight * _structure_loss(generator(guess), x).mean()
+                loss = loss + config.image_weight * image_loss(generator(guess), x).mean()
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

@@ -224,7 +224,11 @@ OutOpt = Annotated[
 
 
 def renamed(value: Any, old_value: Any, *, new: str, old: str, default: Any) -> Any:
-    """The value of a renamed flag: ``old_value`` (the hidden old spelling) when given, with a note."""
+    """The value of a renamed flag: ``old_value`` (the hidden old spelling) when given, with a note.
+
+    Both spellings with different values are refused; the new one can only be told apart from its
+    default when it differs from it (``--no-pngs --images`` is refused, ``--pngs --no-images`` is
+    read as ``--no-images``)."""
     if old_value is None:
         return value
     if value != default and value != old_value:

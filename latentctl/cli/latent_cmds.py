@@ -722,19 +722,7 @@ def apply(
         caption=f"+ {weights}",
     )
     if mean and grid:
-        _arithmetic_figure(
-            session,
-            inputs,
-            row_names if not mean else None,
-            base[0],
-            combined,
-            weighted,
-            used,
-            strengths,
-            out_dir,
-            tile_size,
-            force,
-        )
+        _arithmetic_figure(session, inputs, base[0], combined, used, strengths, out_dir, tile_size, force)
     entry = session.entry(
         flat,
         seeds=None if seeds is None else [s for s in seeds for _ in strengths],
@@ -828,9 +816,7 @@ def render_latents(
 MAX_RENDER = 100_000  # latents one render draws (the grid shows at most MAX_GRID_TILES)
 
 
-def _arithmetic_figure(
-    session, inputs, _labels, mean, combined, weighted, used, strengths, out_dir, tile_size, force
-) -> None:
+def _arithmetic_figure(session, inputs, mean, combined, used, strengths, out_dir, tile_size, force) -> None:
     """The seed's figure, arithmetic.png: the inputs, their mean, each direction's two group means
     when its provenance names them (mean(glasses), mean(no glasses)), and mean + direction."""
     import numpy as np
