@@ -283,6 +283,26 @@ def _make_sampler(impl: str, size: int, levers: list[str], dev, width: int = 128
     return run, G, precision
 
 
+PROJECT_IMAGES, PROJECT_STEPS = 32, 5  # encode's default chunk (32 photos x 4 restarts), steps per "step"
+
+
+def _make_projector(size: int, levers: list[str], dev, width: int, tuner):
+    """latentctl encode's projection: ``project`` on a chunk of 32 images, PROJECT_STEPS steps a call,
+    the tuner (if any) setting each step's thread count inside, as ``encode_images`` does."""
+    from latentctl.config import ModelConfig
+    from latentctl.encode import project
+    from latentctl.models import build_models
+
+    G, _ = build_models(ModelConfig(image_size=size, width=width))
+    G.to(dev)
+    images = _real_pool(size, PROJECT_IMAGES, 1)[0].numpy()
+
+    def run(_):
+        return project(G, images, dev, steps=PROJECT_STEPS, restarts=4, thread_tuner=tuner)
+
+    return run
+
+
 class _Config:
     """One configuration inside a worker process: built once, then stepped on command."""
 
@@ -323,6 +343,12 @@ class _Config:
             pool = _real_pool(size, half)
             self.arg = lambda i: pool[i % len(pool)]
             self.images_per_step = half
+        elif self.kind == "encode":  # the tuner goes inside, around each projection step
+            self.rss_before = _rss_mib()
+            self.fn, info = _make_projector(size, self.levers, dev, spec.get("width", 128), self.tuner), {}
+            self.inner_tuner, self.tuner = self.tuner, None
+            self.arg = lambda i: None
+            self.images_per_step = PROJECT_IMAGES * PROJECT_STEPS  # image-steps of projection per call
         else:
             run, G, precision = _make_sampler(spec["impl"], size, self.levers, dev, spec.get("width", 128))
             with torch.inference_mode():

@@ -4,7 +4,8 @@
     python -m benchmarks.contention --loads 0,2 --rounds 4 --only "passive,1 thread"
 
 What it measures (issue 17, "fast on a busy laptop too"): the seed's model at 32 px, width 32;
-training steps at batch 64 (32 real images per step) and sampling batches of 64 images. Every
+training steps at batch 64 (32 real images per step), sampling batches of 64 images, and
+`encode`'s projection (``encode.project`` on 32 images x 4 restarts, 5 steps a call). Every
 configuration runs in its own subprocess (OpenMP reads OMP_WAIT_POLICY / GOMP_SPINCOUNT /
 OMP_NUM_THREADS once, when torch loads), and they take turns round by round in a rotating order,
 so a busy spell of the shared machine hits all of them alike. "vs 1 thread" is the median of the
@@ -44,7 +45,7 @@ WAIT_VARS = ["OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "OMP_NUM_THREADS", "OMP_PROC_B
 CONFIGS = [
     ("latentctl, 1 thread", "latentctl", ["cl", "alloc"], {"OMP_NUM_THREADS": "1"}),
     (
-        "latentctl default: 2 threads, OMP_WAIT_POLICY=PASSIVE",
+        "latentctl, 2 threads, OMP_WAIT_POLICY=PASSIVE (sample's default)",
         "latentctl",
         ["cl", "alloc"],
         {"OMP_WAIT_POLICY": "PASSIVE"},
@@ -54,15 +55,15 @@ CONFIGS = [
     ("latentctl, 2 threads, GOMP_SPINCOUNT=10000", "latentctl", ["cl", "alloc"], {"GOMP_SPINCOUNT": "10000"}),
     ("plain reference, 2 threads, libgomp default", "plain", [], {}),
     (
-        "latentctl + perf.ThreadTuner (1 or 2 threads, measured), PASSIVE",
+        "latentctl + perf.ThreadTuner, PASSIVE (train's and encode's default)",
         "latentctl",
-        ["cl", "alloc", "tuner=20"],
+        ["cl", "alloc", "tuner"],
         {"OMP_WAIT_POLICY": "PASSIVE"},
     ),
     (
         "latentctl + perf.ThreadTuner, GOMP_SPINCOUNT=10000",
         "latentctl",
-        ["cl", "alloc", "tuner=20"],
+        ["cl", "alloc", "tuner"],
         {"GOMP_SPINCOUNT": "10000"},
     ),
 ]
@@ -111,7 +112,7 @@ def run(args) -> dict:
     keys = [k.strip().lower() for k in (args.only or "").split(",") if k.strip()]
     configs = [c for c in CONFIGS if not keys or c is CONFIGS[0] or any(k in c[0].lower() for k in keys)]
     loads = [int(x) for x in args.loads.split(",")]
-    kinds = [k for k in ("train", "sample") if k not in args.skip]
+    kinds = [k for k in ("train", "sample", "encode") if k not in args.skip]
     machine = _machine()
     print(
         f"machine: {machine.get('cpu', '?')}, {machine.get('cpus')} CPUs, SIMD {'/'.join(machine.get('simd', []))}; "
@@ -122,6 +123,10 @@ def run(args) -> dict:
     for kind in kinds:
         workers = []
         for name, impl, levers, env in configs:
+            if kind == "encode" and impl == "plain":
+                continue  # the plain reference has no projection
+            # "tuner" becomes tuner=SECONDS: the re-probe interval (120 s, the default, or --tuner-interval)
+            levers = [f"tuner={args.tuner_interval:g}" if lv == "tuner" else lv for lv in levers]
             spec = {
                 "name": name,
                 "kind": kind,
@@ -129,7 +134,11 @@ def run(args) -> dict:
                 "size": SIZE,
                 "width": WIDTH,
                 "batch": BATCH,
-                "levers": levers if kind == "train" else _sample_levers(impl, levers),
+                "levers": levers
+                if kind == "train"
+                else _sample_levers(impl, levers)
+                if kind == "sample"
+                else [lv for lv in levers if lv == "alloc" or lv.startswith("tuner=")],
                 "env": env,
                 "unset": WAIT_VARS,
                 "device": "cpu",
@@ -137,7 +146,8 @@ def run(args) -> dict:
             }
             workers.append(_Worker([spec]))
             _signal(workers[-1], signal.SIGSTOP)
-        steps = args.train_steps if kind == "train" else args.sample_batches
+        steps = {"train": args.train_steps, "sample": args.sample_batches, "encode": args.encode_calls}[kind]
+        names = [w.specs[0]["name"] for w in workers]
         table = results["tables"][kind] = {}
         for load in loads:
             hogs = _start_hogs(load, args.max_seconds)
@@ -161,7 +171,7 @@ def run(args) -> dict:
                 )
             _stop_hogs(hogs)
             rows = []
-            for (name, *_), times in zip(configs, per):
+            for name, times in zip(names, per):
                 ratios = [one / t for one, t in zip(per[0], times)]
                 rows.append(
                     {
@@ -180,16 +190,22 @@ def run(args) -> dict:
 
 
 def _print(results: dict, args) -> None:
-    unit = {"train": (BATCH // 2, "real img/s"), "sample": (BATCH, "img/s")}
+    from benchmarks.bench import PROJECT_IMAGES, PROJECT_STEPS
+
+    unit = {
+        "train": (BATCH // 2, "real img/s", "TRAINING", args.train_steps, "steps"),
+        "sample": (BATCH, "img/s", "SAMPLING", args.sample_batches, "batches"),
+        "encode": (PROJECT_IMAGES * PROJECT_STEPS, "image-steps/s", "ENCODE (projection)", args.encode_calls, "calls"),
+    }
     for kind, table in results["tables"].items():
-        per_img, what = unit[kind]
-        n = args.train_steps if kind == "train" else args.sample_batches
+        per_img, what, title, n, of = unit[kind]
         print(
-            f"\n{'TRAINING' if kind == 'train' else 'SAMPLING'} {SIZE} px, width {WIDTH}, batch {BATCH}"
-            f" ({what}); {args.rounds} interleaved rounds of {n} {'steps' if kind == 'train' else 'batches'} per load"
+            f"\n{title} {SIZE} px, width {WIDTH}, batch {BATCH if kind != 'encode' else PROJECT_IMAGES}"
+            f" ({what}); {args.rounds} interleaved rounds of {n} {of} per load"
         )
         loads = list(table)
-        head = f"{'configuration':<58}" + "".join(f" {f'{ld} competing':>22}" for ld in loads)
+        wide = max(len(r["name"]) for r in table[loads[0]]["rows"]) + 1
+        head = f"{'configuration':<{wide}}" + "".join(f" {f'{ld} competing':>22}" for ld in loads)
         print(head)
         print("-" * len(head))
         for i, row in enumerate(table[loads[0]]["rows"]):
@@ -200,7 +216,7 @@ def _print(results: dict, args) -> None:
                     f"{per_img / r['s_per_step']:>9.1f} {r['vs_one_thread']:>5.2f}x "
                     f"({r['ratio_range'][0]:.2f}-{r['ratio_range'][1]:.2f})"
                 )
-            print(f"{row['name']:<58}" + "".join(f" {c:>22}" for c in cells))
+            print(f"{row['name']:<{wide}}" + "".join(f" {c:>22}" for c in cells))
         print(
             "load average (1, 5, 15 min) at the start of each load level: "
             + "; ".join(f"{ld} competing: {table[ld]['load_average_at_start']}" for ld in loads)
@@ -216,7 +232,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--only", default=None, help="only configurations whose name contains one of these (1 thread always runs)"
     )
-    p.add_argument("--skip", default="", help="'train' or 'sample' to leave one out")
+    p.add_argument(
+        "--encode-calls", type=int, default=4, help="projection calls (5 steps each) per configuration per round [4]"
+    )
+    p.add_argument(
+        "--tuner-interval",
+        type=float,
+        default=120.0,
+        help="the ThreadTuner rows re-probe after this many seconds of steps [120, the default of train]",
+    )
+    p.add_argument("--skip", default="", help="'train', 'sample' or 'encode' (comma-separated) to leave out")
     p.add_argument(
         "--max-seconds", type=float, default=600, help="competing processes end by themselves after this [600]"
     )

@@ -72,11 +72,16 @@ def project(
     seed: int = 0,
     init: np.ndarray | None = None,
     on_progress: Callable[[int, int], None] | None = None,
+    thread_tuner: object | None = None,
 ) -> np.ndarray:
     """Latents whose generated images match ``images`` (n, S, S, 3) uint8, by optimisation.
 
     ``init`` (n, d) starts each image from a given latent (e.g. a GAN encoder's guess) instead of
-    random seeds; restart 0 starts there and any further restarts from random seeds."""
+    random seeds; restart 0 starts there and any further restarts from random seeds. A
+    ``perf.ThreadTuner`` sets the thread count of each step (a step is a forward and backward
+    through G, as in training, and as slow with a busy neighbour at the wrong count)."""
+    from latentctl.perf import tuned_step
+
     dim = generator.config.latent_dim
     generator.eval()
     for p in generator.parameters():
@@ -91,11 +96,12 @@ def project(
         z = torch.tensor(z0, device=device, requires_grad=True)
         opt = torch.optim.Adam([z], lr=lr)
         for step in range(steps):
-            opt.zero_grad(set_to_none=True)
-            loss = image_loss(generator(z), target)
-            prior = (z.pow(2).mean(1) - 1).pow(2)  # stay near the typical set of N(0, I)
-            (loss + 1e-3 * prior).sum().backward()
-            opt.step()
+            with tuned_step(thread_tuner):
+                opt.zero_grad(set_to_none=True)
+                loss = image_loss(generator(z), target)
+                prior = (z.pow(2).mean(1) - 1).pow(2)  # stay near the typical set of N(0, I)
+                (loss + 1e-3 * prior).sum().backward()
+                opt.step()
             if on_progress:
                 on_progress(step + 1, steps)
         with torch.no_grad():
@@ -121,12 +127,17 @@ def encode_images(
     refine_steps: int = 0,
     refine_lr: float = 0.3,
     on_progress: Callable[[int, int], None] | None = None,
+    thread_tuner: object | None = "auto",
 ) -> Encoded:
     """Latents for real images, with their reconstructions and errors.
 
     With ``gan_encoder`` (a net from ``latentctl.gan_encoder``) a GAN's latents come from it in
     milliseconds, then, with ``refine_steps``, from that many projection steps started there (one
-    start per image: the encoder's guess replaces the random restarts)."""
+    start per image: the encoder's guess replaces the random restarts). ``thread_tuner`` as in
+    ``perf.resolve_tuner``: by default projection steps follow ``perf.auto_tuner``, as training does."""
+    from latentctl.perf import resolve_tuner
+
+    tuner = resolve_tuner(thread_tuner, device)
     if gan_encoder is not None and loaded.encoder is None:
         from latentctl import gan_encoder as GE
 
@@ -147,6 +158,7 @@ def encode_images(
                         lr=refine_lr,
                         restarts=1,
                         init=z[i : i + batch_size],
+                        thread_tuner=tuner,
                     )
                 )
                 if on_progress:
@@ -176,6 +188,7 @@ def encode_images(
                     restarts=restarts,
                     seed=i * restarts,
                     on_progress=progress,
+                    thread_tuner=tuner,
                 )
             )
         z, method = np.concatenate(chunks), "projection"

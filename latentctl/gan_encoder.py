@@ -75,9 +75,13 @@ def train(
     config: GanEncoderConfig,
     device: Any = "cpu",
     on_progress: Callable[[int, int, float], None] | None = None,
+    thread_tuner: Any = "auto",
 ) -> tuple[Any, dict]:
-    """Fit an encoder on fresh (z, G(z)) pairs; ``on_progress(step, steps, loss)``."""
+    """Fit an encoder on fresh (z, G(z)) pairs; ``on_progress(step, steps, loss)``.
+    ``thread_tuner`` as in ``perf.resolve_tuner`` (by default training's rule)."""
     import torch
+
+    from latentctl.perf import resolve_tuner, tuned_step
 
     if not 1 <= config.steps <= MAX_STEPS:
         raise UsageError(f"--encoder-steps must be from 1 to {MAX_STEPS:,}, got {config.steps}")
@@ -90,20 +94,22 @@ def train(
     from latentctl.encode import image_loss  # the projection's own loss: what the refinement then minimises
     from latentctl.steer import frozen
 
+    tuner = resolve_tuner(thread_tuner, device)
     start, loss_value = time.perf_counter(), float("nan")
     with frozen(generator):  # only E learns; the image term back-propagates through G to its input
         for step in range(config.steps):
             z = torch.randn(config.batch_size, config.latent_dim, generator=gen).to(device)
-            with torch.no_grad():
-                x = generator(z)
-            guess = net(x)
-            latent = (guess - z).pow(2).mean()
-            loss = latent
-            if config.image_weight:
-                loss = loss + config.image_weight * image_loss(generator(guess), x).mean()
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+            with tuned_step(tuner):
+                with torch.no_grad():
+                    x = generator(z)
+                guess = net(x)
+                latent = (guess - z).pow(2).mean()
+                loss = latent
+                if config.image_weight:
+                    loss = loss + config.image_weight * image_loss(generator(guess), x).mean()
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
             sched.step()
             loss_value = float(latent.detach())
             if on_progress and (step % 10 == 9 or step == config.steps - 1):

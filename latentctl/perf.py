@@ -22,6 +22,9 @@ from __future__ import annotations
 import ctypes
 import os
 import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 # mallopt(3) parameter numbers (glibc's malloc.h).
@@ -267,6 +270,24 @@ def auto_tuner(device: Any, *, group: Any = None, devices: int = 1) -> ThreadTun
     return ThreadTuner()
 
 
+def resolve_tuner(thread_tuner: Any, device: Any) -> ThreadTuner | None:
+    """A library call's ``thread_tuner`` argument: "auto" applies ``auto_tuner`` (so a Python
+    caller gets the CLI's rule), None keeps the thread count as set, a ``ThreadTuner`` is used."""
+    return auto_tuner(device) if thread_tuner == "auto" else thread_tuner
+
+
+@contextmanager
+def tuned_step(tuner: ThreadTuner | None) -> Iterator[None]:
+    """Bracket one step of a loop for ``tuner`` (None: nothing happens)."""
+    if tuner is None:
+        yield
+        return
+    tuner.before_step()
+    start = time.perf_counter()
+    yield
+    tuner.after_step(time.perf_counter() - start)
+
+
 class ThreadTuner:
     """Picks the intra-op thread count from measured step times, and checks again now and then.
 
@@ -277,8 +298,11 @@ class ThreadTuner:
     whatever OpenMP's wait policy. Which count is fastest depends on load that comes and goes, so
     it is measured, not guessed: each candidate runs a few real training steps (no work is thrown
     away, some steps just run at the slower setting), the fastest is kept for ``interval`` seconds,
-    then all are tried again — at once when ``slow_steps`` steps in a row take more than ``cutoff``
-    times the chosen count's measured time.
+    then the others are tried again — at once when ``slow_steps`` steps in a row take more than
+    ``cutoff`` times the chosen count's measured time. A re-probe does not run the chosen count
+    again: its last ``slow_steps`` ordinary steps are its measurement (they are the load as it is
+    now), so the only steps a re-probe can waste are the other candidates' — and a candidate more
+    than ``cutoff`` times slower than that yardstick is dropped after one step.
 
     The caller brackets each step: ``tuner.before_step()`` ... step ... ``tuner.after_step(seconds)``.
     The first ``settle`` steps after each switch are run but not counted (a new team size re-creates
@@ -300,6 +324,8 @@ class ThreadTuner:
         self.candidates = sorted(set(candidates or [cores, 1]), reverse=True)
         self.interval, self.probe, self.settle, self.cutoff = interval, probe, settle, cutoff
         self.slow_steps, self._slow = slow_steps, 0
+        self._recent: list[float] = []  # the chosen count's last ordinary (counted) steps
+        self._unsettled = 0  # ordinary steps still to skip after a switch before they count
         self.choice = self.candidates[0]
         self.measured: dict[int, float] = {}
         self.probes = 0  # how many probes have finished
@@ -310,11 +336,19 @@ class ThreadTuner:
         self._start_probe()
 
     def _start_probe(self) -> None:
-        # the current choice first: it is the yardstick that lets a far slower candidate be
-        # dropped after one step (under load a step at the wrong count can cost 10x)
-        order = [self.choice] + [c for c in self.candidates if c != self.choice]
-        self._times = {c: [] for c in order}
+        # The current choice is the yardstick that lets a far slower candidate be dropped after
+        # one step (under load a step at the wrong count can cost 10x). Its recent steps measure
+        # it; only the first probe, with none yet, runs it first.
+        others = [c for c in self.candidates if c != self.choice]
+        if self._recent:
+            self._times = {self.choice: list(self._recent), **{c: [] for c in others}}
+            order = others
+        else:
+            self._times = {c: [] for c in [self.choice, *others]}
+            order = [self.choice, *others]
         self._queue = [(c, i >= self.settle) for c in order for i in range(self.settle + self.probe)]
+        if not self._queue:  # a single candidate (one core): nothing to compare
+            self._finish_probe()
 
     def before_step(self) -> int:
         """Set the thread count for the coming step; returns it."""
@@ -340,19 +374,33 @@ class ThreadTuner:
             elif counted:
                 self._times[threads].append(seconds)
             if not self._queue:  # probe finished: keep the fastest (median of its counted steps)
-                self.measured = {c: sorted(t)[len(t) // 2] for c, t in self._times.items() if t}
-                self.choice = min(self.measured, key=self.measured.get)
-                self._since_probe = 0.0
-                self.probes += 1
+                self._finish_probe()
             return
         self._since_probe += seconds
+        if self._unsettled:
+            self._unsettled -= 1
+        else:
+            self._recent = [*self._recent, seconds][-self.slow_steps :]
         # Load that arrives mid-interval (a second job starts) can make every step many times
         # slower; a few such steps in a row start a probe at once instead of waiting out the interval.
         usual = self.measured.get(self.choice)
         self._slow = self._slow + 1 if usual is not None and seconds > self.cutoff * usual else 0
-        if self._since_probe >= self.interval or self._slow >= self.slow_steps:
+        if (self._since_probe >= self.interval or self._slow >= self.slow_steps) and self._recent:
             self._slow = 0
             self._start_probe()
+
+    def _finish_probe(self) -> None:
+        self.measured = {c: sorted(t)[len(t) // 2] for c, t in self._times.items() if t}
+        choice = min(self.measured, key=self.measured.get)
+        # Steps at the count that is running now need no settling, and its counted ones are
+        # already a fair yardstick; a switch back re-creates the thread team first.
+        last = next(reversed(self._times))
+        stays = choice == last
+        self._unsettled = 0 if stays else self.settle
+        self._recent = self._times[choice][-self.slow_steps :] if stays else []
+        self.choice = choice
+        self._since_probe = 0.0
+        self.probes += 1
 
     def describe(self) -> str:
         """e.g. "1 thread (fastest measured: 1 thread 0.21 s/step, 2 threads 0.95 s/step)"."""

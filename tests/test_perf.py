@@ -317,9 +317,25 @@ def test_thread_tuner_reprobes_at_once_when_load_arrives_mid_interval():
         assert tuner.choice == 2 and quiet[-3:] == [2] * 3
         busy = _simulate(tuner, {2: 4.0, 1: 0.4}, 12)  # a second job starts: 2 threads 20x slower
         assert tuner.choice == 1
-        assert busy[:3] == [2, 2, 2] and busy[-6:] == [1] * 6  # 3 slow steps, then a probe, then 1
+        # 3 slow steps, then a probe of 1 thread only: those 3 steps already measured 2 threads
+        assert busy == [2, 2, 2] + [1] * 9 and tuner.measured == {2: 4.0, 1: 0.4}
         steady = _simulate(tuner, {2: 4.0, 1: 0.45}, 20)  # ordinary jitter does not re-probe
         assert steady == [1] * 20
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_thread_tuner_reprobe_runs_only_the_other_counts():
+    before = torch.get_num_threads()
+    try:
+        tuner = perf.ThreadTuner([2, 1], interval=2.0)
+        used = _simulate(tuner, {2: 3.0, 1: 0.25}, 60)  # 15 s of steps: several periodic re-probes
+        assert tuner.choice == 1 and tuner.probes >= 5
+        # after the first probe (3 steps at 2 threads) each re-probe costs one step at 2 threads,
+        # dropped against the 1-thread steps just run
+        assert used[:3] == [2, 2, 2] and used.count(2) == 3 + (tuner.probes - 1)
+        one_core = perf.ThreadTuner([1], interval=0.5)
+        assert _simulate(one_core, {1: 0.3}, 10) == [1] * 10 and one_core.measured == {1: 0.3}
     finally:
         torch.set_num_threads(before)
 
@@ -342,10 +358,10 @@ def test_one_rule_says_when_threads_follow_step_times(monkeypatch):
         torch.set_num_threads(before)
 
 
-def test_python_callers_get_the_same_thread_rule_as_the_cli(monkeypatch, image_folder, workspace):
-    import latentctl
-
-    steps = []
+@pytest.fixture
+def tuned_steps(monkeypatch) -> list[int]:
+    """A list that grows by one each time a ThreadTuner made by ``perf.auto_tuner`` starts a step."""
+    steps: list[int] = []
 
     class Recording(perf.ThreadTuner):
         def before_step(self):
@@ -354,6 +370,13 @@ def test_python_callers_get_the_same_thread_rule_as_the_cli(monkeypatch, image_f
 
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     monkeypatch.setattr(perf, "ThreadTuner", Recording)
+    return steps
+
+
+def test_python_callers_get_the_same_thread_rule_as_the_cli(tuned_steps, image_folder, workspace):
+    import latentctl
+
+    steps = tuned_steps
     run_dir = latentctl.train_run(
         image_folder,
         workspace=workspace,
@@ -366,3 +389,30 @@ def test_python_callers_get_the_same_thread_rule_as_the_cli(monkeypatch, image_f
     )
     lines = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     assert len(steps) == max(r["global_step"] for r in lines if "global_step" in r) >= 1  # asked before every step
+
+
+def test_encode_and_the_gan_encoder_follow_the_same_thread_rule(tuned_steps, tiny_run):
+    """A projection or encoder-training step is a forward and backward through G, as slow with a
+    busy neighbour as a training step: Python callers get the tuner around every one by default."""
+    import numpy as np
+
+    from latentctl import gan_encoder as GE
+    from latentctl.checkpoint import load
+    from latentctl.encode import encode_images
+
+    steps = tuned_steps
+    before = torch.get_num_threads()
+    try:
+        loaded = load(tiny_run / "checkpoint.safetensors")
+        images = np.random.default_rng(0).integers(0, 256, (3, 32, 32, 3), dtype=np.uint8)
+        encode_images(loaded, images, torch.device("cpu"), steps=7, restarts=2, batch_size=2)
+        assert len(steps) == 2 * 7  # two chunks of 7 steps
+        cfg = loaded.info.model
+        config = GE.GanEncoderConfig(cfg.image_size, cfg.channels, cfg.latent_dim, width=8, steps=5, batch_size=4)
+        net, _ = GE.train(loaded.generator, config)
+        encode_images(loaded, images, torch.device("cpu"), gan_encoder=net, refine_steps=4)
+        assert len(steps) == 14 + 5 + 4
+        encode_images(loaded, images, torch.device("cpu"), steps=3, restarts=1, thread_tuner=None)
+        assert len(steps) == 23  # None: the count as set
+    finally:
+        torch.set_num_threads(before)
