@@ -1,8 +1,9 @@
 """Directions a user can trust (issue 12), measured on the synthetic faces whose attributes are known.
 
-    .venv/bin/python benchmarks/directions_trust.py [--run RUN_DIR] [--workspace DIR]
+    .venv/bin/python benchmarks/directions_trust.py [--run RUN_DIR] [--workspace DIR] [--arch seed]
 
-Without --run it trains the demo's small GAN (32 px) on 2,000 synthetic faces first. It reports:
+Without --run it trains the demo's GAN (32 px; its lite recipe, or --arch) on 2,000 synthetic
+faces first. It reports:
 
 1. mean and boundary directions from the same picks (samples sorted by the pixel detector): the
    detector rate on held-out latents at strengths 0 and 1 (one meaning of strength: both are
@@ -10,7 +11,8 @@ Without --run it trains the demo's small GAN (32 px) on 2,000 synthetic faces fi
 2. the out-of-sample report for a random split of those picks (near chance, warned) and for the
    real attribute (not).
 3. GAN encoder (trained here on the GAN's own samples) vs 300-step projection on held-out training
-   images: RMS error and seconds per image, encoder alone and with 30 refinement steps.
+   images: RMS error and seconds per image, encoder alone, with 30 refinement steps at each
+   --refine-lrs beside the default 0.1, and with 100 steps (what closing the gap costs).
 4. the labelled route: `latentctl attr-vector --images FACES --column glasses --pos-if ==1` on
    2,000 images, timed end to end (encoder already trained, as on a second use).
 """
@@ -23,6 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -56,6 +59,10 @@ def main() -> None:
     ap.add_argument("--attribute", default="glasses", choices=synthetic.ATTRIBUTES)
     ap.add_argument("--picks", type=int, default=400, help="samples sorted by the detector into the two piles")
     ap.add_argument("--encoder-steps", type=int, default=500)
+    ap.add_argument("--arch", default=None, help="train this recipe instead of the demo's (e.g. seed)")
+    ap.add_argument(
+        "--refine-lrs", default="0.05,0.3", help="refinement learning rates to compare with the default 0.1"
+    )
     ap.add_argument(
         "--held-out", type=int, default=16, help="training images projected (300 steps each is the slow part)"
     )
@@ -64,7 +71,7 @@ def main() -> None:
 
     print(f"CPU: {cpu_model()} ({torch.get_num_threads()} torch threads); torch {torch.__version__}")
     ws = Workspace(args.workspace or Path(tempfile.mkdtemp(prefix="bench-trust-")))
-    cfg = DemoConfig()
+    cfg = DemoConfig() if args.arch is None else replace(DemoConfig(), arch=args.arch)
     t0 = time.perf_counter()
     if args.run:
         run_dir = ws.root / "runs" / args.run.name
@@ -126,15 +133,21 @@ def main() -> None:
         t_train = time.perf_counter() - t
         print(f"\n3. GAN encoder trained in {t_train:.0f} s ({args.encoder_steps} steps of 64 samples): {path}")
         runs = {}
+        lrs = [float(x) for x in args.refine_lrs.split(",") if x]
         for label, kw in (
             ("projection 300 steps x 4 restarts", {"steps": 300}),
             ("encoder alone", {"gan_encoder": net}),
             ("encoder + 30 projection steps", {"gan_encoder": net, "refine_steps": 30}),
+            *(
+                (f"encoder + 30 steps at lr {lr}", {"gan_encoder": net, "refine_steps": 30, "refine_lr": lr})
+                for lr in lrs
+            ),
+            ("encoder + 100 steps (over the target's 30)", {"gan_encoder": net, "refine_steps": 100}),
         ):
             t = time.perf_counter()
             enc = encode_images(loaded, held, CPU, **kw)
             runs[label] = (time.perf_counter() - t, float(enc.errors.mean()))
-            print(f"   {label:<36} RMS error {runs[label][1]:6.2f}   {runs[label][0] / len(held) * 1000:8.1f} ms/image")
+            print(f"   {label:<44} RMS error {runs[label][1]:6.2f}   {runs[label][0] / len(held) * 1000:8.1f} ms/image")
         base_t = runs["projection 300 steps x 4 restarts"][0]
         print(
             f"   speed-up: encoder alone {base_t / runs['encoder alone'][0]:.0f}x, "

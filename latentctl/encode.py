@@ -125,7 +125,7 @@ def encode_images(
     batch_size: int = 32,
     gan_encoder: object | None = None,
     refine_steps: int = 0,
-    refine_lr: float = 0.3,
+    refine_lr: float = 0.1,
     on_progress: Callable[[int, int], None] | None = None,
     thread_tuner: object | None = "auto",
 ) -> Encoded:
@@ -146,9 +146,10 @@ def encode_images(
         if refine_steps:
             chunks = []
             for i in range(0, len(images), batch_size):
-                # Adam moves each coordinate about lr per step: 30 steps x 0.3 can travel ~9 prior
-                # std, enough to correct an encoder that is off by a few; projection's 0.05 (made
-                # for 300 steps) would cover only 1.5 in 30.
+                # Adam moves each coordinate about lr per step. Measured on the lite and the seed's
+                # GAN on the demo faces (docs/directions.md), 30 steps from the encoder's guess
+                # end best at 0.1: 0.05 travels too little, 0.3 and above overshoot (3-10 % worse),
+                # and a cosine decay or keeping the best iterate did not help.
                 chunks.append(
                     project(
                         loaded.generator,

@@ -230,7 +230,7 @@ def test_apply_score_with_prints_scores_per_strength(model, workspace, tmp_path)
         (["attr-vector", "--images", "imgs", "--column", "skin", "--pos-if", "in:"], "cannot read the condition"),
         (["attr-vector", "--pos", "a", "--neg", "b", "--permutations", "-1"], "--permutations"),
         (["apply", "seeds:1", "--add", "ab", "--score-with", "nope.safetensors"], "--score-with: no classifier"),
-        (["encode", "x.png", "--use-encoder", "--refine", "31"], "--refine 31: at most 30"),
+        (["encode", "x.png", "--use-encoder", "--refine", "301"], "--refine 301: at most 300"),
     ],
 )
 def test_bad_inputs_exit_2_with_one_line(args, message, tmp_path):
