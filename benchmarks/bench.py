@@ -286,7 +286,7 @@ def _make_sampler(impl: str, size: int, levers: list[str], dev, width: int = 128
 PROJECT_IMAGES, PROJECT_STEPS = 32, 5  # encode's default chunk (32 photos x 4 restarts), steps per "step"
 
 
-def _make_projector(size: int, levers: list[str], dev, width: int, tuner):
+def _make_projector(size: int, dev, width: int, tuner):
     """latentctl encode's projection: ``project`` on a chunk of 32 images, PROJECT_STEPS steps a call,
     the tuner (if any) setting each step's thread count inside, as ``encode_images`` does."""
     from latentctl.config import ModelConfig
@@ -345,8 +345,8 @@ class _Config:
             self.images_per_step = half
         elif self.kind == "encode":  # the tuner goes inside, around each projection step
             self.rss_before = _rss_mib()
-            self.fn, info = _make_projector(size, self.levers, dev, spec.get("width", 128), self.tuner), {}
-            self.inner_tuner, self.tuner = self.tuner, None
+            self.fn, info = _make_projector(size, dev, spec.get("width", 128), self.tuner), {}
+            self.tuner = None  # project() brackets each of its steps itself
             self.arg = lambda i: None
             self.images_per_step = PROJECT_IMAGES * PROJECT_STEPS  # image-steps of projection per call
         else:

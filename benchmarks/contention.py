@@ -70,8 +70,13 @@ CONFIGS = [
 SAMPLE_LEVERS = {"latentctl": ["sampleprep", "alloc"], "plain": []}
 
 
-def _sample_levers(impl: str, levers: list[str]) -> list[str]:
-    return SAMPLE_LEVERS[impl] + [lv for lv in levers if lv.startswith("tuner=")]
+def _kind_levers(kind: str, impl: str, levers: list[str]) -> list[str]:
+    """A configuration's levers for one kind: training takes them all; sampling and encode keep
+    the tuner (and their own preparation), which the training-only levers do not concern."""
+    tuner = [lv for lv in levers if lv.startswith("tuner=")]
+    if kind == "train":
+        return levers
+    return (SAMPLE_LEVERS[impl] if kind == "sample" else ["alloc"]) + tuner
 
 
 def _load_average() -> str:
@@ -134,11 +139,7 @@ def run(args) -> dict:
                 "size": SIZE,
                 "width": WIDTH,
                 "batch": BATCH,
-                "levers": levers
-                if kind == "train"
-                else _sample_levers(impl, levers)
-                if kind == "sample"
-                else [lv for lv in levers if lv == "alloc" or lv.startswith("tuner=")],
+                "levers": _kind_levers(kind, impl, levers),
                 "env": env,
                 "unset": WAIT_VARS,
                 "device": "cpu",

@@ -18,6 +18,7 @@ import torch.nn.functional as F
 
 from latentctl.checkpoint import Loaded
 from latentctl.generate import generate
+from latentctl.perf import resolve_tuner, tuned_step
 from latentctl.seeds import latents_from_seeds
 
 
@@ -80,8 +81,6 @@ def project(
     random seeds; restart 0 starts there and any further restarts from random seeds. A
     ``perf.ThreadTuner`` sets the thread count of each step (a step is a forward and backward
     through G, as in training, and as slow with a busy neighbour at the wrong count)."""
-    from latentctl.perf import tuned_step
-
     dim = generator.config.latent_dim
     generator.eval()
     for p in generator.parameters():
@@ -135,8 +134,6 @@ def encode_images(
     milliseconds, then, with ``refine_steps``, from that many projection steps started there (one
     start per image: the encoder's guess replaces the random restarts). ``thread_tuner`` as in
     ``perf.resolve_tuner``: by default projection steps follow ``perf.auto_tuner``, as training does."""
-    from latentctl.perf import resolve_tuner
-
     tuner = resolve_tuner(thread_tuner, device)
     if gan_encoder is not None and loaded.encoder is None:
         from latentctl import gan_encoder as GE

@@ -28,6 +28,9 @@ MAX_BATCH_SIZE = 4_096
 MAX_RESTARTS = 64
 # Optimisation steps per photo: no memory at stake, but 10^7 steps is a typo that runs for days.
 MAX_ENCODE_STEPS = 100_000
+# Projection steps after the GAN encoder's guess: a full projection's 300; past that, projecting
+# from random starts (encode without --use-encoder) is the tool.
+MAX_REFINE = 300
 # Milliseconds per animation frame: GIF stores centiseconds in 16 bits (at most 655 s).
 MAX_FRAME_MS = 60_000
 

@@ -270,10 +270,10 @@ def auto_tuner(device: Any, *, group: Any = None, devices: int = 1) -> ThreadTun
     return ThreadTuner()
 
 
-def resolve_tuner(thread_tuner: Any, device: Any) -> ThreadTuner | None:
+def resolve_tuner(thread_tuner: Any, device: Any, *, group: Any = None, devices: int = 1) -> ThreadTuner | None:
     """A library call's ``thread_tuner`` argument: "auto" applies ``auto_tuner`` (so a Python
     caller gets the CLI's rule), None keeps the thread count as set, a ``ThreadTuner`` is used."""
-    return auto_tuner(device) if thread_tuner == "auto" else thread_tuner
+    return auto_tuner(device, group=group, devices=devices) if thread_tuner == "auto" else thread_tuner
 
 
 @contextmanager

@@ -153,8 +153,7 @@ def execute(
     from latentctl.events import CheckpointEvent
     from latentctl.training import World, train
 
-    if thread_tuner == "auto":  # with the run's group and devices, which perf.resolve_tuner does not know
-        thread_tuner = perf.auto_tuner(device, group=group, devices=devices)
+    thread_tuner = perf.resolve_tuner(thread_tuner, device, group=group, devices=devices)
     main = group is None or group.is_main
     target = plan.target
     resume = checkpoint.load(plan.resume_from, device=device, training=True) if plan.resuming else None

@@ -334,6 +334,10 @@ def test_thread_tuner_reprobe_runs_only_the_other_counts():
         # after the first probe (3 steps at 2 threads) each re-probe costs one step at 2 threads,
         # dropped against the 1-thread steps just run
         assert used[:3] == [2, 2, 2] and used.count(2) == 3 + (tuner.probes - 1)
+        # and nothing else: 2 s of 0.25 s steps at 1 thread, then that one step (re-running 1 thread
+        # for the probe, as before, would add 3 steps to every cycle)
+        at_two = [i for i, n in enumerate(used) if n == 2][3:]
+        assert len(at_two) >= 4 and {b - a for a, b in zip(at_two, at_two[1:])} == {9}
         one_core = perf.ThreadTuner([1], interval=0.5)
         assert _simulate(one_core, {1: 0.3}, 10) == [1] * 10 and one_core.measured == {1: 0.3}
     finally:

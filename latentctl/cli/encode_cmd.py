@@ -27,7 +27,6 @@ from latentctl.cli.common import (
 from latentctl.errors import DataError, UsageError
 
 P_PROJ = "GAN projection"
-MAX_REFINE = 300  # a full projection's steps: past that, projecting from random starts is the tool
 
 
 def load_photos(paths: list[Path], size: int) -> tuple[np.ndarray, list[Path]]:  # noqa: F821
@@ -129,7 +128,7 @@ def encode(
     from latentctl.cli.common import check_save
     from latentctl.encode import encode_images
     from latentctl.grid import make_grid, save_png
-    from latentctl.parse import MAX_ENCODE_STEPS, MAX_RESTARTS, check_count, check_float
+    from latentctl.parse import MAX_ENCODE_STEPS, MAX_REFINE, MAX_RESTARTS, check_count, check_float
     from latentctl.session import open_model, output_dir, save_latents
 
     check_float(lr, "--lr", minimum=0.0)
