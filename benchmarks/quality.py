@@ -26,14 +26,27 @@ import time
 import numpy as np
 
 from benchmarks.machine import cpu_model
+from latentctl.recipes import lite_lr
 
+# name -> (arch, TrainConfig overrides, ModelConfig overrides): each lever of the lite recipe
+# switched off or turned one step further, everything else as `train --arch lite` has it.
 RECIPES = {
-    "seed": ("seed", {}),
-    "lite": ("lite", {}),
-    "lite-no-aug": ("lite", {"augment": "off"}),
-    "lite-no-ema": ("lite", {"ema": False}),
-    "seed+ema": ("seed", {"ema": True}),
+    "seed": ("seed", {}, {}),
+    "lite": ("lite", {}, {}),
+    "lite-no-aug": ("lite", {"augment": "off"}, {}),
+    "lite-no-ema": ("lite", {"ema": False}, {}),
+    "lite-bce": ("lite", {"loss": "bce"}, {}),
+    "lite-ttur": ("lite", {"lr_d": 2 * lite_lr(32)}, {}),  # D's lr twice G's
+    "lite-w64": ("lite", {}, {"width": 64}),
+    "lite-w128": ("lite", {}, {"width": 128}),
+    "seed+ema": ("seed", {"ema": True}, {}),
 }
+# the learning rate, absolute (the recipe's own scales with the width: recipes.lite_lr)
+for _lr in ("2e-4", "4e-4", "8e-4", "1.6e-3", "3.2e-3"):
+    RECIPES[f"lite-lr{_lr}"] = ("lite", {"lr": float(_lr)}, {})
+    for _w in (64, 128):
+        RECIPES[f"lite-w{_w}-lr{_lr}"] = ("lite", {"lr": float(_lr)}, {"width": _w})
+RECIPES["lite-lr4e-4-b0"] = ("lite", {"lr": 4e-4, "beta1": 0.0}, {})
 
 
 def load_data(name: str, size: int) -> np.ndarray:
@@ -75,14 +88,21 @@ def train_for(images: np.ndarray, recipe: str, budget_s: float, width: int, batc
     from latentctl.trainers import make_trainer
     from latentctl.training import epoch_order
 
-    arch, extra = RECIPES[recipe]
+    arch, extra, model_extra = RECIPES[recipe]
     size, channels = images.shape[1], images.shape[3]
     model = ModelConfig(
-        **{**model_defaults(arch), "arch": arch, "image_size": size, "width": width, "channels": channels}
+        **{
+            **model_defaults(arch),
+            "arch": arch,
+            "image_size": size,
+            "width": width,
+            "channels": channels,
+            **model_extra,
+        }
     )
     cfg = TrainConfig(
         **{
-            **train_defaults(arch, "gan"),
+            **train_defaults(arch, model),
             **extra,
             "batch_size": batch,
             "seed": seed,
@@ -120,6 +140,9 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--grids", default="", help="folder to save each recipe's 6x6 sample grid in")
     args = ap.parse_args()
+    unknown = sorted(set(args.recipes.split(",")) - set(RECIPES))
+    if unknown:
+        raise SystemExit(f"unknown recipe(s) {', '.join(unknown)}: pick from {', '.join(RECIPES)}")
 
     import torch
 

@@ -76,7 +76,7 @@ def plan(
         raise UsageError("say which folder of images to train on: latentctl train DIR")
     arch = given_model.get("arch", "seed")
     model_cfg = ModelConfig(**{**model_defaults(arch), **given_model})
-    defaults = train_defaults(arch, model_cfg.family)
+    defaults = train_defaults(arch, model_cfg)
     if model_cfg.family != "gan":
         defaults["lr"] = AUTOENCODER_LR
     train_cfg = TrainConfig(**{**defaults, **given_train})

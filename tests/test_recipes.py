@@ -16,6 +16,7 @@ from latentctl.errors import TrainingInterrupted
 from latentctl.events import NoticeEvent, StepEvent
 from latentctl.health import HealthMonitor, diversity
 from latentctl.models import build_models
+from latentctl.recipes import train_defaults
 from latentctl.training import train
 
 CPU = torch.device("cpu")
@@ -28,17 +29,8 @@ def blobs():
 
 
 def lite_cfg(**kw) -> TrainConfig:
-    base = dict(
-        epochs=3,
-        batch_size=16,
-        loss="hinge",
-        augment="ada",
-        ema=True,
-        d_update="joint",
-        beta2=0.99,
-        checkpoint_every=1,
-        snapshot_every=100,
-    )
+    # the recipe exactly as `train --arch lite` resolves it, at a tiny size
+    base = dict(train_defaults("lite", LITE), epochs=3, batch_size=16, checkpoint_every=1, snapshot_every=100)
     return TrainConfig(**{**base, **kw})
 
 
@@ -301,6 +293,20 @@ def test_dry_run_reads_the_folder_and_counts_steps(image_folder, tmp_path):
     plan = json.loads(res.stdout)
     assert plan["images"] == 64 and plan["skipped"] == 0 and plan["steps_per_epoch"] == 4 and plan["total_steps"] == 12
     assert "Error:" in run("train", tmp_path / "missing", "--dry-run", code=1).output
+
+
+def test_the_lite_learning_rate_falls_with_the_width_and_an_explicit_lr_wins(image_folder):
+    def lr(*args):
+        return json.loads(run("train", image_folder, "--arch", "lite", "--dry-run", *args).stdout)["train"]["lr"]
+
+    assert lr("--width", "32") == pytest.approx(1.6e-3)
+    assert lr("--width", "128") == pytest.approx(4e-4)  # the default width: 1.6e-3 drew black squares there
+    assert lr("--width", "8") == pytest.approx(1.6e-3)  # not raised below the widths measured
+    assert lr("--width", "128", "--lr", "1e-3") == pytest.approx(1e-3)
+    seed = json.loads(run("train", image_folder, "--dry-run", "--width", "32").stdout)["train"]
+    assert seed["lr"] == pytest.approx(2e-4)  # the seed's recipe keeps the blog post's rate
+    vae = json.loads(run("train", image_folder, "--arch", "lite", "--family", "vae", "--dry-run").stdout)["train"]
+    assert vae["lr"] == pytest.approx(1e-3)
 
 
 def test_a_lite_run_trains_and_samples_through_the_cli(image_folder, workspace):
