@@ -7,6 +7,7 @@ import pytest
 import torch
 from conftest import run
 
+from latentctl import synthetic
 from latentctl.demo import DemoConfig, run_demo
 from latentctl.store import LatentStore
 from latentctl.workspace import Workspace
@@ -67,3 +68,14 @@ def test_the_demo_command_reuses_a_finished_run_and_names_a_bad_precision(demo, 
     bad = run("demo", "--precision", "fp16", "--workspace", ws.root, code=2)
     assert "--precision must be auto, fp32 or bf16" in bad.output
     assert not (ws.root / "runs" / "0002-demo-faces-32px").exists()  # nothing trained or created
+
+
+def test_the_demo_reports_how_close_the_samples_are_to_the_data(demo):
+    _, report = demo
+    like = report.likeness
+    assert set(like.data_rates) == set(like.sample_rates) == set(synthetic.ATTRIBUTES)
+    assert all(0.3 < r < 0.7 for r in like.data_rates.values())  # the faces are drawn 50/50
+    assert 0 < like.floor < like.fd
+    saved = json.loads((report.gallery.parent / "report.json").read_text())
+    assert saved["likeness"]["fd"] == pytest.approx(like.fd)
+    assert "Fréchet distance" in report.gallery.read_text()

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from latentctl.cli.common import DeviceOpt, PrecisionOpt, WorkspaceOpt, err_console, handles_errors, note, result
+from latentctl.cli.common import DeviceOpt, PrecisionOpt, WorkspaceOpt, err_console, handles_errors, note, result, warn
 
 
 @handles_errors
@@ -46,7 +46,7 @@ def demo(
 
     Example:
 
-      latentctl demo            # about 3-4 minutes on 2 CPU cores
+      latentctl demo            # about 3 minutes on 2 CPU cores
     """
     from latentctl import perf
     from latentctl.cli.progress import TrainingProgress
@@ -64,6 +64,18 @@ def demo(
     with TrainingProgress(err_console) as progress:
         report = run_demo(ws, out_dir, cfg, device=dev, on_event=progress.update, run_dir=reuse)
     note(f"run folder: {report.run_dir}")
+    like = report.likeness
+    note(
+        f"samples vs training faces: Fréchet distance {like.fd:.2f} ({like.fd / like.floor:.0f}x the real-vs-real "
+        f"{like.floor:.2f}), recall {like.recall:.2f}; detector rate "
+        + ", ".join(f"{a} {like.sample_rates[a]:.0%} (data {like.data_rates[a]:.0%})" for a in like.data_rates)
+    )
+    if like.off():
+        apart = ", ".join(f"{a} {100 * g:+.0f}" for a, g in like.off().items())
+        warn(
+            f"the samples are not yet like the training faces (points apart: {apart}); "
+            f"more training usually brings them closer: latentctl demo --epochs {2 * epochs}"
+        )
     for r in report.attributes:
         rates = ", ".join(f"{k}: {v:.0%}" for k, v in r.rates.items())
         note(f"{r.attribute:>10}: {r.n_pos} with / {r.n_neg} without; detector rate by strength {rates or '-'}")
