@@ -536,6 +536,7 @@ def _profile(spec: dict) -> dict:
         wall = (time.perf_counter() - t) / steps
         buckets: dict[str, float] = {}
         layers: dict[str, float] = {}
+        others: dict[str, float] = {}  # the ops outside convolutions, dense layers and the named parts
         for e in prof.events():
             self_s = e.self_cpu_time_total / 1e6 / steps
             b = _bucket(e)
@@ -544,11 +545,15 @@ def _profile(spec: dict) -> dict:
                 key = _layer_key(e)
                 if key:
                     layers[key] = layers.get(key, 0.0) + self_s
+            elif "everything else" in b:
+                key = f"{e.name} ({b.split(':')[0]})"
+                others[key] = others.get(key, 0.0) + self_s
         conv_s = sum(v for k, v in buckets.items() if "convolutions" in k)
         out[kind] = {
             "wall_s": wall,
             "buckets": buckets,
             "layers": layers,
+            "others": others,
             "conv_flops": conv_flops,
             "conv_s": conv_s,
             "precision": info.get("precision", "fp32"),
@@ -578,6 +583,9 @@ def _print_profile(p: dict) -> None:
         )
         print("  convolution layers (self time):")
         for name, v in sorted(r["layers"].items(), key=lambda kv: -kv[1])[:10]:
+            print(f"    {name:<70} {v:>7.3f} s")
+        print("  everything else, by op (self time):")
+        for name, v in sorted(r["others"].items(), key=lambda kv: -kv[1])[:8]:
             print(f"    {name:<70} {v:>7.3f} s")
 
 
