@@ -26,7 +26,6 @@ import time
 import numpy as np
 
 from benchmarks.machine import cpu_model
-from latentctl.recipes import lite_lr
 
 # name -> (arch, TrainConfig overrides, ModelConfig overrides): each lever of the lite recipe
 # switched off or turned one step further, everything else as `train --arch lite` has it.
@@ -36,7 +35,7 @@ RECIPES = {
     "lite-no-aug": ("lite", {"augment": "off"}, {}),
     "lite-no-ema": ("lite", {"ema": False}, {}),
     "lite-bce": ("lite", {"loss": "bce"}, {}),
-    "lite-ttur": ("lite", {"lr_d": 2 * lite_lr(32)}, {}),  # D's lr twice G's
+    "lite-ttur": ("lite", {"lr_d": "2x"}, {}),  # D's lr twice G's (the recipe's, at --width)
     "lite-w64": ("lite", {}, {"width": 64}),
     "lite-w128": ("lite", {}, {"width": 128}),
     "seed+ema": ("seed", {"ema": True}, {}),
@@ -100,9 +99,12 @@ def train_for(images: np.ndarray, recipe: str, budget_s: float, width: int, batc
             **model_extra,
         }
     )
+    defaults = train_defaults(arch, model)
+    if extra.get("lr_d") == "2x":
+        extra = {**extra, "lr_d": 2 * extra.get("lr", defaults.get("lr", TrainConfig.lr))}
     cfg = TrainConfig(
         **{
-            **train_defaults(arch, model),
+            **defaults,
             **extra,
             "batch_size": batch,
             "seed": seed,

@@ -2,7 +2,7 @@
 and Python callers alike.
 
 ``plan`` turns what the user asked for (``None`` = not given) into the configs a run trains with:
-recipe defaults for the architecture, the autoencoders' learning rate, and, on resume, the stored
+recipe defaults for the architecture and family (``recipes.train_defaults``), and, on resume, the stored
 configs with the explicit options applied (a change to anything that alters what a step computes
 is refused). ``open_data`` decodes the folder and, on resume, checks it is the same set of
 pictures. ``start`` creates the run folder and writes the skipped-files list. ``execute`` trains in
@@ -23,8 +23,6 @@ from latentctl.config import RESUMABLE_KEYS, ModelConfig, TrainConfig, config_di
 from latentctl.errors import ConfigMismatchError, DataError, LatentctlError, UsageError
 from latentctl.recipes import model_defaults, train_defaults
 from latentctl.workspace import CHECKPOINT_NAME, Workspace, slug
-
-AUTOENCODER_LR = 1e-3  # the seed's 2e-4 suits the adversarial game; reconstruction learns faster at 1e-3
 
 
 @dataclass
@@ -76,10 +74,7 @@ def plan(
         raise UsageError("say which folder of images to train on: latentctl train DIR")
     arch = given_model.get("arch", "seed")
     model_cfg = ModelConfig(**{**model_defaults(arch), **given_model})
-    defaults = train_defaults(arch, model_cfg)
-    if model_cfg.family != "gan":
-        defaults["lr"] = AUTOENCODER_LR
-    train_cfg = TrainConfig(**{**defaults, **given_train})
+    train_cfg = TrainConfig(**{**train_defaults(arch, model_cfg), **given_train})
     data = Path(data).expanduser()
     if not data.is_dir():
         why = "it is a file" if data.exists() else "it does not exist"
