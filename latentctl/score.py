@@ -35,6 +35,15 @@ each channel over a 2x2 grid (stages 1 and 2) or the whole image (stage 3), plus
 means: 560 numbers per image. Convolutions run in float32 (fast; their rounding, ~1e-7 relative,
 is far below any difference a score can show); every statistic after them is float64.
 
+Feature space (``kind="inception"``)
+------------------------------------
+Standard FID: the 2048 pool features of pytorch-fid's Inception-v3 (``latentctl.inception``), from
+the user's own copy of its weights (``feature_space("inception", inception_weights=FILE)``; nothing
+is downloaded). Images go in as pytorch-fid feeds them: RGB in [0, 1] (grey repeated, alpha
+dropped), resized to 299 px bilinearly. Scores are then comparable with pytorch-fid's on the same
+images; both sides are at the model's resolution, so a 32 px model is not compared with the
+folder's full-size pictures.
+
 Precision/recall follow Kynkäänniemi et al. 2019 (k-NN balls, k=3); KID is the unbiased MMD² of
 Bińkowski et al. 2018 with the kernel (x.y/d + 1)^3, averaged over subsets.
 
@@ -48,13 +57,14 @@ than images generated).
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from latentctl.errors import DataError, LatentctlError, UsageError
+from latentctl.errors import DataError, UsageError
 
 FEATURE_SIZE = 64  # every image is scored at this resolution, whatever the model's size
 FEATURE_KINDS = ("builtin", "inception")
@@ -72,10 +82,47 @@ _BATCH = 256
 # compute each subset's kernels on their own.
 _KID_FULL_GRAM = 3000
 
-INCEPTION_MISSING = (
-    "--features inception is not implemented in this latentctl (no Inception-v3 graph is built in "
-    "yet); use --features builtin, or see docs/quality.md"
-)
+_INCEPTION_BATCH = 32  # 299 px activations: about 180 MB per early layer at this batch
+
+
+@dataclass(frozen=True)
+class FeatureSpace:
+    """Where images are compared: the built-in random network, or Inception-v3 from a weights file."""
+
+    name: str  # one of FEATURE_KINDS
+    dim: int  # numbers per image
+    size: int  # the resolution images are compared at
+    weights: str | None = None  # inception: the checked safetensors file
+    device: str = "cpu"  # inception: where the network runs (the builtin one is small: always CPU)
+
+
+def feature_space(kind: str = "builtin", *, inception_weights: Any = None, device: Any = "cpu") -> FeatureSpace:
+    """The feature space ``kind`` names. For ``"inception"`` the weights file is read and checked
+    here (one-line ``DataError`` if it is not pt_inception-2015-12-05), so a bad file fails before
+    any image is read."""
+    if kind not in FEATURE_KINDS:
+        raise UsageError(f"--features {kind!r}: choose {' or '.join(FEATURE_KINDS)}")
+    if kind == "builtin":
+        if inception_weights is not None:
+            raise UsageError("--inception-weights is only used with --features inception")
+        return FeatureSpace(
+            "builtin", 3 * _COLOUR_GRID**2 + sum(c * p * p for c, p in zip(_CHANNELS[1:], _POOLS)), FEATURE_SIZE
+        )
+    if inception_weights is None:
+        raise UsageError(
+            "--features inception needs --inception-weights FILE (pt_inception-2015-12-05 as .safetensors; "
+            "see docs/quality.md), or use --features builtin"
+        )
+    from latentctl import inception
+
+    path = str(Path(inception_weights).expanduser().resolve())
+    inception.load_state(path)
+    return FeatureSpace("inception", inception.FEATURE_DIM, inception.INPUT_SIZE, path, str(device))
+
+
+def _space(kind: str | FeatureSpace) -> FeatureSpace:
+    # A bare "inception" (no weights) or an unknown name gets feature_space's clear error.
+    return kind if isinstance(kind, FeatureSpace) else feature_space(kind)
 
 
 @dataclass(frozen=True)
@@ -110,6 +157,7 @@ class Reference:
     holdout: np.ndarray  # (n_holdout, d) float64
     floor: Metrics
     kind: str
+    space: FeatureSpace | None = None  # None: the builtin space
 
 
 # ---- arithmetic ---------------------------------------------------------------------------------
@@ -266,11 +314,15 @@ def _check_images(images: Any, what: str = "images") -> np.ndarray:
         shape = getattr(images, "shape", None)
         dtype = getattr(images, "dtype", type(images).__name__)
         raise DataError(f"{what} must be a (N, H, W, 3) uint8 array, got shape {shape} of {dtype}")
-    if images.shape[-1] == 4:
-        # RGBA: what a person sees, the colours over a mid-grey ground, so transparency counts too
-        rgb, a = images[..., :3].astype(np.float32), images[..., 3:].astype(np.float32) / 255
-        images = np.round(rgb * a + 128 * (1 - a)).astype(np.uint8)
     return images
+
+
+def _composite(images: np.ndarray) -> np.ndarray:
+    """RGBA: what a person sees, the colours over a mid-grey ground, so transparency counts too."""
+    if images.shape[-1] != 4:
+        return images
+    rgb, a = images[..., :3].astype(np.float32), images[..., 3:].astype(np.float32) / 255
+    return np.round(rgb * a + 128 * (1 - a)).astype(np.uint8)
 
 
 def _resize(t: Any, size: int) -> Any:
@@ -291,7 +343,7 @@ def _builtin(batch: np.ndarray) -> np.ndarray:
     import torch.nn.functional as F
 
     with torch.inference_mode():
-        t = torch.from_numpy(np.ascontiguousarray(batch)).permute(0, 3, 1, 2).float()
+        t = torch.from_numpy(np.ascontiguousarray(_composite(batch))).permute(0, 3, 1, 2).float()
         if t.shape[1] == 1:
             t = t.expand(-1, 3, -1, -1)
         t = _resize(t / 127.5 - 1.0, FEATURE_SIZE)
@@ -303,44 +355,80 @@ def _builtin(batch: np.ndarray) -> np.ndarray:
         return torch.cat(parts, 1).numpy().astype(np.float64)
 
 
-def feature_dim(kind: str = "builtin") -> int:
-    _check_kind(kind)
-    return 3 * _COLOUR_GRID**2 + sum(c * p * p for c, p in zip(_CHANNELS[1:], _POOLS))
+def _inception(batch: np.ndarray, space: FeatureSpace) -> np.ndarray:
+    """pytorch-fid's input path: RGB in [0, 1] (grey repeated, alpha dropped as PIL's
+    ``convert("RGB")`` does), float32 through the network, float64 out."""
+    import torch
+
+    from latentctl import inception
+
+    net = inception.load(space.weights, space.device)
+    with torch.inference_mode():
+        t = torch.from_numpy(np.ascontiguousarray(batch[..., :3])).to(space.device)
+        # Contiguous NCHW, as pytorch-fid's ToTensor gives: one memory layout for grey and colour
+        # alike, so the convolutions pick the same kernels and round the same way.
+        t = t.permute(0, 3, 1, 2).float().div(255).expand(-1, 3, -1, -1).contiguous()
+        return net(t).double().cpu().numpy()
 
 
-def _check_kind(kind: str) -> None:
-    if kind == "inception":
-        raise LatentctlError(INCEPTION_MISSING)
-    if kind not in FEATURE_KINDS:
-        raise UsageError(f"--features {kind!r}: choose one of {', '.join(FEATURE_KINDS)}")
+def feature_dim(kind: str | FeatureSpace = "builtin") -> int:
+    return _space(kind).dim
 
 
-def features(images_uint8: np.ndarray, kind: str = "builtin", *, batch_size: int = _BATCH) -> np.ndarray:
-    """(N, H, W, 3) uint8 images of any size -> (N, d) float64 features, computed batch by batch."""
-    _check_kind(kind)
+def features(
+    images_uint8: np.ndarray,
+    kind: str | FeatureSpace = "builtin",
+    *,
+    batch_size: int | None = None,
+    on_batch: Callable[[int], None] | None = None,
+) -> np.ndarray:
+    """(N, H, W, C) uint8 images of any size -> (N, d) float64 features, computed batch by batch;
+    ``on_batch(k)`` is called after each batch of k images (Inception takes ~0.1 s an image on CPU)."""
+    space = _space(kind)
     images = _check_images(images_uint8)
     if len(images) == 0:
-        return np.zeros((0, feature_dim(kind)))
-    return np.concatenate([_builtin(images[s : s + batch_size]) for s in range(0, len(images), batch_size)])
+        return np.zeros((0, space.dim))
+    inception = space.name == "inception"
+    step = batch_size or (_INCEPTION_BATCH if inception else _BATCH)
+    out = []
+    for s in range(0, len(images), step):
+        batch = images[s : s + step]
+        out.append(_inception(batch, space) if inception else _builtin(batch))
+        if on_batch is not None:
+            on_batch(len(batch))
+    return np.concatenate(out)
 
 
 # ---- high level ---------------------------------------------------------------------------------
 
 
-def reference(real_uint8: np.ndarray, n: int | None = None, *, kind: str = "builtin", seed: int = 0) -> Reference:
+def half_size(n_real: int, n: int | None = None) -> int:
+    """How many real images ``reference`` puts in each half: all it has, or ``n`` (at least 4)."""
+    return n_real // 2 if n is None else min(n_real // 2, max(n, MIN_IMAGES))
+
+
+def reference(
+    real_uint8: np.ndarray,
+    n: int | None = None,
+    *,
+    kind: str | FeatureSpace = "builtin",
+    seed: int = 0,
+    on_batch: Callable[[int], None] | None = None,
+) -> Reference:
     """Split the real images (a seeded shuffle) into a reference and a held-out half, at most ``n``
     each, and compute the floor. Build it once and pass it to ``score_images``/``score_generator``."""
-    _check_kind(kind)
+    space = _space(kind)
     real = _check_images(real_uint8, "real images")
     if len(real) < 2 * MIN_IMAGES:
         raise DataError(
             f"scoring needs at least {2 * MIN_IMAGES} real images (two halves of {MIN_IMAGES}), got {len(real)}"
         )
     order = np.random.default_rng(seed).permutation(len(real))
-    half = len(real) // 2 if n is None else min(len(real) // 2, max(n, MIN_IMAGES))
+    half = half_size(len(real), n)
     ref_idx, hold_idx = np.sort(order[:half]), np.sort(order[half : 2 * half])
-    ref, hold = features(real[ref_idx], kind), features(real[hold_idx], kind)
-    return Reference(ref, hold, metrics(hold, ref, seed=seed), kind)
+    ref = features(real[ref_idx], space, on_batch=on_batch)
+    hold = features(real[hold_idx], space, on_batch=on_batch)
+    return Reference(ref, hold, metrics(hold, ref, seed=seed), space.name, space)
 
 
 def score_features(fake_feats: np.ndarray, ref: Reference, *, seed: int = 0) -> ScoreReport:
@@ -354,21 +442,29 @@ def score_features(fake_feats: np.ndarray, ref: Reference, *, seed: int = 0) -> 
         n_holdout=len(ref.holdout),
         features=ref.kind,
         feature_dim=ref.features.shape[1],
+        feature_size=_space(ref.space or ref.kind).size,
     )
 
 
 def score_images(
-    fake_uint8: np.ndarray, real_uint8: np.ndarray | Reference, *, kind: str = "builtin", seed: int = 0
+    fake_uint8: np.ndarray, real_uint8: np.ndarray | Reference, *, kind: str | FeatureSpace = "builtin", seed: int = 0
 ) -> ScoreReport:
     """Score generated images against real ones (uint8 arrays, any sizes) or a prepared ``Reference``."""
     fake = _check_images(fake_uint8, "generated images")
     ref = real_uint8 if isinstance(real_uint8, Reference) else reference(real_uint8, len(fake), kind=kind, seed=seed)
-    return score_features(features(fake, ref.kind), ref, seed=seed)
+    return score_features(features(fake, ref.space or ref.kind), ref, seed=seed)
 
 
-def score_batches(batches: Iterable[np.ndarray], ref: Reference, *, seed: int = 0) -> ScoreReport:
+def score_batches(
+    batches: Iterable[np.ndarray],
+    ref: Reference,
+    *,
+    seed: int = 0,
+    on_batch: Callable[[int], None] | None = None,
+) -> ScoreReport:
     """Score generated images that arrive in batches (memory stays that of one batch of images)."""
-    feats = [features(_check_images(b, "generated images"), ref.kind) for b in batches]
+    space = ref.space or ref.kind
+    feats = [features(_check_images(b, "generated images"), space, on_batch=on_batch) for b in batches]
     return score_features(np.concatenate(feats) if feats else np.zeros((0, ref.features.shape[1])), ref, seed=seed)
 
 
@@ -379,6 +475,7 @@ def score_generator(
     device: Any = None,
     precision: str = "fp32",
     batch_size: int = 64,
+    on_batch: Callable[[int], None] | None = None,
 ) -> ScoreReport:
     """Generate seeds 0..n-1 (``seeds.latents_from_seeds``, so the same images every call for the same
     weights) and score them. For calls every few epochs pass a ``Reference`` built once: the real
@@ -397,4 +494,4 @@ def score_generator(
         device = next(generator.parameters()).device
     z = latents_from_seeds(list(range(n)), generator.config.latent_dim)
     batches = generate_batches(generator, z, device=torch.device(device), batch_size=batch_size, precision=precision)
-    return score_batches(batches, ref)
+    return score_batches(batches, ref, on_batch=on_batch)
