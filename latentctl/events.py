@@ -36,6 +36,7 @@ class NoticeEvent:
     """Something the user should know that does not stop training (a repaired metrics file, ...)."""
 
     message: str
+    kind: str = "notice"  # health warnings carry theirs (health.D_WINS, health.SHORT_RUN, ...)
 
 
 Event = StepEvent | EpochEvent | CheckpointEvent | NoticeEvent

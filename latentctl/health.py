@@ -17,6 +17,10 @@ recovered from it, so a long run is not flooded. Thresholds are stated in the lo
   pictures need thousands of steps before samples look like the data; the warning says how long
   that many would take here, from the steps timed so far.
 * **Large batch**: a batch above a tenth of the folder gives few steps per epoch and little noise.
+
+Every message comes with its kind (``D_WINS`` ...), which ``NoticeEvent.kind`` carries, so a caller
+that knows better can leave one out: the demo's run is short on purpose and ends with its own
+measurement of how like its data the samples are, so it drops ``SHORT_RUN``.
 """
 
 from __future__ import annotations
@@ -31,6 +35,17 @@ COLLAPSE_RATIO = 0.3
 USEFUL_STEPS = 3000
 LONG_RUN_SECONDS = 3600  # past this, a CPU run's estimate comes with what to run for a first model sooner
 TIMING_STEPS = 4  # steps timed before the run's cost is estimated (the first includes warm-up)
+
+# The kinds of message (NoticeEvent.kind)
+D_WINS, G_RUNAWAY, COLLAPSE, SHORT_RUN, LARGE_BATCH, COST = (
+    "d_wins",
+    "g_runaway",
+    "collapse",
+    "short_run",
+    "large_batch",
+    "cost",
+)
+Message = tuple[str, str]  # (kind, text)
 
 
 def format_duration(seconds: float) -> str:
@@ -69,22 +84,28 @@ class HealthMonitor:
         self._times: list[float] = []
         self.data_diversity: float | None = None
 
-    def at_start(self, images: int, batch_size: int, real_per_step: int) -> list[str]:
+    def at_start(self, images: int, batch_size: int, real_per_step: int) -> list[Message]:
         out = []
         if self.total_steps < USEFUL_STEPS:
             out.append(
-                f"this run is only {self.total_steps:,} steps; a GAN or VAE usually needs {USEFUL_STEPS:,} or more "
-                "before its samples look like the data: raise --epochs or --steps (the time it takes here follows "
-                "after a few steps)"
+                (
+                    SHORT_RUN,
+                    f"this run is only {self.total_steps:,} steps; a GAN or VAE usually needs {USEFUL_STEPS:,} or "
+                    "more before its samples look like the data: raise --epochs or --steps (the time it takes here "
+                    "follows after a few steps)",
+                )
             )
         if batch_size > images / 10:
             out.append(
-                f"--batch-size {batch_size} is more than a tenth of the {images} images: few steps per epoch "
-                "and little gradient noise; a batch of at most a tenth of the folder usually trains better"
+                (
+                    LARGE_BATCH,
+                    f"--batch-size {batch_size} is more than a tenth of the {images} images: few steps per epoch "
+                    "and little gradient noise; a batch of at most a tenth of the folder usually trains better",
+                )
             )
         return out
 
-    def on_step(self, losses: dict[str, float], seconds: float, global_step: int) -> list[str]:
+    def on_step(self, losses: dict[str, float], seconds: float, global_step: int) -> list[Message]:
         out = []
         if len(self._times) < TIMING_STEPS:
             self._times.append(seconds)
@@ -95,50 +116,51 @@ class HealthMonitor:
             return out
         mean = {k: float(np.mean([r[k] for r in self.recent])) for k in ("d_real", "d_fake", "g")}
         out += self._flag(
-            "d_wins",
+            D_WINS,
             mean["d_real"] < D_WINS_LOSS and mean["d_fake"] < D_WINS_LOSS,
             f"the discriminator is winning (d_real {mean['d_real']:.3f}, d_fake {mean['d_fake']:.3f} over the "
             f"last {self.window} steps, at step {global_step}): the generator learns nothing from it. Likely fixes: "
             "--arch lite (augmentation, spectral norm), a lower --lr-d, or more images",
         )
         out += self._flag(
-            "g_runaway",
+            G_RUNAWAY,
             mean["g"] > G_RUNAWAY_LOSS,
             f"the generator's loss is running away (g {mean['g']:.2f} over the last {self.window} steps, at step "
             f"{global_step}). Likely fixes: --arch lite, a lower --lr-d, or resume from an earlier snapshot",
         )
         return out
 
-    def on_grid(self, grid_images: np.ndarray, epoch: int) -> list[str]:
+    def on_grid(self, grid_images: np.ndarray, epoch: int) -> list[Message]:
         if not self.gan or self.data_diversity is None or self.data_diversity <= 0:
             return []
         ratio = diversity(grid_images) / self.data_diversity
         return self._flag(
-            "collapse",
+            COLLAPSE,
             ratio < COLLAPSE_RATIO,
             f"samples look alike (epoch {epoch}: the progress grid's images differ {ratio:.0%} as much as real "
             "images do): the generator is collapsing to a few outputs. Likely fixes: --arch lite (minibatch "
             "deviation, augmentation), or resume from an earlier snapshot",
         )
 
-    def _flag(self, kind: str, bad: bool, message: str) -> list[str]:
+    def _flag(self, kind: str, bad: bool, message: str) -> list[Message]:
         if bad and kind not in self.active:
             self.active.add(kind)
-            return [message]
+            return [(kind, message)]
         if not bad:
             self.active.discard(kind)
         return []
 
-    def _cost(self) -> list[str]:
+    def _cost(self) -> list[Message]:
         per_step = float(np.median(self._times[1:]))  # the first step includes warm-up
         left = max(0, self.total_steps - self.done_steps - len(self._times))
         text = f"{self.total_steps:,} steps at {per_step:.3g} s per step: about {format_duration(left * per_step)} left on this machine"
         if self.total_steps < USEFUL_STEPS:
-            text += (
-                f"; {USEFUL_STEPS:,} steps would take about {format_duration(USEFUL_STEPS * per_step)} "
+            short = (
+                f"{USEFUL_STEPS:,} steps would take about {format_duration(USEFUL_STEPS * per_step)} here "
                 "(lower --image-size or --width to go faster)"
             )
-        elif self.cpu and left * per_step > LONG_RUN_SECONDS:
+            return [(COST, text), (SHORT_RUN, short)]
+        if self.cpu and left * per_step > LONG_RUN_SECONDS:
             # Cost grows with the pixels and the square of the width: the first model a user can
             # explore comes far sooner from a small one (docs/getting-started.md).
             text += (
@@ -146,4 +168,4 @@ class HealthMonitor:
                 "(minutes), or --image-size 64 --width 64 --batch-size 64 (docs/getting-started.md, "
                 "'On a CPU without bf16'); Ctrl-C stops here and --resume goes on later"
             )
-        return [text]
+        return [(COST, text)]

@@ -7,8 +7,9 @@ import pytest
 import torch
 from conftest import run
 
-from latentctl import synthetic
+from latentctl import health, synthetic
 from latentctl.demo import RATE_GAP, DemoConfig, run_demo
+from latentctl.events import NoticeEvent
 from latentctl.store import LatentStore
 from latentctl.workspace import Workspace
 
@@ -18,11 +19,22 @@ pytestmark = pytest.mark.slow  # the demo trains for minutes
 CONFIG = DemoConfig(image_size=32, images=1024, width=32, epochs=12, batch_size=64, scales=(-1.0, 0.0, 1.0))
 
 
+NOTICES: list = []  # what the demo's training told its caller
+
+
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
     root = tmp_path_factory.mktemp("demo")
     ws = Workspace(root / "ws")
-    return ws, run_demo(ws, root / "gallery", CONFIG, device=torch.device("cpu"))
+    keep = lambda e: NOTICES.append(e) if isinstance(e, NoticeEvent) else None  # noqa: E731
+    return ws, run_demo(ws, root / "gallery", CONFIG, device=torch.device("cpu"), on_event=keep)
+
+
+def test_the_demo_keeps_trainings_notes_but_not_the_generic_too_short_one(demo):
+    # 12 epochs of 16 steps: far under health.USEFUL_STEPS, on purpose; the likeness check judges it.
+    kinds = [n.kind for n in NOTICES]
+    assert health.COST in kinds, kinds  # the time estimate still comes
+    assert health.SHORT_RUN not in kinds and not any("only 192 steps" in n.message for n in NOTICES)
 
 
 def test_directions_raise_and_lower_the_detector_rate_on_held_out_samples(demo):

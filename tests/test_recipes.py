@@ -9,7 +9,7 @@ import torch
 from conftest import TINY, TINY_MODEL, blob_dataset, blob_images, run, tiny
 from PIL import Image
 
-from latentctl import checkpoint
+from latentctl import checkpoint, health
 from latentctl.augment import AdaptiveP, augment, mirror
 from latentctl.config import TrainConfig
 from latentctl.errors import TrainingInterrupted
@@ -186,7 +186,7 @@ def test_score_every_records_the_quality_and_keeps_the_best_generator(tmp_path, 
 def _feed(monitor: HealthMonitor, losses: dict, n: int) -> list[str]:
     out = []
     for i in range(n):
-        out += monitor.on_step(losses, 0.01, i + 1)
+        out += [text for _, text in monitor.on_step(losses, 0.01, i + 1)]
     return out
 
 
@@ -211,7 +211,8 @@ def test_health_flags_collapsed_samples():
     data = blob_images(36)
     m.data_diversity = diversity(data)
     assert m.on_grid(data[::-1].copy(), 1) == []
-    assert any("look alike" in x for x in m.on_grid(np.repeat(data[:1], 36, axis=0), 2))
+    assert [kind for kind, _ in m.on_grid(np.repeat(data[:1], 36, axis=0), 2)] == [health.COLLAPSE]
+    assert any("look alike" in x for _, x in m.on_grid(np.repeat(data[:1], 36, axis=0), 2)) is False  # once
 
 
 @pytest.mark.slow
@@ -330,11 +331,11 @@ def test_resume_keeps_the_recipe(image_folder, workspace):
 def test_a_long_cpu_run_says_what_to_run_for_a_first_model_sooner():
     def estimate(**kw):
         m = HealthMonitor(gan=True, total_steps=100_000, **kw)
-        return [x for i in range(4) for x in m.on_step({"d_real": 0.5, "d_fake": 0.5, "g": 1.0}, 0.5, i + 1)]
+        return [x for i in range(4) for _, x in m.on_step({"d_real": 0.5, "d_fake": 0.5, "g": 1.0}, 0.5, i + 1)]
 
     cpu = estimate(cpu=True)  # 100,000 steps at 0.5 s: about 14 hours
     assert len(cpu) == 1 and "13 h 53 min left" in cpu[0] and "--image-size 32 --arch lite" in cpu[0]
     assert "--image-size 32" not in estimate(cpu=False)[0]  # a GPU run that long is the user's plan
     short = HealthMonitor(gan=True, total_steps=5_000, cpu=True)
-    out = [x for i in range(4) for x in short.on_step({"d_real": 0.5, "d_fake": 0.5, "g": 1.0}, 0.5, i + 1)]
+    out = [x for i in range(4) for _, x in short.on_step({"d_real": 0.5, "d_fake": 0.5, "g": 1.0}, 0.5, i + 1)]
     assert "--arch lite" not in out[0]  # 42 minutes: no advice
