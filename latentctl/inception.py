@@ -236,6 +236,8 @@ def load_state(path: str | Path) -> dict[str, torch.Tensor]:
     from safetensors.torch import load_file
 
     path = Path(path).expanduser()
+    if path.is_dir():
+        raise DataError(f"--inception-weights {path}: is a folder; pass the .safetensors file")
     if not path.is_file():
         raise DataError(f"--inception-weights {path}: no such file")
     try:
@@ -257,6 +259,8 @@ def load_state(path: str | Path) -> dict[str, torch.Tensor]:
     for k, shape in want.items():
         if tuple(state[k].shape) != shape:
             raise _wrong_file(path, f"tensor {k!r} has shape {tuple(state[k].shape)}, the graph needs {shape}")
+        if not state[k].is_floating_point() or not bool(torch.isfinite(state[k]).all()):
+            raise _wrong_file(path, f"tensor {k!r} is not finite floating-point numbers (a damaged file?)")
     extra = [k for k in state if k not in want and not k.endswith("num_batches_tracked")]
     extra = [k for k in extra if not k.startswith(_UNUSED_PREFIXES)]
     if extra:

@@ -76,6 +76,9 @@ def test_a_wrong_weights_file_is_a_one_line_error_naming_what_is_wrong(tmp_path)
     shape = _save(tmp_path, "shape.safetensors", {**good, "Mixed_5b.branch1x1.conv.weight": torch.zeros(64, 192, 3, 3)})
     imagenet = _save(tmp_path, "tv.safetensors", {**good, "fc.weight": torch.zeros(1000, 2048)})
     extra = _save(tmp_path, "extra.safetensors", {**good, "Mixed_8a.conv.weight": torch.zeros(1)})
+    nan = good["Mixed_6b.branch1x1.bn.running_var"].clone()
+    nan[3] = float("nan")
+    damaged = _save(tmp_path, "nan.safetensors", {**good, "Mixed_6b.branch1x1.bn.running_var": nan})
     cases = [
         (tmp_path / "nowhere.safetensors", "no such file"),
         (not_st, "not a safetensors file"),
@@ -83,6 +86,8 @@ def test_a_wrong_weights_file_is_a_one_line_error_naming_what_is_wrong(tmp_path)
         (shape, "'Mixed_5b.branch1x1.conv.weight' has shape (64, 192, 3, 3), the graph needs (64, 192, 1, 1)"),
         (imagenet, "torchvision's ImageNet weights"),
         (extra, "'Mixed_8a.conv.weight'"),
+        (damaged, "'Mixed_6b.branch1x1.bn.running_var' is not finite"),
+        (tmp_path, "is a folder"),
     ]
     for path, words in cases:
         with pytest.raises(DataError) as err:
