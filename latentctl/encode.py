@@ -5,6 +5,9 @@ found by optimisation (projection): from several random starts, Adam moves z to 
 loss plus a cheap structural term (differences of neighbouring pixels and a 4x-downsampled
 comparison, which reward the right edges and layout rather than only the right average colour),
 with a light pull towards the prior's typical norm. The best start per image wins.
+
+With a GAN encoder (``latentctl.gan_encoder``) each image starts from the encoder's guess instead,
+and a few L-BFGS steps on the same loss (``refine``) finish the job.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from latentctl.checkpoint import Loaded
+from latentctl.errors import UsageError
 from latentctl.generate import generate
 from latentctl.perf import resolve_tuner, tuned_step
 from latentctl.seeds import latents_from_seeds
@@ -62,6 +66,12 @@ def image_loss(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
     return pix + 0.5 * (dx + dy) + coarse
 
 
+def projection_loss(generator: torch.nn.Module, z: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """What projection minimises, per image (n,): ``image_loss`` plus a light pull that keeps z
+    near the typical set of N(0, I) (|z|² / d near 1)."""
+    return image_loss(generator(z), target) + 1e-3 * (z.pow(2).mean(1) - 1).pow(2)
+
+
 def project(
     generator: torch.nn.Module,
     images: np.ndarray,
@@ -97,9 +107,7 @@ def project(
         for step in range(steps):
             with tuned_step(thread_tuner):
                 opt.zero_grad(set_to_none=True)
-                loss = image_loss(generator(z), target)
-                prior = (z.pow(2).mean(1) - 1).pow(2)  # stay near the typical set of N(0, I)
-                (loss + 1e-3 * prior).sum().backward()
+                projection_loss(generator, z, target).sum().backward()
                 opt.step()
             if on_progress:
                 on_progress(step + 1, steps)
@@ -108,6 +116,45 @@ def project(
             best = final.argmin(0)  # (n,)
             chosen = z.detach().view(restarts, n, dim)[best, torch.arange(n, device=device)]
         return chosen.cpu().numpy().astype(np.float32)
+    finally:
+        for p in generator.parameters():
+            p.requires_grad_(True)
+
+
+def _objective(generator: torch.nn.Module, target: torch.Tensor, tuner) -> Callable:
+    """Projection's per-image loss (pixels, edges, layout, the prior's pull) and its gradient."""
+
+    def fn(z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        with tuned_step(tuner):
+            z = z.detach().requires_grad_(True)
+            f = projection_loss(generator, z, target)
+            (g,) = torch.autograd.grad(f.sum(), z)
+        return f.detach(), g
+
+    return fn
+
+
+def refine(
+    generator: torch.nn.Module,
+    images: np.ndarray,
+    init: np.ndarray,
+    device: torch.device,
+    *,
+    steps: int = 30,
+    thread_tuner: object | None = None,
+) -> np.ndarray:
+    """Latents for ``images`` from a guess ``init`` (n, d): ``steps`` L-BFGS steps (each a forward
+    and backward through G) on projection's loss, every image on its own (``latentctl.lbfgs``)."""
+    from latentctl import lbfgs
+
+    generator.eval()
+    for p in generator.parameters():
+        p.requires_grad_(False)
+    try:
+        target = to_tensor(images, device)
+        z0 = torch.tensor(np.asarray(init, np.float32), device=device)
+        z = lbfgs.minimize(_objective(generator, target, thread_tuner), z0, evals=steps + 1)
+        return z.cpu().numpy().astype(np.float32)
     finally:
         for p in generator.parameters():
             p.requires_grad_(True)
@@ -124,6 +171,7 @@ def encode_images(
     batch_size: int = 32,
     gan_encoder: object | None = None,
     refine_steps: int = 0,
+    refine_method: str = "lbfgs",
     refine_lr: float = 0.1,
     on_progress: Callable[[int, int], None] | None = None,
     thread_tuner: object | None = "auto",
@@ -131,8 +179,9 @@ def encode_images(
     """Latents for real images, with their reconstructions and errors.
 
     With ``gan_encoder`` (a net from ``latentctl.gan_encoder``) a GAN's latents come from it in
-    milliseconds, then, with ``refine_steps``, from that many projection steps started there (one
-    start per image: the encoder's guess replaces the random restarts). ``thread_tuner`` as in
+    milliseconds, then, with ``refine_steps``, from that many steps on projection's loss started
+    there: L-BFGS (``refine``), or with ``refine_method="adam"`` Adam at ``refine_lr`` as projection
+    runs it (one start per image: the encoder's guess replaces the random restarts). ``thread_tuner`` as in
     ``perf.resolve_tuner``: by default projection steps follow ``perf.auto_tuner``, as training does."""
     tuner = resolve_tuner(thread_tuner, device)
     if gan_encoder is not None and loaded.encoder is None:
@@ -141,27 +190,35 @@ def encode_images(
         z = GE.encode(gan_encoder, images, device)
         method = "gan-encoder"
         if refine_steps:
+            if refine_method not in ("lbfgs", "adam"):
+                raise UsageError(f"refine_method {refine_method!r}: choose lbfgs or adam")
             chunks = []
             for i in range(0, len(images), batch_size):
-                # Adam moves each coordinate about lr per step. Measured on the lite and the seed's
-                # GAN on the demo faces (docs/directions.md), 30 steps from the encoder's guess
-                # end best at 0.1: 0.05 travels too little, 0.3 and above overshoot (3-10 % worse),
-                # and a cosine decay or keeping the best iterate did not help.
-                chunks.append(
-                    project(
-                        loaded.generator,
-                        images[i : i + batch_size],
-                        device,
-                        steps=refine_steps,
-                        lr=refine_lr,
-                        restarts=1,
-                        init=z[i : i + batch_size],
-                        thread_tuner=tuner,
+                batch, guess = images[i : i + batch_size], z[i : i + batch_size]
+                if refine_method == "lbfgs":
+                    # From the same guesses 30 L-BFGS steps end below a full 300-step projection,
+                    # 30 Adam steps 23 % above it (docs/directions.md).
+                    chunks.append(
+                        refine(loaded.generator, batch, guess, device, steps=refine_steps, thread_tuner=tuner)
                     )
-                )
+                else:
+                    # Adam moves each coordinate about lr per step: 0.1 was best for 30 steps.
+                    chunks.append(
+                        project(
+                            loaded.generator,
+                            batch,
+                            device,
+                            steps=refine_steps,
+                            lr=refine_lr,
+                            restarts=1,
+                            init=guess,
+                            thread_tuner=tuner,
+                        )
+                    )
                 if on_progress:
                     on_progress(min(i + batch_size, len(images)), len(images))
-            z, method = np.concatenate(chunks), f"gan-encoder + {refine_steps} projection steps"
+            kind = "L-BFGS" if refine_method == "lbfgs" else "Adam"
+            z, method = np.concatenate(chunks), f"gan-encoder + {refine_steps} {kind} steps"
         elif on_progress:
             on_progress(len(images), len(images))
     elif loaded.encoder is not None:

@@ -87,8 +87,8 @@ def encode(
         int,
         typer.Option(
             min=0,
-            help="With the GAN encoder: projection steps started from its guess (0: the encoder alone; 100 match a "
-            "full 300-step projection at about 10x its speed) \\[default: 30].",
+            help="With the GAN encoder: L-BFGS steps on projection's loss started from its guess (0: the encoder "
+            "alone; the default 30 fit as well as a full 300-step projection at 20-100x its speed) \\[default: 30].",
             rich_help_panel=P_PROJ,
             show_default=False,
         ),
@@ -137,7 +137,7 @@ def encode(
     check_save(save, workspace, force)
     if refine > MAX_REFINE:
         raise UsageError(
-            f"--refine {refine}: at most {MAX_REFINE} steps after the encoder (100 already match a full projection); "
+            f"--refine {refine}: at most {MAX_REFINE} steps after the encoder (30 already match a full projection); "
             "for a longer one leave out --use-encoder and set --steps"
         )
     session = open_model(model, device, workspace, warn=warn, ema=ema)

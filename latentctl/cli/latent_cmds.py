@@ -83,7 +83,7 @@ def encode_labelled(
     encoder_steps: int | None = None,
 ):
     """Labelled images into the latent space with progress shown: an AE/VAE's encoder, or for a
-    GAN the fast encoder (trained on first use) + ``refine`` projection steps, else projection."""
+    GAN the fast encoder (trained on first use) + ``refine`` L-BFGS steps, else projection."""
     from latentctl.encode import labelled_latents
 
     net = None
@@ -393,7 +393,7 @@ def attr_vector(
         bool,
         typer.Option(
             "--fast-encoder/--no-fast-encoder",
-            help="With --images on a GAN: encode with a fast encoder trained on the GAN's own samples (on first use; stored beside the checkpoint) + 30 projection steps, instead of 300-step projection from random starts.",
+            help="With --images on a GAN: encode with a fast encoder trained on the GAN's own samples (on first use; stored beside the checkpoint) + 30 L-BFGS steps, instead of 300-step projection from random starts.",
             rich_help_panel=P_LABELS,
         ),
     ] = True,
