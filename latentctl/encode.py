@@ -143,8 +143,9 @@ def refine(
     steps: int = 30,
     thread_tuner: object | None = None,
 ) -> np.ndarray:
-    """Latents for ``images`` from a guess ``init`` (n, d): ``steps`` L-BFGS steps (each a forward
-    and backward through G) on projection's loss, every image on its own (``latentctl.lbfgs``)."""
+    """Latents for ``images`` from a guess ``init`` (n, d): ``steps`` L-BFGS steps on projection's
+    loss, every image on its own (``latentctl.lbfgs``). Each step is one forward and backward
+    through G, plus one at the guess for its first gradient: ``steps + 1`` passes in all."""
     from latentctl import lbfgs
 
     generator.eval()
