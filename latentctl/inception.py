@@ -243,7 +243,8 @@ def load_state(path: str | Path) -> dict[str, torch.Tensor]:
     try:
         state = load_file(str(path))
     except (SafetensorError, OSError, ValueError) as e:
-        raise _wrong_file(path, f"not a safetensors file ({str(e).splitlines()[0][:120]})") from None
+        first = (str(e).splitlines() or [type(e).__name__])[0]
+        raise _wrong_file(path, f"not a safetensors file ({first[:120]})") from None
     fc = state.get("fc.weight")
     if fc is not None and fc.shape[0] != FID_CLASSES:
         raise _wrong_file(

@@ -56,6 +56,7 @@ than images generated).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
@@ -116,7 +117,7 @@ def feature_space(kind: str = "builtin", *, inception_weights: Any = None, devic
     from latentctl import inception
 
     path = str(Path(inception_weights).expanduser().resolve())
-    inception.load_state(path)
+    inception.load(path)  # reads and checks the file once; cached for the features that follow
     return FeatureSpace("inception", inception.FEATURE_DIM, inception.INPUT_SIZE, path, str(device))
 
 
@@ -157,7 +158,11 @@ class Reference:
     holdout: np.ndarray  # (n_holdout, d) float64
     floor: Metrics
     kind: str
-    space: FeatureSpace | None = None  # None: the builtin space
+    space: FeatureSpace | None = None  # the space the features are in; None (hand-made): builtin
+
+    @property
+    def feature_space(self) -> FeatureSpace:
+        return self.space or _space(self.kind)
 
 
 # ---- arithmetic ---------------------------------------------------------------------------------
@@ -363,7 +368,10 @@ def _inception(batch: np.ndarray, space: FeatureSpace) -> np.ndarray:
     from latentctl import inception
 
     net = inception.load(space.weights, space.device)
-    with torch.inference_mode():
+    # On CUDA, cuDNN may run float32 convolutions in TF32 (10-bit mantissa): FID's numbers would
+    # drift from the CPU's and pytorch-fid's. Full float32 here, whatever the process allows.
+    strict = torch.backends.cudnn.flags(enabled=True, allow_tf32=False) if space.device.startswith("cuda") else None
+    with torch.inference_mode(), strict or contextlib.nullcontext():
         t = torch.from_numpy(np.ascontiguousarray(batch[..., :3])).to(space.device)
         # Contiguous NCHW, as pytorch-fid's ToTensor gives: one memory layout for grey and colour
         # alike, so the convolutions pick the same kernels and round the same way.
@@ -442,7 +450,7 @@ def score_features(fake_feats: np.ndarray, ref: Reference, *, seed: int = 0) -> 
         n_holdout=len(ref.holdout),
         features=ref.kind,
         feature_dim=ref.features.shape[1],
-        feature_size=_space(ref.space or ref.kind).size,
+        feature_size=ref.feature_space.size,
     )
 
 
@@ -452,7 +460,7 @@ def score_images(
     """Score generated images against real ones (uint8 arrays, any sizes) or a prepared ``Reference``."""
     fake = _check_images(fake_uint8, "generated images")
     ref = real_uint8 if isinstance(real_uint8, Reference) else reference(real_uint8, len(fake), kind=kind, seed=seed)
-    return score_features(features(fake, ref.space or ref.kind), ref, seed=seed)
+    return score_features(features(fake, ref.feature_space), ref, seed=seed)
 
 
 def score_batches(
@@ -463,7 +471,7 @@ def score_batches(
     on_batch: Callable[[int], None] | None = None,
 ) -> ScoreReport:
     """Score generated images that arrive in batches (memory stays that of one batch of images)."""
-    space = ref.space or ref.kind
+    space = ref.feature_space
     feats = [features(_check_images(b, "generated images"), space, on_batch=on_batch) for b in batches]
     return score_features(np.concatenate(feats) if feats else np.zeros((0, ref.features.shape[1])), ref, seed=seed)
 
@@ -476,10 +484,13 @@ def score_generator(
     precision: str = "fp32",
     batch_size: int = 64,
     on_batch: Callable[[int], None] | None = None,
+    *,
+    kind: str | FeatureSpace = "builtin",
 ) -> ScoreReport:
     """Generate seeds 0..n-1 (``seeds.latents_from_seeds``, so the same images every call for the same
-    weights) and score them. For calls every few epochs pass a ``Reference`` built once: the real
-    images' features are then not recomputed. The generator's train/eval mode is restored."""
+    weights) and score them in ``kind``'s feature space (a ``Reference`` brings its own). For calls
+    every few epochs pass a ``Reference`` built once: the real images' features are then not
+    recomputed. The generator's train/eval mode is restored."""
     import torch
 
     from latentctl.generate import generate_batches
@@ -489,7 +500,7 @@ def score_generator(
         raise UsageError(
             f"-n must be at least {MIN_IMAGES} (precision/recall use {K_NEIGHBOURS} nearest neighbours), got {n!r}"
         )
-    ref = real_images if isinstance(real_images, Reference) else reference(real_images, n)
+    ref = real_images if isinstance(real_images, Reference) else reference(real_images, n, kind=kind)
     if device is None:
         device = next(generator.parameters()).device
     z = latents_from_seeds(list(range(n)), generator.config.latent_dim)

@@ -232,6 +232,22 @@ def test_a_run_built_to_fail_warns_that_d_wins(tmp_path, blobs):
     assert any("discriminator is winning" in n for n in notes), notes
 
 
+def test_every_health_message_names_its_kind_so_a_caller_can_leave_one_out():
+    short = HealthMonitor(gan=True, total_steps=500, cpu=True)
+    assert [k for k, _ in short.at_start(images=100, batch_size=64, real_per_step=32)] == [
+        health.SHORT_RUN,
+        health.LARGE_BATCH,
+    ]
+    # The time estimate and the "3,000 steps would take" advice are separate, so the demo keeps one.
+    cost = [m for i in range(4) for m in short.on_step({"d_real": 0.5, "d_fake": 0.5, "g": 1.0}, 0.5, i + 1)]
+    assert [k for k, _ in cost] == [health.COST, health.SHORT_RUN]
+    assert "left on this machine" in cost[0][1] and "3,000 steps would take" in cost[1][1]
+    long = HealthMonitor(gan=True, total_steps=10_000, window=20)
+    assert long.at_start(images=10_000, batch_size=64, real_per_step=32) == []
+    kinds = [k for i in range(40) for k, _ in long.on_step({"d_real": 0.01, "d_fake": 0.01, "g": 9.0}, 0.01, i + 1)]
+    assert kinds == [health.COST, health.D_WINS, health.G_RUNAWAY]
+
+
 def test_short_runs_and_large_batches_are_flagged_before_training(tmp_path, blobs):
     notes = []
     train(

@@ -88,7 +88,7 @@ def encode(
         typer.Option(
             min=0,
             help="With the GAN encoder: L-BFGS steps on projection's loss started from its guess (0: the encoder "
-            "alone; the default 30 fit as well as a full 300-step projection at 20-100x its speed) \\[default: 30].",
+            "alone; the default 30 fit as well as a full 300-step projection at about 40-50x its speed) \\[default: 30].",
             rich_help_panel=P_PROJ,
             show_default=False,
         ),
