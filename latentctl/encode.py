@@ -301,7 +301,8 @@ def labelled_latents(
         groups = list(compile_pattern(pattern or UTKFACE_PATTERN).groupindex)
         if column not in groups:
             raise UsageError(f"no label column {column!r}; the name pattern gives: {', '.join(groups)}")
-    ds = prepare_dataset(images_dir, session.info.model.image_size, session.ws.cache, max_images=max_images)
+    model = session.info.model
+    ds = prepare_dataset(images_dir, model.image_size, session.ws.cache, max_images=max_images, channels=model.channels)
     if not csv:
         labels = labels_from_names(ds.files, pattern or UTKFACE_PATTERN)
     note(labels.summary())

@@ -279,6 +279,20 @@ def test_a_folder_of_grey_pictures_trains_a_grey_model_whose_outputs_are_grey(tm
     assert info.model.channels == 1
     out = Path(run("sample", "-n", "2").stdout.strip().splitlines()[-1]).parent
     assert Image.open(out / "seed0000.png").mode == "L"
+    # Pictures go into a grey model as its training data did: encode (projection, and the GAN
+    # encoder + L-BFGS), the labelled route, and score, whose real side is decoded grey too.
+    photo = tmp_path / "digits" / "d001.png"
+    run("encode", photo, "--steps", "2", "--restarts", "1")
+    res = run("encode", photo, "--use-encoder", "--encoder-steps", "3", "--refine", "2")
+    assert "gan-encoder + 2 L-BFGS steps" in res.output
+    recon = next((workspace / "outputs").glob("*-encode/d001-recon.png"))
+    assert Image.open(recon).mode == "L"
+    labels = tmp_path / "labels.csv"
+    labels.write_text("file,odd\n" + "".join(f"d{i:03d}.png,{i % 2}\n" for i in range(40)))
+    res = run("attr-vector", "--images", tmp_path / "digits", "--labels", labels, "--column", "odd", "--pos-if", "==1")
+    assert "encoded 40 labelled images" in res.output
+    data = json.loads(run("score", "-n", "8", "--json").stdout)
+    assert data["score"]["fd"] >= 0
 
 
 def test_channels_can_be_forced(tmp_path, workspace):
@@ -296,6 +310,8 @@ def test_rgba_keeps_transparency(tmp_path, workspace):
     run("train", folder, *TINY_MODEL, "--epochs", "1", "--channels", "4")
     out = Path(run("sample", "-n", "1").stdout.strip().splitlines()[-1]).parent
     assert Image.open(out / "seed0000.png").mode == "RGBA"
+    # score decodes the real side as RGBA too (both sides then composited the same way)
+    assert json.loads(run("score", "-n", "8", "--json").stdout)["floor"]["fd"] >= 0
 
 
 def test_kimg_and_steps_budgets_through_the_cli(image_folder, workspace):

@@ -29,11 +29,12 @@ from latentctl.errors import DataError, UsageError
 P_PROJ = "GAN projection"
 
 
-def load_photos(paths: list[Path], size: int) -> tuple[np.ndarray, list[Path]]:  # noqa: F821
-    """Images from files and folders (folders searched recursively); unusable files are errors."""
+def load_photos(paths: list[Path], size: int, channels: int = 3) -> tuple[np.ndarray, list[Path]]:  # noqa: F821
+    """Images from files and folders (folders searched recursively), decoded for a model of
+    ``channels`` channels as its training data was (grey, RGB or RGBA); unusable files are errors."""
     import numpy as np
 
-    from latentctl.images import IMAGE_EXTENSIONS, find_images, load_rgb
+    from latentctl.images import IMAGE_EXTENSIONS, find_images, load_image
 
     files: list[Path] = []
     for p in paths:
@@ -48,7 +49,7 @@ def load_photos(paths: list[Path], size: int) -> tuple[np.ndarray, list[Path]]: 
             raise DataError(f"no file or folder at {p}")
     if not files:
         raise DataError("no images found in " + ", ".join(map(str, paths)))
-    return np.stack([load_rgb(f, size) for f in files]), files
+    return np.stack([load_image(f, size, channels) for f in files]), files
 
 
 @handles_errors
@@ -141,7 +142,7 @@ def encode(
             "for a longer one leave out --use-encoder and set --steps"
         )
     session = open_model(model, device, workspace, warn=warn, ema=ema)
-    images, files = load_photos(photos, session.info.model.image_size)
+    images, files = load_photos(photos, session.info.model.image_size, session.info.model.channels)
     out_dir = output_dir(session.ws, out, "encode", force)
     net = None
     if (train_encoder or use_encoder) and session.loaded.encoder is None:

@@ -131,7 +131,10 @@ def score(
     n = n if n is not None else min(DEFAULT_N, count)
     if images is not None and count > 2 * n:
         max_images = 2 * n  # the score uses at most n reference and n held-out images; decode no more
-    ds = prepare_dataset(root, hdr.model.image_size, ws.cache, max_images=max_images, seed=subset_seed)
+    # Decoded as the model's training data was (grey, RGB or RGBA), so both sides are alike.
+    ds = prepare_dataset(
+        root, hdr.model.image_size, ws.cache, max_images=max_images, seed=subset_seed, channels=hdr.model.channels
+    )
 
     from latentctl.session import open_model
 
