@@ -61,9 +61,11 @@ class Assessor:
     meta: dict[str, Any] = field(default_factory=dict)
 
     def logits(self, x: Any) -> Any:
-        """Scores for images in [-1, 1] at any size (resized to the classifier's)."""
+        """Scores for images in [-1, 1] at any size (resized to the classifier's) and with 1, 3 or 4
+        channels (brought to the classifier's as its training pictures were decoded)."""
         import torch.nn.functional as F
 
+        x = _match_channels(x, self.config.channels)
         s = self.config.image_size
         if x.shape[-1] != s or x.shape[-2] != s:
             x = F.interpolate(x, size=(s, s), mode="bilinear", align_corners=False, antialias=x.shape[-1] > s)
@@ -75,6 +77,29 @@ class Assessor:
         with torch.inference_mode():
             x = torch.from_numpy(np.asarray(images)).permute(0, 3, 1, 2).float().div(127.5).sub(1.0)
             return self.logits(x.to(device)).float().cpu().numpy()
+
+
+_LUMA = (0.299, 0.587, 0.114)  # ITU-R 601, what Pillow's convert("L") uses
+
+
+def _match_channels(x: Any, channels: int) -> Any:
+    """(B, C, S, S) images in [-1, 1] -> ``channels`` channels, differentiably (steer follows the
+    gradient through it): grey is repeated, RGBA composited over white (as ``images.to_rgb``
+    decodes a transparent picture for training), RGB to grey by its luma."""
+    c = x.shape[1]
+    if c == channels:
+        return x
+    if c == 4:
+        alpha = (x[:, 3:] + 1) / 2
+        x, c = x[:, :3] * alpha + (1 - alpha), 3
+        if channels == 3:
+            return x
+    if c == 1 and channels == 3:
+        return x.expand(-1, 3, -1, -1)
+    if c == 3 and channels == 1:
+        r, g, b = _LUMA
+        return r * x[:, :1] + g * x[:, 1:2] + b * x[:, 2:3]
+    raise UsageError(f"this classifier reads {channels}-channel images and cannot score {c}-channel ones")
 
 
 @dataclass

@@ -289,10 +289,44 @@ def test_a_folder_of_grey_pictures_trains_a_grey_model_whose_outputs_are_grey(tm
     assert Image.open(recon).mode == "L"
     labels = tmp_path / "labels.csv"
     labels.write_text("file,odd\n" + "".join(f"d{i:03d}.png,{i % 2}\n" for i in range(40)))
-    res = run("attr-vector", "--images", tmp_path / "digits", "--labels", labels, "--column", "odd", "--pos-if", "==1")
+    res = run(
+        "attr-vector",
+        "--images",
+        tmp_path / "digits",
+        "--labels",
+        labels,
+        "--column",
+        "odd",
+        "--pos-if",
+        "==1",
+        "--save",
+        "odd-dir",
+    )
     assert "encoded 40 labelled images" in res.output
     data = json.loads(run("score", "-n", "8", "--json").stdout)
     assert data["score"]["fd"] >= 0
+    # A classifier trained on the (RGB-decoded) pictures scores the grey model's renders.
+    run("classifier", "train", tmp_path / "digits", "--labels", labels, "--column", "odd", "--pos-if", "==1")
+    run("sample", "-n", "2", "--save", "two")
+    res = run("apply", "two", "--add", "odd-dir", "--scales", "0,1", "--score-with", "odd")
+    assert "score (mean probability of the attribute) per strength" in res.output
+
+
+def test_a_classifier_reads_grey_and_rgba_renders_as_its_training_pictures_were_decoded():
+    from latentctl.assessor import _match_channels
+    from latentctl.errors import UsageError
+
+    grey = torch.rand(2, 1, 4, 4) * 2 - 1
+    assert torch.equal(_match_channels(grey, 3), grey.expand(-1, 3, -1, -1))
+    rgb = torch.rand(2, 3, 4, 4) * 2 - 1
+    opaque = torch.cat([rgb, torch.ones(2, 1, 4, 4)], 1)
+    clear = torch.cat([rgb, -torch.ones(2, 1, 4, 4)], 1)
+    assert torch.allclose(_match_channels(opaque, 3), rgb)
+    assert torch.allclose(_match_channels(clear, 3), torch.ones(2, 3, 4, 4))  # over white, as to_rgb
+    white = torch.ones(1, 3, 2, 2)
+    assert torch.allclose(_match_channels(white, 1), torch.ones(1, 1, 2, 2))  # luma weights sum to 1
+    with pytest.raises(UsageError, match="cannot score 2-channel"):
+        _match_channels(torch.zeros(1, 2, 4, 4), 3)
 
 
 def test_channels_can_be_forced(tmp_path, workspace):
