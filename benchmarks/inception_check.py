@@ -110,9 +110,7 @@ def main() -> int:
         save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(weights))
         # The graph as written (NCHW, as pytorch-fid runs it), and through score.features, which
         # runs it channels-last for speed (other kernels, other rounding).
-        ours = inception.FIDInception()
-        ours.load_state_dict(inception.load_state(weights), strict=False)
-        ours.eval()
+        ours = inception.from_state(inception.load_state(weights))
         space = score.feature_space("inception", inception_weights=weights)
         worst = 0.0
         for size, channels in ((32, 3), (64, 3), (299, 3), (28, 1)):
@@ -144,10 +142,8 @@ def main() -> int:
     with torch.no_grad():
         x = (torch.from_numpy(images).permute(0, 3, 1, 2).float() / 255).contiguous()
         want = ref(x)[0].flatten(1)
-    mine = inception.FIDInception()
-    mine.load_state_dict(seeded_state(), strict=False)
     with torch.no_grad():
-        got = mine.eval()(x)
+        got = inception.from_state(seeded_state())(x)
     print(
         f"seeded weights: feature std {float(want.std()):.4f}, max |diff| / std {float((got - want).abs().max() / want.std()):.2e}"
     )

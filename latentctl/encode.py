@@ -67,6 +67,9 @@ def image_loss(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
     return pix + 0.5 * (dx + dy) + coarse
 
 
+REFINE_METHODS = {"lbfgs": "L-BFGS", "adam": "Adam"}  # refine_method -> the name the method string uses
+
+
 @contextlib.contextmanager
 def _frozen(generator: torch.nn.Module) -> Iterator[None]:
     """Eval mode and no weight gradients while latents are optimised; trainable again after."""
@@ -186,8 +189,8 @@ def encode_images(
     there: L-BFGS (``refine``), or with ``refine_method="adam"`` Adam at ``refine_lr`` as projection
     runs it (one start per image: the encoder's guess replaces the random restarts). ``thread_tuner`` as in
     ``perf.resolve_tuner``: by default projection steps follow ``perf.auto_tuner``, as training does."""
-    if refine_method not in ("lbfgs", "adam"):
-        raise UsageError(f"refine_method {refine_method!r}: choose lbfgs or adam")
+    if refine_method not in REFINE_METHODS:
+        raise UsageError(f"refine_method {refine_method!r}: choose {' or '.join(REFINE_METHODS)}")
     tuner = resolve_tuner(thread_tuner, device)
     if gan_encoder is not None and loaded.encoder is None:
         from latentctl import gan_encoder as GE
@@ -220,8 +223,7 @@ def encode_images(
                     )
                 if on_progress:
                     on_progress(min(i + batch_size, len(images)), len(images))
-            kind = "L-BFGS" if refine_method == "lbfgs" else "Adam"
-            z, method = np.concatenate(chunks), f"gan-encoder + {refine_steps} {kind} steps"
+            z, method = np.concatenate(chunks), f"gan-encoder + {refine_steps} {REFINE_METHODS[refine_method]} steps"
         elif on_progress:
             on_progress(len(images), len(images))
     elif loaded.encoder is not None:

@@ -53,8 +53,8 @@ def _direction(g, S, Y, rho, count, head, first_step: float) -> torch.Tensor:
     for j in reversed(range(k)):  # oldest first
         idx = slots[j]
         valid = (j < count).to(g.dtype)
-        b = valid * rho[rows, idx] * (Y[rows, idx] * r).sum(1)
-        r = r + S[rows, idx] * (valid * (alphas[j] - b))[:, None]
+        b = valid * rho[rows, idx] * (Y[rows, idx] * r).sum(1)  # alphas[j] is 0 where invalid too
+        r = r + S[rows, idx] * (alphas[j] - b)[:, None]
     return -r
 
 
@@ -67,7 +67,6 @@ def minimize(
     first_step: float = 0.01,
     c1: float = 1e-4,
     max_halvings: int = 6,
-    on_eval: Callable[[int, int], None] | None = None,
 ) -> torch.Tensor:
     """Minimise each row's objective from ``x0`` (B, d) with ``evals`` calls of ``fn`` in all
     (the first at ``x0``). Returns each row's last accepted point, its lowest loss so far."""
@@ -76,8 +75,6 @@ def minimize(
     x = x0.detach().clone()
     B, d = x.shape
     f, g = fn(x)
-    if on_eval:
-        on_eval(1, evals)
     S = x.new_zeros(B, history, d)
     Y = x.new_zeros(B, history, d)
     rho = x.new_zeros(B, history)
@@ -121,6 +118,4 @@ def minimize(
                 count = torch.where(uphill, torch.zeros_like(count), count)
                 new = torch.where(uphill[:, None], _direction(g, S, Y, rho, count, head, first_step), new)
             direction = torch.where(fresh[:, None], new, direction)
-        if on_eval:
-            on_eval(done, evals)
     return x

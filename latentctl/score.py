@@ -157,12 +157,11 @@ class Reference:
     features: np.ndarray  # (n_reference, d) float64
     holdout: np.ndarray  # (n_holdout, d) float64
     floor: Metrics
-    kind: str
-    space: FeatureSpace | None = None  # the space the features are in; None (hand-made): builtin
+    space: FeatureSpace  # the space the features are in
 
     @property
-    def feature_space(self) -> FeatureSpace:
-        return self.space or _space(self.kind)
+    def kind(self) -> str:
+        return self.space.name
 
 
 # ---- arithmetic ---------------------------------------------------------------------------------
@@ -436,7 +435,7 @@ def reference(
     ref_idx, hold_idx = np.sort(order[:half]), np.sort(order[half : 2 * half])
     ref = features(real[ref_idx], space, on_batch=on_batch)
     hold = features(real[hold_idx], space, on_batch=on_batch)
-    return Reference(ref, hold, metrics(hold, ref, seed=seed), space.name, space)
+    return Reference(ref, hold, metrics(hold, ref, seed=seed), space)
 
 
 def score_features(fake_feats: np.ndarray, ref: Reference, *, seed: int = 0) -> ScoreReport:
@@ -450,7 +449,7 @@ def score_features(fake_feats: np.ndarray, ref: Reference, *, seed: int = 0) -> 
         n_holdout=len(ref.holdout),
         features=ref.kind,
         feature_dim=ref.features.shape[1],
-        feature_size=ref.feature_space.size,
+        feature_size=ref.space.size,
     )
 
 
@@ -460,7 +459,7 @@ def score_images(
     """Score generated images against real ones (uint8 arrays, any sizes) or a prepared ``Reference``."""
     fake = _check_images(fake_uint8, "generated images")
     ref = real_uint8 if isinstance(real_uint8, Reference) else reference(real_uint8, len(fake), kind=kind, seed=seed)
-    return score_features(features(fake, ref.feature_space), ref, seed=seed)
+    return score_features(features(fake, ref.space), ref, seed=seed)
 
 
 def score_batches(
@@ -471,8 +470,7 @@ def score_batches(
     on_batch: Callable[[int], None] | None = None,
 ) -> ScoreReport:
     """Score generated images that arrive in batches (memory stays that of one batch of images)."""
-    space = ref.feature_space
-    feats = [features(_check_images(b, "generated images"), space, on_batch=on_batch) for b in batches]
+    feats = [features(_check_images(b, "generated images"), ref.space, on_batch=on_batch) for b in batches]
     return score_features(np.concatenate(feats) if feats else np.zeros((0, ref.features.shape[1])), ref, seed=seed)
 
 

@@ -267,6 +267,11 @@ class _Loop:
     def _budget_spent(self) -> bool:
         return self.cfg.max_steps is not None and self.global_step >= self.cfg.max_steps
 
+    def _tell(self, messages: list[tuple[str, str]]) -> None:
+        """Health messages (kind, text) as notices for the caller."""
+        for kind, message in messages:
+            self.emit(NoticeEvent(message, kind))
+
     def _prepare_folder(self) -> None:
         (self.run_dir / "grids").mkdir(parents=True, exist_ok=True)
         # A process killed mid-save leaves its hidden temporary file; this run owns its folder.
@@ -280,8 +285,7 @@ class _Loop:
                     "(written when the run was stopped mid-write)"
                 )
             )
-        for kind, message in self.health.at_start(self.n, self.cfg.batch_size, self.trainer.real_per_step):
-            self.emit(NoticeEvent(message, kind))
+        self._tell(self.health.at_start(self.n, self.cfg.batch_size, self.trainer.real_per_step))
         if self.health.gan:
             pick = np.random.default_rng(self.cfg.seed).choice(self.n, size=min(self.n, len(GRID_SEEDS)), replace=False)
             self.health.data_diversity = diversity(np.asarray(self.dataset.images[np.sort(pick)]))
@@ -325,8 +329,7 @@ class _Loop:
             record["augment_p"] = round(trainer.ada.p, 5)
         self.metrics.write(json.dumps(record) + "\n")
         self.emit(event)
-        for kind, message in self.health.on_step(named, dt, self.global_step):
-            self.emit(NoticeEvent(message, kind))
+        self._tell(self.health.on_step(named, dt, self.global_step))
         if agreed_stop if world.size > 1 else self.stop.requested:
             self.metrics.flush()
             path = self.save()
@@ -361,8 +364,7 @@ class _Loop:
                 make_grid(images, caption=f"epoch {self.epoch}, step {self.global_step}"),
                 self.run_dir / "grids" / f"epoch-{self.epoch:04d}.png",
             )
-            for kind, message in self.health.on_grid(images, self.epoch):
-                self.emit(NoticeEvent(message, kind))
+            self._tell(self.health.on_grid(images, self.epoch))
         self.emit(EpochEvent(self.epoch, grid_path))
         if self.epoch % cfg.checkpoint_every == 0 or last:
             self.save(finished=last)
