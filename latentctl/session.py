@@ -13,7 +13,7 @@ import numpy as np
 from latentctl.checkpoint import CheckpointInfo
 from latentctl.errors import UsageError
 from latentctl.store import LatentEntry, LatentStore, compatibility_warning, resolve_latents, write_entry
-from latentctl.workspace import Workspace
+from latentctl.workspace import Workspace, made_folder
 
 
 @dataclass
@@ -120,7 +120,9 @@ def output_dir(ws: Workspace, out: Path | None, command: str, force: bool) -> Pa
     out = Path(out).expanduser()
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out {out} is a file; give a folder")
-    out.mkdir(parents=True, exist_ok=True)
+    if not out.exists():
+        out.mkdir(parents=True)
+        made_folder(out)
     return out
 
 

@@ -12,8 +12,10 @@ One folder, ``~/.latentctl`` unless ``--workspace`` or ``LATENTCTL_HOME`` says o
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -124,6 +126,34 @@ def slug(text: str) -> str:
     return s[:40] or "run"
 
 
+# The folders made by the commands now running (one list per nesting level), so that a command that
+# fails before writing anything leaves no empty numbered folder behind.
+_made: list[list[Path]] = []
+
+
+def made_folder(path: Path) -> None:
+    """Record a folder this command created (and may remove again if it fails while it is empty)."""
+    for level in _made:
+        level.append(path)
+
+
+@contextlib.contextmanager
+def tidy_on_failure() -> Iterator[None]:
+    """Run a command; if it fails (error, Ctrl-C), remove the folders it created that are still
+    empty. Only ``rmdir``: a folder holding anything, even one image, stays as it is."""
+    made: list[Path] = []
+    _made.append(made)
+    try:
+        yield
+    except BaseException:
+        for path in reversed(made):
+            with contextlib.suppress(OSError):
+                path.rmdir()
+        raise
+    finally:
+        _made.pop()
+
+
 def _numbered_dir(parent: Path, name: str) -> Path:
     """Create ``parent/NNNN-name`` with the next free number; never reuses an existing folder."""
     parent.mkdir(parents=True, exist_ok=True)
@@ -133,6 +163,8 @@ def _numbered_dir(parent: Path, name: str) -> Path:
         path = parent / f"{n:04d}-{slug(name)}"
         try:
             path.mkdir()
-            return path
         except FileExistsError:
             n += 1
+            continue
+        made_folder(path)
+        return path

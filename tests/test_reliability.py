@@ -270,3 +270,44 @@ def test_a_stop_is_said_once_and_not_as_an_error(capsys):
         assert exit_.value.exit_code == 130
         err = capsys.readouterr().err
         assert err.count("stopped at epoch 2") == expected and "Error" not in err
+
+
+# ---- failed commands leave no empty folders ------------------------------------------------------
+
+
+def test_a_failed_command_leaves_no_empty_numbered_folder(tmp_path, image_folder, workspace, tiny_run, monkeypatch):
+    few = write_images(tmp_path / "few", blob_images(3))
+    run("train", few, *TINY_MODEL, "--epochs", "1", code=1)
+    assert not (workspace / "runs").exists() or not any((workspace / "runs").iterdir())
+
+    import latentctl.encode
+
+    def stopped(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(latentctl.encode, "encode_images", stopped)
+    photo = write_images(tmp_path / "photo", blob_images(1))
+    out = tmp_path / "new" / "encoded"
+    for extra in ([], ["--out", str(out)]):
+        run("encode", photo, "--model", tiny_run, *extra, code=130)
+    assert not (workspace / "outputs").exists() or not any((workspace / "outputs").iterdir())
+    assert not out.exists()
+    # A folder that already held something, or that the user made, is never removed.
+    out.mkdir(parents=True)
+    run("encode", photo, "--model", tiny_run, "--out", str(out), code=130)
+    assert out.is_dir()
+
+
+def test_tidying_removes_only_what_the_command_made_and_left_empty(tmp_path):
+    from latentctl.workspace import Workspace, tidy_on_failure
+
+    ws = Workspace(tmp_path / "ws")
+    with pytest.raises(RuntimeError), tidy_on_failure():
+        empty = ws.new_output_dir("sample")
+        full = ws.new_output_dir("sample")
+        (full / "seed0000.png").write_bytes(b"x")
+        raise RuntimeError
+    assert not empty.exists() and full.exists()
+    with tidy_on_failure():  # success: nothing is touched
+        done = ws.new_output_dir("sample")
+    assert done.is_dir()

@@ -14,6 +14,7 @@ from rich.markup import escape
 
 from latentctl.errors import LatentctlError, StoreError, TrainingInterrupted, UsageError
 from latentctl.fsutil import describe_os_error
+from latentctl.workspace import tidy_on_failure
 
 # Progress, warnings and errors go to stderr; stdout carries only results (paths), so scripts can
 # capture them.
@@ -27,13 +28,15 @@ def handles_errors(func: F) -> F:
     """The one edge between the library and the user: library errors become a one-line message and
     their exit code, OS errors (full disk, read-only folder, ...) a line naming the path and the
     cause (exit 1), running out of memory a line saying so (exit 1), Ctrl-C exit 130. Nothing else
-    ever reaches the user as a traceback only when it is a bug of ours."""
+    ever reaches the user as a traceback only when it is a bug of ours. The folders a failed command
+    created and left empty are removed."""
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         _own_pixel_limit()
         try:
-            return func(*args, **kwargs)
+            with tidy_on_failure():  # a failed command leaves no empty output or run folder
+                return func(*args, **kwargs)
         except TrainingInterrupted as err:
             # Said once, as what it is (a requested stop, not an error); `train` says it itself,
             # with the resume command, and marks it reported.
