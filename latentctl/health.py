@@ -26,6 +26,7 @@ measurement of how like its data the samples are, so it drops ``SHORT_RUN``.
 from __future__ import annotations
 
 from collections import deque
+from typing import Any
 
 import numpy as np
 
@@ -70,12 +71,48 @@ def diversity(images: np.ndarray) -> float:
     return float(np.sqrt(d2[iu]).mean())
 
 
+# Smaller models for a first result on a CPU, with what they measured per image against the seed's
+# model at 64 px (7.2 img/s) on a 2-core AVX2-only EPYC (docs/getting-started.md, "On a CPU without
+# bf16"). Cost grows with the pixels and the square of the width.
+SMALL_MODELS = [
+    ("--image-size 32 --arch lite --width 32", 32, 32, "about 23x faster per image than the seed's model at 64 px"),
+    ("--image-size 64 --arch lite --width 32", 64, 32, "about 7x"),
+]
+
+
+def long_run_advice(model: Any = None) -> str:
+    """What to run for a first model sooner, for a CPU run whose estimate passes an hour: the
+    suggested models smaller than ``model`` (a ModelConfig; None: all of them)."""
+
+    def cost(size: int, width: int) -> int:
+        return size * size * width * width
+
+    smaller = [
+        (flags, note)
+        for flags, size, width, note in SMALL_MODELS
+        if model is None or cost(size, width) < cost(model.image_size, model.width)
+    ]
+    tail = "Ctrl-C stops here and --resume goes on later"
+    if not smaller:
+        return f"To finish sooner lower --epochs or --max-images; {tail}"
+    shown = " or ".join(f"{flags} ({note})" for flags, note in smaller)
+    return f"For a first model within the hour on this CPU: {shown} (docs/getting-started.md, 'On a CPU without bf16'); {tail}"
+
+
 class HealthMonitor:
     def __init__(
-        self, *, gan: bool, total_steps: int, done_steps: int = 0, window: int | None = None, cpu: bool = False
+        self,
+        *,
+        gan: bool,
+        total_steps: int,
+        done_steps: int = 0,
+        window: int | None = None,
+        cpu: bool = False,
+        model: Any = None,
     ):
         self.gan = gan
         self.cpu = cpu
+        self.model = model  # the run's ModelConfig: a long CPU run's advice names only smaller models
         self.total_steps = total_steps
         self.done_steps = done_steps
         self.window = window or max(20, min(200, total_steps // 10))
@@ -161,11 +198,5 @@ class HealthMonitor:
             )
             return [(COST, text), (SHORT_RUN, short)]
         if self.cpu and left * per_step > LONG_RUN_SECONDS:
-            # Cost grows with the pixels and the square of the width: the first model a user can
-            # explore comes far sooner from a small one (docs/getting-started.md).
-            text += (
-                ". For a first model within the hour on this CPU: --image-size 32 --arch lite --width 32 "
-                "(minutes), or --image-size 64 --width 64 --batch-size 64 (docs/getting-started.md, "
-                "'On a CPU without bf16'); Ctrl-C stops here and --resume goes on later"
-            )
+            text += ". " + long_run_advice(self.model)
         return [(COST, text)]

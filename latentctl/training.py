@@ -222,6 +222,7 @@ class _Loop:
             total_steps=self.total_steps,
             done_steps=self.global_step,
             cpu=device.type == "cpu",
+            model=model_config,
         )
 
     def _resume(self, resume: checkpoint.Loaded) -> None:
