@@ -424,4 +424,3 @@ def test_encode_and_the_gan_encoder_follow_the_same_thread_rule(tuned_steps, tin
         assert len(steps) == 24  # None: the count as set
     finally:
         torch.set_num_threads(before)
-
