@@ -26,9 +26,12 @@ measurement of how like its data the samples are, so it drops ``SHORT_RUN``.
 from __future__ import annotations
 
 from collections import deque
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from latentctl.config import ModelConfig
 
 D_WINS_LOSS = 0.05
 G_RUNAWAY_LOSS = 5.0
@@ -80,9 +83,9 @@ SMALL_MODELS = [
 ]
 
 
-def long_run_advice(model: Any = None) -> str:
+def long_run_advice(model: ModelConfig | None = None) -> str:
     """What to run for a first model sooner, for a CPU run whose estimate passes an hour: the
-    suggested models smaller than ``model`` (a ModelConfig; None: all of them)."""
+    suggested models smaller than ``model`` (None: all of them)."""
 
     def cost(size: int, width: int) -> int:
         return size * size * width * width
@@ -108,7 +111,7 @@ class HealthMonitor:
         done_steps: int = 0,
         window: int | None = None,
         cpu: bool = False,
-        model: Any = None,
+        model: ModelConfig | None = None,
     ):
         self.gan = gan
         self.cpu = cpu

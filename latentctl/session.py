@@ -120,9 +120,10 @@ def output_dir(ws: Workspace, out: Path | None, command: str, force: bool) -> Pa
     out = Path(out).expanduser()
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out {out} is a file; give a folder")
-    if not out.exists():
-        out.mkdir(parents=True)
-        made_folder(out)
+    missing = [p for p in [out, *out.parents] if not p.exists()]
+    out.mkdir(parents=True, exist_ok=True)
+    for folder in reversed(missing):  # outermost first, so a failure removes the innermost first
+        made_folder(folder)
     return out
 
 

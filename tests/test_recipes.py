@@ -406,24 +406,16 @@ def test_a_long_cpu_run_says_what_to_run_for_a_first_model_sooner():
     out = [x for i in range(4) for _, x in short.on_step({"d_real": 0.5, "d_fake": 0.5, "g": 1.0}, 0.5, i + 1)]
     assert "--arch lite" not in out[0]  # 42 minutes: no advice
 
-
-def test_a_long_cpu_run_is_told_of_smaller_models_only_smaller_than_its_own():
+    # Only models smaller than the run's own are named; a run already that small is told to
+    # shorten it instead.
     from latentctl.config import ModelConfig
 
-    steps = {"d_real": 0.5, "d_fake": 0.5, "g": 1.0}
+    def advice(model) -> str:
+        return estimate(cpu=True, model=model)[0]
 
-    def estimate(model) -> str:
-        m = HealthMonitor(gan=True, total_steps=10_000, cpu=True, model=model)
-        return next(text for i in range(4) for kind, text in m.on_step(steps, 2.0, i + 1) if kind == health.COST)
-
-    seed = estimate(ModelConfig(image_size=64, width=128))  # 10,000 steps at 2 s: over 5 hours
+    seed = advice(ModelConfig(image_size=64, width=128))
     assert "--image-size 32 --arch lite --width 32" in seed and "--image-size 64 --arch lite --width 32" in seed
-    mid = estimate(ModelConfig(image_size=64, arch="lite", width=32))
+    mid = advice(ModelConfig(image_size=64, arch="lite", width=32))
     assert "--image-size 32 --arch lite --width 32" in mid and "--image-size 64 --arch" not in mid
-    small = estimate(ModelConfig(image_size=32, arch="lite", width=32))
+    small = advice(ModelConfig(image_size=32, arch="lite", width=32))
     assert "--arch lite" not in small and "lower --epochs" in small
-    # The advice is for CPUs, and only when the estimate passes an hour.
-    gpu = HealthMonitor(gan=True, total_steps=10_000, cpu=False, model=ModelConfig(image_size=64))
-    assert not any("first model" in t for i in range(4) for _, t in gpu.on_step(steps, 2.0, i + 1))
-    quick = HealthMonitor(gan=True, total_steps=10_000, cpu=True, model=ModelConfig(image_size=64))
-    assert not any("first model" in t for i in range(4) for _, t in quick.on_step(steps, 0.1, i + 1))

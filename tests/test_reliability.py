@@ -291,7 +291,7 @@ def test_a_failed_command_leaves_no_empty_numbered_folder(tmp_path, image_folder
     for extra in ([], ["--out", str(out)]):
         run("encode", photo, "--model", tiny_run, *extra, code=130)
     assert not (workspace / "outputs").exists() or not any((workspace / "outputs").iterdir())
-    assert not out.exists()
+    assert not out.exists() and not out.parent.exists()  # nor the parent --out made
     # A folder that already held something, or that the user made, is never removed.
     out.mkdir(parents=True)
     run("encode", photo, "--model", tiny_run, "--out", str(out), code=130)
