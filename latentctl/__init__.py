@@ -18,22 +18,20 @@ from typing import Any
 
 __version__ = "0.1.0"
 
-_MODEL_KEYS = ("family", "arch", "image_size", "latent_dim", "width", "channels")
-
-
 def open_model(
     model: str | Path | None = None,
     *,
     device: str = "auto",
     workspace: str | Path | None = None,
-    precision: str = "fp32",
+    precision: str = "auto",
     ema: bool = True,
     allow_other_model: bool = False,
     warn=None,
 ):
     """A loaded model (``session.ModelSession``): a run folder, checkpoint or run name, or the
     workspace's current run when ``model`` is None. ``.sample(seeds)``, ``.images(z)``,
-    ``.latents("glasses@0,2")``, ``.entry(z)`` and ``.store`` (the latent store)."""
+    ``.latents("glasses@0,2")``, ``.entry(z)`` and ``.store`` (the latent store). ``precision``
+    ``auto`` renders as `latentctl sample` does (bf16 where the device computes it natively)."""
     from latentctl.session import open_model as _open
 
     session = _open(
@@ -53,35 +51,19 @@ def train_run(
     *,
     resume: str | Path | None = None,
     workspace: str | Path | None = None,
-    device: str = "auto",
-    name: str | None = None,
-    run_dir: str | Path | None = None,
     on_event=None,
     strict: bool = False,
     **options: Any,
 ) -> Path:
     """Train a new run on the pictures in ``data`` (or resume ``resume``) exactly as `latentctl
-    train` does; returns the run folder. ``options`` are the config fields (ModelConfig's family,
-    arch, image_size, latent_dim, width, channels; TrainConfig's epochs, batch_size, lr, ...), with
-    the same defaults and recipes as the CLI. ``on_event`` receives ``latentctl.events`` objects."""
+    train` does; returns the run folder. ``options`` are the CLI's options by their Python names
+    (``image_size``, ``arch``, ``width``, ``epochs``, ``batch_size``, ``lr``, ``steps``, ``kimg``,
+    ``device``, ``precision``, ``channels``, ``channels_last``, ``name``, ``run_dir``, ...), with the same
+    defaults and the same ``auto`` rules: both build a ``runs.Request`` and ``runs.resolve`` settles
+    it. An unknown option is a UsageError. ``on_event`` receives ``latentctl.events`` objects."""
     from latentctl import perf, runs
-    from latentctl.device import resolve_device, resolve_precision
-    from latentctl.workspace import Workspace
 
-    ws = Workspace.resolve(None if workspace is None else Path(workspace))
-    dev = resolve_device(device)
-    model = {k: options.pop(k) for k in _MODEL_KEYS if k in options}
-    if "precision" in options:
-        options["precision"] = resolve_precision(options["precision"], dev)
-    plan = runs.plan(
-        ws,
-        data=None if data is None else Path(data),
-        resume=None if resume is None else Path(resume),
-        run_dir=None if run_dir is None else Path(run_dir),
-        name=name,
-        model=model,
-        train=options,
-    )
+    plan, dev, ws = _plan(data, resume, workspace, options)
     perf.cpu_speedups(dev)
     dataset = runs.open_data(plan, ws, strict=strict)
     target = runs.start(plan, ws, dataset)
@@ -89,4 +71,31 @@ def train_run(
     return target
 
 
-__all__ = ["__version__", "open_model", "train_run"]
+def plan_run(
+    data: str | Path | None = None,
+    *,
+    resume: str | Path | None = None,
+    workspace: str | Path | None = None,
+    **options: Any,
+):
+    """The run ``train_run`` with these arguments would train, resolved but not started
+    (``runs.RunPlan``: ``.model`` and ``.train`` are the configs): what `latentctl train --dry-run`
+    prints. Reads nothing but the folder's first pictures (for ``channels="auto"``)."""
+    return _plan(data, resume, workspace, options)[0]
+
+
+def _plan(data, resume, workspace, options: dict[str, Any]):
+    from latentctl import runs
+    from latentctl.workspace import Workspace
+
+    if options.get("run_dir") is not None:
+        options["run_dir"] = Path(options["run_dir"])
+    request = runs.Request.from_options(
+        data=None if data is None else Path(data), resume=None if resume is None else Path(resume), **options
+    )
+    ws = Workspace.resolve(None if workspace is None else Path(workspace))
+    plan, dev = runs.resolve(ws, request)
+    return plan, dev, ws
+
+
+__all__ = ["__version__", "open_model", "plan_run", "train_run"]

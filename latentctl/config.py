@@ -18,7 +18,13 @@ FAMILIES = ("gan", "vae", "ae")
 # "seed": the blog post's DCGAN, exactly (the experiment we reproduce). "lite": the same latent and
 # first dense layer, with resize-then-conv upsampling and pixel norm in G, spectral norm and a
 # minibatch-stddev feature in D: for a few thousand pictures on a CPU budget (docs/model-families.md).
-ARCHS = ("seed", "lite")
+TRAINABLE_ARCHS = ("seed", "lite")
+# Generators written by other tools and opened with `latentctl import` (latentctl.importers): a
+# layer sequence (Keras, PyTorch DCGANs) or NVIDIA's StyleGAN2. They sample and explore like any
+# model, but have no discriminator, so they cannot be trained or resumed here.
+IMPORTED_ARCHS = ("sequential", "stylegan2")
+ARCHS = TRAINABLE_ARCHS + IMPORTED_ARCHS
+PRIORS = ("normal", "uniform")  # the latent prior: seeds draw z ~ N(0, I) or U(-1, 1)
 CHANNELS = (1, 3, 4)
 LOSSES = ("bce", "hinge")  # bce: the seed's (non-saturating for G); hinge: SNGAN's
 BASE_RESOLUTION = 8  # the seed's dense layer reshapes to 128 x 8 x 8
@@ -35,6 +41,10 @@ class ModelConfig:
     latent_dim: int = 100
     width: int = 128  # channels of every hidden layer (the seed: 128)
     dropout: float = 0.4  # before the discriminator's last dense layer
+    latent_prior: str = "normal"  # normal | uniform: what a seed's latent is drawn from
+    # An imported generator's own description (arch sequential: its layer spec; stylegan2: NVIDIA's
+    # constructor arguments); None for the networks latentctl builds from the fields above.
+    network: dict | None = None
 
     def __post_init__(self) -> None:
         if self.family not in FAMILIES:
@@ -43,7 +53,16 @@ class ModelConfig:
             raise UsageError(f"architecture {self.arch!r} is not one of {', '.join(ARCHS)}")
         if self.channels not in CHANNELS:
             raise UsageError(f"channels must be 1 (grey), 3 (RGB) or 4 (RGBA), got {self.channels}")
-        if self.image_size not in IMAGE_SIZES:
+        if self.latent_prior not in PRIORS:
+            raise UsageError(f"latent prior {self.latent_prior!r} is not one of {', '.join(PRIORS)}")
+        if self.imported:
+            if self.family != "gan" or not isinstance(self.network, dict):
+                raise UsageError(f"an imported {self.arch} model is a GAN generator with its network description")
+            if not 1 <= self.image_size <= 4096:
+                raise UsageError(f"image size {self.image_size} is outside 1-4096 pixels")
+        elif self.network is not None:
+            raise UsageError(f"the {self.arch} architecture takes no network description")
+        elif self.image_size not in IMAGE_SIZES:
             raise UsageError(
                 f"image size {self.image_size} is not supported; pick one of " + ", ".join(map(str, IMAGE_SIZES))
             )
@@ -53,6 +72,11 @@ class ModelConfig:
             raise UsageError(f"--width must be between 1 and 1024, got {self.width}")
         if not 0.0 <= self.dropout < 1.0:
             raise UsageError(f"dropout must be in [0, 1), got {self.dropout}")
+
+    @property
+    def imported(self) -> bool:
+        """Written by another tool: it samples and explores, but cannot be trained here."""
+        return self.arch in IMPORTED_ARCHS
 
     @property
     def stages(self) -> int:

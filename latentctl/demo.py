@@ -134,21 +134,22 @@ def run_demo(
     )
     if run_dir is None:
         # The same path as `latentctl train`: one answer to "what is a run".
-        plan = runs.plan(
-            ws,
+        request = runs.Request(
             data=faces,
             name=f"demo-faces-{'' if cfg.arch == 'seed' else cfg.arch + '-'}{cfg.image_size}px",
-            model={"arch": cfg.arch, "image_size": cfg.image_size, "width": cfg.width, "channels": 3},
+            device=str(device),
+            precision=cfg.precision,
+            channels=3,
+            model={"arch": cfg.arch, "image_size": cfg.image_size, "width": cfg.width},
             train={
                 "epochs": cfg.epochs,
                 "batch_size": cfg.batch_size,
                 "seed": cfg.seed,
                 "checkpoint_every": cfg.epochs,
                 "snapshot_every": 10**6,
-                "channels_last": device.type in ("cpu", "cuda"),
-                "precision": cfg.precision,
             },
         )
+        plan, _ = runs.resolve(ws, request)
         dataset = runs.open_data(plan, ws)
         run_dir = runs.start(plan, ws, dataset)
         ckpt = runs.execute(plan, ws, dataset, device, on_event=_without_short_run(on_event))

@@ -14,12 +14,22 @@ would leave a bare ``latentctl sample`` with nothing to load).
 from __future__ import annotations
 
 import dataclasses
+import difflib
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from latentctl.config import RESUMABLE_KEYS, ModelConfig, TrainConfig, config_differences, to_dict
+from latentctl.config import (
+    FAMILIES,
+    RESUMABLE_KEYS,
+    TRAINABLE_ARCHS,
+    ModelConfig,
+    TrainConfig,
+    config_differences,
+    to_dict,
+)
 from latentctl.errors import ConfigMismatchError, DataError, LatentctlError, UsageError
 from latentctl.recipes import model_defaults, train_defaults
 from latentctl.workspace import CHECKPOINT_NAME, Workspace, slug
@@ -38,6 +48,116 @@ class RunPlan:
     @property
     def resuming(self) -> bool:
         return self.resume_from is not None
+
+
+# The user's words that only the data or the machine can settle; everything else in a Request is a
+# config field, passed through unchanged (None = not given).
+# An imported network's spec and prior come from its file, never from a training request.
+MODEL_KEYS = tuple(f.name for f in dataclasses.fields(ModelConfig) if f.name not in ("network", "latent_prior"))
+TRAIN_KEYS = tuple(f.name for f in dataclasses.fields(TrainConfig) if f.name not in ("precision", "channels_last"))
+CHOICES = {"family": FAMILIES, "arch": TRAINABLE_ARCHS, "loss": ("bce", "hinge")}
+
+
+@dataclass
+class Request:
+    """A training run as the user asked for it, before anything is resolved: the CLI, ``train_run``
+    and the demo each build one, and ``resolve`` is the one place that turns it into configs.
+
+    ``device``, ``precision`` and ``channels`` may be ``"auto"``; ``channels_last`` None means "the
+    device's default"; ``kimg`` is a budget converted to steps once the batch size is known."""
+
+    data: Path | None = None
+    resume: Path | None = None
+    run_dir: Path | None = None
+    name: str | None = None
+    device: str = "auto"
+    precision: str = "auto"
+    channels: str | int = "auto"
+    channels_last: bool | None = None
+    kimg: float | None = None
+    model: dict[str, Any] = dataclasses.field(default_factory=dict)
+    train: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    @classmethod
+    def from_options(cls, **options: Any) -> Request:
+        """A request from flat keyword options (``train_run``'s): every name is checked, so a typo
+        is a UsageError naming the closest option instead of a TypeError from a dataclass."""
+        own = {f.name for f in dataclasses.fields(cls)} - {"model", "train"}
+        fields = {k: options.pop(k) for k in list(options) if k in own}
+        if "steps" in options:
+            options["max_steps"] = options.pop("steps")
+        unknown = sorted(set(options) - set(MODEL_KEYS) - set(TRAIN_KEYS))
+        if unknown:
+            known = sorted(own | set(MODEL_KEYS) | set(TRAIN_KEYS) | {"steps"})
+            close = difflib.get_close_matches(unknown[0], known, n=1)
+            hint = f" (did you mean {close[0]}?)" if close else ""
+            raise UsageError(f"unknown option {unknown[0]!r}{hint}; the options are: {', '.join(known)}")
+        model = {k: v for k, v in options.items() if k in MODEL_KEYS}
+        train = {k: v for k, v in options.items() if k in TRAIN_KEYS}
+        return cls(**fields, model=model, train=train)
+
+
+def choose(option: str, value: Any, choices: tuple[str, ...]) -> Any:
+    """``value`` if it is one of ``choices``, matched case-insensitively (``Lite`` is ``lite``);
+    otherwise a UsageError that lists them. None (not given) passes through."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        for c in choices:
+            if value.strip().lower() == c:
+                return c
+    raise UsageError(f"--{option.replace('_', '-')} {value!r} is not one of: {', '.join(choices)}")
+
+
+def resolve(ws: Workspace, request: Request):
+    """(RunPlan, torch.device): the request resolved against the device and the data. The one
+    answer to "what run does this ask for": `latentctl train`, ``train_run`` and the demo agree."""
+    from latentctl.device import resolve_device, resolve_precision
+
+    dev = resolve_device(request.device)
+    model = {k: v for k, v in request.model.items() if v is not None}
+    for key, choices in CHOICES.items():
+        table = model if key in MODEL_KEYS else request.train
+        if key in table:
+            table[key] = choose(key, table[key], choices)
+    channels = _channels(request.channels, request.data, request.resume)
+    if channels is not None:
+        model["channels"] = channels
+    train = {
+        **request.train,
+        "precision": resolve_precision(request.precision, dev),
+        "channels_last": (dev.type in ("cpu", "cuda")) if request.channels_last is None else request.channels_last,
+    }
+    result = plan(
+        ws,
+        data=request.data,
+        resume=request.resume,
+        run_dir=request.run_dir,
+        name=request.name,
+        model=model,
+        train=train,
+    )
+    if request.kimg is not None:
+        if request.train.get("max_steps") is not None:
+            raise UsageError("--kimg and --steps are both budgets; give one")
+        if not request.kimg > 0:
+            raise UsageError(f"--kimg must be positive, got {request.kimg}")
+        per_step = result.train.half_batch if result.model.family == "gan" else result.train.batch_size
+        result.train = dataclasses.replace(result.train, max_steps=max(1, math.ceil(request.kimg * 1000 / per_step)))
+    return result, dev
+
+
+def _channels(text: str | int, data: Path | None, resume: Path | None) -> int | None:
+    """``auto``: a grey model for a folder of grey pictures, else RGB; a resumed run keeps its own."""
+    if text == "auto":
+        if resume is not None or data is None:
+            return None  # a resumed run keeps its own; a missing folder is reported by the plan
+        from latentctl.data import detect_channels
+
+        return detect_channels(data) if Path(data).expanduser().is_dir() else None
+    if str(text) not in ("1", "3", "4") or isinstance(text, bool):
+        raise UsageError(f"--channels must be auto, 1, 3 or 4, got {text!r}")
+    return int(text)
 
 
 def plan(

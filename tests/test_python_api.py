@@ -28,7 +28,6 @@ def test_train_run_then_open_model_matches_the_cli(image_folder, workspace):
         latent_dim=TINY.latent_dim,
         batch_size=TINY_BATCH,
         epochs=1,
-        precision="fp32",
         on_event=events.append,
     )
     assert (run / "checkpoint.safetensors").exists()
@@ -40,7 +39,7 @@ def test_train_run_then_open_model_matches_the_cli(image_folder, workspace):
     assert images.shape == (2, 32, 32, 3) and images.dtype == np.uint8
     assert np.array_equal(model.sample("3,5"), images)
 
-    cli("sample", "--seeds", "5", "--precision", "fp32", "--out", workspace / "o")
+    cli("sample", "--seeds", "5", "--out", workspace / "o")
     assert np.array_equal(np.asarray(Image.open(workspace / "o" / "seed0005.png")), images[1])
 
     model.store.save("picked", model.entry(model.latents("seeds:3,5").z, seeds=[3, 5]))

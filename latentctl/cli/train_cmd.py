@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
-import math
 from pathlib import Path
 from typing import Annotated
 
@@ -341,12 +339,50 @@ def train(
     """
     from latentctl import perf as perf_levers
     from latentctl import runs
-    from latentctl.device import resolve_device, resolve_precision
     from latentctl.distributed import LaunchedGroup, check_devices
     from latentctl.workspace import Workspace
 
     ws = Workspace.resolve(workspace)
-    dev = resolve_device(device)
+    request = runs.Request(
+        data=data,
+        resume=resume,
+        run_dir=run_dir,
+        name=name,
+        device=device,
+        precision=precision,
+        channels=channels,
+        channels_last=channels_last,
+        kimg=kimg,
+        model={
+            "family": renamed(family, old_model, new="--family", old="--model", default=None),
+            "arch": arch,
+            "image_size": image_size,
+            "latent_dim": latent_dim,
+            "width": width,
+        },
+        train={
+            "epochs": epochs,
+            "batch_size": batch_size,
+            "lr": lr,
+            "beta1": beta1,
+            "seed": seed,
+            "kl_weight": kl_weight,
+            "max_images": max_images,
+            "sample_every": sample_every,
+            "checkpoint_every": checkpoint_every,
+            "snapshot_every": snapshot_every,
+            "lr_d": lr_d,
+            "loss": loss,
+            "augment": augment,
+            "mirror": mirror,
+            "ema": ema,
+            "ema_kimg": ema_kimg,
+            "r1_gamma": r1_gamma,
+            "max_steps": steps,
+            "score_every": score_every,
+        },
+    )
+    plan, dev = runs.resolve(ws, request)
     group = LaunchedGroup.from_environment()  # started by torchrun as one of several processes
     if group is not None and devices > 1:
         raise UsageError(
@@ -355,47 +391,10 @@ def train(
         )
     if devices > 1:
         check_devices(devices, dev)
-    if devices > 1 and r1_gamma:
+    if devices > 1 and plan.train.r1_gamma:
         raise UsageError(
             "--r1-gamma is not supported with --devices yet (it needs a double backward through DDP); leave one out"
         )
-    given_model = {
-        "family": renamed(family, old_model, new="--family", old="--model", default=None),
-        "arch": arch,
-        "image_size": image_size,
-        "latent_dim": latent_dim,
-        "width": width,
-        "channels": _channels(channels, data, resume),
-    }
-    given_train = {
-        "epochs": epochs,
-        "batch_size": batch_size,
-        "lr": lr,
-        "beta1": beta1,
-        "seed": seed,
-        "kl_weight": kl_weight,
-        "max_images": max_images,
-        "sample_every": sample_every,
-        "checkpoint_every": checkpoint_every,
-        "snapshot_every": snapshot_every,
-        "lr_d": lr_d,
-        "loss": loss,
-        "augment": augment,
-        "mirror": mirror,
-        "ema": ema,
-        "ema_kimg": ema_kimg,
-        "r1_gamma": r1_gamma,
-        "max_steps": steps,
-        "score_every": score_every,
-        "precision": resolve_precision(precision, dev),
-        "channels_last": (dev.type in ("cpu", "cuda")) if channels_last is None else channels_last,
-    }
-    plan = runs.plan(ws, data=data, resume=resume, run_dir=run_dir, name=name, model=given_model, train=given_train)
-    if kimg is not None:
-        if steps is not None:
-            raise UsageError("--kimg and --steps are both budgets; give one")
-        per_step = plan.train.half_batch if plan.model.family == "gan" else plan.train.batch_size
-        plan.train = dataclasses.replace(plan.train, max_steps=max(1, math.ceil(kimg * 1000 / per_step)))
     if dry_run:
         _dry_run(plan, ws, dev, strict)
         return
@@ -415,18 +414,6 @@ def train(
     finally:
         if group is not None:
             group.leave(finished)
-
-
-def _channels(text: str, data: Path | None, resume: Path | None) -> int | None:
-    if text == "auto":
-        if resume is not None or data is None:
-            return None  # a resumed run keeps its own; a missing folder is reported by the plan
-        from latentctl.data import detect_channels
-
-        return detect_channels(data) if Path(data).expanduser().is_dir() else None
-    if text not in ("1", "3", "4"):
-        raise UsageError(f"--channels must be auto, 1, 3 or 4, got {text!r}")
-    return int(text)
 
 
 def _dry_run(plan, ws, dev, strict: bool) -> None:
