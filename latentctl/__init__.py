@@ -18,6 +18,7 @@ from typing import Any
 
 __version__ = "0.1.0"
 
+
 def open_model(
     model: str | Path | None = None,
     *,

@@ -309,6 +309,7 @@ def learn_direction(
         raise UsageError(f"--alpha-max must be positive, got {alpha_max}")
     device = torch.device(device)
     dim = generator.config.latent_dim
+    from latentctl.models.interface import random_latents, random_latents_torch
     from latentctl.steer import frozen
 
     gen = torch.Generator(device="cpu").manual_seed(seed)
@@ -319,7 +320,7 @@ def learn_direction(
     loss_value = float("nan")
     with frozen(generator):
         for step in range(steps):
-            z = torch.randn(batch_size, dim, generator=gen).to(device)
+            z = random_latents_torch(generator, batch_size, gen).to(device)
             a = ((torch.rand(batch_size, generator=gen) * 2 - 1) * alpha_max).to(device)
             with torch.no_grad():
                 target = assessor.logits(generator(z)) + a
@@ -332,7 +333,7 @@ def learn_direction(
             if on_step is not None:
                 on_step(step + 1, steps, loss_value)
     direction = theta.detach().cpu().numpy().astype(np.float32)
-    z_eval = np.random.default_rng([seed, 1]).standard_normal((eval_seeds, dim)).astype(np.float32)
+    z_eval = random_latents(generator, np.random.default_rng([seed, 1]), eval_seeds)
     strengths = [float(s) for s in np.linspace(-alpha_max, alpha_max, 9)]
     curve = score_curve(generator, assessor, direction, z_eval, strengths, device=device)
     meta = {

@@ -69,6 +69,16 @@ class CheckpointInfo:
     def epoch(self) -> int | None:
         return self.state.get("epoch")
 
+    @property
+    def source(self) -> dict[str, Any]:
+        """Where an imported generator came from (``latentctl import``): format, file name, size,
+        sha256, original layer names. Empty for models latentctl trained."""
+        try:
+            value = json.loads(self.raw_metadata.get("source", "{}"))
+        except (ValueError, RecursionError):
+            return {}
+        return value if isinstance(value, dict) else {}
+
 
 # ---- recognising and validating the file (standard library only) ------------------------------
 
@@ -530,11 +540,13 @@ def save(
     train_config: TrainConfig | None = None,
     state: dict[str, Any] | None = None,
     ema: torch.nn.Module | None = None,
+    source: dict[str, Any] | None = None,
 ) -> Path:
     """Write a checkpoint atomically. With optimizers it is a training checkpoint (resumable);
     without, a small one for sampling and sharing. ``partner`` is the second network: the
     discriminator (GAN, needed only to resume) or the encoder (AE/VAE, needed by ``encode``).
-    ``ema`` is the moving-average generator (``G_ema.*``), which sampling then uses by default."""
+    ``ema`` is the moving-average generator (``G_ema.*``), which sampling then uses by default.
+    ``source`` records where an imported generator came from (``CheckpointInfo.source``)."""
     from safetensors.torch import save as st_save
 
     from latentctl.config import dumps, to_dict
@@ -554,6 +566,8 @@ def save(
         "run_id": run_id,
         "kind": KIND_GENERATOR,
     }
+    if source:
+        meta["source"] = dumps(source)
     if partner is not None:
         tensors.update(_state_dict_cpu(unwrap(partner), partner_prefix(model_config)))
     if optimizers:
@@ -601,6 +615,8 @@ def _fix_names(tensors: dict) -> dict:
 
 def _describe(cfg: ModelConfig) -> str:
     channels = f", {cfg.channels} channels" if cfg.channels != 3 else ""
+    if cfg.imported:
+        return f"imported {cfg.arch} {cfg.image_size}px, latent {cfg.latent_dim}{channels}"
     return f"{cfg.family} {cfg.image_size}px, width {cfg.width}, latent {cfg.latent_dim}{channels}"
 
 
@@ -617,13 +633,14 @@ def _expected_tensors(info: CheckpointInfo) -> dict[str, dict[str, Any]]:
         with warnings.catch_warnings(), torch.device("meta"):
             warnings.simplefilter("ignore")  # zero-element layers warn that initialising them is a no-op
             G, partner = build_models(info.model)
-    except (RuntimeError, ValueError, TypeError) as err:
+    except (RuntimeError, ValueError, TypeError, KeyError, CheckpointError) as err:
         raise CheckpointError(
             f"{info.path}: its model_config ({_describe(info.model)}) cannot be built: {_one_line(err)}"
         ) from None
     expected = {
         prefix: {f"{prefix}.{k}": (list(v.shape), v.dtype) for k, v in module.state_dict().items()}
         for prefix, module in (("G", G), (partner_prefix(info.model), partner))
+        if module is not None
     }
     # The EMA generator (when the run keeps one) has G's tensors under its own prefix.
     expected[EMA_PREFIX] = {EMA_PREFIX + name[1:]: spec for name, spec in expected["G"].items()}
@@ -650,6 +667,10 @@ def _check_tensor_set(info: CheckpointInfo, training: bool) -> bool:
     has_partner = any(n.startswith(partner + ".") for n in fixed)
     if training and not has_partner:
         raise CheckpointError(f"{path}: a training checkpoint without its {partner}.* tensors; it cannot be resumed")
+    if has_partner and partner not in expected:
+        raise CheckpointError(
+            f"{path}: holds {partner}.* tensors, which an imported {cfg.arch} generator does not have"
+        )
     for prefix, want in expected.items():
         if prefix == partner and not has_partner:
             continue

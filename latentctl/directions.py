@@ -60,20 +60,6 @@ def _orient(vectors: np.ndarray) -> np.ndarray:
     return vectors * signs[:, None]
 
 
-def first_layer(generator: Any) -> Any:
-    """The Linear layer that consumes z (the seed's Dense latent -> 128*8*8)."""
-    import torch
-
-    fc = getattr(generator, "fc", None)
-    if isinstance(fc, torch.nn.Linear):
-        return fc
-    dim = generator.config.latent_dim
-    for m in generator.modules():
-        if isinstance(m, torch.nn.Linear) and m.in_features == dim:
-            return m
-    raise UsageError("this generator has no Dense layer that takes z; SeFa and PCA need one")
-
-
 def sefa(weight: np.ndarray, k: int) -> Directions:
     """Top-``k`` eigenvectors of ``AᵀA`` for ``weight`` A (out_features, latent_dim)."""
     a = np.asarray(weight, dtype=np.float64)
@@ -105,18 +91,16 @@ def _top_components(y: np.ndarray, k: int, rng: np.random.Generator, iters: int 
 def first_layer_activations(
     generator: Any, z: np.ndarray, *, device: Any = "cpu", batch_size: int = 1000
 ) -> np.ndarray:
-    """leaky_relu(fc(z)) as float32 (n, features): the early layer GANSpace takes its PCA of.
-    float32 because 10,000 samples of the seed's 8192 features are 330 MB already."""
+    """The generator's first features (models/interface.py; the seed's leaky_relu(fc(z))) as
+    float32 (n, features): the early layer GANSpace takes its PCA of. float32 because 10,000
+    samples of the seed's 8192 features are 330 MB already."""
     import torch
 
-    from latentctl.models.gan import NEGATIVE_SLOPE
-
-    fc = first_layer(generator)
     out = []
     with torch.inference_mode():
         for start in range(0, len(z), batch_size):
             zb = torch.from_numpy(np.ascontiguousarray(z[start : start + batch_size], dtype=np.float32)).to(device)
-            out.append(torch.nn.functional.leaky_relu(fc(zb), NEGATIVE_SLOPE).float().cpu().numpy())
+            out.append(generator.first_features(zb).float().reshape(len(zb), -1).cpu().numpy())
     return np.concatenate(out)
 
 
@@ -129,8 +113,10 @@ def pca(generator: Any, k: int, *, samples: int = 10_000, seed: int = 0, device:
         raise UsageError(
             f"--samples {samples} is too few: PCA of a {dim}-dimensional latent space needs at least {max(2 * k, dim + 1)}"
         )
+    from latentctl.models.interface import random_latents
+
     rng = np.random.default_rng(seed)
-    z = rng.standard_normal((samples, dim))
+    z = random_latents(generator, rng, samples).astype(np.float64)
     y = first_layer_activations(generator, z, device=device)
     y -= y.mean(axis=0, dtype=np.float64).astype(np.float32)
     components, s = _top_components(y, k, rng)
@@ -151,7 +137,7 @@ def find(
 ) -> Directions:
     check_method(method)
     if method == "sefa":
-        return sefa(first_layer(generator).weight.detach().cpu().numpy(), k)
+        return sefa(generator.sefa_weight().detach().float().cpu().numpy(), k)
     return pca(generator, k, samples=samples, seed=seed, device=device)
 
 

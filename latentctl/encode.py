@@ -23,8 +23,8 @@ import torch.nn.functional as F
 from latentctl.checkpoint import Loaded
 from latentctl.errors import UsageError
 from latentctl.generate import generate
+from latentctl.models.interface import seed_latents
 from latentctl.perf import resolve_tuner, tuned_step
-from latentctl.seeds import latents_from_seeds
 
 
 @dataclass
@@ -113,7 +113,7 @@ def project(
         n = len(images)
         target = to_tensor(images, device).repeat(restarts, 1, 1, 1)  # (restarts * n, ...)
         # restart r of image i starts from seed seed + r * n + i: reproducible, all different
-        z0 = latents_from_seeds([seed + k for k in range(restarts * n)], dim)
+        z0 = seed_latents(generator, [seed + k for k in range(restarts * n)])
         if init is not None:
             z0[:n] = np.asarray(init, np.float32).reshape(n, dim)
         z = torch.tensor(z0, device=device, requires_grad=True)

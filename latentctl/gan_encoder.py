@@ -92,13 +92,14 @@ def train(
     # Cosine decay: the last steps polish instead of bouncing at the initial rate.
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, config.steps)
     from latentctl.encode import image_loss  # the projection's own loss: what the refinement then minimises
+    from latentctl.models.interface import random_latents_torch
     from latentctl.steer import frozen
 
     tuner = resolve_tuner(thread_tuner, device)
     start, loss_value = time.perf_counter(), float("nan")
     with frozen(generator):  # only E learns; the image term back-propagates through G to its input
         for step in range(config.steps):
-            z = torch.randn(config.batch_size, config.latent_dim, generator=gen).to(device)
+            z = random_latents_torch(generator, config.batch_size, gen).to(device)
             with tuned_step(tuner):
                 with torch.no_grad():
                     x = generator(z)

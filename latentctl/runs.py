@@ -181,6 +181,11 @@ def plan(
             raise UsageError("--run-dir and --resume both name a run folder; give only --resume")
         ckpt = ws.resolve_checkpoint(resume)
         info = checkpoint.read_header(ckpt)
+        if info.model.imported:
+            raise UsageError(
+                f"{ckpt} is a generator imported from {info.source.get('file', 'another tool')}; it has no "
+                "discriminator or training state, so it cannot be trained or resumed here"
+            )
         if info.kind != checkpoint.KIND_TRAINING or info.train is None:
             raise UsageError(f"{ckpt} holds only a generator and cannot be resumed")
         model_cfg, train_cfg = _merge([(info.model, given_model), (info.train, given_train)])

@@ -485,14 +485,14 @@ def score_generator(
     *,
     kind: str | FeatureSpace = "builtin",
 ) -> ScoreReport:
-    """Generate seeds 0..n-1 (``seeds.latents_from_seeds``, so the same images every call for the same
+    """Generate seeds 0..n-1 (``models.interface.seed_latents``, so the same images every call for the same
     weights) and score them in ``kind``'s feature space (a ``Reference`` brings its own). For calls
     every few epochs pass a ``Reference`` built once: the real images' features are then not
     recomputed. The generator's train/eval mode is restored."""
     import torch
 
     from latentctl.generate import generate_batches
-    from latentctl.seeds import latents_from_seeds
+    from latentctl.models.interface import seed_latents
 
     if isinstance(n, bool) or not isinstance(n, int) or n < MIN_IMAGES:
         raise UsageError(
@@ -501,6 +501,6 @@ def score_generator(
     ref = real_images if isinstance(real_images, Reference) else reference(real_images, n, kind=kind)
     if device is None:
         device = next(generator.parameters()).device
-    z = latents_from_seeds(list(range(n)), generator.config.latent_dim)
+    z = seed_latents(generator, list(range(n)))
     batches = generate_batches(generator, z, device=torch.device(device), batch_size=batch_size, precision=precision)
     return score_batches(batches, ref, on_batch=on_batch)

@@ -2,6 +2,8 @@
 
 ``z = numpy.random.RandomState(seed).randn(latent_dim)`` (as StyleGAN's ``gen_images.py``) gives the
 same vector on every device, for every batch size and whatever other seeds are asked for with it.
+A model imported with a uniform prior (``latentctl import --latent uniform``) draws
+``RandomState(seed).uniform(-1, 1, latent_dim)`` instead: what such a model was trained on.
 """
 
 from __future__ import annotations
@@ -93,17 +95,34 @@ def resolve_seeds(n: int | None, spec: str | None, *, limit: int = MAX_SEED_COUN
     return parse_seeds(spec, n, limit=limit)
 
 
-def latent_from_seed(seed: int, latent_dim: int) -> np.ndarray:
+def latent_from_seed(seed: int, latent_dim: int, prior: str = "normal") -> np.ndarray:
     """The latent vector addressed by ``seed``: float32, shape (latent_dim,)."""
-    return np.random.RandomState(seed).randn(latent_dim).astype(np.float32)
+    rs = np.random.RandomState(seed)
+    z = rs.uniform(-1.0, 1.0, latent_dim) if prior == "uniform" else rs.randn(latent_dim)
+    return z.astype(np.float32)
 
 
-def latents_from_seeds(seeds: list[int], latent_dim: int) -> np.ndarray:
+def latents_from_seeds(seeds: list[int], latent_dim: int, prior: str = "normal") -> np.ndarray:
     """Stacked latents for ``seeds``: float32, shape (len(seeds), latent_dim)."""
     out = np.empty((len(seeds), latent_dim), dtype=np.float32)
     for i, s in enumerate(seeds):
-        out[i] = latent_from_seed(s, latent_dim)
+        out[i] = latent_from_seed(s, latent_dim, prior)
     return out
+
+
+def draw(rng: np.random.Generator, shape: tuple[int, ...], prior: str = "normal") -> np.ndarray:
+    """Random latents from the model's prior (float64), for work that needs many and no addresses:
+    PCA samples, evaluation batches."""
+    return rng.uniform(-1.0, 1.0, shape) if prior == "uniform" else rng.standard_normal(shape)
+
+
+def draw_torch(n: int, dim: int, prior: str, generator):
+    """``n`` latents from the prior as a torch tensor (on the CPU, from ``generator``'s stream)."""
+    import torch
+
+    if prior == "uniform":
+        return torch.rand(n, dim, generator=generator) * 2 - 1
+    return torch.randn(n, dim, generator=generator)
 
 
 def format_seeds(seeds: list[int]) -> str:

@@ -40,13 +40,19 @@ class ModelSession:
         z = np.asarray(z, dtype=np.float32).reshape(-1, self.info.model.latent_dim)
         return generate(self.generator, z, device=self.device, precision=self.precision, batch_size=batch_size)
 
+    def seed_latents(self, seeds: list[int]) -> np.ndarray:
+        """(len(seeds), latent_dim) float32: each seed's latent, drawn from this model's prior."""
+        from latentctl.models.interface import seed_latents
+
+        return seed_latents(self.generator, seeds)
+
     def sample(self, seeds: list[int] | str) -> np.ndarray:
         """The images of ``seeds`` (a list, or text such as "0-8,42"): the same pictures
         `latentctl sample --seeds` draws, since a seed always gives the same latent."""
-        from latentctl.seeds import latents_from_seeds, parse_seeds
+        from latentctl.seeds import parse_seeds
 
         seeds = parse_seeds(seeds) if isinstance(seeds, str) else [int(s) for s in seeds]
-        return self.images(latents_from_seeds(seeds, self.info.model.latent_dim))
+        return self.images(self.seed_latents(seeds))
 
     def entry(
         self, z: np.ndarray, *, seeds: list[int] | None = None, kind: str = "points", meta: dict | None = None
@@ -71,7 +77,7 @@ class ModelSession:
         Latents a different model made are an error unless ``allow_other_model`` (then a warning):
         they decode to unrelated pictures, which looks like a bug rather than a mistake. Another
         checkpoint of the same run (training went on) is only a warning: its meaning drifts slowly."""
-        entry = resolve_latents(spec, self.store, self.info.model.latent_dim)
+        entry = resolve_latents(spec, self.store, self.info.model.latent_dim, self.seed_latents)
         message = compatibility_warning(entry, model_id=self.info.model_id, run_id=self.info.run_id, source=spec)
         same_run = bool(entry.run_id and self.info.run_id and entry.run_id == self.info.run_id)
         if message and not same_run and not self.allow_other_model:
@@ -112,6 +118,28 @@ def open_model(
     if warn is not None:
         session.warn = warn
     return session
+
+
+def seeds_function(info: CheckpointInfo, open_session: Callable[[], ModelSession]) -> Callable[[list[int]], np.ndarray]:
+    """seeds -> latents for a model known by its header alone (commands that need no network for
+    anything else): the prior's draw, or, where the network maps its prior (StyleGAN's W), the
+    session ``open_session`` opens, once and only when seeds are asked for."""
+    from latentctl.seeds import latents_from_seeds
+
+    if info.model.arch not in MAPPED_ARCHS:
+        return lambda seeds: latents_from_seeds(seeds, info.model.latent_dim, info.model.latent_prior)
+    opened: list[ModelSession] = []
+
+    def mapped(seeds: list[int]) -> np.ndarray:
+        if not opened:
+            opened.append(open_session())
+        return opened[0].seed_latents(seeds)
+
+    return mapped
+
+
+# Architectures whose explored latents are their prior's samples mapped by the network (W).
+MAPPED_ARCHS = ("stylegan2",)
 
 
 def output_dir(ws: Workspace, out: Path | None, command: str, force: bool) -> Path:

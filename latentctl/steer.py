@@ -194,6 +194,8 @@ def learn_walk(
     if not amax > 0:
         raise UsageError(f"--alpha-max must be positive, got {amax}")
     device = torch.device(device)
+    from latentctl.models.interface import random_latents, random_latents_torch
+
     dim = generator.config.latent_dim
     gen = torch.Generator(device="cpu").manual_seed(seed)
     # The walk is learnt per *normalised* α in [-1, 1], so Adam's step means the same for degrees
@@ -203,7 +205,7 @@ def learn_walk(
     loss_value = float("nan")
     with frozen(generator):
         for step in range(steps):
-            z = torch.randn(batch_size, dim, generator=gen).to(device)
+            z = random_latents_torch(generator, batch_size, gen).to(device)
             t = (torch.rand(batch_size, generator=gen) * 2 - 1).to(device)
             with torch.no_grad():
                 target, mask = apply_edit(generator(z), edit, t * amax, channel=channel)
@@ -216,7 +218,7 @@ def learn_walk(
                 on_step(step + 1, steps, loss_value)
     direction = (w.detach().cpu().numpy() / amax).astype(np.float32)
     # Held-out latents from their own seed stream, never the ones trained on.
-    z_eval = np.random.default_rng([seed, 1]).standard_normal((eval_seeds, dim)).astype(np.float32)
+    z_eval = random_latents(generator, np.random.default_rng([seed, 1]), eval_seeds)
     alphas = eval_alphas(amax)
     errors = walk_errors(generator, direction, edit, z_eval, alphas, channel=channel, device=device)
     meta = {

@@ -596,7 +596,7 @@ def _spec_extent(text: str) -> tuple[int, int] | None:
     return total, largest
 
 
-def _from_seeds(spec: str, text: str, latent_dim: int | None) -> LatentEntry:
+def _from_seeds(spec: str, text: str, latent_dim: int | None, from_seeds=None) -> LatentEntry:
     if latent_dim is None:
         raise UsageError(f"{spec!r}: latents from seeds need a model to know their size")
     extent = _spec_extent(text)
@@ -612,7 +612,7 @@ def _from_seeds(spec: str, text: str, latent_dim: int | None) -> LatentEntry:
             f"'seeds:0-8' (within 0-{MAX_SEED})"
         ) from None
     return LatentEntry(
-        z=latents_from_seeds(seeds, latent_dim),
+        z=latents_from_seeds(seeds, latent_dim) if from_seeds is None else from_seeds(seeds),
         kind="points",
         seeds=np.asarray(seeds, dtype=np.int64),
         meta={"source": f"seeds:{format_seeds(seeds)}"},
@@ -625,7 +625,7 @@ def _looks_like_path(text: str) -> bool:
     return "/" in text or "\\" in text or (text.endswith(SUFFIX) and _is_file(Path(text)))
 
 
-def resolve_latents(spec: str, store: LatentStore, latent_dim: int | None) -> LatentEntry:
+def resolve_latents(spec: str, store: LatentStore, latent_dim: int | None, from_seeds=None) -> LatentEntry:
     """Turn command-line text into latents.
 
     ``seeds:16,37,83`` / ``seeds:0-8`` / ``seed:42``  latents from seeds (model independent)
@@ -634,7 +634,9 @@ def resolve_latents(spec: str, store: LatentStore, latent_dim: int | None) -> La
     any of these + ``@ROWS``                          only those rows, e.g. ``glasses@0,2``
 
     ``latent_dim`` is the model's; latents of another size are refused. ``None`` skips that
-    check (for commands that only inspect latents) but then seeds cannot be used.
+    check (for commands that only inspect latents) but then seeds cannot be used. ``from_seeds``
+    turns seeds into the model's latents (``ModelSession.seed_latents``: its prior, its mapping);
+    without it seeds are standard normal.
     """
     spec = spec.strip()
     if not spec:
@@ -648,7 +650,7 @@ def resolve_latents(spec: str, store: LatentStore, latent_dim: int | None) -> La
 
     for prefix in ("seeds:", "seed:"):
         if base.startswith(prefix):
-            entry = _from_seeds(spec, base[len(prefix) :], latent_dim)
+            entry = _from_seeds(spec, base[len(prefix) :], latent_dim, from_seeds)
             label = base
             break
     else:

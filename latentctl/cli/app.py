@@ -12,6 +12,7 @@ from latentctl.cli import (
     directions_cmd,
     encode_cmd,
     explore_cmd,
+    import_cmd,
     latent_cmds,
     runs_cmd,
     sample_cmd,
@@ -64,6 +65,7 @@ app.command("steer", rich_help_panel="Use a model")(steer_cmd.steer)
 app.command("score", rich_help_panel="Use a model")(score_cmd.score)
 app.add_typer(steer_cmd.classifier_app, name="classifier", rich_help_panel="Use a model")
 app.add_typer(latent_cmds.latents_app, name="latents", rich_help_panel="Latent store")
+app.command("import", rich_help_panel="Models")(import_cmd.import_model)
 app.command("info", rich_help_panel="Models")(sample_cmd.info)
 app.command("export", rich_help_panel="Models")(sample_cmd.export)
 app.add_typer(runs_cmd.runs_app, name="runs", rich_help_panel="Models")

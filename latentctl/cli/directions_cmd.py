@@ -76,7 +76,6 @@ def directions(
 
     from latentctl import directions as D
     from latentctl.parse import check_count
-    from latentctl.seeds import latents_from_seeds
     from latentctl.session import open_model, output_dir, render, save_latents
 
     D.check_method(method)
@@ -93,7 +92,7 @@ def directions(
     out_dir = output_dir(session.ws, out, "directions", force)
 
     found = D.find(session.generator, method, k, samples=samples, seed=seed, device=session.device)
-    base = latents_from_seeds(base_seeds, dim)
+    base = session.seed_latents(base_seeds)
     change = D.image_change(session.generator, base, found.vectors, device=session.device)
     for i, entry_name in enumerate(names):
         meta = {

@@ -437,6 +437,7 @@ def attr_vector(
 
     from latentctl import latents as L
     from latentctl.seeds import MAX_SEED_COUNT
+    from latentctl.session import open_model, seeds_function
     from latentctl.store import LatentEntry, LatentStore, resolve_latents
     from latentctl.workspace import Workspace
 
@@ -460,11 +461,12 @@ def attr_vector(
     ws = Workspace.resolve(workspace)
     store = LatentStore(ws.store)
     dim, info = _latent_dim_for(model, workspace)
+    from_seeds = None if info is None else seeds_function(info, lambda: open_model(model, "auto", workspace, "fp32"))
 
     def gather(specs: list[str], flag: str) -> tuple[np.ndarray, list[LatentEntry]]:
         entries, total = [], 0
         for spec in specs:
-            entries.append(resolve_latents(spec, store, dim))
+            entries.append(resolve_latents(spec, store, dim, from_seeds))
             total += entries[-1].count
             if total > MAX_SEED_COUNT:
                 raise UsageError(

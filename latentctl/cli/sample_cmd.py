@@ -136,11 +136,11 @@ def sample(
 
       latentctl sample runs/0001-faces-128px --seeds 0-99 --no-pngs
     """
-    import numpy as np
 
     from latentctl.grid import check_tile_size
+    from latentctl.models.interface import truncate
     from latentctl.parse import MAX_BATCH_SIZE, MAX_GRID_TILES, check_count, check_float
-    from latentctl.seeds import latents_from_seeds, resolve_seeds
+    from latentctl.seeds import resolve_seeds
     from latentctl.session import open_model, output_dir, render, save_latents
 
     captions = renamed(captions, old_labels, **CAPTIONS)
@@ -156,7 +156,7 @@ def sample(
     check_tile_size(tile_size)
     check_save(save, workspace, force)
     session = open_model(model, device, workspace, precision, warn=warn, ema=ema)
-    z = latents_from_seeds(seed_list, session.info.model.latent_dim) * np.float32(truncation)
+    z = truncate(session.generator, session.seed_latents(seed_list), truncation)
     out_dir = output_dir(session.ws, out, "sample", force)
     written = render(
         session,
@@ -234,15 +234,29 @@ def info(
         head = name.split(".", 1)[0]
         if head in params:
             params[head] += int(np.prod(spec["shape"])) if spec["shape"] else 1
+    m = hdr.model
+    shape = f"{m.image_size}px, {m.channels} channel{'s' if m.channels > 1 else ''}, latent {m.latent_dim}"
     lines = [
         f"checkpoint   {path}",
         f"kind         {hdr.kind} (format {hdr.format_version}, written by latentctl {hdr.latentctl_version})",
-        f"model        {hdr.model.family}, {hdr.model.arch} architecture, {hdr.model.image_size}px, "
-        f"{hdr.model.channels} channel{'s' if hdr.model.channels > 1 else ''}, latent {hdr.model.latent_dim}, width {hdr.model.width}"
+        (
+            f"model        imported {m.arch} generator, {shape} ({m.latent_prior} prior)"
+            if m.imported
+            else f"model        {m.family}, {m.arch} architecture, {shape}, width {m.width}"
+        )
         + (", with an EMA generator (used for sampling)" if any(n.startswith("G_ema.") for n in hdr.tensors) else ""),
         f"parameters   G {params['G']:,}" + "".join(f", {k} {params[k]:,}" for k in ("D", "E") if params[k]),
         f"model id     {hdr.model_id}   run id {hdr.run_id or '-'}",
     ]
+    src = hdr.source
+    if src:
+        lines.append(
+            f"source       {src.get('file')} ({src.get('format')}"
+            + (f", part {src['part']}" if src.get("part") else "")
+            + f", {src.get('size', 0):,} bytes, sha256 {str(src.get('sha256', ''))[:16]}...)"
+        )
+        if src.get("licence"):
+            lines.append(f"licence      {src['licence']}")
     st = hdr.state
     if st:
         if "steps_per_epoch" in st:
@@ -304,6 +318,7 @@ def export(
         model_config=loaded.info.model,
         run_id=loaded.info.run_id,
         state=st,
+        source=loaded.info.source or None,
     )
     note(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB) from {src}")
     result(str(out))

@@ -131,7 +131,6 @@ def steer(
     """
     import numpy as np
 
-    from latentctl.seeds import latents_from_seeds
     from latentctl.session import open_model, output_dir, render, save_latents
 
     if (edit is None) == (assessor is None):
@@ -217,7 +216,7 @@ def steer(
 
     amax = meta["alpha_range"][1]
     strengths = [float(s) for s in np.linspace(-amax, amax, 5)]
-    base = latents_from_seeds(base_seeds, session.info.model.latent_dim)
+    base = session.seed_latents(base_seeds)
     sweep = (base[:, None, :] + np.asarray(strengths, np.float32)[None, :, None] * direction).reshape(-1, base.shape[1])
     grid = render(
         session,

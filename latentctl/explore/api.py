@@ -23,7 +23,7 @@ import numpy as np
 
 from latentctl import latents as L
 from latentctl.errors import LatentctlError, StoreError, UsageError
-from latentctl.seeds import MAX_SEED, format_seeds, latents_from_seeds
+from latentctl.seeds import MAX_SEED, format_seeds
 from latentctl.store import LatentEntry, compatibility_warning
 
 # Bounds on what one request may ask for: a page can never make the server render or hold more
@@ -209,9 +209,11 @@ class Explorer:
         return self.store.save(name, entry, force=force)
 
     def seed_latents(self, seeds: list[int], psi: float) -> np.ndarray:
-        z = latents_from_seeds(seeds, self.dim)
-        # `sample --psi` multiplies by a float32 scalar; so does this, for identical bits.
-        return z if psi == 1.0 else z * np.float32(psi)
+        from latentctl.models.interface import truncate
+
+        z = self.session.seed_latents(seeds)
+        # `sample --psi` truncates with the same function; so does this, for identical bits.
+        return z if psi == 1.0 else truncate(self.session.generator, z, psi)
 
     # ---- info
 

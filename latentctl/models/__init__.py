@@ -1,4 +1,5 @@
-"""Networks, built from a ``ModelConfig`` (imports torch)."""
+"""Networks, built from a ``ModelConfig`` (imports torch). Every generator meets the interface in
+``models/interface.py``; imported ones are built from the description their config carries."""
 
 from latentctl.models.autoencoder import Encoder
 from latentctl.models.gan import Discriminator, Generator, count_parameters
@@ -9,11 +10,22 @@ _DISCRIMINATORS = {"seed": Discriminator, "lite": LiteDiscriminator}
 
 
 def build_generator(config):
+    if config.arch == "sequential":
+        from latentctl.models.imported import ImportedSequential
+
+        return ImportedSequential(config)
+    if config.arch == "stylegan2":
+        from latentctl.models.stylegan import ImportedStyleGAN
+
+        return ImportedStyleGAN(config)
     return _GENERATORS[config.arch](config)
 
 
 def build_models(config):
-    """(decoder, partner): the generator and, by family, the discriminator (gan) or encoder (ae, vae)."""
+    """(decoder, partner): the generator and, by family, the discriminator (gan) or encoder (ae,
+    vae). An imported generator has no partner (None): it came without its discriminator."""
+    if config.imported:
+        return build_generator(config), None
     partner = _DISCRIMINATORS[config.arch](config) if config.family == "gan" else Encoder(config)
     return build_generator(config), partner
 

@@ -50,6 +50,13 @@ class Generator(nn.Module):
         x = self.ups(x)
         return torch.tanh(self.to_rgb(self.pad(x)))
 
+    def sefa_weight(self) -> torch.Tensor:
+        """(width*8*8, latent_dim): the Dense layer that consumes z (models/interface.py)."""
+        return self.fc.weight
+
+    def first_features(self, z: torch.Tensor) -> torch.Tensor:
+        return nn.functional.leaky_relu(self.fc(z), NEGATIVE_SLOPE)
+
 
 class Discriminator(nn.Module):
     def __init__(self, config: ModelConfig):

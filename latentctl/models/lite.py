@@ -63,6 +63,14 @@ class LiteGenerator(nn.Module):
         x = x.contiguous(memory_format=_memory_format(z, self.to_rgb.weight))
         return torch.tanh(self.to_rgb(self.ups(x)))
 
+    def sefa_weight(self) -> torch.Tensor:
+        """(width*8*8, latent_dim): the Dense layer that consumes z (models/interface.py)."""
+        return self.fc.weight
+
+    def first_features(self, z: torch.Tensor) -> torch.Tensor:
+        # The activations GANSpace has always taken here: the Dense output through the slope.
+        return nn.functional.leaky_relu(self.fc(z), NEGATIVE_SLOPE)
+
 
 class MinibatchStd(nn.Module):
     """Appends one channel: the mean standard deviation of the features over groups of samples."""
