@@ -55,6 +55,17 @@ def import_model(
             show_default=False,
         ),
     ] = None,
+    class_index: Annotated[
+        int | None,
+        typer.Option(
+            "--class",
+            min=0,
+            metavar="N",
+            help="For a conditional StyleGAN (trained with class labels): the class its samples draw \\[default: 0].",
+            rich_help_panel=P_SOURCE,
+            show_default=False,
+        ),
+    ] = None,
     force: Annotated[
         bool,
         typer.Option("--force", help="Replace an earlier import of the same name.", rich_help_panel=PANEL_OUTPUT),
@@ -83,6 +94,7 @@ def import_model(
         part=part,
         architecture=architecture,
         prior=latent.strip().lower(),
+        class_index=class_index,
         force=force,
     )
     cfg, src = done.config, done.source

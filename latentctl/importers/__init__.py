@@ -83,7 +83,14 @@ def _looks_like_safetensors(head: bytes) -> bool:
     return len(head) > 9 and head[8:9] == b"{"
 
 
-def read(path: Path, *, part: str | None = None, architecture: Path | None = None, prior: str = "normal") -> Imported:
+def read(
+    path: Path,
+    *,
+    part: str | None = None,
+    architecture: Path | None = None,
+    prior: str = "normal",
+    class_index: int | None = None,
+) -> Imported:
     """The generator in ``path`` as a latentctl config and tensors; nothing from the file runs."""
     path = Path(path).expanduser()
     if prior not in PRIORS:
@@ -92,7 +99,9 @@ def read(path: Path, *, part: str | None = None, architecture: Path | None = Non
     if architecture is not None and kind != "torch" and kind != "safetensors":
         raise UsageError("--architecture describes a PyTorch or safetensors state dict; this file carries its own")
     if kind == "nvidia":
-        return _from_nvidia(path, part, prior)
+        return _from_nvidia(path, part, prior, class_index)
+    if class_index is not None:
+        raise UsageError("--class picks the class of a conditional StyleGAN; this file is not one")
     if kind == "safetensors":
         _refuse_own_checkpoint(path)
     if kind == "keras":
@@ -145,7 +154,7 @@ def _from_sequential(path: Path, net: Any, prior: str) -> Imported:
     return Imported(config, {f"net.{k}": v for k, v in net.tensors.items()}, source)
 
 
-def _from_nvidia(path: Path, part: str | None, prior: str) -> Imported:
+def _from_nvidia(path: Path, part: str | None, prior: str, class_index: int | None) -> Imported:
     from latentctl.importers.nvidia_pickle import read_nvidia_pickle
 
     if prior != "normal":
@@ -156,15 +165,23 @@ def _from_nvidia(path: Path, part: str | None, prior: str) -> Imported:
             f"{path}: a {net.kind} network; latentctl opens NVIDIA's StyleGAN2 (stylegan2-ada-pytorch, and "
             "stylegan3's StyleGAN2 config) so far"
         )
-    cfg = net.config
+    cfg = dict(net.config)
+    c_dim = int(cfg.get("c_dim", 0))
+    if class_index is not None:
+        if not c_dim:
+            raise UsageError(f"--class {class_index}: {path.name} is not a conditional model (it has no classes)")
+        if not 0 <= class_index < c_dim:
+            raise UsageError(f"--class {class_index}: {path.name} has classes 0-{c_dim - 1}")
+    cfg["class_index"] = class_index or 0
     try:
+        # Commands explore W (models/stylegan.py), so the latent they store is w_dim long.
         config = ModelConfig(
             family="gan",
             arch="stylegan2",
-            image_size=int(cfg["img_resolution"]),
+            image_size=int(cfg["resolution"]),
             channels=int(cfg["img_channels"]),
-            latent_dim=int(cfg["z_dim"]),
-            network=dict(cfg),
+            latent_dim=int(cfg["w_dim"]),
+            network=cfg,
         )
     except (UsageError, KeyError, TypeError, ValueError) as err:
         raise CheckpointError(f"{path}: its generator's settings are not usable: {err}") from None
@@ -172,7 +189,7 @@ def _from_nvidia(path: Path, part: str | None, prior: str) -> Imported:
     source = _record(path, "nvidia-pickle", part=provenance.pop("part", part), layers=None)
     source.update(provenance)
     source["licence"] = STYLEGAN_LICENCE
-    return Imported(config, dict(net.tensors), source)
+    return Imported(config, {f"net.{k}": v for k, v in net.tensors.items()}, source)
 
 
 def _record(path: Path, fmt: str, *, part: str | None, layers: list[str] | None) -> dict[str, Any]:
@@ -207,6 +224,7 @@ def import_generator(
     part: str | None = None,
     architecture: Path | None = None,
     prior: str = "normal",
+    class_index: int | None = None,
     force: bool = False,
 ) -> ImportResult:
     """Convert ``path`` into a run of the workspace (``runs/NNNN-NAME/checkpoint.safetensors`` and
@@ -229,7 +247,7 @@ def import_generator(
         )
     if existing is not None and not (existing / PROVENANCE_FILE).is_file():
         raise UsageError(f"{existing} is a run latentctl trained, not an import; choose another --name")
-    found = read(path, part=part, architecture=architecture, prior=prior)
+    found = read(path, part=part, architecture=architecture, prior=prior, class_index=class_index)
     generator = build_generator(found.config)
     _load(generator, found.tensors, path)
     _check_draws(generator, found.config, path, torch)

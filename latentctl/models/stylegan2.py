@@ -1,0 +1,460 @@
+"""A StyleGAN2 generator in plain PyTorch, able to carry weights imported from NVIDIA snapshots.
+
+Written from the published method (Karras et al., "Analyzing and Improving the Image Quality of
+StyleGAN", 2020, and the ADA paper's training setup), not from NVIDIA's code. The numerical
+conventions it must share with NVIDIA's released networks so imported weights give the same
+images are:
+
+* equalised learning rate: weights are stored unscaled and multiplied at run time by
+  ``1/sqrt(fan_in)`` (times the mapping's learning-rate multiplier, which also scales biases);
+* activations ``act(x + b) * gain`` then a symmetric clamp: leaky ReLU (slope 0.2) with gain
+  ``sqrt(2)``, and the clamp (``conv_clamp``) scaled by the same extra gain as the activation;
+* modulated 3x3 convolutions with demodulation ``rsqrt(sum w^2 + 1e-8)``, per-pixel noise
+  ``noise * strength`` added before the bias, and 1x1 "to RGB" convolutions without
+  demodulation whose styles carry the ``1/sqrt(fan_in)`` gain;
+* 2x upsampling as a stride-2 transposed convolution followed by the stored low-pass FIR filter
+  (gain 4, i.e. ``up**2``), and the RGB skip path upsampled with the same filter;
+* one ``w`` per convolution plus one for the final RGB layer; each intermediate RGB layer reuses
+  the ``w`` of the next stage's first convolution.
+
+Everything runs in float32: NVIDIA's ``num_fp16_res`` only selects float16 compute on CUDA, and
+their own float32 path (``force_fp32``, or any CPU run of stylegan3's copy) is what this matches.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+ARCHITECTURES = ("orig", "skip", "resnet")
+_ACT_GAINS = {"linear": 1.0, "relu": math.sqrt(2.0), "lrelu": math.sqrt(2.0)}
+NOISE_MODES = ("const", "random", "none")
+
+
+def _act(x: torch.Tensor, bias: torch.Tensor | None, kind: str, gain: float, clamp: float | None) -> torch.Tensor:
+    """Bias, activation, gain, clamp -- in that order (the clamp bounds the scaled output)."""
+    if bias is not None:
+        x = x + bias.reshape([1, -1] + [1] * (x.ndim - 2))
+    if kind == "lrelu":
+        x = F.leaky_relu(x, 0.2)
+    elif kind == "relu":
+        x = F.relu(x)
+    if gain != 1:
+        x = x * gain
+    if clamp is not None:
+        x = x.clamp(-clamp, clamp)
+    return x
+
+
+def _fir(x: torch.Tensor, taps: torch.Tensor, *, up: int = 1, pad: tuple[int, int], gain: float) -> torch.Tensor:
+    """Zero-stuff by ``up``, pad (negative = crop) both spatial sides, then convolve with ``taps``.
+
+    ``taps`` is a 2-D kernel (or 1-D, applied on both axes); ``gain`` multiplies the whole result,
+    which is how zero-stuffing's loss of energy (a factor ``up**2``) is given back.
+    """
+    batch, channels, height, width = x.shape
+    if up > 1:
+        # (B, C, H, W) -> (B, C, H*up, W*up) with the samples at the top-left of each up x up cell.
+        x = x.reshape(batch, channels, height, 1, width, 1)
+        x = F.pad(x, [0, up - 1, 0, 0, 0, up - 1])
+        x = x.reshape(batch, channels, height * up, width * up)
+    p0, p1 = pad
+    x = F.pad(x, [max(p0, 0), max(p1, 0), max(p0, 0), max(p1, 0)])
+    if p0 < 0 or p1 < 0:
+        x = x[:, :, max(-p0, 0) : x.shape[2] - max(-p1, 0), max(-p0, 0) : x.shape[3] - max(-p1, 0)]
+    kernel = taps if taps.ndim == 2 else torch.outer(taps, taps)
+    # A convolution (not a correlation): flip the kernel for conv2d.
+    kernel = (kernel * gain).flip([0, 1]).to(x.dtype)
+    kernel = kernel[None, None].repeat(channels, 1, 1, 1)
+    return F.conv2d(x, kernel, groups=channels)
+
+
+def _fir_size(taps: torch.Tensor) -> int:
+    return int(taps.shape[-1])
+
+
+def _upsample2x(x: torch.Tensor, taps: torch.Tensor) -> torch.Tensor:
+    """2x upsampling whose output is exactly twice the input size, filtered by ``taps``."""
+    size = _fir_size(taps)
+    return _fir(x, taps, up=2, pad=((size + 1) // 2, (size - 2) // 2), gain=4.0)
+
+
+class _Dense(nn.Module):
+    """Fully connected layer with run-time weight scaling (equalised learning rate)."""
+
+    def __init__(self, in_features: int, out_features: int, *, activation: str = "linear", lr_multiplier: float = 1.0):
+        super().__init__()
+        self.activation = activation
+        self.weight = nn.Parameter(torch.randn(out_features, in_features) / lr_multiplier)
+        self.bias = nn.Parameter(torch.zeros(out_features))
+        self.weight_scale = lr_multiplier / math.sqrt(in_features)
+        self.bias_scale = lr_multiplier
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        weight = self.weight * self.weight_scale
+        bias = self.bias * self.bias_scale if self.bias_scale != 1 else self.bias
+        if self.activation == "linear":
+            return torch.addmm(bias.unsqueeze(0), x, weight.t())
+        return _act(x.matmul(weight.t()), bias, self.activation, _ACT_GAINS[self.activation], None)
+
+
+class _StyledConv(nn.Module):
+    """Modulated (and, except for RGB outputs, demodulated) convolution with noise and bias.
+
+    ``up=2`` upsamples on the way in. The style dense layer starts its bias at 1, so a fresh layer
+    modulates by roughly 1.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        *,
+        w_dim: int,
+        resolution: int,
+        kernel_size: int = 3,
+        up: int = 1,
+        demodulate: bool = True,
+        use_noise: bool = True,
+        activation: str = "lrelu",
+        conv_clamp: float | None = None,
+        fir_shape: tuple[int, ...] = (4, 4),
+    ):
+        super().__init__()
+        self.up = up
+        self.demodulate = demodulate
+        self.activation = activation
+        self.conv_clamp = conv_clamp
+        self.resolution = resolution
+        self.style = _Dense(w_dim, in_channels)
+        with torch.no_grad():
+            self.style.bias.fill_(1.0)
+        self.weight = nn.Parameter(torch.randn(out_channels, in_channels, kernel_size, kernel_size))
+        self.bias = nn.Parameter(torch.zeros(out_channels))
+        # RGB outputs scale their styles instead of relying on demodulation to normalise.
+        self.style_scale = 1.0 if demodulate else 1.0 / math.sqrt(in_channels * kernel_size**2)
+        self.use_noise = use_noise
+        if use_noise:
+            self.noise_strength = nn.Parameter(torch.zeros([]))
+            self.register_buffer("noise_const", torch.randn(resolution, resolution))
+        if up > 1:
+            self.register_buffer("fir", torch.zeros(fir_shape))
+
+    def forward(
+        self, x: torch.Tensor, w: torch.Tensor, *, noise_mode: str = "const", gain: float = 1.0
+    ) -> torch.Tensor:
+        batch, in_channels, height, width = x.shape
+        out_channels, _, k, _ = self.weight.shape
+        styles = self.style(w)  # (B, I)
+        if self.style_scale != 1.0:
+            styles = styles * self.style_scale
+        weight = self.weight.unsqueeze(0) * styles.reshape(batch, 1, in_channels, 1, 1)  # (B, O, I, k, k)
+        if self.demodulate:
+            norm = (weight.square().sum(dim=[2, 3, 4]) + 1e-8).rsqrt()  # (B, O)
+            weight = weight * norm.reshape(batch, out_channels, 1, 1, 1)
+
+        # One grouped convolution runs every sample with its own weights: (1, B*I, H, W).
+        x = x.reshape(1, batch * in_channels, height, width)
+        if self.up == 1:
+            x = F.conv2d(x, weight.reshape(batch * out_channels, in_channels, k, k), padding=k // 2, groups=batch)
+        else:
+            # Transposed conv wants (in, out/groups, k, k); it computes a true convolution, so the
+            # kernel is not flipped. The FIR pass then trims the (2H + k - 2)-wide result to 2H.
+            weight_t = weight.transpose(1, 2).reshape(batch * in_channels, out_channels, k, k)
+            x = F.conv_transpose2d(x, weight_t, stride=self.up, groups=batch)
+            size = _fir_size(self.fir)
+            pad0 = k // 2 + (size + self.up - 1) // 2 - (k - 1)
+            pad1 = k // 2 + (size - self.up) // 2 - (k - self.up)
+            x = _fir(x, self.fir, pad=(pad0, pad1), gain=float(self.up**2))
+        x = x.reshape(batch, out_channels, x.shape[2], x.shape[3])
+
+        if self.use_noise and noise_mode == "const":
+            x = x + self.noise_const * self.noise_strength
+        elif self.use_noise and noise_mode == "random":
+            x = x + torch.randn(batch, 1, x.shape[2], x.shape[3], device=x.device, dtype=x.dtype) * self.noise_strength
+
+        clamp = self.conv_clamp * gain if self.conv_clamp is not None else None
+        return _act(x, self.bias, self.activation, _ACT_GAINS[self.activation] * gain, clamp)
+
+
+class _Shortcut(nn.Module):
+    """Resnet stages' skip path: 2x upsample and a bias-free 1x1 convolution."""
+
+    def __init__(self, in_channels: int, out_channels: int, *, fir_shape: tuple[int, ...]):
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(out_channels, in_channels, 1, 1))
+        self.register_buffer("fir", torch.zeros(fir_shape))
+
+    def forward(self, x: torch.Tensor, gain: float) -> torch.Tensor:
+        weight = self.weight * (1.0 / math.sqrt(self.weight.shape[1]))
+        # A 1x1 convolution commutes with the upsampling; convolving first is cheaper.
+        x = _upsample2x(F.conv2d(x, weight), self.fir)
+        return x * gain
+
+
+class _Stage(nn.Module):
+    """Everything computed at one resolution: the (upsampling) convolutions and the RGB output."""
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        *,
+        w_dim: int,
+        resolution: int,
+        img_channels: int,
+        is_last: bool,
+        architecture: str,
+        conv_clamp: float | None,
+        use_noise: bool,
+        kernel_size: int,
+        activation: str,
+        fir_shape: tuple[int, ...],
+    ):
+        super().__init__()
+        self.architecture = architecture
+        self.is_first = in_channels == 0
+        layer = dict(
+            w_dim=w_dim,
+            resolution=resolution,
+            kernel_size=kernel_size,
+            use_noise=use_noise,
+            activation=activation,
+            conv_clamp=conv_clamp,
+            fir_shape=fir_shape,
+        )
+        if self.is_first:
+            self.const = nn.Parameter(torch.randn(out_channels, resolution, resolution))
+        else:
+            self.up_conv = _StyledConv(in_channels, out_channels, up=2, **layer)
+        self.conv = _StyledConv(out_channels, out_channels, **layer)
+        self.has_rgb = is_last or architecture == "skip"
+        if self.has_rgb:
+            self.rgb = _StyledConv(
+                out_channels,
+                img_channels,
+                w_dim=w_dim,
+                resolution=resolution,
+                kernel_size=1,
+                demodulate=False,
+                use_noise=False,
+                activation="linear",
+                conv_clamp=conv_clamp,
+            )
+        if not self.is_first and architecture == "resnet":
+            self.shortcut = _Shortcut(in_channels, out_channels, fir_shape=fir_shape)
+        self.register_buffer("fir", torch.zeros(fir_shape))
+        self.num_conv = 1 if self.is_first else 2
+        self.num_rgb = 1 if self.has_rgb else 0
+
+    def forward(
+        self, x: torch.Tensor | None, img: torch.Tensor | None, ws: torch.Tensor, noise_mode: str
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        # ws: (B, num_conv + num_rgb, w_dim)
+        if self.is_first:
+            x = self.const.unsqueeze(0).repeat(ws.shape[0], 1, 1, 1)
+            x = self.conv(x, ws[:, 0], noise_mode=noise_mode)
+        elif self.architecture == "resnet":
+            # Both branches scaled by sqrt(1/2) keep the sum's variance that of one branch.
+            half = math.sqrt(0.5)
+            skip = self.shortcut(x, half)
+            x = self.up_conv(x, ws[:, 0], noise_mode=noise_mode)
+            x = self.conv(x, ws[:, 1], noise_mode=noise_mode, gain=half)
+            x = skip + x
+        else:
+            x = self.up_conv(x, ws[:, 0], noise_mode=noise_mode)
+            x = self.conv(x, ws[:, 1], noise_mode=noise_mode)
+
+        if img is not None:
+            img = _upsample2x(img, self.fir)
+        if self.has_rgb:
+            rgb = self.rgb(x, ws[:, self.num_conv], noise_mode="none")
+            img = rgb if img is None else img + rgb
+        return x, img
+
+
+class _Mapping(nn.Module):
+    """z (and an optional class label) -> w, through an MLP with a low learning-rate multiplier."""
+
+    def __init__(
+        self,
+        *,
+        z_dim: int,
+        c_dim: int,
+        w_dim: int,
+        num_layers: int,
+        embed_features: int | None,
+        layer_features: int | None,
+        activation: str,
+        lr_multiplier: float,
+    ):
+        super().__init__()
+        self.z_dim = z_dim
+        self.c_dim = c_dim
+        embed_features = (embed_features or w_dim) if c_dim > 0 else 0
+        layer_features = layer_features or w_dim
+        widths = [z_dim + embed_features] + [layer_features] * (num_layers - 1) + [w_dim]
+        if c_dim > 0:
+            self.embed = _Dense(c_dim, embed_features)
+        self.layers = nn.ModuleList(
+            _Dense(widths[i], widths[i + 1], activation=activation, lr_multiplier=lr_multiplier)
+            for i in range(num_layers)
+        )
+
+    @staticmethod
+    def _unit_rms(x: torch.Tensor) -> torch.Tensor:
+        return x * (x.square().mean(dim=1, keepdim=True) + 1e-8).rsqrt()
+
+    def forward(self, z: torch.Tensor | None, c: torch.Tensor | None) -> torch.Tensor:
+        parts = []
+        if self.z_dim > 0:
+            parts.append(self._unit_rms(z.to(torch.float32)))
+        if self.c_dim > 0:
+            parts.append(self._unit_rms(self.embed(c.to(torch.float32))))
+        x = parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)
+        for layer in self.layers:
+            x = layer(x)
+        return x  # (B, w_dim)
+
+
+class StyleGAN2Generator(nn.Module):
+    """StyleGAN2 generator (mapping + synthesis) for the orig, skip and resnet architectures.
+
+    Build with keywords, or from an importer's config with ``StyleGAN2Generator.from_config``.
+    Channels per resolution are ``min(channel_base // res, channel_max)``, as in the paper's
+    configurations.
+    """
+
+    def __init__(
+        self,
+        *,
+        resolution: int,
+        z_dim: int = 512,
+        w_dim: int = 512,
+        c_dim: int = 0,
+        img_channels: int = 3,
+        mapping_layers: int = 8,
+        mapping_lr_multiplier: float = 0.01,
+        mapping_activation: str = "lrelu",
+        embed_features: int | None = None,
+        layer_features: int | None = None,
+        channel_base: int = 32768,
+        channel_max: int = 512,
+        architecture: str = "skip",
+        conv_clamp: float | None = None,
+        use_noise: bool = True,
+        kernel_size: int = 3,
+        activation: str = "lrelu",
+        fir_shape: tuple[int, ...] | list[int] = (4, 4),
+        num_fp16_res: int = 0,
+    ):
+        super().__init__()
+        if resolution < 4 or resolution & (resolution - 1):
+            raise ValueError(f"resolution must be a power of two >= 4, not {resolution}")
+        if architecture not in ARCHITECTURES:
+            raise ValueError(f"architecture must be one of {', '.join(ARCHITECTURES)}, not {architecture!r}")
+        for act in (mapping_activation, activation):
+            if act not in _ACT_GAINS:
+                raise ValueError(f"unsupported activation {act!r}; supported: {', '.join(_ACT_GAINS)}")
+        self.resolution = resolution
+        self.z_dim = z_dim
+        self.w_dim = w_dim
+        self.c_dim = c_dim
+        self.img_channels = img_channels
+        self.architecture = architecture
+        # Kept for the record only: on CPU every layer computes in float32 (see the module doc).
+        self.num_fp16_res = num_fp16_res
+        fir_shape = tuple(int(s) for s in fir_shape)
+
+        self.mapping_net = _Mapping(
+            z_dim=z_dim,
+            c_dim=c_dim,
+            w_dim=w_dim,
+            num_layers=mapping_layers,
+            embed_features=embed_features,
+            layer_features=layer_features,
+            activation=mapping_activation,
+            lr_multiplier=mapping_lr_multiplier,
+        )
+        resolutions = [2**i for i in range(2, int(math.log2(resolution)) + 1)]
+        self.stage_resolutions = resolutions
+
+        def channels(res: int) -> int:
+            return min(channel_base // res, channel_max)
+
+        self.stages = nn.ModuleList(
+            _Stage(
+                channels(res // 2) if res > 4 else 0,
+                channels(res),
+                w_dim=w_dim,
+                resolution=res,
+                img_channels=img_channels,
+                is_last=res == resolution,
+                architecture=architecture,
+                conv_clamp=conv_clamp,
+                use_noise=use_noise,
+                kernel_size=kernel_size,
+                activation=activation,
+                fir_shape=fir_shape,
+            )
+            for res in resolutions
+        )
+        self.num_ws = sum(stage.num_conv for stage in self.stages) + self.stages[-1].num_rgb
+        self.register_buffer("w_avg", torch.zeros(w_dim))
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> StyleGAN2Generator:
+        """Build from an importer config; keys this class does not take (provenance) are ignored."""
+        import inspect
+
+        accepted = set(inspect.signature(cls.__init__).parameters) - {"self"}
+        return cls(**{key: value for key, value in config.items() if key in accepted})
+
+    def mapping(
+        self, z: torch.Tensor, c: torch.Tensor | None = None, psi: float = 1.0, cutoff: int | None = None
+    ) -> torch.Tensor:
+        """(B, z_dim) latents and (B, c_dim) labels -> (B, num_ws, w_dim), truncated towards ``w_avg``.
+
+        ``cutoff`` limits the truncation to the first ``cutoff`` ws (the coarse layers).
+        """
+        if self.c_dim > 0 and c is None:
+            raise ValueError(f"this generator is conditional: pass c, shape (B, {self.c_dim})")
+        w = self.mapping_net(z, c)
+        ws = w.unsqueeze(1).repeat(1, self.num_ws, 1)
+        if psi != 1:
+            stop = self.num_ws if cutoff is None else cutoff
+            ws[:, :stop] = self.w_avg.lerp(ws[:, :stop], psi)
+        return ws
+
+    def synthesis(self, ws: torch.Tensor, noise_mode: str = "const") -> torch.Tensor:
+        """(B, num_ws, w_dim) -> raw (B, img_channels, H, W) images, roughly in [-1, 1] (not clamped).
+
+        ``noise_mode``: "const" uses the stored noise maps (reproducible), "random" draws fresh
+        noise from torch's generator, "none" leaves the noise out.
+        """
+        if noise_mode not in NOISE_MODES:
+            raise ValueError(f"noise_mode must be one of {', '.join(NOISE_MODES)}, not {noise_mode!r}")
+        if ws.ndim != 3 or ws.shape[1] != self.num_ws or ws.shape[2] != self.w_dim:
+            raise ValueError(f"ws must have shape (B, {self.num_ws}, {self.w_dim}), not {tuple(ws.shape)}")
+        ws = ws.to(torch.float32)
+        x = img = None
+        start = 0
+        for stage in self.stages:
+            x, img = stage(x, img, ws[:, start : start + stage.num_conv + stage.num_rgb], noise_mode)
+            start += stage.num_conv
+        return img
+
+    def forward(
+        self,
+        z: torch.Tensor,
+        c: torch.Tensor | None = None,
+        psi: float = 1.0,
+        noise_mode: str = "const",
+        cutoff: int | None = None,
+    ) -> torch.Tensor:
+        return self.synthesis(self.mapping(z, c, psi=psi, cutoff=cutoff), noise_mode=noise_mode)
