@@ -633,7 +633,7 @@ def _expected_tensors(info: CheckpointInfo) -> dict[str, dict[str, Any]]:
         with warnings.catch_warnings(), torch.device("meta"):
             warnings.simplefilter("ignore")  # zero-element layers warn that initialising them is a no-op
             G, partner = build_models(info.model)
-    except (RuntimeError, ValueError, TypeError, KeyError, CheckpointError) as err:
+    except (RuntimeError, ValueError, TypeError, KeyError, IndexError, AttributeError, CheckpointError) as err:
         raise CheckpointError(
             f"{info.path}: its model_config ({_describe(info.model)}) cannot be built: {_one_line(err)}"
         ) from None

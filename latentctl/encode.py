@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from latentctl.checkpoint import Loaded
 from latentctl.errors import UsageError
 from latentctl.generate import generate
-from latentctl.models.interface import seed_latents
+from latentctl.models.interface import latent_center, prior_pull, seed_latents
 from latentctl.perf import resolve_tuner, tuned_step
 
 
@@ -85,8 +85,8 @@ def _frozen(generator: torch.nn.Module) -> Iterator[None]:
 
 def projection_loss(generator: torch.nn.Module, z: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """What projection minimises, per image (n,): ``image_loss`` plus a light pull that keeps z
-    near the typical set of N(0, I) (|z|² / d near 1)."""
-    return image_loss(generator(z), target) + 1e-3 * (z.pow(2).mean(1) - 1).pow(2)
+    near the prior's typical set (``models.interface.prior_pull``: |z|² / d near 1 for N(0, I))."""
+    return image_loss(generator(z), target) + 1e-3 * prior_pull(generator, z)
 
 
 def project(
@@ -114,6 +114,9 @@ def project(
         target = to_tensor(images, device).repeat(restarts, 1, 1, 1)  # (restarts * n, ...)
         # restart r of image i starts from seed seed + r * n + i: reproducible, all different
         z0 = seed_latents(generator, [seed + k for k in range(restarts * n)])
+        center = latent_center(generator)
+        if center is not None:  # StyleGAN's W: the first start is the average w, as NVIDIA's projector
+            z0[:n] = center
         if init is not None:
             z0[:n] = np.asarray(init, np.float32).reshape(n, dim)
         z = torch.tensor(z0, device=device, requires_grad=True)

@@ -19,9 +19,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from latentctl import checkpoint
-from latentctl.config import TrainConfig
+from latentctl.config import ModelConfig, TrainConfig
 from latentctl.errors import CheckpointError
-from latentctl.models import build_models
+from latentctl.models import build_generator, build_models
 
 CFG = tiny(width=1, latent_dim=2)  # a 2 KB generator: every truncation is cheap
 FUZZ = settings(
@@ -66,7 +66,46 @@ def files(tmp_path_factory):
         train_config=TrainConfig(),
         state=_state(),
     ).read_bytes()
-    return folder, gen, full
+    # Imported generators carry their network's own description in model_config (a layer spec;
+    # NVIDIA's StyleGAN2 settings): the mutations below reach into those too.
+    seq = ModelConfig(arch="sequential", image_size=8, channels=1, latent_dim=2, network=SEQ_SPEC)
+    seq_bytes = checkpoint.save(folder / "s.safetensors", generator=build_generator(seq), model_config=seq).read_bytes()
+    sg2 = ModelConfig(arch="stylegan2", image_size=8, channels=3, latent_dim=4, network=SG2_NET)
+    sg2_bytes = checkpoint.save(folder / "w.safetensors", generator=build_generator(sg2), model_config=sg2).read_bytes()
+    return folder, gen, full, seq_bytes, sg2_bytes
+
+
+SEQ_SPEC = {
+    "latent_dim": 2,
+    "channels": 1,
+    "image_size": [8, 8],
+    "output_range": "tanh",
+    "layers": [
+        {"op": "dense", "in": 2, "out": 16, "bias": True},
+        {"op": "reshape", "shape": [4, 4, 1], "order": "nhwc"},
+        {"op": "batchnorm", "channels": 1, "eps": 1e-3},
+        {
+            "op": "conv_transpose",
+            "in": 1,
+            "out": 1,
+            "kernel": [5, 5],
+            "stride": [2, 2],
+            "padding": "same",
+            "bias": True,
+        },
+        {"op": "tanh"},
+    ],
+}
+SG2_NET = {
+    "resolution": 8,
+    "z_dim": 4,
+    "w_dim": 4,
+    "img_channels": 3,
+    "mapping_layers": 2,
+    "channel_base": 16,
+    "channel_max": 2,
+    "architecture": "skip",
+}
 
 
 def _read_everything(path) -> None:
@@ -109,13 +148,15 @@ def _join(header: dict, body: bytes) -> bytes:
 
 
 def test_the_valid_files_read(files):
-    folder, gen, full = files
+    folder, gen, full, seq, sg2 = files
     checkpoint.load(_write(folder, gen))
     checkpoint.load(_write(folder, full), training=True)
+    assert checkpoint.load(_write(folder, seq)).info.model.arch == "sequential"
+    assert checkpoint.load(_write(folder, sg2)).info.model.arch == "stylegan2"
 
 
 def test_every_truncation_is_a_checkpoint_error(files):
-    folder, gen, _ = files
+    folder, gen = files[:2]
     path = _write(folder, gen)
     for length in reversed(range(len(gen))):
         os.truncate(path, length)  # cutting the one file shorter and shorter is far cheaper than rewriting it
@@ -199,7 +240,7 @@ def _close(node):
 
 
 @FUZZ
-@given(which=st.sampled_from([1, 2]), steps=st.data())
+@given(which=st.sampled_from([1, 2, 3, 4]), steps=st.data())
 def test_json_mutations(files, which, steps):
     header, body = _split(files[which])
     root = {"": _open(header)}

@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from latentctl.config import ModelConfig
+from latentctl.errors import CheckpointError
 from latentctl.models.interface import linear_map
 from latentctl.models.sequential import OPS_WITH_TENSORS, SequentialGenerator
 
@@ -21,6 +22,13 @@ class ImportedSequential(nn.Module):
         super().__init__()
         self.config = config
         self.net = SequentialGenerator(config.network)
+        spec = config.network
+        if (spec["latent_dim"], spec["channels"], list(spec["image_size"])) != (
+            config.latent_dim,
+            config.channels,
+            [config.image_size, config.image_size],
+        ):
+            raise CheckpointError("the layer spec disagrees with the model's latent size, channels or picture size")
         self.output_range = config.network.get("output_range", "tanh")
         ops = [layer["op"] for layer in config.network["layers"]]
         # index of the first layer with weights: everything before it is a reshape of z

@@ -110,6 +110,16 @@ def truncate(generator: Any, z: np.ndarray, psi: float) -> np.ndarray:
     return (center + np.float32(psi) * (z - center)).astype(np.float32)
 
 
+def prior_pull(generator: Any, z: torch.Tensor) -> torch.Tensor:
+    """(n,): how far each latent's mean square is from the prior's typical value (1 for N(0, I),
+    1/3 for U(-1, 1)), squared; what projection adds, lightly, so it stays where the prior draws.
+    Zero for a mapped space (StyleGAN's W): NVIDIA's projector puts no such term on w either."""
+    if hasattr(generator, "map_latents"):
+        return z.new_zeros(len(z))
+    typical = 1.0 / 3.0 if generator.config.latent_prior == "uniform" else 1.0
+    return (z.pow(2).mean(1) - typical).pow(2)
+
+
 def _mapped(generator: Any, z: np.ndarray) -> np.ndarray:
     if not hasattr(generator, "map_latents"):
         return z

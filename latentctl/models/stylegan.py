@@ -14,6 +14,51 @@ import torch
 from torch import nn
 
 from latentctl.config import ModelConfig
+from latentctl.errors import CheckpointError
+
+# The settings a checkpoint's StyleGAN2 description must hold, with the bounds a real network
+# stays within: a damaged or hostile file is refused here, before anything is allocated.
+_INTS = {
+    "resolution": (4, 4096),
+    "z_dim": (1, 4096),
+    "w_dim": (1, 4096),
+    "c_dim": (0, 100_000),
+    "img_channels": (1, 4),
+    "mapping_layers": (1, 64),
+    "channel_base": (1, 1 << 22),
+    "channel_max": (1, 4096),
+    "num_fp16_res": (0, 16),
+    "class_index": (0, 100_000),
+}
+
+
+def check_network(config: ModelConfig) -> None:
+    """One CheckpointError line when ``config.network`` is not a StyleGAN2 latentctl can build."""
+    from latentctl.models.stylegan2 import ARCHITECTURES
+
+    net = config.network
+    for key, (lo, hi) in _INTS.items():
+        value = net.get(key)
+        if value is None and key not in ("resolution", "z_dim", "w_dim", "img_channels"):
+            continue
+        if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+            raise CheckpointError(f"StyleGAN2 setting {key} = {str(value)[:40]} is not a whole number in {lo}-{hi}")
+    res = net["resolution"]
+    if res & (res - 1):
+        raise CheckpointError(f"StyleGAN2 resolution {res} is not a power of two")
+    if net.get("channel_base", 32768) < res:  # channels at resolution r: min(channel_base // r, channel_max)
+        raise CheckpointError(f"StyleGAN2 channel_base {net.get('channel_base')} leaves no channels at {res} px")
+    if net.get("architecture", "skip") not in ARCHITECTURES:
+        raise CheckpointError(
+            f"StyleGAN2 architecture {str(net.get('architecture'))[:40]} is not one of {ARCHITECTURES}"
+        )
+    clamp = net.get("conv_clamp")
+    if clamp is not None and (isinstance(clamp, bool) or not isinstance(clamp, (int, float)) or not clamp > 0):
+        raise CheckpointError(f"StyleGAN2 conv_clamp {str(clamp)[:40]} is not a positive number")
+    if net.get("c_dim", 0) and net.get("class_index", 0) >= net["c_dim"]:
+        raise CheckpointError(f"StyleGAN2 class {net['class_index']} is not one of its {net['c_dim']} classes")
+    if (res, net["img_channels"], net["w_dim"]) != (config.image_size, config.channels, config.latent_dim):
+        raise CheckpointError("the StyleGAN2 settings disagree with the model's size, channels or latent size")
 
 
 class ImportedStyleGAN(nn.Module):
@@ -21,6 +66,7 @@ class ImportedStyleGAN(nn.Module):
         super().__init__()
         from latentctl.models.stylegan2 import StyleGAN2Generator
 
+        check_network(config)
         self.config = config
         self.net = StyleGAN2Generator.from_config(config.network)
         self.z_dim = self.net.z_dim

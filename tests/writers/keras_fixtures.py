@@ -84,15 +84,15 @@ def _expected(model, np, latent: int, seed: int, path: Path, count: int = LATENT
     np.savez_compressed(path, z=z, out=out)
 
 
-def _seed_g(keras):
+def _seed_g(keras, width: int = 8):
     layers = keras.layers
     g = keras.Sequential(name="seed_generator")
     g.add(keras.Input(shape=(100,)))
-    g.add(layers.Dense(8 * 8 * 8))
+    g.add(layers.Dense(8 * 8 * width))
     g.add(layers.LeakyReLU(alpha=0.2))
-    g.add(layers.Reshape((8, 8, 8)))
+    g.add(layers.Reshape((8, 8, width)))
     for _ in range(4):
-        g.add(layers.Conv2DTranspose(8, (4, 4), strides=(2, 2), padding="same"))
+        g.add(layers.Conv2DTranspose(width, (4, 4), strides=(2, 2), padding="same"))
         g.add(layers.LeakyReLU(alpha=0.2))
     g.add(layers.Conv2D(3, (8, 8), padding="same", activation="tanh"))
     return g
@@ -308,8 +308,28 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     parser.add_argument("--venvs", type=Path, help="where to make (or reuse) the writers' environments")
     parser.add_argument("--writer", choices=sorted(REQUIREMENTS), help="internal: write one writer's files")
+    parser.add_argument(
+        "--full-seed",
+        type=Path,
+        metavar="FILE",
+        help="instead: write the blog's generator at full size (width 128, 1.9 M parameters, ~7.6 MB) to FILE "
+        "with Keras 2, for benchmarks/import_speed.py (not a fixture: never committed)",
+    )
     args = parser.parse_args()
-    if args.writer:
+    if args.full_seed and args.writer:
+        import numpy as np
+        import tf_keras as keras
+
+        model = _seed_g(keras, width=128)
+        _randomize(model, np, 0)
+        model.save(str(args.full_seed))
+    elif args.full_seed:
+        python = _venv(args.venvs or Path(tempfile.mkdtemp(prefix="keras-writers-")), "keras2")
+        env = {**os.environ, "TF_USE_LEGACY_KERAS": "1"}
+        subprocess.run(
+            [str(python), __file__, "--writer", "keras2", "--full-seed", str(args.full_seed)], env=env, check=True
+        )
+    elif args.writer:
         write(args.writer, args.out)
     else:
         drive(args.venvs or Path(tempfile.mkdtemp(prefix="keras-writers-")), args.out)
