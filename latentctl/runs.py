@@ -269,7 +269,7 @@ def execute(
     belongs to (rank 0 alone writes); ``devices`` > 1 spawns that many worker processes.
     ``thread_tuner``: "auto" applies ``perf.auto_tuner`` (the CLI, the demo and ``train_run`` all
     get the same rule), None keeps the thread count as set, or a ``perf.ThreadTuner`` to use."""
-    from latentctl import checkpoint, perf
+    from latentctl import checkpoint, listeners, perf
     from latentctl.events import CheckpointEvent
     from latentctl.training import World, train
 
@@ -288,7 +288,14 @@ def execute(
         if isinstance(event, CheckpointEvent):
             make_current()
 
-    kwargs = dict(run_dir=target, dataset=dataset, model_config=plan.model, train_config=plan.train, resume=resume)
+    kwargs = dict(
+        run_dir=target,
+        dataset=dataset,
+        model_config=plan.model,
+        train_config=plan.train,
+        resume=resume,
+        listeners=listeners.standard(),  # what a run folder holds besides its checkpoint
+    )
     try:
         if devices > 1:
             from latentctl.distributed import train_parallel

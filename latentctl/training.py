@@ -8,8 +8,10 @@ One generator forward of B latents serves steps 2 and 3: D sees the first H of i
 That matches the seed in distribution (independent standard-normal latents) and saves H generator
 forwards per step.
 
-The loop knows nothing about terminals: it reports through ``on_event`` (StepEvent, EpochEvent,
-CheckpointEvent) and raises ``TrainingInterrupted`` / ``NonFiniteLossError`` for the CLI to map.
+The loop knows nothing about terminals or pictures: it reports through ``on_event`` (StepEvent,
+EpochEvent, CheckpointEvent) to its caller and through ``EpochEnd`` to its listeners
+(``latentctl.listeners``: grids, loss curve, snapshots, scores), and raises ``TrainingInterrupted``
+/ ``NonFiniteLossError`` for the CLI to map.
 """
 
 from __future__ import annotations
@@ -34,19 +36,13 @@ from latentctl.config import ModelConfig, TrainConfig
 from latentctl.errors import DataError, NonFiniteLossError, StorageError, TrainingInterrupted
 from latentctl.events import CheckpointEvent, EpochEvent, Event, NoticeEvent, StepEvent  # noqa: F401  (re-exported)
 from latentctl.fsutil import atomic_write_text, describe_os_error, remove_stale_temps
-from latentctl.generate import generate
-from latentctl.grid import make_grid, save_png
 from latentctl.health import HealthMonitor, diversity
-from latentctl.seeds import latents_from_seeds
+from latentctl.listeners import GRID_SEEDS, EpochEnd, Listener
 from latentctl.trainers import AutoencoderTrainer, GANTrainer, World, make_trainer  # noqa: F401  (re-exported)
 from latentctl.workspace import CHECKPOINT_NAME
 
 if TYPE_CHECKING:  # pragma: no cover
     from latentctl.data import ImageDataset
-
-SCORE_SAMPLES = 1000  # generated and real images per score during training (about 10 s at 32 px on 2 cores)
-BEST_NAME = "best.safetensors"
-GRID_SEEDS = list(range(36))  # progress grids show seeds 0-35: `sample --seeds 0-35` shows the same faces
 
 
 class _StopRequest:
@@ -145,8 +141,11 @@ def train(
     on_event: Callable[[Event], None] | None = None,
     world: World | None = None,
     thread_tuner: Any = None,
+    listeners: list[Listener] | tuple[Listener, ...] = (),
 ) -> Path:
-    """Train into ``run_dir`` (checkpoint.safetensors, grids/, metrics.jsonl); return the checkpoint.
+    """Train into ``run_dir`` (checkpoint.safetensors, metrics.jsonl, and what ``listeners`` draw:
+    ``listeners.standard()`` gives a run folder its grids, loss curve, snapshots and scores);
+    return the checkpoint.
 
     With ``resume`` (a training checkpoint loaded with ``checkpoint.load(..., training=True)``) the
     run continues from the exact step it stopped at. With a ``world`` of several ranks (see
@@ -157,6 +156,7 @@ def train(
     """
     loop = _Loop(Path(run_dir), dataset, model_config, train_config, device, resume, on_event, world or World())
     loop.tuner = thread_tuner
+    loop.listeners = list(listeners) if loop.world.is_main else []
     try:
         return loop.run()
     except OSError as err:
@@ -173,7 +173,7 @@ def train(
 
 class _Loop:
     """The training loop cut into its phases: set-up (or resume), steps, the end of an epoch
-    (grid, checkpoint, snapshot), the end of the run. Rank 0 alone writes and reports."""
+    (listeners, checkpoint, listeners), the end of the run. Rank 0 alone writes and reports."""
 
     def __init__(self, run_dir, dataset, model_config, cfg, device, resume, on_event, world):
         self.run_dir, self.dataset, self.model_config, self.cfg = run_dir, dataset, model_config, cfg
@@ -207,8 +207,8 @@ class _Loop:
         self.run_id = uuid.uuid4().hex[:12]
         self.saved_epoch: int | None = None
         self.tuner = None
-        self.best_fd: float | None = None
-        self.reference = None  # the real images' features for scoring, computed once
+        self.listeners: list[Listener] = []
+        self.kept: dict[str, Any] = {"best_fd": None}  # listeners' state that resume restores
         if resume is not None:
             self._resume(resume)
         self.global_step = self.epoch * self.steps_per_epoch + self.step_in_epoch
@@ -216,7 +216,6 @@ class _Loop:
         self.ckpt_path = run_dir / CHECKPOINT_NAME
         self.metrics_path = run_dir / "metrics.jsonl"
         self.real_batches = _RealBatches(dataset.images, device)
-        self.grid_z = latents_from_seeds(GRID_SEEDS, model_config.latent_dim)
         self.health = HealthMonitor(
             gan=model_config.family == "gan",
             total_steps=self.total_steps,
@@ -239,7 +238,7 @@ class _Loop:
         self.run_id = resume.info.run_id or self.run_id
         self.saved_epoch = self.epoch
         t.ada.load(st.get("augment", {}))
-        self.best_fd = st.get("best_fd")
+        self.kept["best_fd"] = st.get("best_fd")
         _set_rng_state(st["rng"], self.device)
 
     # ---- the run ---------------------------------------------------------------------------
@@ -353,73 +352,43 @@ class _Loop:
         )
 
     def _end_epoch(self) -> None:
-        cfg, world = self.cfg, self.world
+        cfg = self.cfg
         self.epoch += 1
         self.step_in_epoch = 0
         self.metrics.flush()
         last = self.epoch == cfg.epochs or self._budget_spent()
-        grid_path = None
-        if world.is_main and (self.epoch % cfg.sample_every == 0 or last):
-            images = generate(self.trainer.sampler, self.grid_z, device=self.device, precision=cfg.precision)
-            grid_path = save_png(
-                make_grid(images, caption=f"epoch {self.epoch}, step {self.global_step}"),
-                self.run_dir / "grids" / f"epoch-{self.epoch:04d}.png",
-            )
-            self._tell(self.health.on_grid(images, self.epoch))
-        self.emit(EpochEvent(self.epoch, grid_path))
-        if self.epoch % cfg.checkpoint_every == 0 or last:
+        checkpointed = self.epoch % cfg.checkpoint_every == 0 or last
+        end = self._epoch_end(last, checkpointed)
+        for listener in self.listeners:
+            listener.before_checkpoint(end)
+        self.emit(EpochEvent(self.epoch, end.grid))
+        if checkpointed:
             self.save(finished=last)
-            if world.is_main:  # drawn with each checkpoint: often enough to watch, rare enough to cost nothing
-                self._loss_curve()
-        if world.is_main and self.epoch % cfg.snapshot_every == 0:
-            self._snapshot()
-        if world.is_main and cfg.score_every and (self.epoch % cfg.score_every == 0 or last):
-            self._score()
+        for listener in self.listeners:
+            listener.after_checkpoint(end)
 
-    def _loss_curve(self) -> None:
-        """RUN/loss.png, redrawn each epoch from metrics.jsonl (and the score, when recorded)."""
-        from latentctl.plot import loss_curve
+    def _epoch_end(self, last: bool, checkpointed: bool) -> EpochEnd:
+        def record(line: dict) -> None:
+            self.metrics.write(json.dumps(line) + "\n")
+            self.metrics.flush()
 
-        try:
-            loss_curve(self.metrics_path, self.run_dir / "loss.png")
-        except DataError as err:
-            self.emit(NoticeEvent(f"loss curve not drawn: {err}"))
-
-    def _score(self) -> None:
-        """The quality number (Fréchet distance in latentctl's feature space, beside the floor of
-        real vs real), recorded in the metrics; the best generator so far is kept as best.safetensors."""
-        from latentctl import score
-
-        n = min(SCORE_SAMPLES, self.n // 2)  # as many samples as real images in the reference half
-        if self.reference is None:
-            self.reference = score.reference(np.asarray(self.dataset.images), n=n, seed=self.cfg.seed)
-        report = score.score_generator(
-            self.trainer.sampler, self.reference, n=n, device=self.device, precision=self.cfg.precision
+        return EpochEnd(
+            epoch=self.epoch,
+            global_step=self.global_step,
+            last=last,
+            checkpointed=checkpointed,
+            run_dir=self.run_dir,
+            sampler=self.trainer.sampler,
+            model_config=self.model_config,
+            train_config=self.cfg,
+            dataset=self.dataset,
+            device=self.device,
+            health=self.health,
+            save_generator=self.save_generator,
+            record=record,
+            notify=self.emit,
+            kept=self.kept,
         )
-        fd, floor = report.score.fd, report.floor.fd
-        record = {
-            "epoch": self.epoch,
-            "global_step": self.global_step,
-            "score_fd": round(fd, 4),
-            "score_floor": round(floor, 4),
-            "score_recall": round(report.score.recall, 4),
-        }
-        self.metrics.write(json.dumps(record) + "\n")
-        self.metrics.flush()
-        message = f"epoch {self.epoch}: Fréchet distance {fd:.3g} (real vs real: {floor:.3g})"
-        if self.best_fd is None or fd < self.best_fd:
-            self.best_fd = fd
-            checkpoint.save(
-                self.run_dir / BEST_NAME,
-                generator=self.trainer.G,
-                ema=self.trainer.G_ema,
-                partner=self.trainer.partner if self.model_config.family != "gan" else None,
-                model_config=self.model_config,
-                run_id=self.run_id,
-                state={"epoch": self.epoch, "global_step": self.global_step, "data": self.data_state, "score_fd": fd},
-            )
-            message += f"; best so far, kept as {BEST_NAME}"
-        self.emit(NoticeEvent(message))
 
     # ---- files -----------------------------------------------------------------------------
 
@@ -437,7 +406,7 @@ class _Loop:
             "rng": _rng_state(self.device),
             "data": self.data_state,
             "augment": t.ada.state(),
-            "best_fd": self.best_fd,
+            "best_fd": self.kept["best_fd"],
         }
         path = checkpoint.save(
             self.ckpt_path,
@@ -454,16 +423,18 @@ class _Loop:
         self.emit(CheckpointEvent(path, self.epoch, self.global_step))
         return path
 
-    def _snapshot(self) -> None:
+    def save_generator(self, path: Path, state: dict) -> Path:
+        """A generator checkpoint of the run as it is now (snapshots, the best so far): G and its
+        EMA, and an autoencoder's encoder, which ``encode`` needs; a GAN's discriminator stays out."""
         t = self.trainer
-        checkpoint.save(
-            self.run_dir / f"generator-epoch-{self.epoch:04d}.safetensors",
+        return checkpoint.save(
+            path,
             generator=t.G,
             ema=t.G_ema,
-            partner=t.partner if self.model_config.family != "gan" else None,  # encode needs it
+            partner=t.partner if self.model_config.family != "gan" else None,
             model_config=self.model_config,
             run_id=self.run_id,
-            state={"epoch": self.epoch, "global_step": self.global_step, "data": self.data_state},
+            state={"epoch": self.epoch, "global_step": self.global_step, "data": self.data_state, **state},
         )
 
 

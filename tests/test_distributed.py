@@ -10,7 +10,7 @@ import pytest
 import torch
 from conftest import TINY_MODEL, blob_dataset, image_dataset, tiny
 
-from latentctl import checkpoint
+from latentctl import checkpoint, listeners
 from latentctl.config import TrainConfig
 from latentctl.distributed import cpu_threads_per_process, train_parallel
 from latentctl.errors import DataError
@@ -74,7 +74,13 @@ def test_two_processes_average_gradients_like_one_process_with_the_same_global_b
         _train_with_threads(threads, tmp_path / "one", dataset, MODEL, FROZEN, torch.device("cpu")), training=True
     )
     path = train_parallel(
-        2, torch.device("cpu"), run_dir=tmp_path / "two", dataset=dataset, model_config=MODEL, train_config=FROZEN
+        2,
+        torch.device("cpu"),
+        run_dir=tmp_path / "two",
+        dataset=dataset,
+        model_config=MODEL,
+        train_config=FROZEN,
+        listeners=listeners.standard(),  # as runs.execute attaches them: rank 0 alone draws
     )
     double = checkpoint.load(path, training=True)
     a, b = _moments(single), _moments(double)

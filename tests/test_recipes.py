@@ -9,7 +9,7 @@ import torch
 from conftest import TINY, TINY_MODEL, blob_dataset, blob_images, run, tiny
 from PIL import Image
 
-from latentctl import checkpoint, health
+from latentctl import checkpoint, health, listeners
 from latentctl.augment import AdaptiveP, augment, mirror
 from latentctl.config import TrainConfig
 from latentctl.errors import TrainingInterrupted
@@ -172,7 +172,7 @@ def test_a_step_budget_stops_mid_epoch(tmp_path, blobs):
 
 @pytest.mark.slow
 def test_score_every_records_the_quality_and_keeps_the_best_generator(tmp_path, blobs):
-    train(tmp_path, blobs, LITE, lite_cfg(epochs=2, score_every=1), CPU)
+    train(tmp_path, blobs, LITE, lite_cfg(epochs=2, score_every=1), CPU, listeners=listeners.standard())
     scores = [r for r in map(json.loads, (tmp_path / "metrics.jsonl").read_text().splitlines()) if "score_fd" in r]
     assert [r["epoch"] for r in scores] == [1, 2]
     assert all(r["score_fd"] > 0 and r["score_floor"] >= 0 for r in scores)

@@ -8,7 +8,7 @@ import pytest
 import torch
 from conftest import TINY, blob_dataset
 
-from latentctl import checkpoint
+from latentctl import checkpoint, listeners
 from latentctl.config import TrainConfig
 from latentctl.errors import DataError, NonFiniteLossError, TrainingInterrupted
 from latentctl.generate import generate
@@ -47,7 +47,15 @@ def test_training_moves_generated_images_toward_the_data(tmp_path):
 
 def test_run_folder_has_checkpoint_grids_and_metrics(tmp_path):
     events = []
-    path = train(tmp_path / "run", blob_dataset(64), TINY, _cfg(sample_every=1), CPU, on_event=events.append)
+    path = train(
+        tmp_path / "run",
+        blob_dataset(64),
+        TINY,
+        _cfg(sample_every=1),
+        CPU,
+        on_event=events.append,
+        listeners=listeners.standard(),  # what runs.execute attaches: the grids come from there
+    )
     assert path == tmp_path / "run" / "checkpoint.safetensors"
     assert sorted(p.name for p in (tmp_path / "run" / "grids").iterdir()) == ["epoch-0001.png", "epoch-0002.png"]
     lines = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
