@@ -20,9 +20,9 @@ FAMILIES = ("gan", "vae", "ae")
 # minibatch-stddev feature in D: for a few thousand pictures on a CPU budget (docs/model-families.md).
 TRAINABLE_ARCHS = ("seed", "lite")
 # Generators written by other tools and opened with `latentctl import` (latentctl.importers): a
-# layer sequence (Keras, PyTorch DCGANs) or NVIDIA's StyleGAN2. They sample and explore like any
+# layer sequence (Keras, PyTorch DCGANs) or NVIDIA's StyleGAN2 and StyleGAN3. They sample and explore like any
 # model, but have no discriminator, so they cannot be trained or resumed here.
-IMPORTED_ARCHS = ("sequential", "stylegan2")
+IMPORTED_ARCHS = ("sequential", "stylegan2", "stylegan3")
 ARCHS = TRAINABLE_ARCHS + IMPORTED_ARCHS
 PRIORS = ("normal", "uniform")  # the latent prior: seeds draw z ~ N(0, I) or U(-1, 1)
 CHANNELS = (1, 3, 4)

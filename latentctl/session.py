@@ -139,7 +139,7 @@ def seeds_function(info: CheckpointInfo, open_session: Callable[[], ModelSession
 
 
 # Architectures whose explored latents are their prior's samples mapped by the network (W).
-MAPPED_ARCHS = ("stylegan2",)
+MAPPED_ARCHS = ("stylegan2", "stylegan3")
 
 
 def output_dir(ws: Workspace, out: Path | None, command: str, force: bool) -> Path:

@@ -45,6 +45,21 @@ def _state() -> dict:
     }
 
 
+SG3_NET = {  # a 16 px StyleGAN3-T with 3 layers
+    "resolution": 16,
+    "z_dim": 4,
+    "w_dim": 4,
+    "img_channels": 3,
+    "mapping_layers": 2,
+    "channel_base": 256,
+    "channel_max": 4,
+    "num_layers": 3,
+    "num_critical": 2,
+    "margin_size": 10,
+    "output_scale": 0.25,
+}
+
+
 @pytest.fixture(scope="module")
 def files(tmp_path_factory):
     """(folder, generator checkpoint bytes, training checkpoint bytes)."""
@@ -72,7 +87,9 @@ def files(tmp_path_factory):
     seq_bytes = checkpoint.save(folder / "s.safetensors", generator=build_generator(seq), model_config=seq).read_bytes()
     sg2 = ModelConfig(arch="stylegan2", image_size=8, channels=3, latent_dim=4, network=SG2_NET)
     sg2_bytes = checkpoint.save(folder / "w.safetensors", generator=build_generator(sg2), model_config=sg2).read_bytes()
-    return folder, gen, full, seq_bytes, sg2_bytes
+    sg3 = ModelConfig(arch="stylegan3", image_size=16, channels=3, latent_dim=4, network=SG3_NET)
+    sg3_bytes = checkpoint.save(folder / "t.safetensors", generator=build_generator(sg3), model_config=sg3).read_bytes()
+    return folder, gen, full, seq_bytes, sg2_bytes, sg3_bytes
 
 
 SEQ_SPEC = {
@@ -148,11 +165,12 @@ def _join(header: dict, body: bytes) -> bytes:
 
 
 def test_the_valid_files_read(files):
-    folder, gen, full, seq, sg2 = files
+    folder, gen, full, seq, sg2, sg3 = files
     checkpoint.load(_write(folder, gen))
     checkpoint.load(_write(folder, full), training=True)
     assert checkpoint.load(_write(folder, seq)).info.model.arch == "sequential"
     assert checkpoint.load(_write(folder, sg2)).info.model.arch == "stylegan2"
+    assert checkpoint.load(_write(folder, sg3)).info.model.arch == "stylegan3"
 
 
 def test_every_truncation_is_a_checkpoint_error(files):
@@ -240,7 +258,7 @@ def _close(node):
 
 
 @FUZZ
-@given(which=st.sampled_from([1, 2, 3, 4]), steps=st.data())
+@given(which=st.sampled_from([1, 2, 3, 4, 5]), steps=st.data())
 def test_json_mutations(files, which, steps):
     header, body = _split(files[which])
     root = {"": _open(header)}

@@ -18,7 +18,7 @@ def import_model(
         Path,
         typer.Argument(
             metavar="FILE",
-            help="The generator: Keras .h5/.keras, a PyTorch state dict (.pt .pth .bin .tar), a safetensors state dict, or an NVIDIA StyleGAN2 .pkl.",
+            help="The generator: Keras .h5/.keras, a PyTorch state dict (.pt .pth .bin .tar), a safetensors state dict, or an NVIDIA StyleGAN2 or StyleGAN3 .pkl.",
             show_default=False,
         ),
     ],
@@ -104,7 +104,7 @@ def import_model(
         f"{'s' if cfg.channels > 1 else ''}, latent {cfg.latent_dim} ({cfg.latent_prior}); run {done.run_dir.name} "
         "is now current"
     )
-    if cfg.arch == "stylegan2":
+    if cfg.arch.startswith("stylegan"):
         note(STYLEGAN_LICENCE)
     note("next: latentctl sample -n 9")
     result(str(done.checkpoint))

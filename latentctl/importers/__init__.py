@@ -1,6 +1,6 @@
 """Opening generators written by other tools (`latentctl import`), without running any code from
 the file: Keras ``.h5``/``.keras`` (read with h5py), PyTorch state dicts (``torch.load`` with
-``weights_only=True``), safetensors state dicts, and NVIDIA's StyleGAN2 network pickles (a
+``weights_only=True``), safetensors state dicts, and NVIDIA's StyleGAN2 and StyleGAN3 network pickles (a
 restricted unpickler that turns NVIDIA's persistent objects into inert records).
 
 Each reader returns the network's own description and its tensors; ``import_generator`` turns that
@@ -11,6 +11,8 @@ folder of the workspace, and every command then opens it as it opens a trained r
 from __future__ import annotations
 
 import hashlib
+import json
+import struct
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +30,7 @@ NVIDIA_MARK = b"torch_utils.persistence"  # the module of NVIDIA's persistent ob
 PROVENANCE_FILE = "import.json"
 WHAT_WE_READ = (
     "Keras .h5/.keras, a PyTorch state dict (.pt, .pth, .bin, .tar), a safetensors state dict, "
-    "or an NVIDIA StyleGAN2 network pickle (.pkl)"
+    "or an NVIDIA StyleGAN2 / StyleGAN3 network pickle (.pkl)"
 )
 STYLEGAN_LICENCE = (
     "NVIDIA's StyleGAN weights are under NVIDIA's own licence (non-commercial for their released "
@@ -59,6 +61,8 @@ def sniff(path: Path) -> str:
     except OSError as err:
         raise CheckpointError(describe_os_error(err, "read", path)) from None
     suffix = path.suffix.lower()
+    if _looks_like_safetensors(head, path):  # first: its length prefix can start with 0x80 or "PK"
+        return "safetensors"
     if head.startswith(HDF5_MAGIC):
         return "keras"
     if head.startswith(b"PK"):
@@ -72,15 +76,20 @@ def sniff(path: Path) -> str:
         return "torch"
     if head[:1] == b"\x80":
         return "nvidia" if NVIDIA_MARK in head or suffix == ".pkl" else "torch"
-    if suffix == ".safetensors" or _looks_like_safetensors(head):
+    if suffix == ".safetensors":
         return "safetensors"
     if suffix in KERAS_SUFFIXES:
         raise CheckpointError(f"{path}: not an HDF5 file or a .keras zip (is it truncated or damaged?)")
     raise CheckpointError(f"{path}: not a file latentctl can import; it reads {WHAT_WE_READ}")
 
 
-def _looks_like_safetensors(head: bytes) -> bool:
-    return len(head) > 9 and head[8:9] == b"{"
+def _looks_like_safetensors(head: bytes, path: Path) -> bool:
+    """safetensors' structure: an 8-byte little-endian header length that fits the file, then a
+    JSON object. A pickle or zip never starts that way (their 9th byte is not '{' with such a length)."""
+    if len(head) < 10 or head[8:9] != b"{":
+        return False
+    (n,) = struct.unpack("<Q", head[:8])
+    return 8 + n <= path.stat().st_size
 
 
 def read(
@@ -111,17 +120,22 @@ def read(
     else:
         from latentctl.importers.torch_state import read_torch
 
-        net = read_torch(path, part, architecture)
+        net = read_torch(path, part, architecture, safetensors=kind == "safetensors")
     return _from_sequential(path, net, prior)
 
 
 def _refuse_own_checkpoint(path: Path) -> None:
-    from latentctl.checkpoint import FORMAT, read_raw_header
+    """A latentctl checkpoint (whatever its name: checkpoint.read_raw_header refuses .pt names)
+    needs no import; say so rather than reading it as another tool's state dict."""
+    from latentctl.checkpoint import FORMAT, MAX_HEADER_BYTES
 
     try:
-        meta = read_raw_header(path).get("__metadata__", {})
-    except CheckpointError:
+        with open(path, "rb") as f:
+            (n,) = struct.unpack("<Q", f.read(8))
+            header = json.loads(f.read(n)) if n <= MAX_HEADER_BYTES else {}
+    except (OSError, ValueError, struct.error, RecursionError):
         return  # the state-dict reader says what is wrong with it
+    meta = header.get("__metadata__") if isinstance(header, dict) else None
     if isinstance(meta, dict) and meta.get("format") == FORMAT:
         raise UsageError(f"{path} is already a latentctl checkpoint: use it as it is (latentctl sample {path})")
 
@@ -160,11 +174,14 @@ def _from_nvidia(path: Path, part: str | None, prior: str, class_index: int | No
     if prior != "normal":
         raise UsageError("--latent uniform: StyleGAN's z is standard normal by construction; leave --latent out")
     net = read_nvidia_pickle(path, part)
-    if net.kind != "stylegan2":
-        raise CheckpointError(
-            f"{path}: a {net.kind} network; latentctl opens NVIDIA's StyleGAN2 (stylegan2-ada-pytorch, and "
-            "stylegan3's StyleGAN2 config) so far"
-        )
+    if net.kind not in ("stylegan2", "stylegan3"):
+        raise CheckpointError(f"{path}: a {net.kind} network; latentctl opens NVIDIA's StyleGAN2 and StyleGAN3")
+    tensors = net.tensors
+    if net.kind == "stylegan3":  # into the names and settings of latentctl's own StyleGAN3
+        from latentctl.models.stylegan3 import convert_nvidia
+
+        ours, tensors = convert_nvidia(net.config, net.tensors)
+        net.config = {**ours, "source_init_kwargs": net.config.get("source_init_kwargs")}
     cfg = dict(net.config)
     c_dim = int(cfg.get("c_dim", 0))
     if class_index is not None:
@@ -177,7 +194,7 @@ def _from_nvidia(path: Path, part: str | None, prior: str, class_index: int | No
         # Commands explore W (models/stylegan.py), so the latent they store is w_dim long.
         config = ModelConfig(
             family="gan",
-            arch="stylegan2",
+            arch=net.kind,
             image_size=int(cfg["resolution"]),
             channels=int(cfg["img_channels"]),
             latent_dim=int(cfg["w_dim"]),
@@ -186,10 +203,11 @@ def _from_nvidia(path: Path, part: str | None, prior: str, class_index: int | No
     except (UsageError, KeyError, TypeError, ValueError) as err:
         raise CheckpointError(f"{path}: its generator's settings are not usable: {err}") from None
     provenance = dict(net.provenance)
+    provenance.pop("file", None)  # the reader's full path: the record keeps the name, not the folder
     source = _record(path, "nvidia-pickle", part=provenance.pop("part", part), layers=None)
     source.update(provenance)
     source["licence"] = STYLEGAN_LICENCE
-    return Imported(config, {f"net.{k}": v for k, v in net.tensors.items()}, source)
+    return Imported(config, {f"net.{k}": v for k, v in tensors.items()}, source)
 
 
 def _record(path: Path, fmt: str, *, part: str | None, layers: list[str] | None) -> dict[str, Any]:
@@ -240,13 +258,13 @@ def import_generator(
     path = Path(path).expanduser()
     run_name = slug(name if name is not None else path.stem)
     existing = _run_named(ws, run_name)
+    if existing is not None and not (existing / PROVENANCE_FILE).is_file():
+        raise UsageError(f"{existing} is a run latentctl trained, not an import; import under another --name")
     if existing is not None and not force:
         raise UsageError(
             f"the workspace already has a run named {run_name} ({existing}); pass --force to replace it, "
             "or --name to import under another name"
         )
-    if existing is not None and not (existing / PROVENANCE_FILE).is_file():
-        raise UsageError(f"{existing} is a run latentctl trained, not an import; choose another --name")
     found = read(path, part=part, architecture=architecture, prior=prior, class_index=class_index)
     generator = build_generator(found.config)
     _load(generator, found.tensors, path)
@@ -260,7 +278,6 @@ def import_generator(
         run_id=hashlib.sha256(found.source["sha256"].encode()).hexdigest()[:12],
         source=found.source,
     )
-    import json
 
     atomic_write_text(run_dir / PROVENANCE_FILE, json.dumps(found.source, indent=2) + "\n")
     ws.set_current(run_dir)

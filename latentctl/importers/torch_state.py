@@ -84,8 +84,8 @@ def _refuse_pickle(path: Path, err: Exception) -> CheckpointError:
     )
 
 
-def _load(path: Path) -> Any:
-    if path.suffix == ".safetensors":
+def _load(path: Path, safetensors: bool) -> Any:
+    if safetensors:
         from safetensors.numpy import load_file
 
         try:
@@ -298,15 +298,20 @@ def _choose(path: Path, found: dict[str, dict[str, np.ndarray]], part: str | Non
     return choose_part(path, generators if len(generators) == 1 else names, None, what="state dicts")
 
 
-def read_torch(path: Path, part: str | None = None, architecture: Path | None = None) -> ImportedNetwork:
+def read_torch(
+    path: Path, part: str | None = None, architecture: Path | None = None, *, safetensors: bool | None = None
+) -> ImportedNetwork:
     """The generator in a PyTorch state dict or safetensors file; nothing in the file is run.
 
     ``part`` picks one state dict when the file holds several (``netG``, ``generator``, ...);
     ``architecture`` is a JSON description (see this module's docstring) for layouts latentctl
-    does not recognise.
+    does not recognise. ``safetensors``: what the file's content says it is (``importers.sniff``);
+    None decides by the name's suffix.
     """
     path = Path(path)
-    found = candidates(_load(path))
+    if safetensors is None:
+        safetensors = path.suffix.lower() == ".safetensors"
+    found = candidates(_load(path, safetensors))
     if not found:
         raise refuse(path, "holds no state dict (a mapping of names to tensors)")
     spec = _read_architecture(architecture) if architecture is not None else None
@@ -322,7 +327,7 @@ def read_torch(path: Path, part: str | None = None, architecture: Path | None = 
     else:
         chosen = _choose(path, found, part, lambda s: _dcgan_layers(s) is not None)
     state = found[chosen]
-    fmt = "safetensors" if path.suffix == ".safetensors" else "torch-state-dict"
+    fmt = "safetensors" if safetensors else "torch-state-dict"
     if spec is not None:
         latent, layers, names = _described(architecture, spec, state)
     else:

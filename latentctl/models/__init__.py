@@ -14,7 +14,7 @@ def build_generator(config):
         from latentctl.models.imported import ImportedSequential
 
         return ImportedSequential(config)
-    if config.arch == "stylegan2":
+    if config.arch in ("stylegan2", "stylegan3"):
         from latentctl.models.stylegan import ImportedStyleGAN
 
         return ImportedStyleGAN(config)
