@@ -548,7 +548,9 @@ def map_figure(panels: list[Panel], path: Path, *, size: int = 560) -> tuple[Pat
 
 # --- the loss curve -------------------------------------------------------------------------------
 
-# Fields of a metrics.jsonl record that are not losses.
+# Fields of a metrics.jsonl record that are not losses: counters, rates and settings. Besides
+# these, every ``score_*`` field, and any field whose values are all whole numbers in JSON (a
+# count such as the CPU thread count; losses are written as floats) stay off the loss axis.
 _NOT_LOSSES = {
     "epoch",
     "step",
@@ -559,8 +561,23 @@ _NOT_LOSSES = {
     "augment_p",
     "time",
     "elapsed_s",
+    "threads",
+    "lr",
+    "world_size",
+    "batch_size",
 }
 SCORE_KEY = "score_fd"
+
+
+def _loss_fields(records: list[dict]) -> set[str]:
+    """The fields of ``records`` that are losses: numbers, not in ``_NOT_LOSSES``, not a score,
+    and a float at least once (a field that is always an int is a count, not a loss)."""
+    seen_float: set[str] = set()
+    for rec in records:
+        for k, v in rec.items():
+            if isinstance(v, float) and k not in _NOT_LOSSES and not k.startswith("score_"):
+                seen_float.add(k)
+    return seen_float
 
 
 def read_metrics(metrics_path: Path) -> list[dict]:
@@ -587,6 +604,7 @@ def loss_curve(metrics_path: Path, out_png: Path, *, size: tuple[int, int] = (80
     draw yet. Written atomically, so a viewer never sees half a picture; cheap enough to redraw
     at every epoch end (a run of 100,000 steps is thinned to 4,000 points per curve)."""
     records = read_metrics(metrics_path)
+    loss_fields = _loss_fields(records)
     steps, losses, scores, epoch_ends = [], {}, [], []
     last_epoch = None
     for rec in records:
@@ -596,9 +614,7 @@ def loss_curve(metrics_path: Path, out_png: Path, *, size: tuple[int, int] = (80
         if isinstance(rec.get(SCORE_KEY), (int, float)) and math.isfinite(rec[SCORE_KEY]):
             scores.append((step, float(rec[SCORE_KEY])))
         values = {
-            k: v
-            for k, v in rec.items()
-            if k not in _NOT_LOSSES and k != SCORE_KEY and isinstance(v, (int, float)) and not isinstance(v, bool)
+            k: v for k, v in rec.items() if k in loss_fields and isinstance(v, (int, float)) and not isinstance(v, bool)
         }
         if not values:
             continue

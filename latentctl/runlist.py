@@ -4,6 +4,10 @@ Library code without torch (headers are read with the standard library), so ``la
 answers at once and shell completion can call it. A user names a run by its folder name
 (``0003-faces-32px``), a unique prefix of it (``0003-fa``, ``faces`` when only one run has it
 after its number), its number (``3``), or a path.
+
+``latentctl score`` keeps what it measured in the workspace's ``scores.jsonl`` (one JSON line per
+score, naming the checkpoint and its run id), not in the run folder: scoring reads a run, and a
+run folder may be read-only or shared. ``summarize`` finds a run's last one there.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from latentctl.errors import LatentctlError, UsageError
 from latentctl.workspace import CHECKPOINT_NAME, Workspace
 
 _NUMBERED = re.compile(r"(\d{4,})-(.*)")
+SCORES_NAME = "scores.jsonl"  # in the workspace: what `latentctl score` measured, one line per score
 
 
 @dataclass
@@ -33,6 +38,18 @@ class RunSummary:
     score: float | None = None  # the last score_fd in metrics.jsonl (lower is better)
     problem: str | None = None  # why the checkpoint could not be read, when it could not
     run_id: str = ""
+    score_epoch: int | None = None  # the epoch training recorded ``score`` at
+    measured: dict | None = None  # the last `latentctl score` of this run's checkpoint (scores.jsonl)
+    in_workspace: bool = True  # False: the current run, living outside the workspace's runs/
+
+    @property
+    def latest_fd(self) -> float | None:
+        """The newest Fréchet distance from either source: training's or `latentctl score`'s (which
+        wins a tie: it is run after training, usually on more samples)."""
+        m = self.measured
+        if m is not None and (self.score is None or (m.get("epoch") or 0) >= (self.score_epoch or 0)):
+            return m["score_fd"]
+        return self.score
 
     @property
     def model(self) -> str:
@@ -52,7 +69,10 @@ class RunSummary:
             "epochs_done": self.epochs_done,
             "epochs_planned": self.epochs_planned,
             "finished": self.finished,
-            "score_fd": self.score,
+            "score_fd": self.latest_fd,
+            "training_score_fd": self.score,
+            "measured": self.measured,
+            "in_workspace": self.in_workspace,
             "loss_curve": str(self.path / "loss.png") if (self.path / "loss.png").exists() else None,
             "problem": self.problem,
         }
@@ -77,9 +97,10 @@ def current_dir(ws: Workspace) -> Path | None:
         return None
 
 
-def summarize(path: Path, current: Path | None = None) -> RunSummary:
-    """What the run folder's checkpoint header and metrics say; an unreadable checkpoint is
-    reported in ``problem``, never raised (one damaged run must not hide the others)."""
+def summarize(path: Path, current: Path | None = None, scores: list[dict] | None = None) -> RunSummary:
+    """What the run folder's checkpoint header and metrics say, and the last of ``scores`` (the
+    workspace's ``read_scores``) measured on its checkpoint; an unreadable checkpoint is reported
+    in ``problem``, never raised (one damaged run must not hide the others)."""
     from latentctl.checkpoint import read_header
 
     path = Path(path)
@@ -96,12 +117,19 @@ def summarize(path: Path, current: Path | None = None) -> RunSummary:
             s.finished = bool(hdr.state.get("finished"))
             s.epochs_planned = getattr(hdr.train, "epochs", None) if hdr.train else None
             s.run_id = hdr.run_id
-    s.score = last_score(path / "metrics.jsonl")
+    s.score, s.score_epoch = last_score_and_epoch(path / "metrics.jsonl")
+    if s.has_checkpoint and scores:
+        s.measured = measured_score(scores, ckpt, s.run_id)
     return s
 
 
 def last_score(metrics: Path) -> float | None:
     """The last ``score_fd`` in a metrics file, read from its end (metrics files grow long)."""
+    return last_score_and_epoch(metrics)[0]
+
+
+def last_score_and_epoch(metrics: Path) -> tuple[float | None, int | None]:
+    """The last ``score_fd`` in a metrics file and the epoch it was recorded at."""
     import json
 
     try:
@@ -111,17 +139,63 @@ def last_score(metrics: Path) -> float | None:
             f.seek(max(0, size - 4_000_000))
             tail = f.read().decode("utf-8", errors="replace")
     except OSError:
-        return None
+        return None, None
     if '"score_fd"' not in tail:
-        return None
+        return None, None
     for line in reversed(tail.splitlines()):
         if '"score_fd"' in line:
             try:
-                value = json.loads(line).get("score_fd")
+                rec = json.loads(line)
+                value = rec.get("score_fd")
             except (json.JSONDecodeError, AttributeError):
                 continue
             if isinstance(value, (int, float)):
-                return float(value)
+                epoch = rec.get("epoch")
+                return float(value), epoch if isinstance(epoch, int) else None
+    return None, None
+
+
+def record_score(ws: Workspace, record: dict) -> Path:
+    """Append one `latentctl score` result (``checkpoint``, ``run_id``, ``epoch``, ``score_fd``,
+    ``floor_fd``, ...) to the workspace's scores.jsonl; one short line, so an append is whole."""
+    import json
+
+    ws.root.mkdir(parents=True, exist_ok=True)
+    path = ws.root / SCORES_NAME
+    with open(path, "a", encoding="utf-8") as f:
+        f.write(json.dumps(record) + "\n")
+    return path
+
+
+def read_scores(ws: Workspace) -> list[dict]:
+    """Every record of the workspace's scores.jsonl, oldest first; torn or foreign lines skipped."""
+    import json
+
+    try:
+        text = (ws.root / SCORES_NAME).read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return []
+    out = []
+    for line in text.splitlines():
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(rec, dict) and isinstance(rec.get("score_fd"), (int, float)) and rec.get("checkpoint"):
+            out.append(rec)
+    return out
+
+
+def measured_score(scores: list[dict], checkpoint: Path, run_id: str = "") -> dict | None:
+    """The last record of ``scores`` for ``checkpoint``: the same file, or (a run folder that was
+    moved or renamed) a run checkpoint with the same run id. best.safetensors is not the run's
+    checkpoint and never matches."""
+    where = str(Path(checkpoint).resolve())
+    for rec in reversed(scores):
+        if rec["checkpoint"] == where:
+            return rec
+        if run_id and rec.get("run_id") == run_id and Path(rec["checkpoint"]).name == CHECKPOINT_NAME:
+            return rec
     return None
 
 
@@ -131,8 +205,16 @@ def names_by_run_id(ws: Workspace) -> dict[str, str]:
 
 
 def list_runs(ws: Workspace) -> list[RunSummary]:
+    """The workspace's runs, oldest first, and last the current run when it lives elsewhere
+    (``train --run-dir``, ``runs use ../other``), so the list always shows which run is current."""
     current = current_dir(ws)
-    return [summarize(p, current) for p in run_dirs(ws)]
+    scores = read_scores(ws)
+    runs = [summarize(p, current, scores) for p in run_dirs(ws)]
+    if current is not None and not any(r.current for r in runs):
+        outside = summarize(current, current, scores)
+        outside.in_workspace = False
+        runs.append(outside)
+    return runs
 
 
 def looks_like_path(text: str) -> bool:

@@ -104,7 +104,8 @@ class Workspace:
             target = find_run(self, str(target), missing_ok=True) or target
         target = checkpoint_in(target)
         if not target.exists():
-            raise CheckpointError(f"no checkpoint or run folder at {target}")
+            hint = "; 'latentctl runs' lists the runs, by name and number" if len(target.parts) == 1 else ""
+            raise CheckpointError(f"no checkpoint or run folder at {target}{hint}")
         return target
 
 

@@ -57,13 +57,53 @@ def test_off_a_terminal_one_summary_line_per_epoch():
 def test_live_line_at_80_columns_keeps_the_labelled_eta_and_both_steps():
     p = TrainingProgress(Console(file=io.StringIO(), width=80, force_terminal=True), live=False)
     feed(p, list(steps(per_epoch=40, epochs=1))[:12], dt=1.0)
-    line = p.line(80)
-    assert len(line) <= 80
+    lines = p.lines(80)
+    assert all(len(ln) <= 80 for ln in lines)
+    line = lines[0]
     assert "step 12/40" in line and "global 12/400" in line
     m = re.search(r"ETA (\d+:\d\d)", line)
     assert m and m.group(1) == clock(388 * 11 / 11)  # 11 s for 11 steps after the first: 388 s left
     assert "epoch 1/10" in line
-    assert "ETA" in p.line(60)  # even narrower: losses are cut, the ETA stays
+    assert "ETA" in p.lines(60)[0]  # even narrower: the ETA stays on the first line
+
+
+def test_at_80_columns_the_losses_and_img_per_s_are_shown_whole():
+    """The issue's terminal: 80 columns cut "d_real 0.679  d_..." and the img/s off the end."""
+    buf = io.StringIO()
+    console = Console(file=buf, width=80, force_terminal=True, color_system=None)
+    p = TrainingProgress(console, live=True)
+    losses = {"d_real": 0.679, "d_fake": 0.25123, "g": 1.2345}
+    t = [0.0]
+    p.clock = lambda: t[0]
+    with p:
+        for g in range(1, 30):
+            t[0] += 1.0
+            p.update(StepEvent(1, g, 40, g, 4000, losses, 123.4))
+    # What the terminal shows last: the final frame of the live display, control codes removed.
+    frame = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", buf.getvalue()).split("\r")[-1]
+    shown = [ln.rstrip() for ln in frame.splitlines() if ln.strip()]
+    assert all(len(ln) <= 80 for ln in shown) and not any(ln.endswith("…") for ln in shown)
+    text = " ".join(shown)
+    for part in (
+        "epoch 1/100",
+        "step 29/40",
+        "global 29/4000",
+        "123.4 img/s",
+        "d_real 0.679",
+        "d_fake 0.251",
+        "g 1.23",
+    ):
+        assert part in text, (part, shown)
+    assert re.search(r"ETA \d+:\d\d:\d\d", text)  # 3971 steps at 1/s: over an hour
+    wide = p.lines(200)
+    assert len(wide) == 1 and "img/s  d_real 0.679" in wide[0]  # a wide terminal keeps one line
+
+
+def test_the_first_step_has_no_eta_yet():
+    p = TrainingProgress(Console(file=io.StringIO(), width=80), live=False)
+    p.clock = lambda: 1000.0
+    p.update(next(steps()))
+    assert "ETA ?" in p.lines(80)[0]  # one step gives no rate: not "ETA 0:00"
 
 
 def test_clock():

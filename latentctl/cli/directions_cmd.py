@@ -110,17 +110,18 @@ def directions(
 
     strengths = D.SWEEP_STRENGTHS
     sweep = D.sweep_latents(found.vectors, base, strengths)
-    cols = len(base_seeds) * len(strengths)
-    tile_labels = [
-        f"{i + 1}:{s:+g}" if j == 0 else f"{s:+g}" for i in range(k) for j in range(len(base_seeds)) for s in strengths
-    ]
+    # One row per (direction, seed), named after the store entry it shows; one column per strength.
+    # Seeds side by side made a sheet 21 tiles (2,700 px) wide whose blocks only the first was named.
     sheet = render(
         session,
         sweep,
         out_dir,
         names=None,
-        labels=tile_labels,
-        cols=cols,
+        labels=None,
+        cols=len(strengths),
+        row_labels=sheet_row_labels(names, base_seeds),
+        col_labels=[strength_label(s) for s in strengths],
+        caption=f"{method}: a row per store entry and seed, a column per strength",
         force=force,
         grid_name="sheet.png",
         grid_max=len(sweep),
@@ -146,6 +147,18 @@ def directions(
         note(
             f"the {k} components explain {found.values.sum():.1%} of the first layer's variance over {samples} samples"
         )
-    note(f"saved as {names[0]} ... {names[-1]}; sheet rows are directions, columns seeds {seeds} at strengths -3..+3")
+    note(
+        f"saved as {names[0]} ... {names[-1]}; sheet.png: a row per entry and seed ({seeds}), "
+        f"columns strengths {strength_label(strengths[0])} .. {strength_label(strengths[-1])}"
+    )
     note(f"try one: latentctl apply seeds:3 --add {names[0]}=2 --scales -2,0,2")
     result(str(sheet))
+
+
+def sheet_row_labels(names: list[str], seeds: list[int]) -> list[str]:
+    """The contact sheet's row names: the store entry each row sweeps and the seed it starts from."""
+    return [f"{name}, seed {s}" for name in names for s in seeds]
+
+
+def strength_label(s: float) -> str:
+    return "0" if s == 0 else f"{s:+g}"

@@ -916,8 +916,6 @@ def list_entries(
     workspace: WorkspaceOpt = None,
 ) -> None:
     """List the store's entries: name, kind, count, dimension, model."""
-    from rich.table import Table
-    from rich.text import Text
 
     from latentctl.cli.common import out_console
     from latentctl.runlist import names_by_run_id
@@ -950,23 +948,39 @@ def list_entries(
     if not entries:
         note(f"the latent store {store.root} is empty; save samples with 'latentctl sample --seeds 1,2 --save NAME'")
         return
-    table = Table("name", "kind", "count", "dim", "run", "model", "created", box=None, pad_edge=False)
+    table = latents_table(entries, runs)
+    out_console.print(table)
+
+
+def latents_table(entries, runs: dict):
+    """The store as a table that keeps every name and date whole in an 80-column terminal: names
+    and dates never wrap, only the run column folds; an entry made by a model that is no run of
+    this workspace shows its model id's first 8 digits there instead (as git's short hashes)."""
+    from rich.table import Table
+    from rich.text import Text
+
+    width = max((len(e.name) for e in entries), default=4)
+    table = Table(box=None, pad_edge=False, padding=(0, 1, 0, 0))
+    table.add_column("name", no_wrap=True, min_width=min(width, 40))
+    table.add_column("kind", no_wrap=True)
+    table.add_column("rows×dim", justify="right", no_wrap=True)
+    table.add_column("run (or model)", overflow="fold", ratio=1)
+    table.add_column("created", no_wrap=True, min_width=16)
     # Text cells, not markup: names, ids and error messages come from files anyone can write, and
     # a '[/x]' among them would otherwise stop the whole listing with a markup error.
     for e in entries:
         if e.error:
-            table.add_row(Text(e.name), Text("unreadable", style="red"), "", "", "", "", Text(e.error))
-        else:
-            table.add_row(
-                Text(e.name),
-                Text(e.kind or ""),
-                str(e.count),
-                str(e.latent_dim),
-                Text(runs.get(e.run_id or "", "-")),
-                Text(e.model_id or "-"),
-                Text(e.created or ""),
-            )
-    out_console.print(table)
+            table.add_row(Text(e.name), Text("unreadable", style="red"), "", Text(e.error), "")
+            continue
+        run = runs.get(e.run_id or "") or (f"model {e.model_id[:8]}" if e.model_id else "-")
+        table.add_row(
+            Text(e.name),
+            Text(e.kind or ""),
+            f"{e.count}×{e.latent_dim}",
+            Text(run),
+            Text((e.created or "")[:16].replace("T", " ")),
+        )
+    return table
 
 
 @latents_app.command("show")

@@ -1,8 +1,8 @@
 """The training progress display: the CLI's listener for the training loop's events.
 
-On a terminal, one live line: epoch, a bar, the step within the epoch, the global step, the ETA
-(placed before the losses so that a narrow terminal cuts losses, never the ETA), losses and
-images/s. Anywhere else (a log file, CI, ``2> train.log``) a live bar would be a wall of control
+On a terminal, a live status: epoch, a bar, the step within the epoch, the global step, the ETA,
+images/s and the losses, on one line when the terminal is wide enough and on two otherwise (the
+losses on the second), so that nothing a user watches is cut at 80 columns. Anywhere else (a log file, CI, ``2> train.log``) a live bar would be a wall of control
 characters, so one summary line per epoch is printed instead. Saved grids, checkpoints and
 notices get a line of their own in both cases.
 """
@@ -35,9 +35,13 @@ def _losses(losses: dict[str, float]) -> str:
     return "  ".join(f"{k} {v:.3g}" for k, v in losses.items())
 
 
+def _cut(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: max(0, width - 1)] + "…"
+
+
 class _LineColumn(ProgressColumn):
-    """The whole status line as one column, cut to the console's width by us rather than wrapped
-    by rich's table layout (which would break the ETA over two lines at 80 columns)."""
+    """The whole status as one column, laid out for the console's width by us rather than wrapped
+    by rich's table layout (which would break the ETA or a loss in the middle)."""
 
     def __init__(self, owner: TrainingProgress):
         super().__init__()
@@ -82,25 +86,35 @@ class TrainingProgress:
 
     def eta(self) -> float | None:
         ev = self.last
-        if ev is None or ev.global_step <= self.g0:
-            return None
+        if ev is None or ev.global_step <= self.g0 or self.elapsed() <= 0:
+            return None  # after a single step there is no rate yet: "?", not "ETA 0:00"
         rate = (ev.global_step - self.g0) / max(self.elapsed(), 1e-9)
         return (ev.total_steps - ev.global_step) / rate
 
-    def line(self, width: int = 80) -> str:
-        """The live line, at most ``width`` characters; what comes last is cut first."""
+    def lines(self, width: int = 80) -> list[str]:
+        """The live status, each line at most ``width`` characters: one line when everything fits,
+        else the progress (epoch, bar, steps, ETA, img/s) and, below it, the losses."""
         ev = self.last
         if ev is None:
-            return "starting..."
+            return ["starting..."]
         epochs = max(1, -(-ev.total_steps // max(1, ev.steps_per_epoch)))
         filled = round(BAR_WIDTH * ev.step / max(1, ev.steps_per_epoch))
         bar = "━" * filled + "╺" + "─" * max(0, BAR_WIDTH - filled - 1) if filled < BAR_WIDTH else "━" * BAR_WIDTH
-        text = (
-            f"epoch {ev.epoch}/{epochs} {bar} step {ev.step}/{ev.steps_per_epoch}  "
-            f"global {ev.global_step}/{ev.total_steps}  ETA {clock(self.eta())}  "
-            f"{_losses(ev.losses)}  {self.ips or 0:.1f} img/s"
-        )
-        return text if len(text) <= width else text[: max(0, width - 1)] + "…"
+        where = f"epoch {ev.epoch}/{epochs} {bar} step {ev.step}/{ev.steps_per_epoch}  global {ev.global_step}/{ev.total_steps}"
+        speed = f"ETA {clock(self.eta())}  {self.ips or 0:.1f} img/s"
+        losses = _losses(ev.losses)
+        one = f"{where}  {speed}  {losses}" if losses else f"{where}  {speed}"
+        if len(one) <= width:
+            return [one]
+        # The bar is the first thing to go: it repeats what "step 12/40" says.
+        first = f"{where}  {speed}"
+        if len(first) > width:
+            first = f"epoch {ev.epoch}/{epochs} step {ev.step}/{ev.steps_per_epoch}  global {ev.global_step}/{ev.total_steps}  {speed}"
+        return [_cut(first, width)] + ([_cut("  " + losses, width)] if losses else [])
+
+    def line(self, width: int = 80) -> str:
+        """``lines(width)`` as one string (one or two lines)."""
+        return "\n".join(self.lines(width))
 
     def epoch_summary(self, ev: StepEvent) -> str:
         epochs = max(1, -(-ev.total_steps // max(1, ev.steps_per_epoch)))

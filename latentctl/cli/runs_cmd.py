@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from latentctl.cli.common import WorkspaceOpt, complete_runs, handles_errors, note, out_console, result
+
+if TYPE_CHECKING:
+    from rich.table import Table
 
 runs_app = typer.Typer(
     help="The workspace's training runs: list them, choose the current one, show one.",
@@ -58,18 +61,31 @@ def runs_list(
     if not runs:
         note(f"no runs in {ws.runs}: train one with 'latentctl train DIR'")
         return
+    out_console.print(runs_table(runs))
+    for r in runs:
+        if not r.in_workspace:
+            note(f"{'*' if r.current else ' '} {r.name} is outside {ws.runs}; commands take its folder: {r.path}")
+
+
+def runs_table(runs) -> Table:
+    """The runs as a table that keeps every run name whole at 80 columns (a name is what a user
+    types next): only the model column wraps, and epochs and scores are never cut."""
     from rich.table import Table
 
     table = Table(box=None, pad_edge=False, header_style="bold")
-    for col in ("", "run", "model", "epochs", "score_fd"):
-        table.add_column(col, justify="right" if col in ("epochs", "score_fd") else "left")
+    table.add_column("", no_wrap=True, min_width=1)
+    table.add_column("run", no_wrap=True, min_width=max(len(r.name) for r in runs))
+    table.add_column("model", overflow="fold", ratio=1)
+    table.add_column("epochs", justify="right", no_wrap=True)
+    table.add_column("score_fd", justify="right", no_wrap=True)
     for r in runs:
         epochs = (
             "-" if r.epochs_done is None else f"{r.epochs_done}" + (f"/{r.epochs_planned}" if r.epochs_planned else "")
         )
         model = "no checkpoint yet" if not r.has_checkpoint else "unreadable checkpoint" if r.problem else r.model
-        table.add_row("*" if r.current else "", r.name, model, epochs, "-" if r.score is None else f"{r.score:.2f}")
-    out_console.print(table)
+        fd = r.latest_fd
+        table.add_row("*" if r.current else "", r.name, model, epochs, "-" if fd is None else f"{fd:.2f}")
+    return table
 
 
 @runs_app.command("use")
@@ -114,12 +130,12 @@ def runs_show(
       latentctl runs show 3
     """
     from latentctl.plot import loss_curve
-    from latentctl.runlist import current_dir, find_run, summarize
+    from latentctl.runlist import current_dir, find_run, read_scores, summarize
     from latentctl.workspace import Workspace
 
     ws = Workspace.resolve(workspace)
     path = find_run(ws, run) if run else ws.current_run()
-    summary = summarize(path, current_dir(ws))
+    summary = summarize(path, current_dir(ws), read_scores(ws))
     metrics, curve = path / "metrics.jsonl", path / "loss.png"
     # Redrawn when the metrics are newer: training draws it at each epoch end, not at every step.
     if metrics.exists() and (not curve.exists() or curve.stat().st_mtime < metrics.stat().st_mtime):
@@ -138,9 +154,29 @@ def runs_show(
         f"folder       {path}",
         f"model        {summary.model}" if not summary.problem else f"checkpoint   {summary.problem}",
         f"epochs       {epochs}" + (", finished" if summary.finished else ""),
-        f"score_fd     {summary.score:.3f} (lower is better)"
-        if summary.score is not None
-        else "score_fd     - (latentctl score RUN measures it)",
+        *score_lines(summary, summary.name if path.parent.resolve() == ws.runs.resolve() else str(path)),
         f"loss curve   {info['loss_curve'] or '- (no metrics yet)'}",
     ]
     result("\n".join(lines))
+
+
+def score_lines(summary, handle: str) -> list[str]:
+    """`runs show`'s score: the newest Fréchet distance first, from training or `latentctl score`,
+    each saying where it came from; the other source below it."""
+    found = []
+    if summary.score is not None:
+        at = f" at epoch {summary.score_epoch}" if summary.score_epoch is not None else ""
+        found.append((summary.score_epoch or 0, 0, f"{summary.score:.3f} (lower is better; recorded in training{at})"))
+    m = summary.measured
+    if m is not None:
+        at = f" at epoch {m['epoch']}" if isinstance(m.get("epoch"), int) else ""
+        floor = f"; the real-vs-real floor {m['floor_fd']:.3f}" if isinstance(m.get("floor_fd"), (int, float)) else ""
+        when = f", {m['measured_at']}" if m.get("measured_at") else ""
+        detail = f"{m.get('n_generated', '?')} samples, {m.get('features', '?')} features{when}"
+        found.append(
+            (m.get("epoch") or 0, 1, f"{m['score_fd']:.3f} (lower is better{floor}; latentctl score{at}: {detail})")
+        )
+    if not found:
+        return [f"score_fd     - ('latentctl score {handle}' measures it)"]
+    found.sort(key=lambda f: (f[0], f[1]), reverse=True)
+    return [f"score_fd     {found[0][2]}"] + [f"             {f[2]}" for f in found[1:]]

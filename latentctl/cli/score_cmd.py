@@ -156,19 +156,61 @@ def score(
             session.generator, ref, n, session.device, session.precision, batch_size, on_batch=advance
         )
     seconds = time.perf_counter() - started
+    recorded = _record(ws, path, hdr, report, ds.root, n)
     if as_json:
         out = report.to_dict()
         out.update(checkpoint=str(path), images=str(ds.root), seeds=f"0-{n - 1}", seconds=round(seconds, 2))
         result(json.dumps(out, indent=2))
         return
     s, f = report.score, report.floor
-    result(f"score  {_line(s)}   ({report.n_generated} generated vs {report.n_reference} real)")
-    result(f"floor  {_line(f)}   ({report.n_holdout} real vs the same {report.n_reference})")
+    # Both lines measure against the same reference half of the real images; the floor's other
+    # side is the held-out half, which shares no image with it.
+    result(f"score  {_line(s)}   ({report.n_generated} generated vs {report.n_reference} real, the reference half)")
+    result(f"floor  {_line(f)}   ({report.n_holdout} other real images vs that reference half)")
     note(
         f"features {report.features} ({report.feature_dim} numbers per image at {report.feature_size} px); "
         f"lower FD and KID are better; a model as good as its data scores about the floor; {seconds:.1f} s"
     )
+    if recorded:
+        note(f"recorded for 'latentctl runs show': {recorded}")
 
 
 def _line(m) -> str:
     return f"FD {m.fd:10.4f}   KID {m.kid:9.5f} ± {m.kid_std:.5f}   precision {m.precision:.3f}   recall {m.recall:.3f}"
+
+
+def _record(ws, path: Path, hdr, report, images: Path, n: int) -> Path | None:
+    """Keep a run checkpoint's score in the workspace's scores.jsonl, where `runs` and `runs show`
+    read it. Other checkpoints (best.safetensors, a file of one's own) are not a run's score. A
+    workspace that cannot be written loses only the record, never the score printed."""
+    from datetime import datetime
+
+    from latentctl.runlist import record_score
+    from latentctl.workspace import CHECKPOINT_NAME
+
+    if path.name != CHECKPOINT_NAME:
+        return None
+    record = {
+        "checkpoint": str(path.resolve()),
+        "run_id": hdr.run_id,
+        "epoch": hdr.state.get("epoch"),
+        "global_step": hdr.state.get("global_step"),
+        "score_fd": round(report.score.fd, 4),
+        "floor_fd": round(report.floor.fd, 4),
+        "kid": round(report.score.kid, 6),
+        "precision": round(report.score.precision, 4),
+        "recall": round(report.score.recall, 4),
+        "features": report.features,
+        "n_generated": report.n_generated,
+        "n_reference": report.n_reference,
+        "images": str(images),
+        "seeds": f"0-{n - 1}",
+        "measured_at": datetime.now().isoformat(timespec="minutes"),
+    }
+    try:
+        return record_score(ws, record)
+    except OSError as err:
+        from latentctl.cli.common import warn
+
+        warn(f"the score was not recorded for 'latentctl runs show' ({err.strerror or err})")
+        return None

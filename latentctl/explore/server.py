@@ -2,7 +2,8 @@
 uvicorn on loopback.
 
 Safety, in the order a request meets it: the token (query ``token=`` or header
-``X-Latentctl-Token``, compared in constant time) on every path, the page included; a cap on the
+``X-Latentctl-Token``, compared in constant time) on every path, the page included, except
+``/favicon.ico``, which browsers ask for without it and get an empty 204; a cap on the
 body before it is read; JSON only; fixed routes (static files come from a fixed list, never from a
 path in the URL); every error a one-line JSON message with a 4xx status (a bug is a 500 with one
 line, never a traceback). Renders run one at a time under a lock in a worker thread, and a newer
@@ -90,6 +91,10 @@ class TokenAndSize:
     async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
+        if scope.get("path") == "/favicon.ico" and scope.get("method") in ("GET", "HEAD"):
+            # Every browser asks for it, token-less; a 403 was a console error on every page load.
+            # No content and nothing read: it reveals only that something listens here.
+            return await Response(status_code=204, headers={"Cache-Control": "max-age=86400"})(scope, receive, send)
         headers = {k.decode("latin-1").lower(): v for k, v in scope.get("headers", [])}
         given = headers.get(TOKEN_HEADER, b"")
         if not given:

@@ -19,6 +19,10 @@ const state = {
 
 function status(text) { $("status").textContent = text || ""; }
 
+// Names in the order people count: sefa-2 before sefa-10 (a plain sort gives sefa-1, sefa-10, sefa-2).
+const naturally = new Intl.Collator(undefined, { numeric: true, sensitivity: "base" });
+function byName(a, b) { return naturally.compare(a, b) || (a < b ? -1 : a > b ? 1 : 0); }
+
 function el(tag, props = {}, ...children) {
   const e = document.createElement(tag);
   for (const [k, v] of Object.entries(props)) {
@@ -219,6 +223,7 @@ async function saveLatent() {
 
 async function loadEntries() {
   const res = await api("/api/entries");
+  res.entries.sort((a, b) => byName(a.name, b.name));
   state.directions = res.entries.filter((e) => e.kind === "direction" && e.usable).map((e) => e.name);
   $("entries").replaceChildren(...res.entries.map((e) => el("li", { dataset: { name: e.name } },
     el("span", { textContent: e.name }),
@@ -228,6 +233,8 @@ async function loadEntries() {
     const chosen = new Set([...sel.selectedOptions].map((o) => o.value));
     sel.replaceChildren(...state.directions.map((n) => el("option", { value: n, textContent: n, selected: chosen.has(n) })));
   }
+  // Tall enough to pick from without scrolling a two-row box; the CSS lets it be dragged taller.
+  $("ortho").size = Math.min(10, Math.max(5, state.directions.length));
 }
 
 async function loadEntry(name) {
