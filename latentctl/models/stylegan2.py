@@ -35,6 +35,17 @@ ARCHITECTURES = ("orig", "skip", "resnet")
 _ACT_GAINS = {"linear": 1.0, "relu": math.sqrt(2.0), "lrelu": math.sqrt(2.0)}
 NOISE_MODES = ("const", "random", "none")
 
+# CPU speed levers (docs/stylegan-speed.md; benchmarks/stylegan_speed.py measures each one by
+# setting these): _FAST False runs the straightforward reference implementation; _MODCONV picks how
+# a batch of B > 1 is modulated ("grouped": per-sample weights in one grouped convolution;
+# "activations": scale the inputs, convolve with the shared weights, scale the outputs); at B = 1
+# both are one plain convolution with modulated weights. _CHANNELS_LAST runs the synthesis
+# activations in channels-last memory format when no gradient is needed.
+_FAST = True
+_MODCONV = "activations"
+_CHANNELS_LAST = True
+_FAST_FIR = True  # FIR passes as one depthwise (transposed) convolution, bias fused; False: _fir
+
 
 def _act(x: torch.Tensor, bias: torch.Tensor | None, kind: str, gain: float, clamp: float | None) -> torch.Tensor:
     """Bias, activation, gain, clamp -- in that order (the clamp bounds the scaled output)."""
@@ -74,6 +85,39 @@ def _fir(x: torch.Tensor, taps: torch.Tensor, *, up: int = 1, pad: tuple[int, in
     return F.conv2d(x, kernel, groups=channels)
 
 
+def _fir_kernel(taps: torch.Tensor, channels: int, gain: float, dtype: torch.dtype) -> torch.Tensor:
+    """(channels, 1, k, k) depthwise kernel of ``taps`` times ``gain``, flipped for conv2d."""
+    kernel = taps if taps.ndim == 2 else torch.outer(taps, taps)
+    return (kernel * gain).flip([0, 1]).to(dtype)[None, None].expand(channels, 1, *kernel.shape)
+
+
+def _fir_same(
+    x: torch.Tensor, taps: torch.Tensor, *, pad: tuple[int, int], gain: float, bias: torch.Tensor | None = None
+) -> torch.Tensor:
+    """``_fir`` without upsampling, as one depthwise convolution (its padding does the pad, its
+    bias an optional per-channel bias): no padded copy of ``x`` where the pad is symmetric."""
+    p0, p1 = pad
+    if p0 != p1 or p0 < 0:
+        x = F.pad(x, [p0, p1, p0, p1])  # negative pads crop
+        p0 = 0
+    kernel = _fir_kernel(taps, x.shape[1], gain, x.dtype)
+    return F.conv2d(x, kernel, bias, padding=p0, groups=x.shape[1])
+
+
+def _upsample2x_fast(x: torch.Tensor, taps: torch.Tensor) -> torch.Tensor:
+    """``_upsample2x`` as one stride-2 depthwise transposed convolution (no zero-stuffed copy).
+
+    Zero-stuffing, padding by ((s + 1) // 2, (s - 2) // 2) and convolving with the flipped kernel
+    is the full transposed convolution (which does not flip) cropped by (s - 2) // 2 on each side.
+    """
+    size = _fir_size(taps)
+    if size % 2:  # odd filters crop unevenly: keep the general path
+        return _upsample2x(x, taps)
+    kernel = taps if taps.ndim == 2 else torch.outer(taps, taps)
+    kernel = (kernel * 4.0).to(x.dtype)[None, None].expand(x.shape[1], 1, *kernel.shape)
+    return F.conv_transpose2d(x, kernel, stride=2, padding=(size - 2) // 2, groups=x.shape[1])
+
+
 def _fir_size(taps: torch.Tensor) -> int:
     return int(taps.shape[-1])
 
@@ -101,6 +145,23 @@ class _Dense(nn.Module):
         if self.activation == "linear":
             return torch.addmm(bias.unsqueeze(0), x, weight.t())
         return _act(x.matmul(weight.t()), bias, self.activation, _ACT_GAINS[self.activation], None)
+
+
+def _is_channels_last(x: torch.Tensor) -> bool:
+    return x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
+
+
+def _layout(channels_last: bool, transposed: bool):
+    """A function laying out (O, I, k, k) conv weights as (I, O, k, k) when ``transposed``, in
+    contiguous or channels-last memory order; products with them keep that layout."""
+
+    def make(weight: torch.Tensor) -> torch.Tensor:
+        if transposed:
+            weight = weight.transpose(0, 1)
+        fmt = torch.channels_last if channels_last else torch.contiguous_format
+        return weight.contiguous(memory_format=fmt)
+
+    return make
 
 
 class _StyledConv(nn.Module):
@@ -148,6 +209,118 @@ class _StyledConv(nn.Module):
     def forward(
         self, x: torch.Tensor, w: torch.Tensor, *, noise_mode: str = "const", gain: float = 1.0
     ) -> torch.Tensor:
+        if not _FAST:
+            return self._forward_reference(x, w, noise_mode=noise_mode, gain=gain)
+        batch, in_channels, height, width = x.shape
+        out_channels, _, k, _ = self.weight.shape
+        styles = self.style(w)  # (B, I)
+        if self.style_scale != 1.0:
+            styles = styles * self.style_scale
+        # The activation's gain is positive, so it commutes with the leaky ReLU and folds into the
+        # per-output-channel scale (the demodulation), the bias and the noise strength.
+        act_gain = _ACT_GAINS[self.activation] * gain
+        if self.demodulate:
+            # sum_{i,k} (W_oik s_i)^2 = sum_i (sum_k W_oik^2) s_i^2: one (B, I) x (I, O) product.
+            wsq = self._cached("wsq", lambda w: w.square().sum(dim=[2, 3]))  # (O, I)
+            out_scale = (styles.square().matmul(wsq.t()) + 1e-8).rsqrt() * act_gain  # (B, O)
+        else:
+            out_scale = None if act_gain == 1 else styles.new_full((batch, out_channels), act_gain)
+        bias = self.bias * act_gain if act_gain != 1 else self.bias
+        # In-place elementwise ops only where autograd records nothing (they would overwrite
+        # tensors its backward needs).
+        inplace = not torch.is_grad_enabled()
+        fused = batch == 1 or _MODCONV == "grouped"
+        bias_in_conv = fused and batch == 1
+
+        if fused:
+            # Per-sample weights; one grouped convolution (groups=B; a plain one at B = 1). Styles
+            # and output scales multiply into one (B, O, I) factor, applied in one pass over a copy
+            # of the weights already laid out as the convolution wants them (no reorder copy).
+            coef = styles.reshape(batch, 1, in_channels)
+            if out_scale is not None:
+                coef = coef * out_scale.reshape(batch, out_channels, 1)
+            channels_last = batch == 1 and _is_channels_last(x)
+            if self.up == 1:
+                base = self._cached("w_cl" if channels_last else "w", _layout(channels_last, False))
+                weight = base.unsqueeze(0) * coef.reshape(batch, -1, in_channels, 1, 1)
+                if batch > 1:
+                    x = x.reshape(1, batch * in_channels, height, width)
+                weight = weight.reshape(batch * out_channels, in_channels, k, k)
+                x = F.conv2d(x, weight, bias if bias_in_conv else None, padding=k // 2, groups=batch)
+            else:
+                # Transposed conv wants (in, out/groups, k, k) and computes a true convolution.
+                base = self._cached("wt_cl" if channels_last else "wt", _layout(channels_last, True))  # (I, O, k, k)
+                weight_t = base.unsqueeze(0) * coef.transpose(1, 2).reshape(batch, in_channels, -1, 1, 1)
+                if batch > 1:
+                    x = x.reshape(1, batch * in_channels, height, width)
+                weight_t = weight_t.reshape(batch * in_channels, out_channels, k, k)
+                x = F.conv_transpose2d(x, weight_t, stride=self.up, groups=batch)
+        else:
+            # Shared weights: modulate the activations, convolve, demodulate the output.
+            x = x * styles.to(x.dtype).reshape(batch, in_channels, 1, 1)
+            cl = _is_channels_last(x)
+            if self.up == 1:
+                x = F.conv2d(x, self._cached("w_cl" if cl else "w", _layout(cl, False)), padding=k // 2)
+            else:
+                x = F.conv_transpose2d(x, self._cached("wt_cl" if cl else "wt", _layout(cl, True)), stride=self.up)
+        if self.up > 1:
+            # The FIR pass trims the (2H + k - 2)-wide transposed-conv result to 2H (bias fused in).
+            size = _fir_size(self.fir)
+            pad0 = k // 2 + (size + self.up - 1) // 2 - (k - 1)
+            pad1 = k // 2 + (size - self.up) // 2 - (k - self.up)
+            if _FAST_FIR:
+                x = _fir_same(
+                    x, self.fir, pad=(pad0, pad1), gain=float(self.up**2), bias=bias if bias_in_conv else None
+                )
+            else:
+                x = _fir(x, self.fir, pad=(pad0, pad1), gain=float(self.up**2))
+                if bias_in_conv:
+                    x = x + bias.reshape(1, -1, 1, 1)
+        if batch > 1 and fused:
+            x = x.reshape(batch, out_channels, x.shape[2], x.shape[3])
+        if not fused and out_scale is not None:
+            scale = out_scale.to(x.dtype).reshape(batch, out_channels, 1, 1)
+            x = x.mul_(scale) if inplace else x * scale
+
+        if self.use_noise and noise_mode != "none":
+            if noise_mode == "const":
+                noise = self.noise_const * (self.noise_strength * act_gain)
+            else:
+                noise = torch.randn(batch, 1, x.shape[2], x.shape[3], device=x.device, dtype=x.dtype)
+                noise = noise * (self.noise_strength * act_gain)
+            x = x.add_(noise) if inplace else x + noise
+        if not bias_in_conv:
+            b = bias.to(x.dtype).reshape(1, -1, 1, 1)
+            x = x.add_(b) if inplace else x + b
+        if self.activation == "lrelu":
+            x = F.leaky_relu_(x, 0.2) if inplace else F.leaky_relu(x, 0.2)
+        elif self.activation == "relu":
+            x = F.relu_(x) if inplace else F.relu(x)
+        if self.conv_clamp is not None:
+            clamp = self.conv_clamp * gain
+            x = x.clamp_(-clamp, clamp) if inplace else x.clamp(-clamp, clamp)
+        return x
+
+    def _cached(self, name: str, make) -> torch.Tensor:
+        """``make(self.weight)``, kept between calls while the weight is unchanged and needs no grad.
+
+        The key is the weight's storage, in-place version, dtype and device, and whether inference
+        mode is on (a tensor made there cannot be saved for a later backward pass).
+        """
+        weight = self.weight
+        if torch.is_grad_enabled() and weight.requires_grad:
+            return make(weight)
+        key = (weight.data_ptr(), weight._version, weight.dtype, weight.device, torch.is_inference_mode_enabled())
+        cache = self.__dict__.setdefault("_weight_cache", {})
+        hit = cache.get(name)
+        if hit is None or hit[0] != key:
+            with torch.no_grad():
+                hit = cache[name] = (key, make(weight))
+        return hit[1]
+
+    def _forward_reference(
+        self, x: torch.Tensor, w: torch.Tensor, *, noise_mode: str = "const", gain: float = 1.0
+    ) -> torch.Tensor:
         batch, in_channels, height, width = x.shape
         out_channels, _, k, _ = self.weight.shape
         styles = self.style(w)  # (B, I)
@@ -193,7 +366,7 @@ class _Shortcut(nn.Module):
     def forward(self, x: torch.Tensor, gain: float) -> torch.Tensor:
         weight = self.weight * (1.0 / math.sqrt(self.weight.shape[1]))
         # A 1x1 convolution commutes with the upsampling; convolving first is cheaper.
-        x = _upsample2x(F.conv2d(x, weight), self.fir)
+        x = (_upsample2x_fast if _FAST and _FAST_FIR else _upsample2x)(F.conv2d(x, weight), self.fir)
         return x * gain
 
 
@@ -258,6 +431,11 @@ class _Stage(nn.Module):
         # ws: (B, num_conv + num_rgb, w_dim)
         if self.is_first:
             x = self.const.unsqueeze(0).repeat(ws.shape[0], 1, 1, 1)
+            # Channels-last only where no gradient flows: oneDNN's channels-last backward convolutions
+            # measured ~1.7x slower than NCHW ones here (docs/stylegan-speed.md).
+            needs_grad = torch.is_grad_enabled() and (ws.requires_grad or self.const.requires_grad)
+            if _FAST and _CHANNELS_LAST and not needs_grad:
+                x = x.contiguous(memory_format=torch.channels_last)
             x = self.conv(x, ws[:, 0], noise_mode=noise_mode)
         elif self.architecture == "resnet":
             # Both branches scaled by sqrt(1/2) keep the sum's variance that of one branch.
@@ -271,7 +449,7 @@ class _Stage(nn.Module):
             x = self.conv(x, ws[:, 1], noise_mode=noise_mode)
 
         if img is not None:
-            img = _upsample2x(img, self.fir)
+            img = _upsample2x_fast(img, self.fir) if _FAST and _FAST_FIR else _upsample2x(img, self.fir)
         if self.has_rgb:
             rgb = self.rgb(x, ws[:, self.num_conv], noise_mode="none")
             img = rgb if img is None else img + rgb
