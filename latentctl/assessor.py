@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from latentctl import __version__
+from latentctl._version import __version__
 from latentctl.errors import CheckpointError, DataError, UsageError
 from latentctl.fsutil import atomic_writer
 

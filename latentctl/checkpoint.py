@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from latentctl import __version__
+from latentctl._version import __version__
 from latentctl.config import ModelConfig, TrainConfig, from_dict
 from latentctl.errors import CheckpointError, StorageError
 from latentctl.fsutil import atomic_writer, describe_os_error, display_name

@@ -18,11 +18,11 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from latentctl.checkpoint import Loaded
 from latentctl.errors import UsageError
 from latentctl.generate import generate
+from latentctl.image_loss import image_loss  # noqa: F401  (re-exported: its old home)
 from latentctl.models.interface import latent_center, prior_pull, seed_latents
 from latentctl.perf import resolve_tuner, tuned_step
 
@@ -56,15 +56,6 @@ def encode_with_encoder(loaded: Loaded, images: np.ndarray, device: torch.device
         mean, _ = enc(to_tensor(images[i : i + batch_size], device))
         out.append(mean.float().cpu().numpy())
     return np.concatenate(out).astype(np.float32)
-
-
-def image_loss(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-    """Per-image loss: pixels + neighbouring-pixel differences + coarse layout. (n,)"""
-    pix = (x - t).pow(2).flatten(1).mean(1)
-    dx = ((x[..., 1:] - x[..., :-1]) - (t[..., 1:] - t[..., :-1])).pow(2).flatten(1).mean(1)
-    dy = ((x[..., 1:, :] - x[..., :-1, :]) - (t[..., 1:, :] - t[..., :-1, :])).pow(2).flatten(1).mean(1)
-    coarse = (F.avg_pool2d(x, 4) - F.avg_pool2d(t, 4)).pow(2).flatten(1).mean(1)
-    return pix + 0.5 * (dx + dy) + coarse
 
 
 REFINE_METHODS = {"lbfgs": "L-BFGS", "adam": "Adam"}  # refine_method -> the name the method string uses

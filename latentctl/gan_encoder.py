@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from latentctl import __version__
+from latentctl._version import __version__
 from latentctl.errors import CheckpointError, UsageError
 from latentctl.fsutil import atomic_writer
 
@@ -91,7 +91,7 @@ def train(
     opt = torch.optim.Adam(net.parameters(), lr=config.lr)
     # Cosine decay: the last steps polish instead of bouncing at the initial rate.
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, config.steps)
-    from latentctl.encode import image_loss  # the projection's own loss: what the refinement then minimises
+    from latentctl.image_loss import image_loss  # the projection's own loss: what the refinement then minimises
     from latentctl.models.interface import random_latents_torch
     from latentctl.steer import frozen
 

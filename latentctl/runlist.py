@@ -12,14 +12,19 @@ run folder may be read-only or shared. ``summarize`` finds a run's last one ther
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from latentctl.errors import LatentctlError, UsageError
-from latentctl.workspace import CHECKPOINT_NAME, Workspace
+from latentctl.errors import LatentctlError
+from latentctl.workspace import (  # noqa: F401  (find_run and run_dirs: re-exported, their old home)
+    _NUMBERED,
+    CHECKPOINT_NAME,
+    Workspace,
+    find_run,
+    looks_like_path,
+    run_dirs,
+)
 
-_NUMBERED = re.compile(r"(\d{4,})-(.*)")
 SCORES_NAME = "scores.jsonl"  # in the workspace: what `latentctl score` measured, one line per score
 
 
@@ -76,18 +81,6 @@ class RunSummary:
             "loss_curve": str(self.path / "loss.png") if (self.path / "loss.png").exists() else None,
             "problem": self.problem,
         }
-
-
-def run_dirs(ws: Workspace) -> list[Path]:
-    """The workspace's run folders, oldest (lowest number) first."""
-    if not ws.runs.is_dir():
-        return []
-
-    def order(p: Path):
-        m = _NUMBERED.match(p.name)
-        return (0, int(m.group(1)), p.name) if m else (1, 0, p.name)
-
-    return sorted((p for p in ws.runs.iterdir() if p.is_dir() and not p.name.startswith(".")), key=order)
 
 
 def current_dir(ws: Workspace) -> Path | None:
@@ -215,44 +208,6 @@ def list_runs(ws: Workspace) -> list[RunSummary]:
         outside.in_workspace = False
         runs.append(outside)
     return runs
-
-
-def looks_like_path(text: str) -> bool:
-    return "/" in text or "\\" in text or text.startswith((".", "~"))
-
-
-def find_run(ws: Workspace, text: str, *, missing_ok: bool = False) -> Path | None:
-    """The run folder ``text`` names: a path (with a slash, or starting with . or ~), a folder
-    name in the workspace's runs/, a number, or a unique prefix of a name (with or without its
-    number). ``missing_ok``: None rather than an error when nothing matches (still an error
-    when several do)."""
-    if looks_like_path(text):
-        path = Path(text).expanduser()
-        if path.is_dir() or missing_ok:
-            return path if path.is_dir() else None
-        raise UsageError(f"no run folder at {path}")
-    dirs = run_dirs(ws)
-    by_name = {p.name: p for p in dirs}
-    if text in by_name:
-        return by_name[text]
-    if text.isdigit():
-        hits = [p for p in dirs if (m := _NUMBERED.match(p.name)) and int(m.group(1)) == int(text)]
-    else:
-        hits = [p for p in dirs if p.name.startswith(text)] if text else []
-        if not hits and text:
-            hits = [p for p in dirs if (m := _NUMBERED.match(p.name)) and m.group(2).startswith(text)]
-    if len(hits) == 1:
-        return hits[0]
-    if hits:
-        names = ", ".join(p.name for p in hits[:5]) + (" ..." if len(hits) > 5 else "")
-        raise UsageError(f"{text!r} matches {len(hits)} runs ({names}); give more of the name")
-    if Path(text).is_dir():  # a folder of that name in the working directory
-        return Path(text)
-    if missing_ok:
-        return None
-    if not dirs:
-        raise UsageError(f"no runs in {ws.runs}: train one with 'latentctl train DIR'")
-    raise UsageError(f"no run named {text!r} in {ws.runs}; 'latentctl runs' lists them")
 
 
 def run_names(ws: Workspace, prefix: str = "") -> list[str]:

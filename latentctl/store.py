@@ -42,7 +42,7 @@ from typing import Any
 import numpy as np
 from numpy.lib import format as npformat
 
-from latentctl import __version__
+from latentctl._version import __version__
 from latentctl.errors import StoreError, UsageError
 from latentctl.fsutil import atomic_writer
 from latentctl.seeds import MAX_SEED, MAX_SEED_COUNT, format_seeds, latents_from_seeds, parse_seeds

@@ -22,6 +22,7 @@ from pathlib import Path
 from latentctl.errors import CheckpointError, UsageError
 from latentctl.fsutil import atomic_write_text
 
+_NUMBERED = re.compile(r"(\d{4,})-(.*)")
 ENV_HOME = "LATENTCTL_HOME"
 ENV_STORE = "LATENTCTL_STORE"
 CHECKPOINT_NAME = "checkpoint.safetensors"
@@ -99,8 +100,6 @@ class Workspace:
             target = self.current_run()
         target = Path(target).expanduser()
         if not target.exists() and len(target.parts) == 1:
-            from latentctl.runlist import find_run
-
             target = find_run(self, str(target), missing_ok=True) or target
         target = checkpoint_in(target)
         if not target.exists():
@@ -169,3 +168,56 @@ def _numbered_dir(parent: Path, name: str) -> Path:
             continue
         made_folder(path)
         return path
+
+
+# ---- runs by name (no checkpoint header needed: runlist reads those) -------------------------
+
+
+def run_dirs(ws: Workspace) -> list[Path]:
+    """The workspace's run folders, oldest (lowest number) first."""
+    if not ws.runs.is_dir():
+        return []
+
+    def order(p: Path):
+        m = _NUMBERED.match(p.name)
+        return (0, int(m.group(1)), p.name) if m else (1, 0, p.name)
+
+    return sorted((p for p in ws.runs.iterdir() if p.is_dir() and not p.name.startswith(".")), key=order)
+
+
+def looks_like_path(text: str) -> bool:
+    return "/" in text or "\\" in text or text.startswith((".", "~"))
+
+
+def find_run(ws: Workspace, text: str, *, missing_ok: bool = False) -> Path | None:
+    """The run folder ``text`` names: a path (with a slash, or starting with . or ~), a folder
+    name in the workspace's runs/, a number, or a unique prefix of a name (with or without its
+    number). ``missing_ok``: None rather than an error when nothing matches (still an error
+    when several do)."""
+    if looks_like_path(text):
+        path = Path(text).expanduser()
+        if path.is_dir() or missing_ok:
+            return path if path.is_dir() else None
+        raise UsageError(f"no run folder at {path}")
+    dirs = run_dirs(ws)
+    by_name = {p.name: p for p in dirs}
+    if text in by_name:
+        return by_name[text]
+    if text.isdigit():
+        hits = [p for p in dirs if (m := _NUMBERED.match(p.name)) and int(m.group(1)) == int(text)]
+    else:
+        hits = [p for p in dirs if p.name.startswith(text)] if text else []
+        if not hits and text:
+            hits = [p for p in dirs if (m := _NUMBERED.match(p.name)) and m.group(2).startswith(text)]
+    if len(hits) == 1:
+        return hits[0]
+    if hits:
+        names = ", ".join(p.name for p in hits[:5]) + (" ..." if len(hits) > 5 else "")
+        raise UsageError(f"{text!r} matches {len(hits)} runs ({names}); give more of the name")
+    if Path(text).is_dir():  # a folder of that name in the working directory
+        return Path(text)
+    if missing_ok:
+        return None
+    if not dirs:
+        raise UsageError(f"no runs in {ws.runs}: train one with 'latentctl train DIR'")
+    raise UsageError(f"no run named {text!r} in {ws.runs}; 'latentctl runs' lists them")

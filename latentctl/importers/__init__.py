@@ -285,7 +285,7 @@ def import_generator(
 
 
 def _run_named(ws: Workspace, run_name: str) -> Path | None:
-    from latentctl.runlist import _NUMBERED, run_dirs
+    from latentctl.workspace import _NUMBERED, run_dirs
 
     for folder in run_dirs(ws):
         m = _NUMBERED.match(folder.name)
