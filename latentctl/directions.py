@@ -7,11 +7,13 @@
   principal component is carried back to z by least squares (``z ≈ Σ x_k v_k``) and normalised.
 
 Both return unit vectors, so strength 1 along one is one prior standard deviation (z ~ N(0, I)),
-the same unit ``apply`` uses for ``attr-vector --unit`` directions. Library code: no printing.
+the same unit ``apply`` uses for ``attr-vector --unit`` directions. Library code: no printing;
+the slow parts report ``on_progress(done, total)``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -89,7 +91,12 @@ def _top_components(y: np.ndarray, k: int, rng: np.random.Generator, iters: int 
 
 
 def first_layer_activations(
-    generator: Any, z: np.ndarray, *, device: Any = "cpu", batch_size: int = 1000
+    generator: Any,
+    z: np.ndarray,
+    *,
+    device: Any = "cpu",
+    batch_size: int = 1000,
+    on_progress: Callable[[int, int], None] | None = None,
 ) -> np.ndarray:
     """The generator's first features (models/interface.py; the seed's leaky_relu(fc(z))) as
     float32 (n, features): the early layer GANSpace takes its PCA of. float32 because 10,000
@@ -101,11 +108,22 @@ def first_layer_activations(
         for start in range(0, len(z), batch_size):
             zb = torch.from_numpy(np.ascontiguousarray(z[start : start + batch_size], dtype=np.float32)).to(device)
             out.append(generator.first_features(zb).float().reshape(len(zb), -1).cpu().numpy())
+            if on_progress is not None:
+                on_progress(start + len(zb), len(z))
     return np.concatenate(out)
 
 
-def pca(generator: Any, k: int, *, samples: int = 10_000, seed: int = 0, device: Any = "cpu") -> Directions:
-    """GANSpace on the first layer: PCA over ``samples`` seeded z, regressed back to z."""
+def pca(
+    generator: Any,
+    k: int,
+    *,
+    samples: int = 10_000,
+    seed: int = 0,
+    device: Any = "cpu",
+    on_progress: Callable[[int, int], None] | None = None,
+) -> Directions:
+    """GANSpace on the first layer: PCA over ``samples`` seeded z, regressed back to z;
+    ``on_progress(done, samples)`` as their activations are computed."""
     dim = generator.config.latent_dim
     k = check_k(k, dim)
     if samples < max(2 * k, dim + 1):
@@ -117,7 +135,7 @@ def pca(generator: Any, k: int, *, samples: int = 10_000, seed: int = 0, device:
 
     rng = np.random.default_rng(seed)
     z = random_latents(generator, rng, samples).astype(np.float64)
-    y = first_layer_activations(generator, z, device=device)
+    y = first_layer_activations(generator, z, device=device, on_progress=on_progress)
     y -= y.mean(axis=0, dtype=np.float64).astype(np.float32)
     components, s = _top_components(y, k, rng)
     total = float(np.einsum("ij,ij->", y, y, dtype=np.float64))
@@ -133,12 +151,20 @@ def pca(generator: Any, k: int, *, samples: int = 10_000, seed: int = 0, device:
 
 
 def find(
-    generator: Any, method: str, k: int, *, samples: int = 10_000, seed: int = 0, device: Any = "cpu"
+    generator: Any,
+    method: str,
+    k: int,
+    *,
+    samples: int = 10_000,
+    seed: int = 0,
+    device: Any = "cpu",
+    on_progress: Callable[[int, int], None] | None = None,
 ) -> Directions:
+    """``k`` directions by ``method``; ``on_progress`` as in ``pca`` (SeFa is closed form: no calls)."""
     check_method(method)
     if method == "sefa":
         return sefa(generator.sefa_weight().detach().float().cpu().numpy(), k)
-    return pca(generator, k, samples=samples, seed=seed, device=device)
+    return pca(generator, k, samples=samples, seed=seed, device=device, on_progress=on_progress)
 
 
 def random_directions(dim: int, k: int, seed: int = 0) -> np.ndarray:
@@ -148,10 +174,17 @@ def random_directions(dim: int, k: int, seed: int = 0) -> np.ndarray:
 
 
 def image_change(
-    generator: Any, z: np.ndarray, vectors: np.ndarray, *, strength: float = 1.0, device: Any = "cpu"
+    generator: Any,
+    z: np.ndarray,
+    vectors: np.ndarray,
+    *,
+    strength: float = 1.0,
+    device: Any = "cpu",
+    on_progress: Callable[[int, int], None] | None = None,
 ) -> np.ndarray:
     """Per direction, the RMS pixel change (0-255 scale) of ``z`` moved by ``strength`` along it,
-    divided by the strength: how much an image changes per prior standard deviation."""
+    divided by the strength: how much an image changes per prior standard deviation.
+    ``on_progress(done, len(vectors))`` after each direction."""
     import torch
 
     from latentctl.generate import generate
@@ -162,6 +195,8 @@ def image_change(
     for i, v in enumerate(np.asarray(vectors, dtype=np.float32)):
         moved = generate(generator, (z + strength * v).astype(np.float32), device=device).astype(np.float64)
         out[i] = np.sqrt(((moved - base) ** 2).mean()) / abs(strength)
+        if on_progress is not None:
+            on_progress(i + 1, len(vectors))
     return out
 
 

@@ -128,8 +128,10 @@ def walk_errors(
     *,
     channel: str = "red",
     device: Any = "cpu",
+    on_progress: Callable[[int, int], None] | None = None,
 ) -> list[AlphaError]:
-    """How well ``z + α·direction`` matches the edited image, per α, next to doing nothing."""
+    """How well ``z + α·direction`` matches the edited image, per α, next to doing nothing;
+    ``on_progress(done, len(alphas))`` after each α (each is a pass of G over ``z``)."""
     import torch
 
     device = torch.device(device)
@@ -146,6 +148,8 @@ def walk_errors(
             walk = float(_masked_mse(moved, target, mask).mean().sqrt()) * 127.5
             zero = float(_masked_mse(x, target, mask).mean().sqrt()) * 127.5
             out.append(AlphaError(float(alpha), walk, zero))
+            if on_progress is not None:
+                on_progress(len(out), len(alphas))
     return out
 
 
@@ -183,8 +187,10 @@ def learn_walk(
     eval_seeds: int = 32,
     device: Any = "cpu",
     on_step: Callable[[int, int, float], None] | None = None,
+    on_eval: Callable[[int, int], None] | None = None,
 ) -> SteerResult:
-    """Learn the linear walk for ``edit``; errors are measured on held-out latents."""
+    """Learn the linear walk for ``edit``; errors are measured on held-out latents.
+    ``on_step(step, steps, loss)`` while learning, ``on_eval(done, total)`` while measuring."""
     import torch
 
     spec = check_edit(edit, channel)
@@ -220,7 +226,11 @@ def learn_walk(
     # Held-out latents from their own seed stream, never the ones trained on.
     z_eval = random_latents(generator, np.random.default_rng([seed, 1]), eval_seeds)
     alphas = eval_alphas(amax)
-    errors = walk_errors(generator, direction, edit, z_eval, alphas, channel=channel, device=device)
+    if on_eval is not None:
+        on_eval(0, len(alphas))  # the measuring begins: G runs over the held-out latents len(alphas) times
+    errors = walk_errors(
+        generator, direction, edit, z_eval, alphas, channel=channel, device=device, on_progress=on_eval
+    )
     meta = {
         "edit": edit,
         "alpha_range": [-amax, amax],

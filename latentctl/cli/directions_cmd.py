@@ -75,6 +75,7 @@ def directions(
     """
 
     from latentctl import directions as D
+    from latentctl.cli.progress import step
     from latentctl.parse import check_count
     from latentctl.session import open_model, output_dir, render, save_latents
 
@@ -91,9 +92,19 @@ def directions(
     refuse_existing(session.store, names, force)
     out_dir = output_dir(session.ws, out, "directions", force)
 
-    found = D.find(session.generator, method, k, samples=samples, seed=seed, device=session.device)
+    finding = (
+        f"SeFa: {k} eigenvectors of the first layer's weight"
+        if method == "sefa"
+        else f"PCA: first-layer features of {samples:,} sampled latents"
+    )
+    # PCA is announced at its first batch, so that its own checks (too few samples) fail on a line alone
+    with step(finding, samples if method == "pca" else None, lazy=method == "pca") as advance:
+        found = D.find(
+            session.generator, method, k, samples=samples, seed=seed, device=session.device, on_progress=advance
+        )
     base = session.seed_latents(base_seeds)
-    change = D.image_change(session.generator, base, found.vectors, device=session.device)
+    with step(f"measuring how much each direction changes the image ({len(base_seeds)} seeds)", k) as advance:
+        change = D.image_change(session.generator, base, found.vectors, device=session.device, on_progress=advance)
     for i, entry_name in enumerate(names):
         meta = {
             "command": "directions",
@@ -112,20 +123,21 @@ def directions(
     sweep = D.sweep_latents(found.vectors, base, strengths)
     # One row per (direction, seed), named after the store entry it shows; one column per strength.
     # Seeds side by side made a sheet 21 tiles (2,700 px) wide whose blocks only the first was named.
-    sheet = render(
-        session,
-        sweep,
-        out_dir,
-        names=None,
-        labels=None,
-        cols=len(strengths),
-        row_labels=sheet_row_labels(names, base_seeds),
-        col_labels=[strength_label(s) for s in strengths],
-        caption=f"{method}: a row per store entry and seed, a column per strength",
-        force=force,
-        grid_name="sheet.png",
-        grid_max=len(sweep),
-    )
+    with step(f"drawing the contact sheet ({len(sweep)} images)"):
+        sheet = render(
+            session,
+            sweep,
+            out_dir,
+            names=None,
+            labels=None,
+            cols=len(strengths),
+            row_labels=sheet_row_labels(names, base_seeds),
+            col_labels=[strength_label(s) for s in strengths],
+            caption=f"{method}: a row per store entry and seed, a column per strength",
+            force=force,
+            grid_name="sheet.png",
+            grid_max=len(sweep),
+        )
     all_meta = {
         "command": "directions",
         "method": method,

@@ -18,12 +18,12 @@ from latentctl.cli.common import (
     OutOpt,
     PatternOpt,
     WorkspaceOpt,
-    err_console,
     handles_errors,
     note,
     result,
     warn,
 )
+from latentctl.cli.encoding import encode_labelled, encoding_label, gan_encoder_for
 from latentctl.errors import DataError, UsageError
 
 P_PROJ = "GAN projection"
@@ -124,10 +124,11 @@ def encode(
       latentctl apply me --add glasses-dir --scales 0,1,2         # "my photo with glasses"
     """
     import numpy as np
-    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
     from latentctl.cli.common import check_save
+    from latentctl.cli.progress import step
     from latentctl.encode import encode_images
+    from latentctl.gan_encoder import MAX_STEPS as GE_MAX_STEPS
     from latentctl.grid import make_grid, save_png
     from latentctl.parse import MAX_ENCODE_STEPS, MAX_REFINE, MAX_RESTARTS, check_count, check_float
     from latentctl.session import open_model, output_dir, save_latents
@@ -135,6 +136,7 @@ def encode(
     check_float(lr, "--lr", minimum=0.0)
     check_count(steps, "--steps", MAX_ENCODE_STEPS, "more steps rarely improve the fit")
     check_count(restarts, "--restarts", MAX_RESTARTS, "each restart multiplies the batch the generator runs")
+    check_count(encoder_steps, "--encoder-steps", GE_MAX_STEPS, "500 steps fit the encoder")
     check_save(save, workspace, force)
     if refine > MAX_REFINE:
         raise UsageError(
@@ -146,13 +148,9 @@ def encode(
     out_dir = output_dir(session.ws, out, "encode", force)
     net = None
     if (train_encoder or use_encoder) and session.loaded.encoder is None:
-        from latentctl.cli.latent_cmds import gan_encoder_for
-
         net = gan_encoder_for(session, train_new=train_encoder, steps=encoder_steps)
-    with Progress(
-        TextColumn("encoding"), BarColumn(), TimeRemainingColumn(), console=err_console, transient=True
-    ) as bar:
-        task = bar.add_task("encode", total=None)
+    label = encoding_label(session, f"{len(images)} image(s)", net, steps=steps, restarts=restarts, refine=refine)
+    with step(label) as advance:
         enc = encode_images(
             session.loaded,
             images,
@@ -162,7 +160,7 @@ def encode(
             restarts=restarts,
             gan_encoder=net,
             refine_steps=refine if net is not None else 0,
-            on_progress=lambda done, total: bar.update(task, completed=done, total=total),
+            on_progress=advance,
         )
     for f, img, rec in zip(files, images, enc.reconstructions):
         save_png(
@@ -235,7 +233,6 @@ def map_latents(
 
       latentctl map mnist-png/ -c digit -m runs/0001-mnist-ae-32px -m runs/0002-mnist-vae-32px
     """
-    from latentctl.cli.latent_cmds import encode_labelled
     from latentctl.plot import UTKFACE_NAMES, map_figure, map_panel
     from latentctl.session import open_model
     from latentctl.workspace import Workspace

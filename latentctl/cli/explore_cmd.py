@@ -57,12 +57,17 @@ def explore(
             "and write your latent store"
         )
 
+    from latentctl.cli.progress import step
     from latentctl.explore.api import Explorer
     from latentctl.explore.server import bind, create_app, make_server, new_token
     from latentctl.session import open_model
 
-    session = open_model(model, device, workspace, "fp32", warn=warn, ema=ema)
-    explorer = Explorer(session, model_arg=model, workspace_arg=workspace)
+    with step("loading the model", finished="ready"):
+        session = open_model(model, device, workspace, "fp32", warn=warn, ema=ema)
+        explorer = Explorer(session, model_arg=model, workspace_arg=workspace)
+        # One sample drawn here pays the first render's one-off costs (the device's and the
+        # thread pools' start-up) before the URL is shown, not while the page waits for its grid.
+        explorer.warm_up()
     token = new_token()
     sock = bind(host, port)
     shown_host = f"[{host}]" if ":" in host else host

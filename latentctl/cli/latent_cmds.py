@@ -26,7 +26,6 @@ from latentctl.cli.common import (
     PatternOpt,
     PngsOpt,
     PrecisionOpt,
-    ProgressBar,
     TileSizeOpt,
     WorkspaceOpt,
     check_save,
@@ -36,6 +35,7 @@ from latentctl.cli.common import (
     result,
     warn,
 )
+from latentctl.cli.encoding import encode_labelled
 from latentctl.errors import StoreError, UsageError
 
 LATENT_HELP = "store entry name, .npz path or seeds:16,37; add @ROWS to pick rows, e.g. glasses@0,2"
@@ -50,61 +50,6 @@ SaveOpt = Annotated[
         show_default=False,
     ),
 ]
-
-
-def gan_encoder_for(session, *, train_new: bool = False, steps: int | None = None):
-    """The run's fast GAN encoder, trained here (with a progress bar) when there is none yet."""
-    from latentctl import gan_encoder as GE
-
-    path = GE.encoder_path(session.path)
-    if train_new or not path.exists():
-        note(
-            f"training a GAN encoder on the generator's own samples ({steps or GE.GanEncoderConfig.steps} steps); "
-            f"it is stored as {path} and reused next time"
-        )
-    with ProgressBar("GAN encoder") as bar:
-        net, path, trained = GE.ensure(
-            session.loaded, session.path, session.device, train_new=train_new, steps=steps, on_progress=bar.update
-        )
-    note(("trained and saved" if trained else "using") + f" the GAN encoder {path}")
-    return net
-
-
-def encode_labelled(
-    session,
-    images: Path,
-    column: str,
-    labels: Path | None,
-    pattern: str | None,
-    max_images: int,
-    *,
-    fast: bool = True,
-    refine: int = 30,
-    encoder_steps: int | None = None,
-):
-    """Labelled images into the latent space with progress shown: an AE/VAE's encoder, or for a
-    GAN the fast encoder (trained on first use) + ``refine`` L-BFGS steps, else projection."""
-    from latentctl.encode import labelled_latents
-
-    net = None
-    if session.loaded.encoder is None:
-        if fast:
-            net = gan_encoder_for(session, steps=encoder_steps)
-        else:
-            warn("this GAN has no encoder: finding latents by optimisation will be slow (leave out --no-fast-encoder)")
-    with ProgressBar("encoding") as bar:
-        return labelled_latents(
-            session,
-            images,
-            column,
-            labels,
-            pattern,
-            max_images,
-            gan_encoder=net,
-            refine_steps=refine if net is not None else 0,
-            on_note=note,
-            on_progress=lambda done, total: bar.update(done, total),
-        )
 
 
 def _gather(session, specs: list[str], *, limit: int, what: str):

@@ -12,7 +12,6 @@ from latentctl.cli.common import (
     DeviceOpt,
     ModelArg,
     PrecisionOpt,
-    ProgressBar,
     WorkspaceOpt,
     handles_errors,
     note,
@@ -89,6 +88,7 @@ def score(
 
     from latentctl import checkpoint
     from latentctl import score as sc
+    from latentctl.cli.progress import step
     from latentctl.data import prepare_dataset
     from latentctl.images import find_images
     from latentctl.parse import MAX_BATCH_SIZE, check_count
@@ -132,9 +132,16 @@ def score(
     if images is not None and count > 2 * n:
         max_images = 2 * n  # the score uses at most n reference and n held-out images; decode no more
     # Decoded as the model's training data was (grey, RGB or RGBA), so both sides are alike.
-    ds = prepare_dataset(
-        root, hdr.model.image_size, ws.cache, max_images=max_images, seed=subset_seed, channels=hdr.model.channels
-    )
+    with step(f"decoding the images in {root}", lazy=True) as advance:  # silent when they are cached
+        ds = prepare_dataset(
+            root,
+            hdr.model.image_size,
+            ws.cache,
+            max_images=max_images,
+            seed=subset_seed,
+            channels=hdr.model.channels,
+            progress=advance,
+        )
 
     from latentctl.session import open_model
 
@@ -142,18 +149,12 @@ def score(
     session = open_model(path, device, workspace, precision)
     if space.name == "inception" and session.device.type == "cuda":
         space = dataclasses.replace(space, device=str(session.device))  # 5.7 GFLOP an image: use the GPU
-    total = n + 2 * sc.half_size(len(ds.images), n)  # generated + the two real halves
-    with ProgressBar(f"scoring ({space.name} features)") as bar:
-        done = 0
-
-        def advance(k: int) -> None:
-            nonlocal done
-            done += k
-            bar.update(done, total)
-
-        ref = sc.reference(ds.images, n, kind=space, on_batch=advance)
+    half = sc.half_size(len(ds.images), n)
+    with step(f"{space.name} features of {2 * half:,} real images (reference and floor)", 2 * half) as advance:
+        ref = sc.reference(ds.images, n, kind=space, on_batch=advance.add)
+    with step(f"generating {n:,} samples and their {space.name} features", n) as advance:
         report = sc.score_generator(
-            session.generator, ref, n, session.device, session.precision, batch_size, on_batch=advance
+            session.generator, ref, n, session.device, session.precision, batch_size, on_batch=advance.add
         )
     seconds = time.perf_counter() - started
     recorded = _record(ws, path, hdr, report, ds.root, n)

@@ -21,7 +21,6 @@ from latentctl.cli.common import (
     OutOpt,
     PatternOpt,
     WorkspaceOpt,
-    err_console,
     handles_errors,
     note,
     refuse_existing,
@@ -34,19 +33,6 @@ from latentctl.errors import UsageError
 CLASSIFIERS = "classifiers"  # workspace folder where `classifier train` puts its files by default
 StepsOpt = Annotated[int, typer.Option("--steps", help="Adam steps on the direction (the generator stays frozen).")]
 SeedOpt = Annotated[int, typer.Option("--seed", help="Seed of the sampled latents and strengths.")]
-
-
-def _progress(label: str):
-    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
-
-    return Progress(
-        TextColumn(label),
-        BarColumn(),
-        TextColumn("{task.fields[info]}"),
-        TimeRemainingColumn(),
-        console=err_console,
-        transient=True,
-    )
 
 
 def resolve_classifier(spec: Path, ws) -> Path:
@@ -131,6 +117,7 @@ def steer(
     """
     import numpy as np
 
+    from latentctl.cli.progress import step
     from latentctl.session import open_model, output_dir, render, save_latents
 
     if (edit is None) == (assessor is None):
@@ -160,11 +147,24 @@ def steer(
     refuse_existing(session.store, [name], force)
     out_dir = output_dir(session.ws, out, "steer", force)
 
-    with _progress("steer" if edit else "ganalyze") as bar:
-        task = bar.add_task("steer", total=steps, info="")
+    clf = None
+    if clf_path is not None:
+        from latentctl.assessor import learn_direction, load_classifier
+
+        clf = load_classifier(clf_path, session.device)  # a bad file fails here, before any work begins
+    learning = f"learning the {edit} walk" if edit else f"learning the GANalyze direction of {clf_path.stem}"
+    with step(f"{learning} ({steps} steps of {batch_size} latents)", steps) as advance:
 
         def on_step(done: int, total: int, loss: float) -> None:
-            bar.update(task, completed=done, info=f"loss {loss:.4f}")
+            advance(done, total, f"loss {loss:.4f}")
+            if done == total and edit is None:
+                # learn_direction then scores the direction on held-out latents, without a count
+                advance.then("measuring the direction on held-out latents")
+
+        def on_eval(done: int, total: int) -> None:
+            if done == 0:
+                advance.then("measuring the walk on held-out latents", total)
+            advance(done, total)
 
         if edit is not None:
             from latentctl.steer import learn_walk
@@ -180,15 +180,13 @@ def steer(
                 alpha_max=alpha_max,
                 device=session.device,
                 on_step=on_step,
+                on_eval=on_eval,
             )
             direction, meta = (
                 res.direction,
                 {"command": "steer", "method": "steerability", **res.meta, "errors": [vars(e) for e in res.errors]},
             )
         else:
-            from latentctl.assessor import learn_direction, load_classifier
-
-            clf = load_classifier(clf_path, session.device)
             res = learn_direction(
                 session.generator,
                 clf,
@@ -218,17 +216,18 @@ def steer(
     strengths = [float(s) for s in np.linspace(-amax, amax, 5)]
     base = session.seed_latents(base_seeds)
     sweep = (base[:, None, :] + np.asarray(strengths, np.float32)[None, :, None] * direction).reshape(-1, base.shape[1])
-    grid = render(
-        session,
-        sweep,
-        out_dir,
-        names=None,
-        labels=[f"{s:+g}" for _ in base_seeds for s in strengths],
-        cols=len(strengths),
-        force=force,
-        grid_name="sweep.png",
-        grid_max=len(sweep),
-    )
+    with step(f"drawing the sweep ({len(sweep)} images)"):
+        grid = render(
+            session,
+            sweep,
+            out_dir,
+            names=None,
+            labels=[f"{s:+g}" for _ in base_seeds for s in strengths],
+            cols=len(strengths),
+            force=force,
+            grid_name="sweep.png",
+            grid_max=len(sweep),
+        )
     save_latents(out_dir / "latents.npz", entry, force=force)
 
     if edit is not None:
@@ -364,6 +363,7 @@ def classifier_train(
     import numpy as np
 
     from latentctl.assessor import ClassifierConfig, save_classifier, train_classifier
+    from latentctl.cli.progress import step
     from latentctl.config import IMAGE_SIZES
     from latentctl.device import resolve_device
     from latentctl.parse import check_count
@@ -383,7 +383,8 @@ def classifier_train(
 
         folder = Path(images).expanduser()
         csv = labels or (folder / "labels.csv" if (folder / "labels.csv").exists() and name_pattern is None else None)
-        ds = prepare_dataset(folder, image_size, ws.cache, max_images=max_images)
+        with step(f"decoding the images in {folder}", lazy=True) as advance:  # silent when they are cached
+            ds = prepare_dataset(folder, image_size, ws.cache, max_images=max_images, progress=advance)
         table = read_labels_csv(csv, folder) if csv else labels_from_names(ds.files, name_pattern or UTKFACE_PATTERN)
         note(table.summary())
         values = table.column(ds.files, column)
@@ -405,7 +406,8 @@ def classifier_train(
         session = open_model(model, device, workspace, "fp32", warn=warn, ema=ema)
         p = np.concatenate([session.latents(s).z for s in pos])
         n = np.concatenate([session.latents(s).z for s in neg])
-        x = generate(session.generator, np.concatenate([p, n]), device=session.device)
+        with step(f"drawing the {len(p) + len(n)} pictures of --pos and --neg"):
+            x = generate(session.generator, np.concatenate([p, n]), device=session.device)
         y = np.arange(len(x)) < len(p)
         source = {"pos": pos, "neg": neg, "model_id": session.info.model_id, "checkpoint": str(session.path)}
         default_name = pos[0].split("@")[0]
@@ -413,8 +415,7 @@ def classifier_train(
     if target.exists() and not force:
         raise UsageError(f"{target} already exists; pass --force to replace it or choose another --name/--out")
     note(f"training on {int(y.sum())} positive and {int((~y).sum())} negative images at {image_size} px")
-    with _progress("classifier") as bar:
-        task = bar.add_task("train", total=epochs, info="")
+    with step(f"training the classifier ({epochs} epochs of {len(x)} images)", epochs) as advance:
         clf, report = train_classifier(
             x,
             y,
@@ -422,7 +423,7 @@ def classifier_train(
             epochs=epochs,
             seed=seed,
             device=resolve_device(device),
-            on_epoch=lambda done, total, loss: bar.update(task, completed=done, info=f"loss {loss:.3f}"),
+            on_epoch=lambda done, total, loss: advance(done, total, f"loss {loss:.3f}"),
         )
     clf.meta = {**source, "epochs": epochs, "seed": seed, **vars(report)}
     path = save_classifier(target, clf, force=force)

@@ -525,20 +525,9 @@ def _run(
 
 
 def _load_data(plan, ws, strict: bool, quiet: bool = False):
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
     from latentctl import runs
+    from latentctl.cli.progress import step
 
-    with Progress(
-        TextColumn("decoding images"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        console=err_console,
-        transient=True,
-        disable=quiet,
-    ) as bar:
-        task = bar.add_task("decode", total=None)
-        return runs.open_data(
-            plan, ws, strict=strict, progress=lambda done, total: bar.update(task, completed=done, total=total)
-        )
+    # lazy: cached images are read at once, with nothing to say
+    with step(f"decoding the images in {plan.data}", lazy=True, quiet=quiet) as advance:
+        return runs.open_data(plan, ws, strict=strict, progress=advance)

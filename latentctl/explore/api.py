@@ -172,6 +172,11 @@ class Explorer:
         images = generate(self.session.generator, np.array(z, np.float32), device=self.session.device, precision="fp32")
         return [png_bytes(Image.fromarray(img[..., 0] if img.shape[-1] == 1 else img)) for img in images]
 
+    def warm_up(self) -> None:
+        """Draw one sample and throw it away: the first render of a process pays one-off costs
+        (the device's and the thread pools' start-up) that the page's first grid should not."""
+        self.render(self.seed_latents([0], 1.0))
+
     @staticmethod
     def data_url(png: bytes) -> str:
         return "data:image/png;base64," + base64.b64encode(png).decode("ascii")

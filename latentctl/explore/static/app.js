@@ -64,10 +64,20 @@ function latestOnly(fn) {
 
 // ---- browse -------------------------------------------------------------------------------------
 
+// The grid says "drawing the first samples…" (index.html) until its first page arrives: on a big
+// model on a CPU that takes seconds. Later pages keep the old tiles and say so in the status.
 const loadTiles = latestOnly(async () => {
-  const res = await api("/api/tiles", { start: state.start, count: state.count, psi: state.psi });
-  if (!res) return;
   const grid = $("grid");
+  if (!grid.querySelector(".loading")) status("drawing samples…");
+  let res;
+  try {
+    res = await api("/api/tiles", { start: state.start, count: state.count, psi: state.psi });
+  } catch (e) {
+    const waiting = grid.querySelector(".loading");
+    if (waiting) waiting.textContent = "no samples: see the message at the top right";
+    throw e;
+  }
+  if (!res) return;
   grid.replaceChildren(...res.tiles.map(tileElement));
   $("browse-cmd").textContent = res.command;
   status("");
@@ -269,7 +279,12 @@ function page(delta) {
 async function init() {
   try {
     state.info = await api("/api/info");
-  } catch (e) { status(e.message); return; }
+  } catch (e) {
+    status(e.message);
+    $("model-info").textContent = "the model did not load";
+    $("grid").replaceChildren();
+    return;
+  }
   const size = state.info.image_size;
   // Whole-pixel upscaling to about 128 px keeps tiles crisp and readable at any model size.
   const scale = Math.max(1, Math.round(128 / size));
