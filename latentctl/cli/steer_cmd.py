@@ -118,6 +118,7 @@ def steer(
     import numpy as np
 
     from latentctl.cli.progress import step
+    from latentctl.latents import strength_sweep
     from latentctl.session import open_model, output_dir, render, save_latents
 
     if (edit is None) == (assessor is None):
@@ -215,7 +216,8 @@ def steer(
     amax = meta["alpha_range"][1]
     strengths = [float(s) for s in np.linspace(-amax, amax, 5)]
     base = session.seed_latents(base_seeds)
-    sweep = (base[:, None, :] + np.asarray(strengths, np.float32)[None, :, None] * direction).reshape(-1, base.shape[1])
+    # the same sweep `apply --scales` draws, with its size and finiteness checks
+    sweep = strength_sweep(base, direction, strengths).reshape(-1, base.shape[1])
     with step(f"drawing the sweep ({len(sweep)} images)"):
         grid = render(
             session,
