@@ -448,7 +448,7 @@ def attr_vector(
     models = {e.model_id for e in pe + ne if e.model_id}
     if len(models) > 1:
         warn(f"--pos and --neg come from different models ({', '.join(sorted(models))}); the direction mixes them")
-    others = [resolve_latents(o, store, p.shape[1]) for o in orthogonal_to or []]
+    others = [resolve_latents(o, store, p.shape[1], from_seeds) for o in orthogonal_to or []]
     built = L.build_direction(
         p,
         n,
