@@ -44,11 +44,15 @@ def test_readme_set_up_commands_are_what_ci_runs():
 
 
 def test_every_command_is_documented():
+    import typer
+
     from latentctl.cli.app import app
 
     reference = (ROOT / "docs" / "cli.md").read_text()
-    for cmd in app.registered_commands:
-        assert f"latentctl {cmd.name}`" in reference
+    names = list(typer.main.get_command(app).commands)  # the lazy group names every command and group
+    assert len(names) >= 19
+    for name in names:
+        assert f"latentctl {name}`" in reference
 
 
 def test_no_help_text_has_brackets_that_rich_would_eat():

@@ -359,32 +359,3 @@ def check_save(save: str | None, workspace: Path | None, force: bool) -> None:
     path = LatentStore(Workspace.resolve(workspace).store).path_for(save)  # checks the name
     if path.exists() and not force:
         raise StoreError(f"{path} already exists; pass --force to replace it")
-
-
-class ProgressBar:
-    """A transient progress bar on stderr for library callbacks ``(done, total, ...)``."""
-
-    def __init__(self, label: str):
-        from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
-
-        self.progress = Progress(
-            TextColumn(label),
-            BarColumn(),
-            TextColumn("{task.fields[extra]}"),
-            TimeRemainingColumn(),
-            console=err_console,
-            transient=True,
-        )
-
-    def __enter__(self):
-        self.progress.__enter__()
-        self.task = self.progress.add_task("", total=None, extra="")
-        return self
-
-    def update(self, done: int, total: int, loss: float | None = None) -> None:
-        self.progress.update(
-            self.task, completed=done, total=total, extra="" if loss is None else f"latent MSE {loss:.3f}"
-        )
-
-    def __exit__(self, *exc):
-        self.progress.__exit__(*exc)

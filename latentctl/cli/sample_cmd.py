@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Annotated
 
@@ -216,8 +217,6 @@ def info(
 
       latentctl info ~/.latentctl/runs/0001-faces-128px
     """
-    import numpy as np
-
     from latentctl import checkpoint
     from latentctl.config import to_dict
     from latentctl.workspace import Workspace
@@ -233,7 +232,7 @@ def info(
     for name, spec in hdr.tensors.items():
         head = name.split(".", 1)[0]
         if head in params:
-            params[head] += int(np.prod(spec["shape"])) if spec["shape"] else 1
+            params[head] += math.prod(spec["shape"])  # a scalar's shape [] gives 1
     m = hdr.model
     shape = f"{m.image_size}px, {m.channels} channel{'s' if m.channels > 1 else ''}, latent {m.latent_dim}"
     lines = [
