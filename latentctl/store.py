@@ -322,7 +322,9 @@ def _read_arrays(path: Path, where: str) -> dict[str, Any]:
 def _expand(path: Path) -> Path:
     try:
         return path.expanduser()
-    except RuntimeError:  # "~someone/..." for a user this system does not know: keep it literal
+    # RuntimeError: "~someone/..." for a user this system does not know; ValueError: a NUL byte in
+    # "~..." (the home lookup refuses it). Kept literal: no file has that name, which is then said.
+    except (RuntimeError, ValueError):
         return path
 
 
