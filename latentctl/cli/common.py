@@ -133,7 +133,7 @@ PrecisionOpt = Annotated[
 ModelArg = Annotated[
     Path | None,
     typer.Argument(
-        metavar="[MODEL]",
+        metavar="MODEL",
         help="Run folder or .safetensors checkpoint \\[default: the current run].",
         show_default=False,
     ),
@@ -314,7 +314,7 @@ AllowOtherOpt = Annotated[
 RunModelArg = Annotated[
     Path | None,
     typer.Argument(
-        metavar="[MODEL]",
+        metavar="MODEL",
         help="Run (name, number or prefix, see 'latentctl runs'), run folder or .safetensors checkpoint \\[default: the current run].",
         show_default=False,
         autocompletion=complete_runs,

@@ -114,7 +114,7 @@ def runs_show(
     run: Annotated[
         str | None,
         typer.Argument(
-            metavar="[RUN]",
+            metavar="RUN",
             help="Run name, number, prefix or folder \\[default: the current run].",
             show_default=False,
             autocompletion=complete_runs,

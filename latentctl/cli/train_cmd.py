@@ -33,7 +33,7 @@ def train(
     data: Annotated[
         Path | None,
         typer.Argument(
-            metavar="[DIR]",
+            metavar="DIR",
             help="Folder of images (jpg, png, webp, bmp; searched recursively). Not needed with --resume.",
             show_default=False,
         ),
