@@ -500,7 +500,47 @@ class _Mapping(nn.Module):
         return x  # (B, w_dim)
 
 
-class StyleGAN2Generator(nn.Module):
+class MappedGenerator(nn.Module):
+    """What NVIDIA's StyleGAN2 and StyleGAN3 generators share: z (and a class) through the mapping
+    network to ws, truncation toward ``w_avg``, then ``synthesis``. A subclass sets ``mapping_net``,
+    ``num_ws``, ``c_dim`` and the ``w_avg`` buffer, and defines ``synthesis``."""
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]):
+        """Build from an importer config; keys this class does not take (provenance) are ignored."""
+        import inspect
+
+        accepted = set(inspect.signature(cls.__init__).parameters) - {"self"}
+        return cls(**{key: value for key, value in config.items() if key in accepted})
+
+    def mapping(
+        self, z: torch.Tensor, c: torch.Tensor | None = None, psi: float = 1.0, cutoff: int | None = None
+    ) -> torch.Tensor:
+        """(B, z_dim) latents and (B, c_dim) labels -> (B, num_ws, w_dim), truncated towards ``w_avg``.
+
+        ``cutoff`` limits the truncation to the first ``cutoff`` ws (the coarse layers).
+        """
+        if self.c_dim > 0 and c is None:
+            raise ValueError(f"this generator is conditional: pass c, shape (B, {self.c_dim})")
+        w = self.mapping_net(z, c)
+        ws = w.unsqueeze(1).repeat(1, self.num_ws, 1)
+        if psi != 1:
+            stop = self.num_ws if cutoff is None else cutoff
+            ws[:, :stop] = self.w_avg.lerp(ws[:, :stop], psi)
+        return ws
+
+    def forward(
+        self,
+        z: torch.Tensor,
+        c: torch.Tensor | None = None,
+        psi: float = 1.0,
+        noise_mode: str = "const",
+        cutoff: int | None = None,
+    ) -> torch.Tensor:
+        return self.synthesis(self.mapping(z, c, psi=psi, cutoff=cutoff), noise_mode=noise_mode)
+
+
+class StyleGAN2Generator(MappedGenerator):
     """StyleGAN2 generator (mapping + synthesis) for the orig, skip and resnet architectures.
 
     Build with keywords, or from an importer's config with ``StyleGAN2Generator.from_config``.
@@ -585,30 +625,6 @@ class StyleGAN2Generator(nn.Module):
         self.num_ws = sum(stage.num_conv for stage in self.stages) + self.stages[-1].num_rgb
         self.register_buffer("w_avg", torch.zeros(w_dim))
 
-    @classmethod
-    def from_config(cls, config: Mapping[str, Any]) -> StyleGAN2Generator:
-        """Build from an importer config; keys this class does not take (provenance) are ignored."""
-        import inspect
-
-        accepted = set(inspect.signature(cls.__init__).parameters) - {"self"}
-        return cls(**{key: value for key, value in config.items() if key in accepted})
-
-    def mapping(
-        self, z: torch.Tensor, c: torch.Tensor | None = None, psi: float = 1.0, cutoff: int | None = None
-    ) -> torch.Tensor:
-        """(B, z_dim) latents and (B, c_dim) labels -> (B, num_ws, w_dim), truncated towards ``w_avg``.
-
-        ``cutoff`` limits the truncation to the first ``cutoff`` ws (the coarse layers).
-        """
-        if self.c_dim > 0 and c is None:
-            raise ValueError(f"this generator is conditional: pass c, shape (B, {self.c_dim})")
-        w = self.mapping_net(z, c)
-        ws = w.unsqueeze(1).repeat(1, self.num_ws, 1)
-        if psi != 1:
-            stop = self.num_ws if cutoff is None else cutoff
-            ws[:, :stop] = self.w_avg.lerp(ws[:, :stop], psi)
-        return ws
-
     def synthesis(self, ws: torch.Tensor, noise_mode: str = "const") -> torch.Tensor:
         """(B, num_ws, w_dim) -> raw (B, img_channels, H, W) images, roughly in [-1, 1] (not clamped).
 
@@ -626,13 +642,3 @@ class StyleGAN2Generator(nn.Module):
             x, img = stage(x, img, ws[:, start : start + stage.num_conv + stage.num_rgb], noise_mode)
             start += stage.num_conv
         return img
-
-    def forward(
-        self,
-        z: torch.Tensor,
-        c: torch.Tensor | None = None,
-        psi: float = 1.0,
-        noise_mode: str = "const",
-        cutoff: int | None = None,
-    ) -> torch.Tensor:
-        return self.synthesis(self.mapping(z, c, psi=psi, cutoff=cutoff), noise_mode=noise_mode)

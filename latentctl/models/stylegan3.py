@@ -40,7 +40,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from latentctl.errors import CheckpointError
-from latentctl.models.stylegan2 import _Mapping
+from latentctl.models.stylegan2 import MappedGenerator, _Mapping
 
 # NVIDIA's published defaults for the SynthesisNetwork / SynthesisLayer / MappingNetwork settings; a
 # snapshot's recorded init kwargs only list the ones its training run changed.
@@ -432,7 +432,7 @@ class _SynthesisLayer(nn.Module):
 # The generator.
 
 
-class StyleGAN3Generator(nn.Module):
+class StyleGAN3Generator(MappedGenerator):
     """StyleGAN3 generator (mapping + synthesis), configs T and R.
 
     Build with keywords, from a config (``from_config``), or from an NVIDIA snapshot's importer
@@ -514,8 +514,7 @@ class StyleGAN3Generator(nn.Module):
         """
         if config.get("tensor_names") == "nvidia":
             config = config_from_nvidia(config)
-        accepted = set(inspect.signature(cls.__init__).parameters) - {"self"}
-        return cls(**{key: value for key, value in config.items() if key in accepted})
+        return super().from_config(config)
 
     @classmethod
     def from_nvidia(cls, config: Mapping[str, Any], tensors: Mapping[str, np.ndarray]) -> StyleGAN3Generator:
@@ -527,22 +526,6 @@ class StyleGAN3Generator(nn.Module):
         gen = cls.from_config(ours)
         gen.load_state_dict({name: torch.from_numpy(np.asarray(value)) for name, value in state.items()}, strict=True)
         return gen.eval()
-
-    def mapping(
-        self, z: torch.Tensor, c: torch.Tensor | None = None, psi: float = 1.0, cutoff: int | None = None
-    ) -> torch.Tensor:
-        """(B, z_dim) latents and (B, c_dim) labels -> (B, num_ws, w_dim), truncated towards ``w_avg``.
-
-        ``cutoff`` limits the truncation to the first ``cutoff`` ws.
-        """
-        if self.c_dim > 0 and c is None:
-            raise ValueError(f"this generator is conditional: pass c, shape (B, {self.c_dim})")
-        w = self.mapping_net(z, c)
-        ws = w.unsqueeze(1).repeat(1, self.num_ws, 1)
-        if psi != 1:
-            stop = self.num_ws if cutoff is None else cutoff
-            ws[:, :stop] = self.w_avg.lerp(ws[:, :stop], psi)
-        return ws
 
     def synthesis(self, ws: torch.Tensor, noise_mode: str = "const") -> torch.Tensor:
         """(B, num_ws, w_dim) -> raw (B, img_channels, H, W) images, roughly in [-1, 1] (not clamped).
@@ -557,16 +540,6 @@ class StyleGAN3Generator(nn.Module):
         for i, layer in enumerate(self.layers):
             x = layer(x, ws[:, i + 1])
         return x * self.output_scale if self.output_scale != 1 else x
-
-    def forward(
-        self,
-        z: torch.Tensor,
-        c: torch.Tensor | None = None,
-        psi: float = 1.0,
-        noise_mode: str = "const",
-        cutoff: int | None = None,
-    ) -> torch.Tensor:
-        return self.synthesis(self.mapping(z, c, psi=psi, cutoff=cutoff), noise_mode=noise_mode)
 
 
 # ----------------------------------------------------------------------------------------------
