@@ -159,7 +159,24 @@ def build_command(name: str) -> TyperCommand | TyperGroup:
         holder.command(name, rich_help_panel=entry.panel)(target)
     command = typer.main.get_command(holder).commands[name]  # type: ignore[attr-defined]
     _coerce_plain_values_directly(command)
+    _reflow_help(command)
     return command
+
+
+def _reflow_help(command) -> None:
+    """Docstrings are wrapped at the source's width, and typer keeps their line breaks, so an
+    80-column terminal broke sentences mid-line. Each prose paragraph becomes one line that the
+    terminal wraps; indented lines (examples) keep their own lines. Subcommands likewise."""
+    import inspect
+
+    if command.help:
+        paragraphs = inspect.cleandoc(command.help).split("\n\n")
+        command.help = "\n\n".join(
+            p if any(line.startswith((" ", "\t")) for line in p.splitlines()) else " ".join(p.split())
+            for p in paragraphs
+        )
+    for sub in getattr(command, "commands", {}).values():
+        _reflow_help(sub)
 
 
 class LazyCommands(MutableMapping):
