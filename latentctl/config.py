@@ -24,6 +24,7 @@ TRAINABLE_ARCHS = ("seed", "lite")
 # model, but have no discriminator, so they cannot be trained or resumed here.
 IMPORTED_ARCHS = ("sequential", "stylegan2", "stylegan3")
 ARCHS = TRAINABLE_ARCHS + IMPORTED_ARCHS
+MAPPED_ARCHS = ("stylegan2", "stylegan3")  # explored in W: seeds go through the mapping network
 PRIORS = ("normal", "uniform")  # the latent prior: seeds draw z ~ N(0, I) or U(-1, 1)
 CHANNELS = (1, 3, 4)
 LOSSES = ("bce", "hinge")  # bce: the seed's (non-saturating for G); hinge: SNGAN's
@@ -77,6 +78,12 @@ class ModelConfig:
     def imported(self) -> bool:
         """Written by another tool: it samples and explores, but cannot be trained here."""
         return self.arch in IMPORTED_ARCHS
+
+    @property
+    def mapped(self) -> bool:
+        """Its explored latents are its prior's samples mapped by the network (StyleGAN's W), so
+        a seed's latent needs the network (models/interface.py)."""
+        return self.arch in MAPPED_ARCHS
 
     @property
     def stages(self) -> int:

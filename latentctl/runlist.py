@@ -17,7 +17,6 @@ from pathlib import Path
 
 from latentctl.errors import LatentctlError
 from latentctl.workspace import (  # noqa: F401  (find_run and run_dirs: re-exported, their old home)
-    _NUMBERED,
     CHECKPOINT_NAME,
     Workspace,
     find_run,

@@ -116,15 +116,16 @@ def resolve(ws: Workspace, request: Request):
 
     dev = resolve_device(request.device)
     model = {k: v for k, v in request.model.items() if v is not None}
+    given_train = dict(request.train)  # names settled on copies: the request stays as it was given
     for key, choices in CHOICES.items():
-        table = model if key in MODEL_KEYS else request.train
+        table = model if key in MODEL_KEYS else given_train
         if key in table:
             table[key] = choose(key, table[key], choices)
     channels = _channels(request.channels, request.data, request.resume)
     if channels is not None:
         model["channels"] = channels
     train = {
-        **request.train,
+        **given_train,
         "precision": resolve_precision(request.precision, dev),
         "channels_last": (dev.type in ("cpu", "cuda")) if request.channels_last is None else request.channels_last,
     }

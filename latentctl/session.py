@@ -126,7 +126,7 @@ def seeds_function(info: CheckpointInfo, open_session: Callable[[], ModelSession
     session ``open_session`` opens, once and only when seeds are asked for."""
     from latentctl.seeds import latents_from_seeds
 
-    if info.model.arch not in MAPPED_ARCHS:
+    if not info.model.mapped:
         return lambda seeds: latents_from_seeds(seeds, info.model.latent_dim, info.model.latent_prior)
     opened: list[ModelSession] = []
 
@@ -136,10 +136,6 @@ def seeds_function(info: CheckpointInfo, open_session: Callable[[], ModelSession
         return opened[0].seed_latents(seeds)
 
     return mapped
-
-
-# Architectures whose explored latents are their prior's samples mapped by the network (W).
-MAPPED_ARCHS = ("stylegan2", "stylegan3")
 
 
 def output_dir(ws: Workspace, out: Path | None, command: str, force: bool) -> Path:

@@ -185,6 +185,12 @@ def run_dirs(ws: Workspace) -> list[Path]:
     return sorted((p for p in ws.runs.iterdir() if p.is_dir() and not p.name.startswith(".")), key=order)
 
 
+def run_name_of(folder: Path) -> str:
+    """A run folder's name without its number: ``faces-32px`` for ``0003-faces-32px``."""
+    m = _NUMBERED.match(folder.name)
+    return m.group(2) if m else folder.name
+
+
 def looks_like_path(text: str) -> bool:
     return "/" in text or "\\" in text or text.startswith((".", "~"))
 

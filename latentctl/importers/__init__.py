@@ -285,13 +285,9 @@ def import_generator(
 
 
 def _run_named(ws: Workspace, run_name: str) -> Path | None:
-    from latentctl.workspace import _NUMBERED, run_dirs
+    from latentctl.workspace import run_dirs, run_name_of
 
-    for folder in run_dirs(ws):
-        m = _NUMBERED.match(folder.name)
-        if (m.group(2) if m else folder.name) == run_name:
-            return folder
-    return None
+    return next((folder for folder in run_dirs(ws) if run_name_of(folder) == run_name), None)
 
 
 def _load(generator: Any, tensors: dict[str, Any], path: Path) -> None:
@@ -312,11 +308,11 @@ def _load(generator: Any, tensors: dict[str, Any], path: Path) -> None:
 
 
 def _check_draws(generator: Any, config: ModelConfig, path: Path, torch: Any) -> None:
-    from latentctl.seeds import latents_from_seeds
+    from latentctl.models.interface import seed_latents
 
     generator.eval()
     with torch.inference_mode():
-        out = generator(torch.from_numpy(latents_from_seeds([0], config.latent_dim, config.latent_prior)))
+        out = generator(torch.from_numpy(seed_latents(generator, [0])))
     want = (1, config.channels, config.image_size, config.image_size)
     if tuple(out.shape) != want:
         raise CheckpointError(f"{path}: the network drew a {tuple(out.shape)} tensor, not {want}; it cannot be used")

@@ -46,7 +46,7 @@ def choose_part(path: Path, parts: list[str], part: str | None, what: str = "sub
     if len(parts) == 1:
         return parts[0]
     raise UsageError(
-        one_line(f"{Path(path).name} holds several {what} ({', '.join(parts)}); choose one with the part option")
+        one_line(f"{Path(path).name} holds several {what} ({', '.join(parts)}); pick one with --part NAME")
     )
 
 

@@ -446,7 +446,7 @@ def read_nvidia_pickle(path: Path, part: str | None = None) -> NvidiaNetwork:
         part = next((p for p in DEFAULT_PARTS if p in networks), None)
         if part is None:
             raise CheckpointError(
-                f"{path}: holds no generator (networks: {', '.join(networks)}); choose one with a part"
+                f"{path}: holds no generator (networks: {', '.join(networks)}); pick one with --part NAME"
             )
     elif part not in networks:
         raise UsageError(f"{path}: no network {part!r} in this snapshot; it holds: {', '.join(networks)}")
