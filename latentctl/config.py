@@ -25,6 +25,11 @@ TRAINABLE_ARCHS = ("seed", "lite")
 IMPORTED_ARCHS = ("sequential", "stylegan2", "stylegan3")
 ARCHS = TRAINABLE_ARCHS + IMPORTED_ARCHS
 MAPPED_ARCHS = ("stylegan2", "stylegan3")  # explored in W: seeds go through the mapping network
+# The latent spaces a mapped generator is explored in (models/stylegan.py): z, the prior's sample;
+# w, the mapping network's output, given to every layer; w+, one w per layer, flattened into one
+# vector of num_ws * w_dim numbers so that means, differences and edits stay plain vector arithmetic.
+SPACES = ("z", "w", "w+")
+NOISE_MODES = ("const", "random", "none")  # StyleGAN2's noise: the stored maps, fresh draws, or none
 PRIORS = ("normal", "uniform")  # the latent prior: seeds draw z ~ N(0, I) or U(-1, 1)
 CHANNELS = (1, 3, 4)
 LOSSES = ("bce", "hinge")  # bce: the seed's (non-saturating for G); hinge: SNGAN's
@@ -46,6 +51,9 @@ class ModelConfig:
     # An imported generator's own description (arch sequential: its layer spec; stylegan2: NVIDIA's
     # constructor arguments); None for the networks latentctl builds from the fields above.
     network: dict | None = None
+    # Which of a mapped generator's latent spaces latent_dim counts (SPACES); "" means the model's
+    # own: z for every generator latentctl trains, w for a StyleGAN. Set by ``in_space``, not stored.
+    space: str = ""
 
     def __post_init__(self) -> None:
         if self.family not in FAMILIES:
@@ -67,7 +75,9 @@ class ModelConfig:
             raise UsageError(
                 f"image size {self.image_size} is not supported; pick one of " + ", ".join(map(str, IMAGE_SIZES))
             )
-        if not 1 <= self.latent_dim <= 4096:
+        if self.space and self.space not in (SPACES if self.arch in MAPPED_ARCHS else ("z",)):
+            raise UsageError(f"latent space {self.space!r} is not one of {', '.join(self.spaces)}")
+        if not 1 <= self.latent_dim <= (1 << 16 if self.space == "w+" else 4096):
             raise UsageError(f"--latent-dim must be between 1 and 4096, got {self.latent_dim}")
         if not 1 <= self.width <= 1024:
             raise UsageError(f"--width must be between 1 and 1024, got {self.width}")
@@ -81,9 +91,60 @@ class ModelConfig:
 
     @property
     def mapped(self) -> bool:
-        """Its explored latents are its prior's samples mapped by the network (StyleGAN's W), so
-        a seed's latent needs the network (models/interface.py)."""
-        return self.arch in MAPPED_ARCHS
+        """Its explored latents are its prior's samples mapped by the network (StyleGAN's W and
+        W+), so a seed's latent needs the network (models/interface.py)."""
+        return self.arch in MAPPED_ARCHS and self.latent_space != "z"
+
+    @property
+    def latent_space(self) -> str:
+        """The space ``latent_dim`` counts: ``space``, or the model's own when that is ""."""
+        return self.space or ("w" if self.arch in MAPPED_ARCHS else "z")
+
+    @property
+    def spaces(self) -> tuple[str, ...]:
+        """The latent spaces this model can be explored in."""
+        return SPACES if self.arch in MAPPED_ARCHS else ("z",)
+
+    @property
+    def num_ws(self) -> int:
+        """How many ws a StyleGAN's synthesis takes (one per styled layer; NVIDIA's ``num_ws``):
+        2 log2(resolution) - 2 for StyleGAN2, num_layers + 2 for StyleGAN3; 1 for other models."""
+        net = self.network or {}
+        if self.arch == "stylegan2":
+            return 2 * (int(net["resolution"]).bit_length() - 1) - 2
+        if self.arch == "stylegan3":
+            return int(net.get("num_layers", 14)) + 2
+        return 1
+
+    def check_noise(self, mode: str | None) -> None:
+        """A UsageError when ``mode`` (``--noise``) is not a noise mode this model has: only
+        StyleGAN2's layers take noise (StyleGAN3 and every other model draw from the latent alone)."""
+        if mode is None:
+            return
+        if mode not in NOISE_MODES:
+            raise UsageError(f"--noise {mode!r} is not one of {', '.join(NOISE_MODES)}")
+        if self.arch == "stylegan3" and mode != "const":
+            raise UsageError(f"--noise {mode}: StyleGAN3 has no noise inputs (its pictures depend on w alone)")
+        if self.arch != "stylegan2" and self.arch != "stylegan3":
+            raise UsageError(
+                f"--noise {mode}: only StyleGAN2 models have noise inputs; this model draws from its latent alone"
+            )
+
+    def in_space(self, space: str | None) -> ModelConfig:
+        """This config with ``latent_dim`` counting ``space`` (None: the model's own). One line
+        naming the spaces there are when this model has no such space."""
+        if space is None or space == self.latent_space:
+            return self
+        if space not in self.spaces:
+            raise UsageError(
+                f"--space {space}: this {self.arch} model has one latent space, z (w and w+ belong to "
+                "StyleGAN models, whose mapping network makes them)"
+                if self.arch not in MAPPED_ARCHS
+                else f"--space {space!r} is not one of {', '.join(SPACES)}"
+            )
+        net = self.network or {}
+        dims = {"z": int(net["z_dim"]), "w": int(net["w_dim"]), "w+": self.num_ws * int(net["w_dim"])}
+        return dataclasses.replace(self, latent_dim=dims[space], space=space)
 
     @property
     def stages(self) -> int:

@@ -53,6 +53,18 @@ def check_k(k: int, latent_dim: int) -> int:
     return int(k)
 
 
+def parse_layers(text: str) -> tuple[int, int]:
+    """``--layers`` text, "FIRST-LAST" or one index, as (first, last) w indices."""
+    parts = text.strip().split("-")
+    try:
+        first, last = (int(parts[0]), int(parts[-1])) if 1 <= len(parts) <= 2 else (None, None)
+    except ValueError:
+        first = last = None
+    if first is None or last is None or first < 0 or last < first:
+        raise UsageError(f"--layers {text!r} is not a range of layer indices like 0-3 (or one index, like 5)")
+    return first, last
+
+
 def _orient(vectors: np.ndarray) -> np.ndarray:
     # Eigen- and singular vectors have arbitrary signs; fixing the largest component positive makes
     # "sefa-1=+2" mean the same thing on every run and every platform.
@@ -150,6 +162,17 @@ def pca(
     )
 
 
+def check_layers(generator: Any, method: str, layers: tuple[int, int] | None) -> None:
+    """A UsageError when ``layers`` (``--layers``) cannot be used with ``method`` on ``generator``."""
+    if layers is None:
+        return
+    if method != "sefa":
+        raise UsageError("--layers picks the layers SeFa factorises; GANSpace (pca) works on the whole latent")
+    if not hasattr(generator, "sefa_lift"):
+        raise UsageError("--layers picks a StyleGAN's layers; this model has one first layer for SeFa")
+    generator.sefa_weight(layers=layers)  # the range itself, checked against this network's ws
+
+
 def find(
     generator: Any,
     method: str,
@@ -159,12 +182,26 @@ def find(
     seed: int = 0,
     device: Any = "cpu",
     on_progress: Callable[[int, int], None] | None = None,
+    layers: tuple[int, int] | None = None,
 ) -> Directions:
-    """``k`` directions by ``method``; ``on_progress`` as in ``pca`` (SeFa is closed form: no calls)."""
+    """``k`` directions by ``method``; ``on_progress`` as in ``pca`` (SeFa is closed form: no calls).
+    ``layers`` (first, last) limits SeFa to a StyleGAN's styled layers reading those ws."""
     check_method(method)
-    if method == "sefa":
-        return sefa(generator.sefa_weight().detach().float().cpu().numpy(), k)
-    return pca(generator, k, samples=samples, seed=seed, device=device, on_progress=on_progress)
+    check_layers(generator, method, layers)
+    if method == "pca":
+        return pca(generator, k, samples=samples, seed=seed, device=device, on_progress=on_progress)
+    picked = {} if layers is None else {"layers": layers}
+    found = sefa(generator.sefa_weight(**picked).detach().float().cpu().numpy(), k)
+    if not hasattr(generator, "sefa_lift"):
+        return found
+    import torch
+
+    vectors = generator.sefa_lift(torch.from_numpy(found.vectors), **picked).numpy()
+    meta = found.meta if layers is None else {**found.meta, "layers": f"{layers[0]}-{layers[1]}"}
+    if generator.config.latent_space == "w+":  # a W direction at several layers is no longer unit length
+        where = "every layer" if layers is None else f"layers {layers[0]}-{layers[1]}"
+        meta = {**meta, "scale": f"1 moves the w of {where} one unit along the W direction"}
+    return Directions("sefa", np.ascontiguousarray(vectors, np.float32), found.values, meta=meta)
 
 
 def random_directions(dim: int, k: int, seed: int = 0) -> np.ndarray:

@@ -750,7 +750,11 @@ def build_direction(
         "unit": bool(unit),
         "n_pos": len(pos),
         "n_neg": len(neg),
-        "separation": {"accuracy": report.accuracy, "gap_in_std": report.gap_in_std},
+        # JSON has no infinity: one pick per side (no spread to measure the gap in) is null.
+        "separation": {
+            "accuracy": report.accuracy,
+            "gap_in_std": report.gap_in_std if math.isfinite(report.gap_in_std) else None,
+        },
     }
     if oos is not None:
         meta["out_of_sample"] = oos.to_meta()

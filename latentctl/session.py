@@ -3,6 +3,7 @@ the explorer share. Library code: it never prints; warnings go to the ``warn`` c
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,7 +13,13 @@ import numpy as np
 
 from latentctl.checkpoint import CheckpointInfo
 from latentctl.errors import UsageError
-from latentctl.store import LatentEntry, LatentStore, compatibility_warning, resolve_latents, write_entry
+from latentctl.store import (
+    LatentEntry,
+    LatentStore,
+    compatibility_warning,
+    resolve_latents,
+    write_entry,
+)
 from latentctl.workspace import Workspace, made_folder
 
 
@@ -69,6 +76,7 @@ class ModelSession:
             model_id=self.info.model_id,
             run_id=self.info.run_id,
             meta=meta,
+            space=self.info.model.latent_space,
         )
 
     def latents(self, spec: str) -> LatentEntry:
@@ -77,7 +85,8 @@ class ModelSession:
         Latents a different model made are an error unless ``allow_other_model`` (then a warning):
         they decode to unrelated pictures, which looks like a bug rather than a mistake. Another
         checkpoint of the same run (training went on) is only a warning: its meaning drifts slowly."""
-        entry = resolve_latents(spec, self.store, self.info.model.latent_dim, self.seed_latents)
+        model = self.info.model
+        entry = resolve_latents(spec, self.store, model.latent_dim, self.seed_latents, space=model.latent_space)
         message = compatibility_warning(entry, model_id=self.info.model_id, run_id=self.info.run_id, source=spec)
         same_run = bool(entry.run_id and self.info.run_id and entry.run_id == self.info.run_id)
         if message and not same_run and not self.allow_other_model:
@@ -97,23 +106,36 @@ def open_model(
     warn: Callable[[str], None] | None = None,
     ema: bool = True,
     allow_other_model: bool = False,
+    space: str | None = None,
+    noise: str | None = None,
 ) -> ModelSession:
     """Load a checkpoint for rendering (and encoding). ``precision`` is what images are rendered in
     (``auto`` resolves per device); encoding always runs in float32. ``allow_other_model`` lets
-    ``latents`` accept latents another model made (with a warning)."""
+    ``latents`` accept latents another model made (with a warning). ``space`` is the latent space
+    to explore (z, w or w+; None: the model's own) and ``noise`` a StyleGAN2's noise mode; both
+    are checked against the header before the weights load."""
     from latentctl import checkpoint
     from latentctl.device import resolve_device, resolve_precision
+    from latentctl.models.interface import use_noise, use_space
     from latentctl.perf import cpu_speedups, prepare_for_sampling
 
     ws = Workspace.resolve(workspace)
     path = ws.resolve_checkpoint(model)
+    if space is not None or noise is not None:  # a wrong --space or --noise fails before any loading
+        header = checkpoint.read_header(path).model
+        header.in_space(space)
+        header.check_noise(noise)
     dev = resolve_device(device)
     precision = resolve_precision(precision, dev)
     cpu_speedups(dev)
     loaded = checkpoint.load(path, device=dev, ema=ema)
+    use_space(loaded.generator, space)
+    use_noise(loaded.generator, noise)
     prepare_for_sampling(loaded.generator, dev)
+    # The session's header describes the space explored, so every latent size checked is that one's.
+    info = dataclasses.replace(loaded.info, model=loaded.generator.config)
     session = ModelSession(
-        ws, path, loaded.info, loaded, dev, LatentStore(ws.store), precision, allow_other_model=allow_other_model
+        ws, path, info, loaded, dev, LatentStore(ws.store), precision, allow_other_model=allow_other_model
     )
     if warn is not None:
         session.warn = warn

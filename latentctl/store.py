@@ -11,6 +11,8 @@ seeds      int64 (n,), the seed of each row when it came from seeds (absent othe
 model_id   hash of the generator weights that gave the rows their meaning ("" if unknown)
 run_id     the training run of that generator ("" if unknown)
 meta       JSON object: command, sources, counts, method, created (UTC ISO), latentctl_version
+space      the latent space of the rows: "z", "w" or "w+" (StyleGAN's; w+ rows are the num_ws
+           per-layer ws flattened); absent in files from before it was recorded, or other tools
 format     "latentctl-latents/1"
 ========== ================================================================================
 
@@ -43,6 +45,7 @@ import numpy as np
 from numpy.lib import format as npformat
 
 from latentctl._version import __version__
+from latentctl.config import SPACES
 from latentctl.errors import StoreError, UsageError
 from latentctl.fsutil import atomic_writer
 from latentctl.seeds import MAX_SEED, MAX_SEED_COUNT, format_seeds, latents_from_seeds, parse_seeds
@@ -80,6 +83,7 @@ class LatentEntry:
     model_id: str = ""
     run_id: str = ""
     meta: dict = field(default_factory=dict)
+    space: str = ""  # z, w or w+ (config.SPACES); "" when unknown
 
     def __post_init__(self) -> None:
         # Validating here means every entry in memory, from a file or built by a command, obeys
@@ -124,6 +128,8 @@ class LatentEntry:
                 raise StoreError(f"'{key}' must be a string, got {type(getattr(self, key)).__name__}")
         if not isinstance(self.meta, dict):
             raise StoreError(f"'meta' must be a JSON object, got {type(self.meta).__name__}")
+        if self.space and self.space not in SPACES:
+            raise StoreError(f"'space' {self.space[:20]!r} is not one of {', '.join(SPACES)}")
 
     @property
     def latent_dim(self) -> int:
@@ -296,17 +302,20 @@ def _read_arrays(path: Path, where: str) -> dict[str, Any]:
     """Every key read_entry uses, as plain values, with the archive closed again."""
     with zipfile.ZipFile(path) as zf:
         npz = _Archive(zf, where)
+        space = None
         if "z" in npz:
             z = npz.array("z")
         elif "w" in npz:
-            # StyleGAN's projector saves its result as 'w'. Only (n, d) maps onto our rows;
-            # (n, layers, d) is a per-layer latent this model has no place for.
+            # NVIDIA's projector saves its result as 'w': (n, num_ws, w_dim), one w per layer,
+            # which is a W+ latent (flattened into our rows); (n, w_dim) is a W one.
             z = npz.array("w")
-            if z.ndim != 2:
+            if z.ndim not in (2, 3):
                 raise StoreError(
-                    f"{where}: its 'w' array has shape {z.shape}; only 2-D (rows, latent_dim) "
-                    "latents can be used (per-layer latents from StyleGAN's projector cannot)"
+                    f"{where}: its 'w' array has shape {z.shape}; expected (rows, w_dim) or "
+                    "(rows, layers, w_dim) as StyleGAN's projector writes"
                 )
+            space = "w" if z.ndim == 2 else "w+"
+            z = z.reshape(len(z), -1)
         else:
             found = ", ".join(repr(n) for n in npz.names[:20]) or "none"
             if len(npz.names) > 20:
@@ -314,8 +323,10 @@ def _read_arrays(path: Path, where: str) -> dict[str, Any]:
             raise StoreError(f"{where} has no 'z' array of latents (keys found: {found})")
         out: dict[str, Any] = {"z": z}
         out["seeds"] = npz.array("seeds") if "seeds" in npz else None
-        for key in ("kind", "model_id", "run_id", "meta", "format"):
+        for key in ("kind", "model_id", "run_id", "meta", "format", "space"):
             out[key] = npz.string(key)
+        if out["space"] is None and "z" not in npz:
+            out["space"] = space
     return out
 
 
@@ -403,6 +414,7 @@ def read_entry(path: Path) -> LatentEntry:
             model_id=arrays["model_id"] or "",
             run_id=arrays["run_id"] or "",
             meta=meta,
+            space=arrays["space"] or "",
         )
     except StoreError as e:
         raise StoreError(f"{where}: {e}") from None
@@ -450,6 +462,8 @@ def write_entry(path: Path, entry: LatentEntry, *, force: bool = False) -> Path:
     }
     if entry.seeds is not None:
         arrays["seeds"] = np.asarray(entry.seeds, dtype=np.int64)
+    if entry.space:
+        arrays["space"] = np.array(entry.space)
     try:
         # Writing to an open file object, not a name, stops numpy appending ".npz" to the name.
         with atomic_writer(path, overwrite=force) as f:
@@ -627,7 +641,9 @@ def _looks_like_path(text: str) -> bool:
     return "/" in text or "\\" in text or (text.endswith(SUFFIX) and _is_file(Path(text)))
 
 
-def resolve_latents(spec: str, store: LatentStore, latent_dim: int | None, from_seeds=None) -> LatentEntry:
+def resolve_latents(
+    spec: str, store: LatentStore, latent_dim: int | None, from_seeds=None, *, space: str | None = None
+) -> LatentEntry:
     """Turn command-line text into latents.
 
     ``seeds:16,37,83`` / ``seeds:0-8`` / ``seed:42``  latents from seeds (model independent)
@@ -638,7 +654,8 @@ def resolve_latents(spec: str, store: LatentStore, latent_dim: int | None, from_
     ``latent_dim`` is the model's; latents of another size are refused. ``None`` skips that
     check (for commands that only inspect latents) but then seeds cannot be used. ``from_seeds``
     turns seeds into the model's latents (``ModelSession.seed_latents``: its prior, its mapping);
-    without it seeds are standard normal.
+    without it seeds are standard normal. ``space`` is the latent space the command works in:
+    an entry recording another is refused (``check_space``), before its size is compared.
     """
     spec = spec.strip()
     if not spec:
@@ -667,6 +684,8 @@ def resolve_latents(spec: str, store: LatentStore, latent_dim: int | None, from_
                 raise
         label = base
 
+    if space is not None:
+        check_space(entry, space, label)
     if latent_dim is not None and entry.latent_dim != latent_dim:
         raise StoreError(f"{label!r} has {entry.latent_dim}-dimensional latents but the model uses {latent_dim}")
 
@@ -696,6 +715,18 @@ def resolve_latents(spec: str, store: LatentStore, latent_dim: int | None, from_
     return entry
 
 
+def check_space(entry: LatentEntry, space: str, source: str) -> None:
+    """A UsageError when ``entry`` records a latent space other than ``space``: a w read as a z (both
+    often 512 numbers) draws an unrelated picture, silently. Entries that record none (files
+    from other tools, or written before spaces were) are taken to be in ``space``."""
+    if entry.space and entry.space != space:
+        what = "directions" if entry.kind == "direction" else "latents"
+        raise UsageError(
+            f"{source!r} holds {what} in {entry.space.upper()}, but this command works in {space.upper()}; "
+            f"pass --space {entry.space} to work in {entry.space.upper()}"
+        )
+
+
 def compatibility_warning(entry: LatentEntry, *, model_id: str, run_id: str, source: str) -> str | None:
     """A warning when ``entry`` was made by another model than the one about to use it.
 
@@ -722,6 +753,7 @@ __all__ = [
     "EntryInfo",
     "LatentEntry",
     "LatentStore",
+    "check_space",
     "compatibility_warning",
     "read_entry",
     "resolve_latents",

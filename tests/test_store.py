@@ -151,9 +151,14 @@ def test_third_party_npz_with_only_z(tmp_path):
 def test_third_party_w_key(tmp_path):
     np.savez(tmp_path / "w2.npz", w=np.ones((1, D), np.float32))
     assert read_entry(tmp_path / "w2.npz").count == 1
-    np.savez(tmp_path / "w3.npz", w=np.ones((1, 14, D), np.float32))
-    with pytest.raises(StoreError, match=r"w3.npz.*\(1, 14, 8\).*2-D"):
-        read_entry(tmp_path / "w3.npz")
+    assert read_entry(tmp_path / "w2.npz").space == "w"
+    # NVIDIA's projector: one w per layer, (rows, num_ws, w_dim), which is W+ flattened
+    np.savez(tmp_path / "w3.npz", w=np.arange(14 * D, dtype=np.float32).reshape(1, 14, D))
+    entry = read_entry(tmp_path / "w3.npz")
+    assert entry.space == "w+" and entry.z.shape == (1, 14 * D) and entry.z[0, D] == D
+    np.savez(tmp_path / "w4.npz", w=np.ones((1, 2, 14, D), np.float32))
+    with pytest.raises(StoreError, match=r"w4.npz.*\(1, 2, 14, 8\)"):
+        read_entry(tmp_path / "w4.npz")
 
 
 def test_missing_file(tmp_path):

@@ -167,6 +167,29 @@ MaxImagesOpt = Annotated[
 ]
 
 
+PANEL_SPACE = "Latent space"
+SpaceOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--space",
+        metavar="z|w|w+",
+        help="A StyleGAN's latent space: w (its mapping's output, where edits are most linear), w+ (one w per layer: projections fit closer, edits can pick layers) or z (the seed's own draw) \\[default: w; z for every other model].",
+        rich_help_panel=PANEL_SPACE,
+        show_default=False,
+    ),
+]
+NoiseOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--noise",
+        metavar="const|random|none",
+        help="A StyleGAN2's noise inputs: const (NVIDIA's default: a seed always draws the same picture), random (fresh noise every image) or none \\[default: const].",
+        rich_help_panel=PANEL_SPACE,
+        show_default=False,
+    ),
+]
+
+
 EmaOpt = Annotated[
     bool,
     typer.Option(

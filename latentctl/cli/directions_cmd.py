@@ -14,7 +14,9 @@ from latentctl.cli.common import (
     EmaOpt,
     ForceOpt,
     ModelArg,
+    NoiseOpt,
     OutOpt,
+    SpaceOpt,
     WorkspaceOpt,
     handles_errors,
     note,
@@ -41,6 +43,15 @@ def directions(
         int, typer.Option("--samples", metavar="N", help="pca: sampled latents (seeded by --seed).")
     ] = 10_000,
     seed: Annotated[int, typer.Option("--seed", help="pca: seed of the sampled latents.")] = 0,
+    layers: Annotated[
+        str | None,
+        typer.Option(
+            "--layers",
+            metavar="FIRST-LAST",
+            help="sefa on a StyleGAN: factorise only the layers reading ws FIRST to LAST (0-3: pose and shape; 4-7: features; 8 on: colour and texture at 1024 px); in W+ the directions move only those layers \\[default: all].",
+            show_default=False,
+        ),
+    ] = None,
     seeds: Annotated[
         str, typer.Option("--seeds", metavar="SEEDS", help="Latents every direction is swept on in the contact sheet.")
     ] = "0-2",
@@ -59,6 +70,8 @@ def directions(
     device: DeviceOpt = "auto",
     ema: EmaOpt = True,
     workspace: WorkspaceOpt = None,
+    space: SpaceOpt = None,
+    noise: NoiseOpt = None,
 ) -> None:
     """Find directions without picking samples (SeFa or GANSpace), save them, and render one sweep
     row per direction (strengths -3..3) to scan and name.
@@ -71,6 +84,8 @@ def directions(
 
       latentctl directions --method pca -k 5 --save pca
 
+      latentctl directions --space w+ --layers 0-3 --save coarse   # a StyleGAN's coarse layers only
+
       latentctl apply seeds:3 --add sefa-1=2 --scales -2,0,2  # use one like any direction
     """
 
@@ -80,13 +95,15 @@ def directions(
     from latentctl.session import open_model, output_dir, render, save_latents
 
     D.check_method(method)
+    layer_range = None if layers is None else D.parse_layers(layers)
     # every count first: a huge --samples or sheet would only fail after the model loaded
     check_count(samples, "--samples", 1_000_000, "a PCA of 10,000 samples is the usual")
     base_seeds = seeds_option(seeds)
     check_count(len(base_seeds), "--seeds", MAX_SHEET_SEEDS, "the contact sheet shows a few latents per direction")
-    session = open_model(model, device, workspace, "fp32", warn=warn, ema=ema)
+    session = open_model(model, device, workspace, "fp32", warn=warn, ema=ema, space=space, noise=noise)
     dim = session.info.model.latent_dim
     D.check_k(k, dim)
+    D.check_layers(session.generator, method, layer_range)
     name = session.store.normalize_name(save or method)
     names = [f"{name}-{i + 1}" for i in range(k)]
     refuse_existing(session.store, names, force)
@@ -100,7 +117,14 @@ def directions(
     # PCA is announced at its first batch, so that its own checks (too few samples) fail on a line alone
     with step(finding, samples if method == "pca" else None, lazy=method == "pca") as advance:
         found = D.find(
-            session.generator, method, k, samples=samples, seed=seed, device=session.device, on_progress=advance
+            session.generator,
+            method,
+            k,
+            samples=samples,
+            seed=seed,
+            device=session.device,
+            on_progress=advance,
+            layers=layer_range,
         )
     base = session.seed_latents(base_seeds)
     with step(f"measuring how much each direction changes the image ({len(base_seeds)} seeds)", k) as advance:

@@ -15,8 +15,10 @@ from latentctl.cli.common import (
     LabelsOpt,
     MaxImagesOpt,
     ModelOpt,
+    NoiseOpt,
     OutOpt,
     PatternOpt,
+    SpaceOpt,
     WorkspaceOpt,
     handles_errors,
     note,
@@ -109,6 +111,8 @@ def encode(
     device: DeviceOpt = "auto",
     ema: EmaOpt = True,
     workspace: WorkspaceOpt = None,
+    space: SpaceOpt = None,
+    noise: NoiseOpt = None,
 ) -> None:
     """Put real photos into the latent space, to edit them like samples.
 
@@ -143,7 +147,7 @@ def encode(
             f"--refine {refine}: at most {MAX_REFINE} steps after the encoder (30 already match a full projection); "
             "for a longer one leave out --use-encoder and set --steps"
         )
-    session = open_model(model, device, workspace, warn=warn, ema=ema)
+    session = open_model(model, device, workspace, warn=warn, ema=ema, space=space, noise=noise)
     images, files = load_photos(photos, session.info.model.image_size, session.info.model.channels)
     out_dir = output_dir(session.ws, out, "encode", force)
     net = None
@@ -223,6 +227,7 @@ def map_latents(
     device: DeviceOpt = "auto",
     ema: EmaOpt = True,
     workspace: WorkspaceOpt = None,
+    space: SpaceOpt = None,
 ) -> None:
     """Draw the latent space: labelled images encoded and plotted, coloured by a label.
 
@@ -243,7 +248,7 @@ def map_latents(
         raise UsageError(f"{target} already exists; pass --force to replace it")
     panels = []
     for model in models or [None]:
-        session = open_model(model, device, workspace, warn=warn, ema=ema)
+        session = open_model(model, device, workspace, warn=warn, ema=ema, space=space)
         z, values = encode_labelled(session, images, column, labels, name_pattern, max_images)
         dim = z.shape[1]
         title = f"{session.info.model.family.upper()}: {session.path.parent.name if session.path.name == 'checkpoint.safetensors' else session.path.stem}"

@@ -7,7 +7,18 @@ from typing import Annotated
 
 import typer
 
-from latentctl.cli.common import DeviceOpt, EmaOpt, ModelArg, WorkspaceOpt, handles_errors, note, result, warn
+from latentctl.cli.common import (
+    DeviceOpt,
+    EmaOpt,
+    ModelArg,
+    NoiseOpt,
+    SpaceOpt,
+    WorkspaceOpt,
+    handles_errors,
+    note,
+    result,
+    warn,
+)
 from latentctl.errors import UsageError
 
 INSTALL_HINT = "pip install starlette uvicorn"  # core dependencies: missing only in a broken install
@@ -38,6 +49,8 @@ def explore(
     device: DeviceOpt = "auto",
     ema: EmaOpt = True,
     workspace: WorkspaceOpt = None,
+    space: SpaceOpt = None,
+    noise: NoiseOpt = None,
 ) -> None:
     """Browse samples, sort them into two piles, make a direction and steer with sliders, in the browser.
 
@@ -63,7 +76,7 @@ def explore(
     from latentctl.session import open_model
 
     with step("loading the model", finished="ready"):
-        session = open_model(model, device, workspace, "fp32", warn=warn, ema=ema)
+        session = open_model(model, device, workspace, "fp32", warn=warn, ema=ema, space=space, noise=noise)
         explorer = Explorer(session, model_arg=model, workspace_arg=workspace)
         # One sample drawn here pays the first render's one-off costs (the device's and the
         # thread pools' start-up) before the URL is shown, not while the page waits for its grid.

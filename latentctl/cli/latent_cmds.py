@@ -20,12 +20,14 @@ from latentctl.cli.common import (
     LabelsOpt,
     MaxImagesOpt,
     ModelOpt,
+    NoiseOpt,
     OldImagesOpt,
     OldLabelsOpt,
     OutOpt,
     PatternOpt,
     PngsOpt,
     PrecisionOpt,
+    SpaceOpt,
     TileSizeOpt,
     WorkspaceOpt,
     check_save,
@@ -130,6 +132,8 @@ def interp(
     ema: EmaOpt = True,
     allow_other_model: AllowOtherOpt = False,
     workspace: WorkspaceOpt = None,
+    space: SpaceOpt = None,
+    noise: NoiseOpt = None,
 ) -> None:
     """Walk between latents and render each step: strip.png, frame PNGs and the path's latents.
 
@@ -153,7 +157,17 @@ def interp(
         from latentctl.grid import require_mp4
 
         require_mp4()
-    session = open_model(model, device, workspace, precision, warn=warn, ema=ema, allow_other_model=allow_other_model)
+    session = open_model(
+        model,
+        device,
+        workspace,
+        precision,
+        warn=warn,
+        ema=ema,
+        allow_other_model=allow_other_model,
+        space=space,
+        noise=noise,
+    )
     rows = _gather(session, points, limit=MAX_PATH_FRAMES, what="interp")
     if len(rows) < 2:
         raise UsageError("interp needs at least two latents, e.g. 'latentctl interp seeds:16 seeds:37'")
@@ -228,8 +242,11 @@ def _animate(
             )
 
 
-def _latent_dim_for(model: Path | None, workspace: Path | None) -> tuple[int | None, object | None]:
-    """The model's latent size and header, when a model is given or current (read without torch)."""
+def _latent_dim_for(model: Path | None, workspace: Path | None, space: str | None) -> tuple[int | None, object | None]:
+    """The model's latent size in ``space`` and its header, when a model is given or current
+    (read without torch)."""
+    import dataclasses
+
     from latentctl.checkpoint import read_header
     from latentctl.workspace import Workspace
 
@@ -239,7 +256,10 @@ def _latent_dim_for(model: Path | None, workspace: Path | None) -> tuple[int | N
     except UsageError:
         if model is not None:
             raise
+        if space is not None:
+            raise UsageError(f"--space {space} needs a model (give --model, or train or import one)") from None
         return None, None
+    info = dataclasses.replace(info, model=info.model.in_space(space))
     return info.model.latent_dim, info
 
 
@@ -363,6 +383,8 @@ def attr_vector(
         ),
     ] = False,
     workspace: WorkspaceOpt = None,
+    space: SpaceOpt = None,
+    noise: NoiseOpt = None,
 ) -> None:
     """Build an attribute direction from latents with and without it, and save it to the store.
 
@@ -405,13 +427,20 @@ def attr_vector(
     check_save(save, workspace, force)
     ws = Workspace.resolve(workspace)
     store = LatentStore(ws.store)
-    dim, info = _latent_dim_for(model, workspace)
-    from_seeds = None if info is None else seeds_function(info, lambda: open_model(model, "auto", workspace, "fp32"))
+    dim, info = _latent_dim_for(model, workspace, space)
+    worked_in = None if info is None else info.model.latent_space
+    if info is not None:
+        info.model.check_noise(noise)
+    from_seeds = (
+        None
+        if info is None
+        else seeds_function(info, lambda: open_model(model, "auto", workspace, "fp32", space=space, noise=noise))
+    )
 
     def gather(specs: list[str], flag: str) -> tuple[np.ndarray, list[LatentEntry]]:
         entries, total = [], 0
         for spec in specs:
-            entries.append(resolve_latents(spec, store, dim, from_seeds))
+            entries.append(resolve_latents(spec, store, dim, from_seeds, space=worked_in))
             total += entries[-1].count
             if total > MAX_SEED_COUNT:
                 raise UsageError(
@@ -429,8 +458,8 @@ def attr_vector(
             raise UsageError("--images needs --column NAME and --pos-if CONDITION, e.g. --column gender --pos-if ==1")
         from latentctl.session import open_model
 
-        session = open_model(model, "auto", workspace, warn=warn, ema=ema)
-        dim, info = session.info.model.latent_dim, session.info
+        session = open_model(model, "auto", workspace, warn=warn, ema=ema, space=space, noise=noise)
+        dim, info, worked_in = session.info.model.latent_dim, session.info, session.info.model.latent_space
         z_all, values = encode_labelled(session, images, column, labels, name_pattern, max_images, fast=fast_encoder)
         pos_mask = _select(values, pos_if, "--pos-if")
         neg_mask = _select(values, neg_if, "--neg-if") if neg_if else ~pos_mask & _labelled(values)
@@ -448,7 +477,12 @@ def attr_vector(
     models = {e.model_id for e in pe + ne if e.model_id}
     if len(models) > 1:
         warn(f"--pos and --neg come from different models ({', '.join(sorted(models))}); the direction mixes them")
-    others = [resolve_latents(o, store, p.shape[1], from_seeds) for o in orthogonal_to or []]
+    others = [resolve_latents(o, store, p.shape[1], from_seeds, space=worked_in) for o in orthogonal_to or []]
+    spaces = {e.space for e in pe + ne + others if e.space}
+    if len(spaces) > 1:  # only without a model: with one, every entry was checked against its space
+        raise UsageError(
+            f"the latents given are in different spaces ({', '.join(sorted(spaces))}); give ones of one space"
+        )
     built = L.build_direction(
         p,
         n,
@@ -465,6 +499,7 @@ def attr_vector(
     entry = LatentEntry(
         z=direction[None, :],
         kind="direction",
+        space=worked_in or next(iter(spaces), ""),
         model_id=model_id,
         run_id=run_id,
         meta={
@@ -601,6 +636,8 @@ def apply(
     ] = True,
     tile_size: TileSizeOpt = None,
     workspace: WorkspaceOpt = None,
+    space: SpaceOpt = None,
+    noise: NoiseOpt = None,
 ) -> None:
     """Add weighted directions to latents and render the result (rows: latents, columns: strengths).
 
@@ -626,7 +663,17 @@ def apply(
     weighted = [parse_weighted(spec, "--add") for spec in add]
     check_save(save, workspace, force)
     assessors = _classifiers(score_with, keep or [], workspace)  # before the model: a wrong name fails first
-    session = open_model(model, device, workspace, precision, warn=warn, ema=ema, allow_other_model=allow_other_model)
+    session = open_model(
+        model,
+        device,
+        workspace,
+        precision,
+        warn=warn,
+        ema=ema,
+        allow_other_model=allow_other_model,
+        space=space,
+        noise=noise,
+    )
     inputs, row_names, seeds = _gather_rows(
         session, latents, limit=L.MAX_SWEEP // len(strengths), what=f"apply with {len(strengths)} strength(s)"
     )
@@ -721,6 +768,8 @@ def render_latents(
     allow_other_model: AllowOtherOpt = False,
     tile_size: TileSizeOpt = None,
     workspace: WorkspaceOpt = None,
+    space: SpaceOpt = None,
+    noise: NoiseOpt = None,
 ) -> None:
     """Draw stored latents as they are: a labelled grid and one PNG per latent.
 
@@ -736,7 +785,17 @@ def render_latents(
     pngs = renamed(pngs, old_images, **PNGS)
     if not pngs and not grid:
         raise UsageError("--no-pngs and --no-grid together leave nothing to draw; keep one")
-    session = open_model(model, device, workspace, precision, warn=warn, ema=ema, allow_other_model=allow_other_model)
+    session = open_model(
+        model,
+        device,
+        workspace,
+        precision,
+        warn=warn,
+        ema=ema,
+        allow_other_model=allow_other_model,
+        space=space,
+        noise=noise,
+    )
     z, labels, seeds = _gather_rows(session, latents, limit=MAX_RENDER, what="render")
     out_dir = output_dir(session.ws, out, "render", force)
     names = _file_names(labels, seeds, [""]) if pngs else None

@@ -16,11 +16,13 @@ from latentctl.cli.common import (
     DeviceOpt,
     EmaOpt,
     ForceOpt,
+    NoiseOpt,
     OldImagesOpt,
     OldLabelsOpt,
     OutOpt,
     PrecisionOpt,
     RunModelArg,
+    SpaceOpt,
     TileSizeOpt,
     WorkspaceOpt,
     check_save,
@@ -124,6 +126,8 @@ def sample(
     precision: PrecisionOpt = "auto",
     ema: EmaOpt = True,
     workspace: WorkspaceOpt = None,
+    space: SpaceOpt = None,
+    noise: NoiseOpt = None,
 ) -> None:
     """Generate new images from a trained model.
 
@@ -156,7 +160,7 @@ def sample(
     check_count(batch_size, "--batch-size", MAX_BATCH_SIZE, "larger batches only use more memory")
     check_tile_size(tile_size)
     check_save(save, workspace, force)
-    session = open_model(model, device, workspace, precision, warn=warn, ema=ema)
+    session = open_model(model, device, workspace, precision, warn=warn, ema=ema, space=space, noise=noise)
     z = truncate(session.generator, session.seed_latents(seed_list), truncation)
     out_dir = output_dir(session.ws, out, "sample", force)
     written = render(

@@ -18,8 +18,10 @@ from latentctl.cli.common import (
     LabelsOpt,
     MaxImagesOpt,
     ModelArg,
+    NoiseOpt,
     OutOpt,
     PatternOpt,
+    SpaceOpt,
     WorkspaceOpt,
     handles_errors,
     note,
@@ -101,6 +103,8 @@ def steer(
     device: DeviceOpt = "auto",
     ema: EmaOpt = True,
     workspace: WorkspaceOpt = None,
+    space: SpaceOpt = None,
+    noise: NoiseOpt = None,
 ) -> None:
     """Learn a direction from a known image edit (--edit) or from an assessor (--assessor), save it,
     and report how well it does on held-out latents.
@@ -140,7 +144,7 @@ def steer(
     check_count(batch_size, "--batch-size", MAX_BATCH_SIZE, "lower it")
     base_seeds = seeds_option(seeds)
     check_count(len(base_seeds), "--seeds", MAX_SHEET_SEEDS, "the sweep image shows a few latents")
-    session = open_model(model, device, workspace, "fp32", warn=warn, ema=ema)
+    session = open_model(model, device, workspace, "fp32", warn=warn, ema=ema, space=space, noise=noise)
     clf_path = resolve_classifier(assessor, session.ws) if assessor is not None else None
     name = session.store.normalize_name(
         save or (f"steer-{edit}" + (f"-{channel}" if edit == "color" else "") if edit else f"ganalyze-{clf_path.stem}")

@@ -18,14 +18,18 @@ PyTorch DCGAN, NVIDIA's StyleGAN2) plugs in without touching a command:
 ``first_features(z)``
     (B, features): the activations just after that layer, which GANSpace takes its PCA of.
 
-Optional, for a network whose explored latent is not its prior's sample (StyleGAN2: commands work
-in W, the mapping network's output, where edits are most linear):
+Optional, for a network whose explored latent is not its prior's sample (StyleGAN: commands work
+in W or W+, made by the mapping network, where edits are most linear; ``config.mapped`` says so):
 
 ``z_dim`` and ``map_latents(z)``
     seeds and random draws give z ~ the prior (``z_dim``), and ``map_latents`` (B, z_dim) ->
     (B, latent_dim) turns them into the latents commands store and edit;
 ``latent_center``
-    a (latent_dim,) buffer that truncation pulls toward (StyleGAN's average w); zero otherwise.
+    a (latent_dim,) buffer that truncation pulls toward (StyleGAN's average w); zero otherwise;
+``use_space(space)``, ``use_noise(mode)``
+    which latent space ``config.latent_dim`` counts (``config.SPACES``), and the noise mode;
+``sefa_weight(layers)`` and ``sefa_lift(vectors, layers)``
+    SeFa on a range of layers, and its directions carried into the explored space (W+).
 
 The functions below are how the rest of latentctl asks for latents, so that all of this stays in
 one place. The checkpoint supplies the rest: the stable model id stamped on store entries.
@@ -88,7 +92,7 @@ def random_latents_torch(generator: Any, n: int, stream: torch.Generator) -> tor
 
     cfg = generator.config
     z = draw_torch(n, getattr(generator, "z_dim", cfg.latent_dim), cfg.latent_prior, stream)
-    if not hasattr(generator, "map_latents"):
+    if not _maps(generator):
         return z
     device = next(generator.parameters()).device
     with torch.no_grad():
@@ -114,14 +118,36 @@ def prior_pull(generator: Any, z: torch.Tensor) -> torch.Tensor:
     """(n,): how far each latent's mean square is from the prior's typical value (1 for N(0, I),
     1/3 for U(-1, 1)), squared; what projection adds, lightly, so it stays where the prior draws.
     Zero for a mapped space (StyleGAN's W): NVIDIA's projector puts no such term on w either."""
-    if hasattr(generator, "map_latents"):
+    if _maps(generator):
         return z.new_zeros(len(z))
     typical = 1.0 / 3.0 if generator.config.latent_prior == "uniform" else 1.0
     return (z.pow(2).mean(1) - typical).pow(2)
 
 
+def use_space(generator: Any, space: str | None) -> None:
+    """Explore ``space`` (``--space``; None: the model's own). A model with one latent space
+    accepts only z; the UsageError says which spaces there are."""
+    if space is None:
+        return
+    if hasattr(generator, "use_space"):
+        generator.use_space(space)
+    else:
+        generator.config.in_space(space)  # z is its own space; anything else is refused there
+
+
+def use_noise(generator: Any, mode: str | None) -> None:
+    """The noise mode (``--noise``; None: the model's default) of a network with noise inputs."""
+    generator.config.check_noise(mode)
+    if mode is not None and hasattr(generator, "use_noise"):
+        generator.use_noise(mode)
+
+
+def _maps(generator: Any) -> bool:
+    return bool(getattr(generator.config, "mapped", False))
+
+
 def _mapped(generator: Any, z: np.ndarray) -> np.ndarray:
-    if not hasattr(generator, "map_latents"):
+    if not _maps(generator):
         return z
     device = next(generator.parameters()).device
     out = []
