@@ -7,6 +7,12 @@ so no request can name a path. Latents are computed with the very operations ``s
 it pixel for pixel (rendering is float32 on both sides: ``--precision fp32`` is always written out
 because ``auto`` may pick bf16 on another machine).
 
+A slider being dragged may ask for a *preview* (``"preview": true``): on a StyleGAN2 whose skip
+path already holds the picture at a smaller size (``preview_sizes``), a model larger than
+``PREVIEW_LIMIT`` px renders the largest of those sizes up to that limit, and the page scales it
+up while the slider moves; on release it asks for the full image. Only what is shown is smaller:
+saved entries and the commands shown are the full model's.
+
 Library code: nothing here prints or imports a web framework.
 """
 
@@ -41,6 +47,41 @@ MIN_PICKS = 10  # per pile, as Latent Compass asks
 # points of the exact one at a fraction of the cost; saving a direction uses attr-vector's default.
 CHECK_PERMUTATIONS = 50
 METHODS = ("mean", "boundary")
+# Previews while a slider moves: the largest preview size up to this, on models larger than it.
+PREVIEW_LIMIT = 256
+
+
+def preview_size(sizes: Any, image_size: int, limit: int = PREVIEW_LIMIT) -> int | None:
+    """The size a preview renders at: the largest of ``sizes`` (a generator's ``preview_sizes``) that
+    is at most ``limit`` and smaller than the image, or None when ``image_size`` is not larger than
+    ``limit`` (the full image is cheap enough) or no size fits."""
+    if image_size <= limit:
+        return None
+    fitting = [int(s) for s in sizes or () if int(s) <= limit and int(s) < image_size]
+    return max(fitting, default=None)
+
+
+class _PreviewGenerator:
+    """``generator`` drawing its ``size`` px preview, in the shape ``generate`` takes (called with
+    a batch of latents; ``training``, ``train`` and ``eval`` are the generator's own), so previews
+    go through the same batching, precision and ``to_uint8`` as every full image."""
+
+    def __init__(self, generator: Any, size: int):
+        self.generator, self.size = generator, size
+
+    @property
+    def training(self) -> bool:
+        return self.generator.training
+
+    def train(self, mode: bool = True) -> _PreviewGenerator:
+        self.generator.train(mode)
+        return self
+
+    def eval(self) -> _PreviewGenerator:
+        return self.train(False)
+
+    def __call__(self, z: Any) -> Any:
+        return self.generator.preview(z, self.size)
 
 
 class RequestError(UsageError):
@@ -146,31 +187,56 @@ def _apply_image(base: Base, scale: float) -> str:
 class Explorer:
     """The model session, the store and the page's operations on them."""
 
-    def __init__(self, session: Any, *, model_arg: Path | None = None, workspace_arg: Path | None = None):
+    def __init__(
+        self,
+        session: Any,
+        *,
+        model_arg: Path | None = None,
+        workspace_arg: Path | None = None,
+        preview_limit: int = PREVIEW_LIMIT,
+    ):
         self.session = session
         self.store = session.store
         self.dim = session.info.model.latent_dim
+        # Generators without previews (latentctl's own, VAEs, Keras imports, StyleGAN3) have no
+        # preview_sizes: every view of theirs is full size.
+        sizes = getattr(session.generator, "preview_sizes", ())
+        self.preview_size = preview_size(sizes, session.info.model.image_size, preview_limit)
         # Commands name the model and workspace only when the explorer was given them, so they
         # read as short as the user's own and still point at the same files.
-        self._opts = ""
-        if model_arg is not None:
-            self._opts += f" --model {shlex.quote(str(model_arg))}"
-        if workspace_arg is not None:
-            self._opts += f" --workspace {shlex.quote(str(workspace_arg))}"
+        self._ws_text = "" if workspace_arg is None else f" --workspace {shlex.quote(str(workspace_arg))}"
+        self._opts = ("" if model_arg is None else f" --model {shlex.quote(str(model_arg))}") + self._ws_text
         self._sample_opts = self._opts.replace(" --model ", " ", 1) if model_arg is not None else self._opts
+        # A space other than the model's own (W+, or z, for a StyleGAN) and a noise mode other
+        # than const are named too: the latents saved are that space's, and so are the pictures.
+        space = session.info.model.space
+        noise = getattr(session.generator, "noise_mode", "const")
+        extra = (f" --space {space}" if space else "") + (f" --noise {noise}" if noise != "const" else "")
+        self._opts += extra
+        self._sample_opts += extra
 
     # ---- rendering
 
-    def render(self, z: np.ndarray) -> list[bytes]:
-        """PNG bytes for each row of ``z``, in float32 exactly as `apply` renders with --precision fp32."""
+    def render(self, z: np.ndarray, *, preview: bool = False) -> list[bytes]:
+        """PNG bytes for each row of ``z``, in float32 exactly as `apply` renders with --precision fp32.
+
+        ``preview`` renders at ``preview_size`` instead when the model has one (full size when not)."""
         from PIL import Image
 
         from latentctl.generate import generate
         from latentctl.grid import png_bytes
 
+        generator = self.session.generator
+        if preview and self.preview_size is not None:
+            generator = _PreviewGenerator(generator, self.preview_size)
         # A copy: store entries are read-only arrays, which torch.from_numpy warns about.
-        images = generate(self.session.generator, np.array(z, np.float32), device=self.session.device, precision="fp32")
+        images = generate(generator, np.array(z, np.float32), device=self.session.device, precision="fp32")
         return [png_bytes(Image.fromarray(img[..., 0] if img.shape[-1] == 1 else img)) for img in images]
+
+    def _preview(self, req: dict) -> bool:
+        """Whether this request gets a preview: it asked (``"preview": true``, meaning "fast if you
+        can") and the model has a preview size."""
+        return _bool(req.get("preview", False), "preview") and self.preview_size is not None
 
     def warm_up(self) -> None:
         """Draw one sample and throw it away: the first render of a process pays one-off costs
@@ -230,7 +296,10 @@ class Explorer:
             "model_id": s.info.model_id,
             "image_size": m.image_size,
             "latent_dim": m.latent_dim,
+            "space": m.latent_space,
             "family": getattr(m, "family", "gan"),
+            # what a moving slider's preview renders at (the page scales it up); None: always full size
+            "preview_size": self.preview_size,
             "store": str(self.store.root),
             "limits": {
                 "tiles": MAX_TILES,
@@ -280,8 +349,7 @@ class Explorer:
         return out
 
     def _ws_opt(self) -> str:
-        i = self._opts.find(" --workspace ")
-        return self._opts[i:] if i >= 0 else ""
+        return self._ws_text
 
     # ---- browse
 
@@ -547,10 +615,16 @@ class Explorer:
         return z, self._apply_command(base, dirs, None), _apply_image(base, 1.0), base, dirs
 
     def steer(self, req: dict) -> dict:
+        """The view's image; ``"preview": true`` asks for the preview size while a slider moves.
+        The reply says which it is: ``preview`` and the image's ``size``."""
+        req = _obj(req, "the request")
+        preview = self._preview(req)
         z, command, image, base, _ = self.view(req)
         warning = base.warning if base is not None else None
         return {
-            "png": self.data_url(self.render(z)[0]),
+            "png": self.data_url(self.render(z, preview=preview)[0]),
+            "preview": preview,
+            "size": self.preview_size if preview else self.session.info.model.image_size,
             "command": command,
             "image": image,
             "warning": warning,
@@ -560,6 +634,7 @@ class Explorer:
     def strip(self, req: dict) -> dict:
         """The view at several strengths of its combined directions: `apply --scales`."""
         req = _obj(req, "the request")
+        preview = self._preview(req)
         psi = _float(req.get("psi", 1.0), "psi", 0.0, MAX_PSI)
         base = self.base(req.get("base"), psi)
         dirs = self._directions(req.get("directions"))
@@ -570,8 +645,10 @@ class Explorer:
             raise RequestError(f"scales must be a list of 1 to {MAX_SCALES} numbers")
         scales = [_float(s, "a scale", -MAX_WEIGHT, MAX_WEIGHT) for s in raw]
         grid = L.strength_sweep(base.z, self._combined(self.dim, dirs), scales)[0]
-        pngs = self.render(grid)
+        pngs = self.render(grid, preview=preview)
         return {
+            "preview": preview,
+            "size": self.preview_size if preview else self.session.info.model.image_size,
             "tiles": [
                 {"scale": s, "png": self.data_url(p), "image": _apply_image(base, s)} for s, p in zip(scales, pngs)
             ],

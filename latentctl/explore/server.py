@@ -8,7 +8,8 @@ body before it is read; JSON only; fixed routes (static files come from a fixed 
 path in the URL); every error a one-line JSON message with a 4xx status (a bug is a 500 with one
 line, never a traceback). Renders run one at a time under a lock in a worker thread, and a newer
 request from the same page for the same view supersedes one still waiting, so dragging a slider
-never queues up stale frames.
+never queues up stale frames. A slider's previews (``"preview": true``, smaller images while it
+moves; see api.py) and the full image asked for on release share their view's slot.
 """
 
 from __future__ import annotations

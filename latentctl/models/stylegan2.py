@@ -34,6 +34,8 @@ from torch import nn
 ARCHITECTURES = ("orig", "skip", "resnet")
 _ACT_GAINS = {"linear": 1.0, "relu": math.sqrt(2.0), "lrelu": math.sqrt(2.0)}
 NOISE_MODES = ("const", "random", "none")
+# The smallest stage a preview may stop at: below it a picture is too coarse to judge an edit by.
+PREVIEW_MIN = 64
 
 # CPU speed levers (docs/stylegan-speed.md; benchmarks/stylegan_speed.py measures each one by
 # setting these): _FAST False runs the straightforward reference implementation; _MODCONV picks how
@@ -625,20 +627,40 @@ class StyleGAN2Generator(MappedGenerator):
         self.num_ws = sum(stage.num_conv for stage in self.stages) + self.stages[-1].num_rgb
         self.register_buffer("w_avg", torch.zeros(w_dim))
 
-    def synthesis(self, ws: torch.Tensor, noise_mode: str = "const") -> torch.Tensor:
+    @property
+    def preview_resolutions(self) -> tuple[int, ...]:
+        """Sizes ``synthesis(..., stop_at=size)`` can stop at: for the skip architecture, the stage
+        resolutions from 64 px up to (not including) the full one. Each is the RGB image the skip
+        path has summed so far, which the full image only upsamples and refines, so it shows the
+        same picture at a fraction of the work. ``()`` for orig and resnet: they emit RGB only at
+        the end."""
+        if self.architecture != "skip":
+            return ()
+        return tuple(res for res in self.stage_resolutions if PREVIEW_MIN <= res < self.resolution)
+
+    def synthesis(self, ws: torch.Tensor, noise_mode: str = "const", stop_at: int | None = None) -> torch.Tensor:
         """(B, num_ws, w_dim) -> raw (B, img_channels, H, W) images, roughly in [-1, 1] (not clamped).
 
         ``noise_mode``: "const" uses the stored noise maps (reproducible), "random" draws fresh
-        noise from torch's generator, "none" leaves the noise out.
+        noise from torch's generator, "none" leaves the noise out. ``stop_at``, one of
+        ``preview_resolutions``, runs the stages up to that resolution only and returns the RGB
+        image accumulated there, (B, img_channels, stop_at, stop_at); ``ws`` is still all num_ws.
         """
         if noise_mode not in NOISE_MODES:
             raise ValueError(f"noise_mode must be one of {', '.join(NOISE_MODES)}, not {noise_mode!r}")
+        if stop_at is not None:
+            allowed = self.preview_resolutions
+            if isinstance(stop_at, bool) or not isinstance(stop_at, int) or stop_at not in allowed:
+                sizes = ", ".join(map(str, allowed)) if allowed else f"none for the {self.architecture} architecture"
+                raise ValueError(f"stop_at must be one of the preview resolutions ({sizes}), not {stop_at!r}")
         if ws.ndim != 3 or ws.shape[1] != self.num_ws or ws.shape[2] != self.w_dim:
             raise ValueError(f"ws must have shape (B, {self.num_ws}, {self.w_dim}), not {tuple(ws.shape)}")
         ws = ws.to(torch.float32)
         x = img = None
         start = 0
-        for stage in self.stages:
+        for res, stage in zip(self.stage_resolutions, self.stages):
             x, img = stage(x, img, ws[:, start : start + stage.num_conv + stage.num_rgb], noise_mode)
             start += stage.num_conv
+            if res == stop_at:
+                break
         return img

@@ -14,7 +14,7 @@ const state = {
   sliders: [],                 // [{name, weight}]
   interpA: null, interpB: null, mode: "steer",
   directions: [],              // names of direction entries in the store
-  lastPng: null,
+  lastPng: null,               // the last full-size image shown (never a preview)
 };
 
 function status(text) { $("status").textContent = text || ""; }
@@ -173,11 +173,27 @@ function currentView() {
   return { kind: "steer", base: state.base, psi: state.psi, directions: state.sliders.map((s) => ({ name: s.name, weight: s.weight })) };
 }
 
-const steer = latestOnly(async () => {
-  const res = await api("/api/steer", currentView());
-  if (!res) return;
-  $("steer-img").src = res.png;
-  state.lastPng = res.png;
+// Whether a moving slider asks for a preview: only where the model has one (info.preview_size),
+// since elsewhere the release would only render the same full image a second time.
+function previews() { return Boolean(state.info && state.info.preview_size); }
+
+// Replies are numbered by request: one older than the image on screen never replaces it, so a
+// preview that arrives late cannot cover the full image asked for after it.
+let steerAsked = 0, steerShown = 0;
+
+// steer() draws the full image; steer({ preview: true }) the preview while a slider moves (the
+// server answers full size when the model has none, and says which it sent).
+const steer = latestOnly(async (opts) => {
+  const preview = Boolean(opts && opts.preview) && previews();
+  const seq = ++steerAsked;
+  const res = await api("/api/steer", preview ? { ...currentView(), preview: true } : currentView());
+  if (!res || seq < steerShown) return;
+  steerShown = seq;
+  const img = $("steer-img");
+  img.src = res.png;  // a preview is smaller: the CSS box scales it to the full image's size
+  img.classList.toggle("is-preview", Boolean(res.preview));
+  img.title = res.preview ? `preview at ${res.size} px; the full image follows when the slider is released` : "";
+  if (!res.preview) state.lastPng = res.png;
   $("steer-cmd").textContent = res.command || "(add a direction: `apply --mean` needs one)";
   $("steer-warning").textContent = res.warning || "";
   status("");
@@ -196,8 +212,10 @@ function addSlider(name, weight = 0) {
     s.weight = Number(range.value);
     value.textContent = s.weight;
     state.mode = "steer";
-    steer();
+    steer({ preview: previews() });
   });
+  // Released: the full image replaces the preview shown while it moved.
+  range.addEventListener("change", () => { if (previews()) steer(); });
   const row = el("div", { className: "slider" }, el("span", { textContent: name }), range, value,
     el("button", { textContent: "×", title: "remove this slider", onclick: () => {
       state.sliders = state.sliders.filter((x) => x !== s); row.remove(); steer();
@@ -286,15 +304,17 @@ async function init() {
     return;
   }
   const size = state.info.image_size;
+  const previewNote = previews() ? ` (sliders preview at ${state.info.preview_size}px while they move)` : "";
   // Whole-pixel upscaling to about 128 px keeps tiles crisp and readable at any model size.
   const scale = Math.max(1, Math.round(128 / size));
   document.documentElement.style.setProperty("--tile", `${size * scale}px`);
-  $("model-info").textContent = `${state.info.model} — ${size}px, latent ${state.info.latent_dim}, model ${state.info.model_id}; store ${state.info.store}`;
+  $("model-info").textContent = `${state.info.model} — ${size}px${previewNote}, latent ${state.info.latent_dim}, model ${state.info.model_id}; store ${state.info.store}`;
   $("prev").onclick = () => page(-1);
   $("next").onclick = () => page(1);
   $("start").onchange = () => { state.start = Math.max(0, Math.floor(Number($("start").value) || 0)); loadTiles(); };
   $("count").onchange = () => { state.count = Number($("count").value); loadTiles(); };
-  $("psi").oninput = () => { state.psi = Number($("psi").value); $("psi-value").textContent = state.psi; loadTiles(); steer(); checkPiles(); };
+  $("psi").oninput = () => { state.psi = Number($("psi").value); $("psi-value").textContent = state.psi; loadTiles(); steer({ preview: previews() }); checkPiles(); };
+  $("psi").onchange = () => { if (previews()) steer(); };
   $("method").onchange = () => checkPiles();
   $("make-dir").onclick = makeDirection;
   $("clear-piles").onclick = () => { state.pos = []; state.neg = []; renderPiles(); };
@@ -302,7 +322,8 @@ async function init() {
   $("show-strip").onclick = showStrip;
   $("set-a").onclick = () => setInterp("a");
   $("set-b").onclick = () => setInterp("b");
-  $("interp-t").oninput = () => { state.mode = "interp"; $("interp-value").textContent = `t = ${Number($("interp-t").value) / 10}`; steer(); };
+  $("interp-t").oninput = () => { state.mode = "interp"; $("interp-value").textContent = `t = ${Number($("interp-t").value) / 10}`; steer({ preview: previews() }); };
+  $("interp-t").onchange = () => { if (previews()) steer(); };
   $("save-btn").onclick = saveLatent;
   $("refresh-store").onclick = loadEntries;
   renderPiles();
