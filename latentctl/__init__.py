@@ -28,11 +28,14 @@ def open_model(
     ema: bool = True,
     allow_other_model: bool = False,
     warn=None,
+    space: str | None = None,
+    noise: str | None = None,
 ):
     """A loaded model (``session.ModelSession``): a run folder, checkpoint or run name, or the
     workspace's current run when ``model`` is None. ``.sample(seeds)``, ``.images(z)``,
     ``.latents("glasses@0,2")``, ``.entry(z)`` and ``.store`` (the latent store). ``precision``
-    ``auto`` renders as `latentctl sample` does (bf16 where the device computes it natively)."""
+    ``auto`` renders as `latentctl sample` does (bf16 where the device computes it natively).
+    ``space`` and ``noise`` are `--space` (z, w or w+ for a StyleGAN) and `--noise`."""
     from latentctl.session import open_model as _open
 
     session = _open(
@@ -42,6 +45,8 @@ def open_model(
         precision,
         warn=warn,
         ema=ema,
+        space=space,
+        noise=noise,
     )
     session.allow_other_model = allow_other_model
     return session

@@ -205,3 +205,15 @@ def test_space_and_noise_on_models_without_them_are_refused(workspace, tmp_path)
     run("sample", "-n", "1", "--space", "z", "--out", tmp_path / "d")
     with pytest.raises(UsageError):
         open_model(None, "cpu", workspace, space="w+")
+
+
+def test_the_python_api_opens_a_space_as_the_cli_does(sg2, tmp_path):
+    import latentctl
+
+    session = latentctl.open_model(workspace=sg2, device="cpu", precision="fp32", space="w+", noise="none")
+    assert session.info.model.latent_dim == 8 * 32 and session.generator.noise_mode == "none"
+    run("sample", "--seeds", "4", "--space", "w+", "--noise", "none", "--out", tmp_path / "cli")
+    from PIL import Image
+
+    want = np.asarray(Image.open(tmp_path / "cli" / "seed0004.png"))
+    np.testing.assert_array_equal(session.sample([4])[0], want)
