@@ -25,6 +25,7 @@ from latentctl.fsutil import atomic_writer
 
 FORMAT = "latentctl-assessor"
 FORMAT_VERSION = 1
+DEFAULT_ALPHA_MAX = 2.0  # logits: the strengths a GANalyze direction is trained for, -2..2
 
 
 @dataclass(frozen=True)
@@ -295,7 +296,7 @@ def learn_direction(
     steps: int = 300,
     batch_size: int = 16,
     lr: float = 0.05,
-    alpha_max: float = 2.0,
+    alpha_max: float = DEFAULT_ALPHA_MAX,
     seed: int = 0,
     eval_seeds: int = 256,  # the curve's mean logit: 64 seeds left dips of ~0.5 logit that were noise
     device: Any = "cpu",
@@ -310,7 +311,7 @@ def learn_direction(
     device = torch.device(device)
     dim = generator.config.latent_dim
     from latentctl.models.interface import random_latents, random_latents_torch
-    from latentctl.steer import frozen
+    from latentctl.steer import finite_loss, frozen
 
     gen = torch.Generator(device="cpu").manual_seed(seed)
     # A small random start: at θ = 0 the renormalisation's gradient is still defined, but a
@@ -326,10 +327,10 @@ def learn_direction(
                 target = assessor.logits(generator(z)) + a
             moved = _renormalised(z, z + a[:, None] * theta)
             loss = ((assessor.logits(generator(moved)) - target) ** 2).mean()
+            loss_value = finite_loss(loss, "the GANalyze direction", step + 1, alpha_max, lr)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-            loss_value = float(loss.detach())
             if on_step is not None:
                 on_step(step + 1, steps, loss_value)
     direction = theta.detach().cpu().numpy().astype(np.float32)

@@ -118,6 +118,43 @@ def _without_short_run(on_event: Callable[[Event], None] | None) -> Callable[[Ev
     return forward
 
 
+@dataclass(frozen=True)
+class _DemoModel:
+    """The trained generator the experiments render with, and the identity its store entries carry."""
+
+    generator: torch.nn.Module
+    info: checkpoint.CheckpointInfo
+    path: Path  # the checkpoint
+    device: torch.device
+
+    @property
+    def dim(self) -> int:
+        return self.info.model.latent_dim
+
+    def render(self, z: np.ndarray) -> np.ndarray:
+        return generate(self.generator, z, device=self.device)
+
+    def entry(self, z: np.ndarray, kind: str = "points", seeds=None, **meta) -> LatentEntry:
+        return LatentEntry(
+            z=z,
+            kind=kind,
+            seeds=seeds,
+            model_id=self.info.model_id,
+            run_id=self.info.run_id,
+            meta={"command": "demo", "checkpoint": str(self.path), **meta},
+        )
+
+
+@dataclass(frozen=True)
+class _Picks:
+    """The labelled samples the directions are built from, and the held-out ones they are measured on."""
+
+    seeds: np.ndarray  # (pick_seeds,) int: seeds 0..pick_seeds-1
+    z: np.ndarray  # (pick_seeds, d)
+    labels: dict[str, np.ndarray]  # attribute -> (pick_seeds,) bool, from the detectors
+    z_test: np.ndarray  # (test_seeds, d): the seeds right after the picks
+
+
 def run_demo(
     ws: Workspace,
     out_dir: Path,
@@ -129,123 +166,172 @@ def run_demo(
 ) -> DemoReport:
     """Train (unless ``run_dir`` already holds a finished demo run), then experiment and write the gallery."""
     cfg = config
-    faces = synthetic.make_dataset(
-        ws.root / "demo" / f"faces-{cfg.image_size}px-{cfg.images}-seed{cfg.seed}", cfg.images, cfg.image_size, cfg.seed
-    )
+    faces = _faces(ws, cfg)
     if run_dir is None:
-        # The same path as `latentctl train`: one answer to "what is a run".
-        request = runs.Request(
-            data=faces,
-            name=f"demo-faces-{'' if cfg.arch == 'seed' else cfg.arch + '-'}{cfg.image_size}px",
-            device=str(device),
-            precision=cfg.precision,
-            channels=3,
-            model={"arch": cfg.arch, "image_size": cfg.image_size, "width": cfg.width},
-            train={
-                "epochs": cfg.epochs,
-                "batch_size": cfg.batch_size,
-                "seed": cfg.seed,
-                "checkpoint_every": cfg.epochs,
-                "snapshot_every": 10**6,
-            },
-        )
-        plan, _ = runs.resolve(ws, request)
-        dataset = runs.open_data(plan, ws)
-        run_dir = runs.start(plan, ws, dataset)
-        ckpt = runs.execute(plan, ws, dataset, device, on_event=_without_short_run(on_event))
+        run_dir, ckpt = _train(ws, faces, cfg, device, on_event)
     else:
         ckpt = ws.resolve_checkpoint(run_dir)
     loaded = checkpoint.load(ckpt, device=device)
-    G, info = loaded.generator, loaded.info
-    dim = info.model.latent_dim
+    model = _DemoModel(loaded.generator, loaded.info, ckpt, device)
     out_dir.mkdir(parents=True, exist_ok=True)
     store = LatentStore(ws.store)
 
-    def render(z: np.ndarray) -> np.ndarray:
-        return generate(G, z, device=device)
+    like = _new_faces(model, cfg, out_dir)
+    picks = _pick_and_label(model, cfg)
+    results, directions = _attribute_directions(model, picks, cfg, store, out_dir)
+    _arithmetic(model, picks, directions, out_dir)
+    _interpolation(model, out_dir)
 
-    def stamp(z: np.ndarray, kind: str = "points", seeds=None, **meta) -> LatentEntry:
-        return LatentEntry(
-            z=z,
-            kind=kind,
-            seeds=seeds,
-            model_id=info.model_id,
-            run_id=info.run_id,
-            meta={"command": "demo", "checkpoint": str(ckpt), **meta},
-        )
+    grids = _copy_progress_grids(run_dir, out_dir)
+    report = DemoReport(run_dir=run_dir, gallery=out_dir / "index.html", attributes=results, likeness=like)
+    _write_report_json(cfg, report, out_dir / "report.json")
+    atomic_write_text(report.gallery, _gallery_html(cfg, report, grids, out_dir))
+    return report
 
-    # 1. New faces: a 3x3 grid, as the seed's first figure, and how close they are to the data.
-    samples = render(latents_from_seeds(list(range(LIKENESS_SAMPLES)), dim))
+
+def _faces(ws: Workspace, cfg: DemoConfig) -> Path:
+    """The folder of synthetic training faces, drawn once per size, count and seed and reused after."""
+    folder = ws.root / "demo" / f"faces-{cfg.image_size}px-{cfg.images}-seed{cfg.seed}"
+    return synthetic.make_dataset(folder, cfg.images, cfg.image_size, cfg.seed)
+
+
+def _train(
+    ws: Workspace, faces: Path, cfg: DemoConfig, device: torch.device, on_event: Callable[[Event], None] | None
+) -> tuple[Path, Path]:
+    """Train the demo's run: (its folder, its checkpoint)."""
+    # The same path as `latentctl train`: one answer to "what is a run".
+    request = runs.Request(
+        data=faces,
+        label="demo-faces",  # runs.plan names it demo-faces-{arch-}{size}px, as users and --reuse know it
+        device=str(device),
+        precision=cfg.precision,
+        channels=3,
+        model={"arch": cfg.arch, "image_size": cfg.image_size, "width": cfg.width},
+        train={
+            "epochs": cfg.epochs,
+            "batch_size": cfg.batch_size,
+            "seed": cfg.seed,
+            "checkpoint_every": cfg.epochs,
+            "snapshot_every": 10**6,
+        },
+    )
+    plan, _ = runs.resolve(ws, request)
+    dataset = runs.open_data(plan, ws)
+    run_dir = runs.start(plan, ws, dataset)
+    return run_dir, runs.execute(plan, ws, dataset, device, on_event=_without_short_run(on_event))
+
+
+def _new_faces(model: _DemoModel, cfg: DemoConfig, out_dir: Path) -> Likeness:
+    """1. New faces: a 3x3 grid, as the seed's first figure, and how close they are to the data."""
+    samples = model.render(latents_from_seeds(list(range(LIKENESS_SAMPLES)), model.dim))
     save_png(make_grid(samples[:9], labels=[str(s) for s in range(9)]), out_dir / "1-samples.png")
-    like = likeness(samples, synthetic.synthetic_faces(cfg.images, cfg.image_size, cfg.seed)[0])
+    return likeness(samples, synthetic.synthetic_faces(cfg.images, cfg.image_size, cfg.seed)[0])
 
-    # 2. Label many samples with the detectors; build one direction per attribute from the first
-    #    `pick_seeds` samples and measure it on the next `test_seeds`.
+
+def _pick_and_label(model: _DemoModel, cfg: DemoConfig) -> _Picks:
+    """2a. Label the first `pick_seeds` samples with the detectors; hold out the next `test_seeds`."""
     pick = list(range(cfg.pick_seeds))
     test = list(range(cfg.pick_seeds, cfg.pick_seeds + cfg.test_seeds))
-    z_pick, z_test = latents_from_seeds(pick, dim), latents_from_seeds(test, dim)
-    labels = synthetic.detect_attributes(render(z_pick))
+    z_pick, z_test = latents_from_seeds(pick, model.dim), latents_from_seeds(test, model.dim)
+    labels = synthetic.detect_attributes(model.render(z_pick))
+    return _Picks(seeds=np.asarray(pick), z=z_pick, labels=labels, z_test=z_test)
+
+
+def _attribute_directions(
+    model: _DemoModel, picks: _Picks, cfg: DemoConfig, store: LatentStore, out_dir: Path
+) -> tuple[list[AttributeResult], dict[str, np.ndarray]]:
+    """2b. One direction per attribute from the picks, measured on the held-out samples."""
     results: list[AttributeResult] = []
     directions: dict[str, np.ndarray] = {}
     for attr in synthetic.ATTRIBUTES:
-        has = labels[attr]
+        has = picks.labels[attr]
         if has.sum() < 3 or (~has).sum() < 3:
             results.append(AttributeResult(attr, int(has.sum()), int((~has).sum()), "too few samples on one side"))
             continue
-        pos, neg = z_pick[has], z_pick[~has]
-        direction = mean_difference(pos, neg)
-        directions[attr] = direction
-        seeds_pos = np.asarray(pick)[has]
-        store.save(f"demo-{attr}", stamp(pos, seeds=seeds_pos, detector=attr), force=True)
-        store.save(f"demo-no-{attr}", stamp(neg, seeds=np.asarray(pick)[~has], detector=attr), force=True)
-        store.save(
-            f"demo-{attr}-direction",
-            stamp(direction[None], kind="direction", method="mean", pos=f"demo-{attr}", neg=f"demo-no-{attr}"),
-            force=True,
-        )
-        sweep = strength_sweep(z_test, direction, cfg.scales)  # (n, k, d)
-        rates = {}
-        for k, s in enumerate(cfg.scales):
-            rates[f"{s:+g}"] = float(synthetic.detect_attributes(render(sweep[:, k]))[attr].mean())
-        results.append(AttributeResult(attr, len(pos), len(neg), separation(pos, neg, direction).summary(), rates))
-        # a sweep of the first 6 held-out samples for the gallery
-        strip = render(strength_sweep(z_test[:6], direction, (-2, -1, 0, 1, 2)).reshape(-1, dim))
-        save_png(make_grid(strip, cols=5, labels=["-2", "-1", "0", "+1", "+2"] * 6), out_dir / f"2-sweep-{attr}.png")
+        direction = directions[attr] = _save_direction(model, picks, attr, store)
+        results.append(_measure(model, picks, attr, direction, cfg.scales))
+        _sweep_strip(model, picks.z_test, direction, out_dir / f"2-sweep-{attr}.png")
+    return results, directions
 
-    # 3. The seed's arithmetic: mean(smiling) + (mean(glasses) - mean(no glasses)).
-    if "glasses" in directions and labels["smile"].sum() >= 3:
-        base = z_pick[labels["smile"]][:3]  # = the store entry demo-smile@0-2
-        rows = np.concatenate([base, base.mean(0, keepdims=True), base.mean(0, keepdims=True) + directions["glasses"]])
-        save_png(
-            make_grid(render(rows), cols=5, labels=["smile", "smile", "smile", "mean", "+glasses"]),
-            out_dir / "3-arithmetic.png",
-        )
 
-    # 4. A 6-step walk between two samples, as the seed's interpolation figure.
-    path = interpolate_path(latents_from_seeds([16, 37], dim), 6, "lerp")
-    save_png(make_grid(render(path), cols=6), out_dir / "4-interpolation.png")
+def _save_direction(model: _DemoModel, picks: _Picks, attr: str, store: LatentStore) -> np.ndarray:
+    """mean(with) - mean(without) for ``attr``, saved with the two sets of picks it came from."""
+    has = picks.labels[attr]
+    pos, neg = picks.z[has], picks.z[~has]
+    direction = mean_difference(pos, neg)
+    store.save(f"demo-{attr}", model.entry(pos, seeds=picks.seeds[has], detector=attr), force=True)
+    store.save(f"demo-no-{attr}", model.entry(neg, seeds=picks.seeds[~has], detector=attr), force=True)
+    store.save(
+        f"demo-{attr}-direction",
+        model.entry(direction[None], kind="direction", method="mean", pos=f"demo-{attr}", neg=f"demo-no-{attr}"),
+        force=True,
+    )
+    return direction
 
-    # The gallery folder holds every picture it shows, so it can be copied or served as it is.
+
+def _measure(
+    model: _DemoModel, picks: _Picks, attr: str, direction: np.ndarray, scales: tuple[float, ...]
+) -> AttributeResult:
+    """How often the detector finds ``attr`` on the held-out samples with ``direction`` added at each strength."""
+    has = picks.labels[attr]
+    pos, neg = picks.z[has], picks.z[~has]
+    sweep = strength_sweep(picks.z_test, direction, scales)  # (n, k, d)
+    rates = {}
+    for k, s in enumerate(scales):
+        rates[f"{s:+g}"] = float(synthetic.detect_attributes(model.render(sweep[:, k]))[attr].mean())
+    return AttributeResult(attr, len(pos), len(neg), separation(pos, neg, direction).summary(), rates)
+
+
+def _sweep_strip(model: _DemoModel, z_test: np.ndarray, direction: np.ndarray, path: Path) -> None:
+    """A sweep of the first 6 held-out samples for the gallery."""
+    strip = model.render(strength_sweep(z_test[:6], direction, (-2, -1, 0, 1, 2)).reshape(-1, model.dim))
+    save_png(make_grid(strip, cols=5, labels=["-2", "-1", "0", "+1", "+2"] * 6), path)
+
+
+def _arithmetic(model: _DemoModel, picks: _Picks, directions: dict[str, np.ndarray], out_dir: Path) -> None:
+    """3. The seed's arithmetic: mean(smiling) + (mean(glasses) - mean(no glasses)). Without a
+    glasses direction or 3 smiling picks there is no picture (the gallery says so)."""
+    smiling = picks.labels["smile"]
+    if "glasses" not in directions or smiling.sum() < 3:
+        return
+    base = picks.z[smiling][:3]  # = the store entry demo-smile@0-2
+    rows = np.concatenate([base, base.mean(0, keepdims=True), base.mean(0, keepdims=True) + directions["glasses"]])
+    save_png(
+        make_grid(model.render(rows), cols=5, labels=["smile", "smile", "smile", "mean", "+glasses"]),
+        out_dir / "3-arithmetic.png",
+    )
+
+
+def _interpolation(model: _DemoModel, out_dir: Path) -> None:
+    """4. A 6-step walk between two samples, as the seed's interpolation figure."""
+    path = interpolate_path(latents_from_seeds([16, 37], model.dim), 6, "lerp")
+    save_png(make_grid(model.render(path), cols=6), out_dir / "4-interpolation.png")
+
+
+def _copy_progress_grids(run_dir: Path, out_dir: Path) -> list[Path]:
+    """The run's first and last epoch grids, copied: the gallery folder holds every picture it
+    shows, so it can be copied or served as it is."""
     grids = []
     for g in _first_and_last(sorted((run_dir / "grids").glob("epoch-*.png"))):
         copy = out_dir / f"0-progress-{g.name}"
         atomic_write_bytes(copy, g.read_bytes())
         grids.append(copy)
-    report = DemoReport(run_dir=run_dir, gallery=out_dir / "index.html", attributes=results, likeness=like)
+    return grids
+
+
+def _write_report_json(cfg: DemoConfig, report: DemoReport, path: Path) -> None:
     atomic_write_text(
-        out_dir / "report.json",
+        path,
         json.dumps(
             {
-                "run_dir": str(run_dir),
+                "run_dir": str(report.run_dir),
                 "config": asdict(cfg),
-                "likeness": asdict(like),
-                "attributes": [asdict(r) for r in results],
+                "likeness": asdict(report.likeness),
+                "attributes": [asdict(r) for r in report.attributes],
             },
             indent=2,
         ),
     )
-    atomic_write_text(report.gallery, _gallery_html(cfg, report, grids, out_dir))
-    return report
 
 
 def _first_and_last(paths: list[Path]) -> list[Path]:

@@ -7,8 +7,9 @@
   principal component is carried back to z by least squares (``z ≈ Σ x_k v_k``) and normalised.
 
 Both return unit vectors, so strength 1 along one is one prior standard deviation (z ~ N(0, I)),
-the same unit ``apply`` uses for ``attr-vector --unit`` directions. Library code: no printing;
-the slow parts report ``on_progress(done, total)``.
+the same unit ``apply`` uses for ``attr-vector --unit`` directions. ``measure`` turns what ``find``
+found into what `latentctl directions` saves, draws and prints (a ``DirectionsReport``). Library
+code: no printing; the slow parts report ``on_progress(done, total)``.
 """
 
 from __future__ import annotations
@@ -244,3 +245,128 @@ def sweep_latents(vectors: np.ndarray, base: np.ndarray, strengths=SWEEP_STRENGT
     b = np.asarray(base, dtype=np.float32)[None, :, None, :]
     s = np.asarray(strengths, dtype=np.float32)[None, None, :, None]
     return (b + s * v).reshape(-1, v.shape[-1])
+
+
+def finding_label(method: str, k: int, samples: int) -> str:
+    """What finding ``k`` directions by ``method`` is called while it runs."""
+    if method == "sefa":
+        return f"SeFa: {k} eigenvectors of the first layer's weight"
+    return f"PCA: first-layer features of {samples:,} sampled latents"
+
+
+def entry_names(name: str, k: int) -> list[str]:
+    """The store entries ``k`` directions saved as ``name`` go to: NAME-1 ... NAME-k, in rank order."""
+    return [f"{name}-{i + 1}" for i in range(k)]
+
+
+def sheet_row_labels(names: list[str], seeds: list[int]) -> list[str]:
+    """The contact sheet's row names: the store entry each row sweeps and the seed it starts from."""
+    return [f"{name}, seed {s}" for name in names for s in seeds]
+
+
+def strength_label(s: float) -> str:
+    return "0" if s == 0 else f"{s:+g}"
+
+
+@dataclass(frozen=True)
+class DirectionsReport:
+    """What `latentctl directions` saves, draws and prints about directions it found: one store
+    entry per direction, every direction in one entry for the output folder, the contact sheet's
+    latents and names, and the table of values and image changes."""
+
+    found: Directions
+    names: list[str]  # the store entries, rank order
+    seeds: list[int]  # the latents every direction is swept on
+    latent_dim: int
+    change: np.ndarray  # (k,) RMS image change (0-255) per unit strength
+    entries: list[Any]  # store.LatentEntry per direction, saved under ``names``
+    everything: Any  # store.LatentEntry of all k directions (the output folder's latents.npz)
+    sheet: np.ndarray  # (k * len(seeds) * len(strengths), d) latents: a row per (direction, seed)
+    strengths: tuple[float, ...] = SWEEP_STRENGTHS
+
+    @property
+    def row_labels(self) -> list[str]:
+        # One row per (direction, seed), named after the store entry it shows; one column per strength.
+        # Seeds side by side made a sheet 21 tiles (2,700 px) wide whose blocks only the first was named.
+        return sheet_row_labels(self.names, self.seeds)
+
+    @property
+    def col_labels(self) -> list[str]:
+        return [strength_label(s) for s in self.strengths]
+
+    @property
+    def caption(self) -> str:
+        return f"{self.found.method}: a row per store entry and seed, a column per strength"
+
+    def summary(self, seeds_text: str) -> list[str]:
+        """The lines printed after the sheet: a row per direction (rank, value, image change), then
+        where everything went; ``seeds_text`` is the --seeds the user gave."""
+        found, k, names = self.found, len(self.names), self.names
+        sefa = found.method == "sefa"
+        what = "eigenvalue" if sefa else "explained variance"
+        lines = [
+            f"{k} {found.method} direction(s) of {self.latent_dim}; "
+            f"rank, {what}, image change per unit strength (RMS, 0-255):"
+        ]
+        for i in range(k):
+            value = f"{found.values[i]:.4g}" if sefa else f"{found.values[i]:.2%}"
+            lines.append(f"  {names[i]:<16} {value:>10}   {self.change[i]:6.2f}")
+        if not sefa:
+            lines.append(
+                f"the {k} components explain {found.values.sum():.1%} of the first layer's variance "
+                f"over {found.meta['samples']} samples"
+            )
+        first, last = strength_label(self.strengths[0]), strength_label(self.strengths[-1])
+        lines.append(
+            f"saved as {names[0]} ... {names[-1]}; sheet.png: a row per entry and seed ({seeds_text}), "
+            f"columns strengths {first} .. {last}"
+        )
+        lines.append(f"try one: latentctl apply seeds:3 --add {names[0]}=2 --scales -2,0,2")
+        return lines
+
+
+def measure(
+    session: Any,
+    found: Directions,
+    names: list[str],
+    seeds: list[int],
+    *,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> DirectionsReport:
+    """How much each of ``found`` changes the images of ``seeds`` in ``session`` (a
+    session.ModelSession), with the store entries (``names``) and contact sheet that show them.
+    ``on_progress(done, k)`` after each direction; nothing is written."""
+    base = session.seed_latents(seeds)
+    change = image_change(session.generator, base, found.vectors, device=session.device, on_progress=on_progress)
+    entries = []
+    for i in range(len(names)):
+        meta = {
+            "command": "directions",
+            "method": found.method,
+            "rank": i + 1,
+            found.value_name: float(found.values[i]),
+            "image_change_per_unit": float(change[i]),
+            "scale": "unit",
+            **found.meta,
+        }
+        entries.append(session.entry(found.vectors[i : i + 1], kind="direction", meta=meta))
+    every_meta = {
+        "command": "directions",
+        "method": found.method,
+        "names": names,
+        "values": found.values.tolist(),
+        "value_name": found.value_name,
+        "seeds": seeds,
+        "strengths": list(SWEEP_STRENGTHS),
+        **found.meta,
+    }
+    return DirectionsReport(
+        found=found,
+        names=names,
+        seeds=seeds,
+        latent_dim=session.info.model.latent_dim,
+        change=change,
+        entries=entries,
+        everything=session.entry(found.vectors, kind="direction", meta=every_meta),
+        sheet=sweep_latents(found.vectors, base, SWEEP_STRENGTHS),
+    )

@@ -252,12 +252,29 @@ def linear_boundary(pos: np.ndarray, neg: np.ndarray, *, l2: float = 1e-2, max_i
     reg = np.full(r + 1, l2)
     reg[-1] = 0.0  # the intercept is not penalised: shifting the boundary costs nothing
 
+    theta = _fit_logistic(xa, y, sw, reg, max_iter)
+    w = theta[:-1] if basis is None else basis @ theta[:-1]
+    norm = float(np.linalg.norm(w))
+    if not norm > 0.0 or not math.isfinite(norm):
+        raise UsageError("pos and neg cannot be told apart: no direction separates them")
+    w /= norm
+    # Orientation follows the fit already; this guards the degenerate case where the
+    # regularised fit is nearly flat and rounding could leave the means on the wrong sides.
+    if float((p.mean(axis=0) - q.mean(axis=0)) @ w) < 0:
+        w = -w
+    return w.astype(np.float32)
+
+
+def _fit_logistic(xa: np.ndarray, y: np.ndarray, sw: np.ndarray, reg: np.ndarray, max_iter: int) -> np.ndarray:
+    """theta minimising the weighted logistic loss of ``xa @ theta`` against ``y`` plus
+    ``reg/2 theta^2``, by Newton's method with backtracking (see ``linear_boundary``)."""
+
     def loss(theta: np.ndarray) -> float:
         m = xa @ theta
         # log(1 + e^m) - y m, written with logaddexp so large margins do not overflow.
         return float(sw @ (np.logaddexp(0.0, m) - y * m) + 0.5 * (reg * theta) @ theta)
 
-    theta = np.zeros(r + 1)
+    theta = np.zeros(xa.shape[1])
     f = loss(theta)
     for _ in range(max_iter):
         prob = 0.5 * (1.0 + np.tanh(0.5 * (xa @ theta)))  # a sigmoid that cannot overflow
@@ -282,17 +299,7 @@ def linear_boundary(pos: np.ndarray, neg: np.ndarray, *, l2: float = 1e-2, max_i
         theta, f = candidate, f_new
         if alpha * float(np.linalg.norm(step)) < 1e-12 * (1.0 + float(np.linalg.norm(theta))):
             break
-
-    w = theta[:-1] if basis is None else basis @ theta[:-1]
-    norm = float(np.linalg.norm(w))
-    if not norm > 0.0 or not math.isfinite(norm):
-        raise UsageError("pos and neg cannot be told apart: no direction separates them")
-    w /= norm
-    # Orientation follows the fit already; this guards the degenerate case where the
-    # regularised fit is nearly flat and rounding could leave the means on the wrong sides.
-    if float((p.mean(axis=0) - q.mean(axis=0)) @ w) < 0:
-        w = -w
-    return w.astype(np.float32)
+    return theta
 
 
 def project_out(direction: np.ndarray, others: Sequence[np.ndarray]) -> np.ndarray:
@@ -632,34 +639,27 @@ def out_of_sample(
     validate_sets(pos, neg)
     if method not in DIRECTION_METHODS:
         raise UsageError(f"--method must be mean or boundary, got {method!r}")
-    if (
-        isinstance(permutations, bool)
-        or not isinstance(permutations, (int, np.integer))
-        or not 0 <= permutations <= 10_000
-    ):
-        raise UsageError(f"--permutations must be an integer from 0 to 10,000, got {permutations!r}")
+    _check_permutations(permutations)
     p, q = np.asarray(pos, np.float64), np.asarray(neg, np.float64)
     others = [np.asarray(o, np.float64) for o in orthogonal_to]
     d = p.shape[1]
     cos, per_side = picks_needed(p, q)
-    warnings: list[str] = []
     if len(p) < 2 or len(q) < 2:
-        warnings.append(f"{len(p)} pos and {len(q)} neg picks: a held-out check needs at least 2 per side; pick more")
         return OutOfSampleReport(
-            method,
-            "not measured: fewer than 2 picks on a side",
-            len(p),
-            len(q),
-            d,
-            None,
-            None,
-            None,
-            None,
-            0,
-            seed,
-            cos,
-            per_side,
-            tuple(warnings),
+            method=method,
+            scheme="not measured: fewer than 2 picks on a side",
+            n_pos=len(p),
+            n_neg=len(q),
+            dim=d,
+            accuracy=None,
+            baseline_mean=None,
+            baseline_p95=None,
+            p_value=None,
+            permutations=0,
+            seed=seed,
+            expected_cosine=cos,
+            picks_per_side=per_side,
+            warnings=(f"{len(p)} pos and {len(q)} neg picks: a held-out check needs at least 2 per side; pick more",),
         )
     x = np.concatenate([p, q])
     y = np.concatenate([np.ones(len(p), np.int64), np.zeros(len(q), np.int64)])
@@ -672,21 +672,7 @@ def out_of_sample(
         base_mean, base_p95 = float(null.mean()), float(np.quantile(null, 0.95))
         # The +1s count the observed labelling as one of the relabellings (an exact test).
         p_value = float((1 + np.count_nonzero(null >= acc)) / (1 + permutations))
-        if acc <= base_p95:
-            warnings.append(
-                f"the picks cannot support a direction: held-out accuracy {acc:.0%} is within what random "
-                f"splits of the same sizes reach (95th percentile {base_p95:.0%})"
-                + (
-                    f"; about {per_side} picks per side would help"
-                    if per_side
-                    else "; no gap shows above the noise, so check the picks rather than adding more like them"
-                )
-            )
-    if not warnings and cos is not None and cos < TARGET_COSINE and per_side:
-        warnings.append(
-            f"{len(p)} vs {len(q)} picks in {d} dimensions: the direction is estimated to point only "
-            f"cos {cos:.2f} along the true one; about {per_side} picks per side would reach cos {TARGET_COSINE}"
-        )
+    warnings = _held_out_warnings(acc, base_p95, cos, per_side, len(p), len(q), d)
     return OutOfSampleReport(
         method,
         scheme,
@@ -701,8 +687,40 @@ def out_of_sample(
         seed,
         cos,
         per_side,
-        tuple(warnings),
+        warnings,
     )
+
+
+def _check_permutations(permutations: int) -> None:
+    if (
+        isinstance(permutations, bool)
+        or not isinstance(permutations, (int, np.integer))
+        or not 0 <= permutations <= 10_000
+    ):
+        raise UsageError(f"--permutations must be an integer from 0 to 10,000, got {permutations!r}")
+
+
+def _held_out_warnings(
+    acc: float, base_p95: float | None, cos: float | None, per_side: int | None, n_pos: int, n_neg: int, d: int
+) -> tuple[str, ...]:
+    """Why the picks cannot support a direction (no better than random splits), or else how far
+    from the true direction the estimate likely points."""
+    if base_p95 is not None and acc <= base_p95:
+        return (
+            f"the picks cannot support a direction: held-out accuracy {acc:.0%} is within what random "
+            f"splits of the same sizes reach (95th percentile {base_p95:.0%})"
+            + (
+                f"; about {per_side} picks per side would help"
+                if per_side
+                else "; no gap shows above the noise, so check the picks rather than adding more like them"
+            ),
+        )
+    if cos is not None and cos < TARGET_COSINE and per_side:
+        return (
+            f"{n_pos} vs {n_neg} picks in {d} dimensions: the direction is estimated to point only "
+            f"cos {cos:.2f} along the true one; about {per_side} picks per side would reach cos {TARGET_COSINE}",
+        )
+    return ()
 
 
 @dataclass(frozen=True)

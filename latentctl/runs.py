@@ -70,6 +70,8 @@ class Request:
     resume: Path | None = None
     run_dir: Path | None = None
     name: str | None = None
+    # What a new run's name starts with instead of its data folder's name (the demo: "demo-faces").
+    label: str | None = None
     device: str = "auto"
     precision: str = "auto"
     channels: str | int = "auto"
@@ -135,6 +137,7 @@ def resolve(ws: Workspace, request: Request):
         resume=request.resume,
         run_dir=request.run_dir,
         name=request.name,
+        label=request.label,
         model=model,
         train=train,
     )
@@ -170,6 +173,7 @@ def plan(
     name: str | None = None,
     model: dict[str, Any] | None = None,
     train: dict[str, Any] | None = None,
+    label: str | None = None,
 ) -> RunPlan:
     """The configs a run will train with. ``model`` / ``train`` hold the options the user gave
     (``None`` values are "not given")."""
@@ -207,7 +211,7 @@ def plan(
         raise DataError(f"{data} is not a folder of images ({why})")
     family = "" if model_cfg.family == "gan" else model_cfg.family + "-"
     arch_part = "" if model_cfg.arch == "seed" else model_cfg.arch + "-"
-    run_name = name or f"{slug(data.resolve().name)}-{arch_part}{family}{model_cfg.image_size}px"
+    run_name = name or f"{slug(label or data.resolve().name)}-{arch_part}{family}{model_cfg.image_size}px"
     return RunPlan(data, model_cfg, train_cfg, Path(run_dir).expanduser() if run_dir else None, run_name)
 
 

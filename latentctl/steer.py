@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from latentctl.errors import UsageError
+from latentctl.errors import NonFiniteLossError, UsageError
 
 
 @dataclass(frozen=True)
@@ -118,6 +118,11 @@ class SteerResult:
     final_loss: float = float("nan")
     meta: dict[str, Any] = field(default_factory=dict)
 
+    def wins(self) -> tuple[int, int]:
+        """(strengths where the walk beats doing nothing, nonzero strengths measured)."""
+        moved = [e for e in self.errors if e.alpha != 0]
+        return sum(e.walk < e.zero for e in moved), len(moved)
+
 
 def walk_errors(
     generator: Any,
@@ -155,6 +160,18 @@ def walk_errors(
 
 def eval_alphas(alpha_max: float, n: int = 7) -> list[float]:
     return [float(a) for a in np.linspace(-alpha_max, alpha_max, n)]
+
+
+def finite_loss(loss: Any, learning: str, step: int, alpha_max: float, lr: float) -> float:
+    """``loss`` as a float, or the error that stops learning a direction once it is NaN or infinite:
+    Adam would carry the NaN into the direction, which would only fail when it is saved."""
+    value = float(loss.detach())
+    if not math.isfinite(value):
+        raise NonFiniteLossError(
+            f"learning {learning} went to NaN or infinity at step {step}; "
+            f"lower --alpha-max ({alpha_max:g}) or --lr ({lr:g})"
+        )
+    return value
 
 
 @contextlib.contextmanager
@@ -216,10 +233,11 @@ def learn_walk(
             with torch.no_grad():
                 target, mask = apply_edit(generator(z), edit, t * amax, channel=channel)
             loss = _masked_mse(generator(z + t[:, None] * w), target, mask).mean()
+            # e.g. a zoom of 2^1e6: the edited target itself is NaN, and so would the walk be
+            loss_value = finite_loss(loss, f"the {edit} walk", step + 1, amax, lr)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-            loss_value = float(loss.detach())
             if on_step is not None:
                 on_step(step + 1, steps, loss_value)
     direction = (w.detach().cpu().numpy() / amax).astype(np.float32)

@@ -19,6 +19,9 @@ format     "latentctl-latents/1"
 Strings are 0-d numpy unicode arrays, so no key ever needs pickle. Reading never unpickles: a
 latent file may come from anyone, and unpickling runs arbitrary code.
 
+``store_index`` holds what `latents list` needs (names, EntryInfo, the listing) and reads plainly
+written entries without numpy, handing every other file to ``read_entry``.
+
 ``resolve_latents`` is the one place where command-line text (``seeds:0-8``, ``glasses@0,2``,
 ``out/x.npz``) becomes latents, so every command accepts the same forms with the same errors.
 """
@@ -49,11 +52,9 @@ from latentctl.config import SPACES
 from latentctl.errors import StoreError, UsageError
 from latentctl.fsutil import atomic_writer
 from latentctl.seeds import MAX_SEED, MAX_SEED_COUNT, format_seeds, latents_from_seeds, parse_seeds
+from latentctl.store_index import FORMAT, KINDS, SUFFIX, EntryInfo, entry_names, list_entries
 
-FORMAT = "latentctl-latents/1"
 _FORMAT_FAMILY = "latentctl-latents/"
-KINDS = ("points", "direction")
-SUFFIX = ".npz"
 LIST_HINT = "`latentctl latents list` shows the saved entries"
 
 # Leading '.' would hide the file (and collide with the writer's temporary files); leading '-'
@@ -479,21 +480,6 @@ def write_entry(path: Path, entry: LatentEntry, *, force: bool = False) -> Path:
 # ---- the store ----------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class EntryInfo:
-    """One line of ``latents list``. A file that cannot be read has ``error`` set, fields None."""
-
-    name: str
-    kind: str | None
-    count: int | None
-    latent_dim: int | None
-    model_id: str | None
-    created: str | None
-    path: Path
-    error: str | None = None
-    run_id: str = ""  # the training run of the model that made the entry ("" when unknown)
-
-
 class LatentStore:
     """A folder of named entries, ``<root>/<name>.npz``; the folder appears on the first save."""
 
@@ -531,11 +517,7 @@ class LatentStore:
 
     def names(self) -> list[str]:
         """The names of the entries present, sorted; nothing is read."""
-        if not self.root.is_dir():
-            return []
-        return sorted(
-            p.name[: -len(SUFFIX)] for p in self.root.glob("*" + SUFFIX) if p.is_file() and not p.name.startswith(".")
-        )
+        return entry_names(self.root)
 
     def save(self, name: str, entry: LatentEntry, *, force: bool = False) -> Path:
         return write_entry(self.path_for(name), entry, force=force)
@@ -558,35 +540,7 @@ class LatentStore:
 
     def list(self) -> list[EntryInfo]:
         """Every entry, sorted by name; a malformed file is reported in its row, not raised."""
-        infos = []
-        for name in self.names():
-            path = self.root / (name + SUFFIX)
-            try:
-                entry = read_entry(path)
-            except StoreError as e:
-                infos.append(EntryInfo(name, None, None, None, None, None, path, str(e)))
-                continue
-            created = entry.meta.get("created")
-            if not isinstance(created, str):
-                # Third-party files carry no meta; the file's time is the next best answer.
-                try:
-                    mtime = _dt.datetime.fromtimestamp(path.stat().st_mtime, _dt.timezone.utc)
-                    created = mtime.replace(microsecond=0).isoformat().replace("+00:00", "Z")
-                except (OSError, ValueError, OverflowError):  # removed meanwhile, or a wild mtime
-                    created = None
-            infos.append(
-                EntryInfo(
-                    name=name,
-                    kind=entry.kind,
-                    count=entry.count,
-                    latent_dim=entry.latent_dim,
-                    model_id=entry.model_id,
-                    created=created,
-                    path=path,
-                    run_id=entry.run_id,
-                )
-            )
-        return infos
+        return list_entries(self.root, read_entry)
 
 
 # ---- resolving command-line text ----------------------------------------------------------------

@@ -101,21 +101,15 @@ def directions(
     base_seeds = seeds_option(seeds)
     check_count(len(base_seeds), "--seeds", MAX_SHEET_SEEDS, "the contact sheet shows a few latents per direction")
     session = open_model(model, device, workspace, "fp32", warn=warn, ema=ema, space=space, noise=noise)
-    dim = session.info.model.latent_dim
-    D.check_k(k, dim)
+    D.check_k(k, session.info.model.latent_dim)
     D.check_layers(session.generator, method, layer_range)
-    name = session.store.normalize_name(save or method)
-    names = [f"{name}-{i + 1}" for i in range(k)]
+    names = D.entry_names(session.store.normalize_name(save or method), k)
     refuse_existing(session.store, names, force)
     out_dir = output_dir(session.ws, out, "directions", force)
 
-    finding = (
-        f"SeFa: {k} eigenvectors of the first layer's weight"
-        if method == "sefa"
-        else f"PCA: first-layer features of {samples:,} sampled latents"
-    )
+    pca = method == "pca"
     # PCA is announced at its first batch, so that its own checks (too few samples) fail on a line alone
-    with step(finding, samples if method == "pca" else None, lazy=method == "pca") as advance:
+    with step(D.finding_label(method, k, samples), samples if pca else None, lazy=pca) as advance:
         found = D.find(
             session.generator,
             method,
@@ -126,75 +120,33 @@ def directions(
             on_progress=advance,
             layers=layer_range,
         )
-    base = session.seed_latents(base_seeds)
     with step(f"measuring how much each direction changes the image ({len(base_seeds)} seeds)", k) as advance:
-        change = D.image_change(session.generator, base, found.vectors, device=session.device, on_progress=advance)
-    for i, entry_name in enumerate(names):
-        meta = {
-            "command": "directions",
-            "method": method,
-            "rank": i + 1,
-            found.value_name: float(found.values[i]),
-            "image_change_per_unit": float(change[i]),
-            "scale": "unit",
-            **found.meta,
-        }
-        session.store.save(
-            entry_name, session.entry(found.vectors[i : i + 1], kind="direction", meta=meta), force=force
-        )
-
-    strengths = D.SWEEP_STRENGTHS
-    sweep = D.sweep_latents(found.vectors, base, strengths)
-    # One row per (direction, seed), named after the store entry it shows; one column per strength.
-    # Seeds side by side made a sheet 21 tiles (2,700 px) wide whose blocks only the first was named.
-    with step(f"drawing the contact sheet ({len(sweep)} images)"):
+        report = D.measure(session, found, names, base_seeds, on_progress=advance)
+    for entry_name, entry in zip(names, report.entries):
+        session.store.save(entry_name, entry, force=force)
+    with step(f"drawing the contact sheet ({len(report.sheet)} images)"):
         sheet = render(
             session,
-            sweep,
+            report.sheet,
             out_dir,
             names=None,
             labels=None,
-            cols=len(strengths),
-            row_labels=sheet_row_labels(names, base_seeds),
-            col_labels=[strength_label(s) for s in strengths],
-            caption=f"{method}: a row per store entry and seed, a column per strength",
+            cols=len(report.strengths),
+            row_labels=report.row_labels,
+            col_labels=report.col_labels,
+            caption=report.caption,
             force=force,
             grid_name="sheet.png",
-            grid_max=len(sweep),
+            grid_max=len(report.sheet),
         )
-    all_meta = {
-        "command": "directions",
-        "method": method,
-        "names": names,
-        "values": found.values.tolist(),
-        "value_name": found.value_name,
-        "seeds": base_seeds,
-        "strengths": list(strengths),
-        **found.meta,
-    }
-    save_latents(out_dir / "latents.npz", session.entry(found.vectors, kind="direction", meta=all_meta), force=force)
-
-    what = "eigenvalue" if method == "sefa" else "explained variance"
-    note(f"{k} {method} direction(s) of {dim}; rank, {what}, image change per unit strength (RMS, 0-255):")
-    for i in range(k):
-        value = f"{found.values[i]:.4g}" if method == "sefa" else f"{found.values[i]:.2%}"
-        note(f"  {names[i]:<16} {value:>10}   {change[i]:6.2f}")
-    if method == "pca":
-        note(
-            f"the {k} components explain {found.values.sum():.1%} of the first layer's variance over {samples} samples"
-        )
-    note(
-        f"saved as {names[0]} ... {names[-1]}; sheet.png: a row per entry and seed ({seeds}), "
-        f"columns strengths {strength_label(strengths[0])} .. {strength_label(strengths[-1])}"
-    )
-    note(f"try one: latentctl apply seeds:3 --add {names[0]}=2 --scales -2,0,2")
+    save_latents(out_dir / "latents.npz", report.everything, force=force)
+    for line in report.summary(seeds):
+        note(line)
     result(str(sheet))
 
 
 def sheet_row_labels(names: list[str], seeds: list[int]) -> list[str]:
-    """The contact sheet's row names: the store entry each row sweeps and the seed it starts from."""
-    return [f"{name}, seed {s}" for name in names for s in seeds]
+    """The contact sheet's row names (``directions.sheet_row_labels``, where the sheet is built)."""
+    from latentctl.directions import sheet_row_labels as labels
 
-
-def strength_label(s: float) -> str:
-    return "0" if s == 0 else f"{s:+g}"
+    return labels(names, seeds)

@@ -26,32 +26,9 @@ from latentctl.cli.common import (
     warn,
 )
 from latentctl.cli.encoding import encode_labelled, encoding_label, gan_encoder_for
-from latentctl.errors import DataError, UsageError
+from latentctl.errors import UsageError
 
 P_PROJ = "GAN projection"
-
-
-def load_photos(paths: list[Path], size: int, channels: int = 3) -> tuple[np.ndarray, list[Path]]:  # noqa: F821
-    """Images from files and folders (folders searched recursively), decoded for a model of
-    ``channels`` channels as its training data was (grey, RGB or RGBA); unusable files are errors."""
-    import numpy as np
-
-    from latentctl.images import IMAGE_EXTENSIONS, find_images, load_image
-
-    files: list[Path] = []
-    for p in paths:
-        p = Path(p).expanduser()
-        if p.is_dir():
-            files += find_images(p)
-        elif p.is_file():
-            if p.suffix.lower() not in IMAGE_EXTENSIONS:
-                raise DataError(f"{p}: not an image file this tool reads ({', '.join(sorted(IMAGE_EXTENSIONS))})")
-            files.append(p)
-        else:
-            raise DataError(f"no file or folder at {p}")
-    if not files:
-        raise DataError("no images found in " + ", ".join(map(str, paths)))
-    return np.stack([load_image(f, size, channels) for f in files]), files
 
 
 @handles_errors
@@ -127,15 +104,13 @@ def encode(
 
       latentctl apply me --add glasses-dir --scales 0,1,2         # "my photo with glasses"
     """
-    import numpy as np
-
     from latentctl.cli.common import check_save
     from latentctl.cli.progress import step
     from latentctl.encode import encode_images
     from latentctl.gan_encoder import MAX_STEPS as GE_MAX_STEPS
-    from latentctl.grid import make_grid, save_png
     from latentctl.parse import MAX_ENCODE_STEPS, MAX_REFINE, MAX_RESTARTS, check_count, check_float
-    from latentctl.session import open_model, output_dir, save_latents
+    from latentctl.photos import load_photos, save_encoded
+    from latentctl.session import open_model, output_dir
 
     check_float(lr, "--lr", minimum=0.0)
     check_count(steps, "--steps", MAX_ENCODE_STEPS, "more steps rarely improve the fit")
@@ -166,22 +141,7 @@ def encode(
             refine_steps=refine if net is not None else 0,
             on_progress=advance,
         )
-    for f, img, rec in zip(files, images, enc.reconstructions):
-        save_png(
-            make_grid(np.stack([img, rec]), cols=2, col_labels=["your picture", "reconstruction"]),
-            out_dir / f"{f.stem}-compare.png",
-        )
-        save_png(rec, out_dir / f"{f.stem}-recon.png")
-    entry = session.entry(
-        enc.z,
-        meta={
-            "command": "encode",
-            "method": enc.method,
-            "files": [str(f) for f in files],
-            "rms_error": [round(float(e), 3) for e in enc.errors],
-        },
-    )
-    save_latents(out_dir / "latents.npz", entry, force=force)
+    entry = save_encoded(session, enc, images, files, out_dir, force=force)
     for f, e in zip(files, enc.errors):
         note(f"{f}: reconstruction error {e:.1f} (RMS, 0-255)")
     note(f"{len(files)} image(s) encoded by {enc.method}; originals beside reconstructions in {out_dir}")

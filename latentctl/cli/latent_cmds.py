@@ -38,7 +38,7 @@ from latentctl.cli.common import (
     warn,
 )
 from latentctl.cli.encoding import encode_labelled
-from latentctl.errors import StoreError, UsageError
+from latentctl.errors import UsageError
 
 LATENT_HELP = "store entry name, .npz path or seeds:16,37; add @ROWS to pick rows, e.g. glasses@0,2"
 
@@ -54,40 +54,21 @@ SaveOpt = Annotated[
 ]
 
 
-def _gather(session, specs: list[str], *, limit: int, what: str):
-    """The rows of every spec, stopping as soon as they exceed ``limit`` (each spec alone may hold
-    up to 100,000 latents, so many of them could fill the memory before anything is checked)."""
-    return _gather_rows(session, specs, limit=limit, what=what)[0]
+def _open_model(model, device, workspace, precision, *, ema, allow_other_model, space, noise):
+    """The model interp, apply and render draw with; its warnings reach the user through ``warn``."""
+    from latentctl.session import open_model
 
-
-def _gather_rows(session, specs: list[str], *, limit: int, what: str):
-    """``_gather`` plus, per row, a label a person can read (its seed, or ENTRY@ROW) and the seeds
-    when every row has one (None otherwise)."""
-    import numpy as np
-
-    parts, labels, seeds, total = [], [], [], 0
-    for spec in specs:
-        entry = session.latents(spec)
-        total += entry.count
-        if total > limit:
-            raise UsageError(f"{what}: the latents given hold more than {limit:,} rows; use fewer or pick rows with @")
-        parts.append(entry.z)
-        for i in range(entry.count):
-            if entry.seeds is not None:
-                labels.append(f"seed {int(entry.seeds[i])}")
-                seeds.append(int(entry.seeds[i]))
-            else:
-                labels.append(spec if entry.count == 1 else f"{spec}@{i}")
-                seeds.append(None)
-    known = None if any(s is None for s in seeds) else seeds
-    return np.concatenate(parts), labels, known
-
-
-def _file_names(labels: list[str], seeds: list[int] | None, suffixes: list[str]) -> list[str]:
-    """One PNG name per (row, suffix), named as ``session.file_stems`` says."""
-    from latentctl.session import file_stems
-
-    return [f"{stem}{suffix}" for stem in file_stems(seeds, len(labels)) for suffix in suffixes]
+    return open_model(
+        model,
+        device,
+        workspace,
+        precision,
+        warn=warn,
+        ema=ema,
+        allow_other_model=allow_other_model,
+        space=space,
+        noise=noise,
+    )
 
 
 @handles_errors
@@ -143,9 +124,10 @@ def interp(
 
       latentctl interp glasses@0 smiling@1 seeds:5 --method slerp --frames 10 --gif
     """
-    from latentctl.latents import MAX_PATH_FRAMES, check_steps, interpolate_path, path_frames
+    from latentctl import editing
+    from latentctl.latents import check_steps
     from latentctl.parse import MAX_FRAME_MS, check_count
-    from latentctl.session import open_model, output_dir, render, save_latents
+    from latentctl.session import output_dir, render, save_latents
 
     steps = renamed(frames, old_steps, new="--frames", old="--steps", default=6)
     if method not in ("lerp", "slerp"):
@@ -157,110 +139,33 @@ def interp(
         from latentctl.grid import require_mp4
 
         require_mp4()
-    session = open_model(
-        model,
-        device,
-        workspace,
-        precision,
-        warn=warn,
-        ema=ema,
-        allow_other_model=allow_other_model,
-        space=space,
-        noise=noise,
+    session = _open_model(
+        model, device, workspace, precision, ema=ema, allow_other_model=allow_other_model, space=space, noise=noise
     )
-    rows = _gather(session, points, limit=MAX_PATH_FRAMES, what="interp")
-    if len(rows) < 2:
-        raise UsageError("interp needs at least two latents, e.g. 'latentctl interp seeds:16 seeds:37'")
-    path_frames(len(rows), steps)
-    path = interpolate_path(rows, steps, method)
+    walk = editing.walk(session, points, steps, method)
     out_dir = output_dir(session.ws, out, "interp", force)
-    names = [f"frame{i:03d}" for i in range(len(path))]
-    labels = [f"{points[0]}" if i == 0 else (f"{points[-1]}" if i == len(path) - 1 else "") for i in range(len(path))]
     strip = render(
         session,
-        path,
+        walk.path,
         out_dir,
-        names=names,
-        labels=labels,
+        names=walk.names,
+        labels=walk.labels,
         cols=steps,
         force=force,
         grid_name="strip.png",
-        grid_max=len(path),
+        grid_max=len(walk.path),
         tile_size=tile_size,
     )
-    entry = session.entry(path, meta={"command": "interp", "points": points, "steps": steps, "method": method})
-    save_latents(out_dir / "latents.npz", entry, force=force)
-    if gif or webp:
-        _animate(out_dir, names, gif=gif, webp=webp, frame_ms=frame_ms, force=force, tile_size=tile_size)
-    if mp4:
-        import numpy as np
-        from PIL import Image
-
-        from latentctl.grid import write_mp4
-
-        target = out_dir / "interp.mp4"
-        if target.exists() and not force:
-            raise UsageError(f"{target} already exists; pass --force to replace it")
-        write_mp4(
-            [np.asarray(Image.open(out_dir / f"{n}.png")) for n in names],
-            target,
-            fps=1000 / frame_ms,
-            tile_size=tile_size,
-        )
+    save_latents(out_dir / "latents.npz", walk.entry, force=force)
+    editing.write_animations(
+        out_dir, walk.names, gif=gif, webp=webp, mp4=mp4, frame_ms=frame_ms, force=force, tile_size=tile_size
+    )
     if save:
-        note(f"saved the {len(path)} path latents as '{save}' ({session.store.save(save, entry, force=force)})")
-    note(f"{len(path)} frames ({len(rows) - 1} segment(s) of {steps}, {method}) in {out_dir}")
+        note(
+            f"saved the {len(walk.path)} path latents as '{save}' ({session.store.save(save, walk.entry, force=force)})"
+        )
+    note(f"{len(walk.path)} frames ({walk.segments} segment(s) of {steps}, {method}) in {out_dir}")
     result(str(strip))
-
-
-def _animate(
-    out_dir: Path, names: list[str], *, gif: bool, webp: bool, frame_ms: int, force: bool, tile_size: int | None = None
-) -> None:
-    import numpy as np
-    from PIL import Image
-
-    from latentctl.fsutil import atomic_writer
-    from latentctl.grid import DEFAULT_TILE_SIZE, upscale
-
-    # enlarged like the grids: a 32 px animation is too small to watch
-    size = DEFAULT_TILE_SIZE if tile_size is None else tile_size
-    frames = [
-        Image.fromarray(upscale(np.asarray(Image.open(out_dir / f"{n}.png").convert("RGB")), size)) for n in names
-    ]
-    # forth and back, so the loop has no jump
-    sequence = frames + frames[-2:0:-1]
-    for enabled, name, fmt in ((gif, "interp.gif", "GIF"), (webp, "interp.webp", "WEBP")):
-        if not enabled:
-            continue
-        target = out_dir / name
-        if target.exists() and not force:
-            raise UsageError(f"{target} already exists; pass --force to replace it")
-        with atomic_writer(target) as f:
-            extra = {"lossless": True} if fmt == "WEBP" else {}
-            sequence[0].save(
-                f, format=fmt, save_all=True, append_images=sequence[1:], duration=frame_ms, loop=0, **extra
-            )
-
-
-def _latent_dim_for(model: Path | None, workspace: Path | None, space: str | None) -> tuple[int | None, object | None]:
-    """The model's latent size in ``space`` and its header, when a model is given or current
-    (read without torch)."""
-    import dataclasses
-
-    from latentctl.checkpoint import read_header
-    from latentctl.workspace import Workspace
-
-    ws = Workspace.resolve(workspace)
-    try:
-        info = read_header(ws.resolve_checkpoint(model))
-    except UsageError:
-        if model is not None:
-            raise
-        if space is not None:
-            raise UsageError(f"--space {space} needs a model (give --model, or train or import one)") from None
-        return None, None
-    info = dataclasses.replace(info, model=info.model.in_space(space))
-    return info.model.latent_dim, info
 
 
 @handles_errors
@@ -400,173 +305,51 @@ def attr_vector(
 
       latentctl attr-vector --images faces/ --column skin --pos-if in:dark,medium-dark --save dark-skin   # a text column
     """
-    import numpy as np
+    from latentctl import attr_vector as A
+    from latentctl.session import open_model
 
-    from latentctl import latents as L
-    from latentctl.seeds import MAX_SEED_COUNT
-    from latentctl.session import open_model, seeds_function
-    from latentctl.store import LatentEntry, LatentStore, resolve_latents
-    from latentctl.workspace import Workspace
-
-    if method not in ("mean", "boundary"):
-        raise UsageError(f"--method must be mean or boundary, got {method!r}")
-    if not 0 <= permutations <= 10_000:
-        raise UsageError(f"--permutations must be from 0 to 10,000 (0 skips the baseline), got {permutations}")
+    A.check_options(method, permutations)
     if images is not None:
-        # The conditions and the pattern are checked before the slow part (encoding every image).
-        from latentctl.labels import check_condition, compile_pattern
-
-        for flag, cond in (("--pos-if", pos_if), ("--neg-if", neg_if)):
-            if cond is not None:
-                try:
-                    check_condition(cond)
-                except UsageError as e:
-                    raise UsageError(f"{flag}: {e}") from None
-        if name_pattern is not None:
-            compile_pattern(name_pattern)
+        A.check_label_options(pos_if, neg_if, name_pattern)  # before the slow part: encoding every image
     check_save(save, workspace, force)
-    ws = Workspace.resolve(workspace)
-    store = LatentStore(ws.store)
-    dim, info = _latent_dim_for(model, workspace, space)
-    worked_in = None if info is None else info.model.latent_space
-    if info is not None:
-        info.model.check_noise(noise)
-    from_seeds = (
-        None
-        if info is None
-        else seeds_function(info, lambda: open_model(model, "auto", workspace, "fp32", space=space, noise=noise))
-    )
-
-    def gather(specs: list[str], flag: str) -> tuple[np.ndarray, list[LatentEntry]]:
-        entries, total = [], 0
-        for spec in specs:
-            entries.append(resolve_latents(spec, store, dim, from_seeds, space=worked_in))
-            total += entries[-1].count
-            if total > MAX_SEED_COUNT:
-                raise UsageError(
-                    f"{flag}: the latents given hold more than {MAX_SEED_COUNT:,} rows; use fewer or pick rows with @"
-                )
-        dims = {e.latent_dim for e in entries}
-        if len(dims) > 1:
-            raise StoreError(f"{flag}: the sources have different latent sizes ({sorted(dims)})")
-        return np.concatenate([e.z for e in entries]), entries
-
+    target = A.direction_model(model, workspace, space, noise)
     if images is not None:
         if pos or neg:
             raise UsageError("give either --pos/--neg latents or --images with --column and --pos-if, not both")
         if not column or not pos_if:
             raise UsageError("--images needs --column NAME and --pos-if CONDITION, e.g. --column gender --pos-if ==1")
-        from latentctl.session import open_model
-
         session = open_model(model, "auto", workspace, warn=warn, ema=ema, space=space, noise=noise)
-        dim, info, worked_in = session.info.model.latent_dim, session.info, session.info.model.latent_space
-        z_all, values = encode_labelled(session, images, column, labels, name_pattern, max_images, fast=fast_encoder)
-        pos_mask = _select(values, pos_if, "--pos-if")
-        neg_mask = _select(values, neg_if, "--neg-if") if neg_if else ~pos_mask & _labelled(values)
-        p, n, pe, ne = z_all[pos_mask], z_all[neg_mask], [], []
-        pos = [f"{images}:{column}{pos_if}"]
-        neg = [f"{images}:{column}{neg_if}" if neg_if else f"{images}:not {column}{pos_if}"]
+        target = target.with_session(session)
+        z, values = encode_labelled(session, images, column, labels, name_pattern, max_images, fast=fast_encoder)
+        groups = A.groups_from_labels(z, values, images=images, column=column, pos_if=pos_if, neg_if=neg_if)
     else:
         if not pos or not neg:
             raise UsageError(
                 "give --pos and --neg latents (e.g. --pos glasses --neg noglasses), or --images DIR with --column and --pos-if"
             )
-        p, pe = gather(pos, "--pos")
-        n, ne = gather(neg, "--neg")
-    L.validate_sets(p, n, pos_name="--pos " + ",".join(pos), neg_name="--neg " + ",".join(neg))
-    models = {e.model_id for e in pe + ne if e.model_id}
-    if len(models) > 1:
-        warn(f"--pos and --neg come from different models ({', '.join(sorted(models))}); the direction mixes them")
-    others = [resolve_latents(o, store, p.shape[1], from_seeds, space=worked_in) for o in orthogonal_to or []]
-    spaces = {e.space for e in pe + ne + others if e.space}
-    if len(spaces) > 1:  # only without a model: with one, every entry was checked against its space
-        raise UsageError(
-            f"the latents given are in different spaces ({', '.join(sorted(spaces))}); give ones of one space"
-        )
-    built = L.build_direction(
-        p,
-        n,
-        method,
-        [o.z[0] if o.count == 1 else o.z.mean(0) for o in others],
-        unit,
+        groups = A.groups_from_latents(target, pos, neg)
+    made = A.attribute_vector(
+        target,
+        groups,
+        method=method,
+        orthogonal_to=orthogonal_to or [],
+        unit=unit,
         permutations=permutations,
         seed=seed,
+        name=save,
+        warn=warn,
     )
-    direction = built.vector
-    name = save or f"{_slug(pos)}-minus-{_slug(neg)}"
-    model_id = info.model_id if info is not None else (models.pop() if len(models) == 1 else "")
-    run_id = info.run_id if info is not None else next((e.run_id for e in pe if e.run_id), "")
-    entry = LatentEntry(
-        z=direction[None, :],
-        kind="direction",
-        space=worked_in or next(iter(spaces), ""),
-        model_id=model_id,
-        run_id=run_id,
-        meta={
-            "command": "attr-vector",
-            "pos": pos,
-            "neg": neg,
-            "orthogonal_to": orthogonal_to or [],
-            "norm": float(np.linalg.norm(direction)),
-            **built.meta,
-        },
-    )
-    path = store.save(name, entry, force=force)
-    note(
-        f"{method} direction from {len(p)} pos and {len(n)} neg latents: {L.scale_text(built.meta, built.meta['length'])}"
-    )
-    note("on the picks themselves (optimistic): " + built.report.summary())
-    note(built.held_out.summary())
-    for w in built.held_out.warnings:
+    path = target.store.save(made.name, made.entry, force=force)
+    note(made.summary())
+    note("on the picks themselves (optimistic): " + made.built.report.summary())
+    note(made.built.held_out.summary())
+    for w in made.built.held_out.warnings:
         warn(w)
-    note(f"saved as '{name}' ({path}); apply it with: latentctl apply LATENTS --add {name}")
+    note(f"saved as '{made.name}' ({path}); apply it with: latentctl apply LATENTS --add {made.name}")
     if as_json:
-        result(
-            json.dumps(
-                {
-                    "name": name,
-                    "path": str(path),
-                    "method": method,
-                    "pos": len(p),
-                    "neg": len(n),
-                    "on_picks": built.report.summary(),
-                    "warnings": list(built.held_out.warnings),
-                    **{k: v for k, v in entry.meta.items() if k not in ("pos", "neg")},
-                },
-                default=str,
-                sort_keys=True,
-            )
-        )
+        result(json.dumps(made.report(path), default=str, sort_keys=True))
         return
     result(str(path))
-
-
-def _labelled(values):
-    import numpy as np
-
-    if values.dtype == object:
-        return np.array([v is not None for v in values], dtype=bool)
-    return np.isfinite(values)
-
-
-def _select(values, condition: str, flag: str):
-    from latentctl.labels import select
-
-    try:
-        mask = select(values, condition)
-    except UsageError as e:
-        raise UsageError(f"{flag}: {e}") from None
-    if not mask.any():
-        raise UsageError(
-            f"{flag} {condition}: no labelled image matches; check the value (e.g. with a text column, its exact spelling)"
-        )
-    return mask
-
-
-def _slug(specs: list[str]) -> str:
-    from latentctl.workspace import slug
-
-    return slug("+".join(Path(s.split("@")[0]).stem.replace("seeds:", "seeds") for s in specs))[:30]
 
 
 @handles_errors
@@ -649,11 +432,9 @@ def apply(
 
       latentctl apply my-photo --add glasses --add smile=0.5 --save me-edited
     """
-    import numpy as np
-
-    from latentctl import latents as L
+    from latentctl import editing
     from latentctl.parse import MAX_GRID_TILES, parse_floats, parse_weighted
-    from latentctl.session import open_model, output_dir, render, save_latents
+    from latentctl.session import output_dir, render, save_latents
 
     # Every number first: a bad weight found after loading the model (or after rendering) wastes
     # the work, and NaN would render as garbage.
@@ -663,40 +444,12 @@ def apply(
     weighted = [parse_weighted(spec, "--add") for spec in add]
     check_save(save, workspace, force)
     assessors = _classifiers(score_with, keep or [], workspace)  # before the model: a wrong name fails first
-    session = open_model(
-        model,
-        device,
-        workspace,
-        precision,
-        warn=warn,
-        ema=ema,
-        allow_other_model=allow_other_model,
-        space=space,
-        noise=noise,
+    session = _open_model(
+        model, device, workspace, precision, ema=ema, allow_other_model=allow_other_model, space=space, noise=noise
     )
-    inputs, row_names, seeds = _gather_rows(
-        session, latents, limit=L.MAX_SWEEP // len(strengths), what=f"apply with {len(strengths)} strength(s)"
-    )
-    base = inputs
-    if mean:
-        base = inputs.mean(axis=0, keepdims=True)
-        row_names, seeds = [f"mean of {len(inputs)}"], None
-    combined = np.zeros(base.shape[1], dtype=np.float64)
-    used = []
-    for name, weight in weighted:
-        entry = session.latents(name)
-        used.append(entry)
-        if entry.kind != "direction":
-            raise UsageError(
-                f"--add {name}: holds {entry.count} point(s), not a direction; make one with 'latentctl attr-vector'"
-            )
-        combined += weight * entry.z.mean(axis=0, dtype=np.float64)
-        vec = entry.z.mean(axis=0, dtype=np.float64)
-        note(f"{name}: {L.scale_text(entry.meta, float(np.linalg.norm(vec)))}; weight {weight:g}")
-    sweep = L.strength_sweep(base, combined, strengths)  # (n, k, d); refuses inf before rendering
-    flat = sweep.reshape(-1, sweep.shape[-1])
+    edit = editing.edit_latents(session, latents, weighted, strengths, mean=mean, report=note)
+    flat = edit.flat
     out_dir = output_dir(session.ws, out, "apply", force)
-    names = _file_names(row_names, seeds, [f"_scale{s:+g}" for s in strengths]) if pngs else None
     # The grid holds its tiles in memory: show the first whole rows that fit, write every image.
     shown = min(len(flat), MAX_GRID_TILES // len(strengths) * len(strengths))
     weights = " ".join(f"{n}={w:g}" for n, w in weighted)
@@ -704,31 +457,31 @@ def apply(
         session,
         flat,
         out_dir,
-        names=names,
+        names=edit.file_names() if pngs else None,
         labels=None,
         cols=len(strengths),
         force=force,
         grid_max=shown,
         tile_size=tile_size,
         grid=grid,
-        row_labels=row_names[: shown // len(strengths)] if captions else None,
+        row_labels=edit.row_names[: shown // len(strengths)] if captions else None,
         col_labels=[f"strength {s:+g}" for s in strengths] if captions else None,
         caption=f"+ {weights}",
     )
     if mean and grid:
-        _arithmetic_figure(session, inputs, base[0], combined, used, strengths, out_dir, tile_size, force)
+        _arithmetic_figure(session, edit, out_dir, tile_size, force)
     entry = session.entry(
         flat,
-        seeds=None if seeds is None else [s for s in seeds for _ in strengths],
+        seeds=edit.flat_seeds,
         meta={"command": "apply", "latents": latents, "mean": mean, "add": add, "scales": strengths},
     )
     save_latents(out_dir / "latents.npz", entry, force=force)
     if assessors:
-        _report_scores(session, base, sweep, strengths, assessors)
+        _report_scores(session, edit.base, edit.sweep, strengths, assessors)
     if save:
         note(f"saved {len(flat)} edited latents as '{save}' ({session.store.save(save, entry, force=force)})")
     note(
-        f"{len(base)} latent(s) x {len(strengths)} strength(s) in {out_dir}"
+        f"{len(edit.base)} latent(s) x {len(strengths)} strength(s) in {out_dir}"
         + (f" (the grid shows the first {shown // len(strengths)} rows)" if shown < len(flat) and grid else "")
     )
     result(str(grid_path) if grid_path is not None else str(out_dir / "latents.npz"))
@@ -779,32 +532,25 @@ def render_latents(
 
       latentctl render glasses noglasses@0-2 --cols 3
     """
+    from latentctl.editing import file_names, gather_rows
     from latentctl.parse import MAX_GRID_TILES
-    from latentctl.session import open_model, output_dir, render
+    from latentctl.session import output_dir, render
 
     pngs = renamed(pngs, old_images, **PNGS)
     if not pngs and not grid:
         raise UsageError("--no-pngs and --no-grid together leave nothing to draw; keep one")
-    session = open_model(
-        model,
-        device,
-        workspace,
-        precision,
-        warn=warn,
-        ema=ema,
-        allow_other_model=allow_other_model,
-        space=space,
-        noise=noise,
+    session = _open_model(
+        model, device, workspace, precision, ema=ema, allow_other_model=allow_other_model, space=space, noise=noise
     )
-    z, labels, seeds = _gather_rows(session, latents, limit=MAX_RENDER, what="render")
+    rows = gather_rows(session, latents, limit=MAX_RENDER, what="render")
+    z = rows.z
     out_dir = output_dir(session.ws, out, "render", force)
-    names = _file_names(labels, seeds, [""]) if pngs else None
     grid_path = render(
         session,
         z,
         out_dir,
-        names=names,
-        labels=labels,
+        names=file_names(rows, [""]) if pngs else None,
+        labels=rows.labels,
         grid=grid,
         grid_max=MAX_GRID_TILES,
         cols=cols,
@@ -822,37 +568,15 @@ def render_latents(
 MAX_RENDER = 100_000  # latents one render draws (the grid shows at most MAX_GRID_TILES)
 
 
-def _arithmetic_figure(session, inputs, mean, combined, used, strengths, out_dir, tile_size, force) -> None:
-    """The seed's figure, arithmetic.png: the inputs, their mean, each direction's two group means
-    when its provenance names them (mean(glasses), mean(no glasses)), and mean + direction."""
-    import numpy as np
-
+def _arithmetic_figure(session, edit, out_dir: Path, tile_size: int | None, force: bool) -> None:
+    """The seed's figure, arithmetic.png (``editing.arithmetic_tiles``)."""
+    from latentctl.editing import arithmetic_tiles
     from latentctl.session import render
 
-    tiles, titles = [], []
-    for i, z in enumerate(inputs[:8]):
-        tiles.append(z)
-        titles.append(f"input {i + 1}")
-    tiles.append(mean)
-    titles.append("mean")
-    for entry in used:
-        for side in ("pos", "neg"):
-            specs = entry.meta.get(side)
-            if not isinstance(specs, list) or not specs:
-                continue
-            try:
-                group = np.concatenate([session.latents(str(spec)).z for spec in specs])
-            except Exception:  # noqa: BLE001 - the provenance names an entry that is gone: leave it out
-                continue
-            tiles.append(group.mean(axis=0))
-            titles.append(f"mean({','.join(map(str, specs))})")
-    for s in strengths:
-        if s:
-            tiles.append(mean + s * combined)
-            titles.append(f"mean {'+' if s > 0 else '-'} {abs(s):g} x direction")
+    tiles, titles = arithmetic_tiles(session, edit)
     render(
         session,
-        np.stack(tiles).astype(np.float32),
+        tiles,
         out_dir,
         names=None,
         labels=titles,
@@ -913,6 +637,14 @@ def _report_scores(session, base, grid, strengths, assessors) -> None:
 latents_app = typer.Typer(help="Inspect the latent store.", no_args_is_help=True)
 
 
+def _read_entry(path: Path):
+    # Only for a file the quick listing cannot summarise (float64, another writer, damage): the
+    # store's full reader, and numpy with it.
+    from latentctl.store import read_entry
+
+    return read_entry(path)
+
+
 @latents_app.command("list")
 @handles_errors
 def list_entries(
@@ -923,12 +655,11 @@ def list_entries(
 
     from latentctl.cli.common import out_console
     from latentctl.runlist import names_by_run_id
-    from latentctl.store import LatentStore
+    from latentctl.store_index import list_entries  # not latentctl.store: that imports numpy (issue 29)
     from latentctl.workspace import Workspace
 
     ws = Workspace.resolve(workspace)
-    store = LatentStore(ws.store)
-    entries = store.list()
+    entries = list_entries(ws.store, _read_entry)
     runs = names_by_run_id(ws)  # which run made each entry, by name (the model id alone says little)
     if as_json:
         result(
@@ -950,7 +681,7 @@ def list_entries(
         )
         return
     if not entries:
-        note(f"the latent store {store.root} is empty; save samples with 'latentctl sample --seeds 1,2 --save NAME'")
+        note(f"the latent store {ws.store} is empty; save samples with 'latentctl sample --seeds 1,2 --save NAME'")
         return
     table = latents_table(entries, runs)
     out_console.print(table)

@@ -143,10 +143,10 @@ def sample(
     """
 
     from latentctl.grid import check_tile_size
-    from latentctl.models.interface import truncate
     from latentctl.parse import MAX_BATCH_SIZE, MAX_GRID_TILES, check_count, check_float
+    from latentctl.sampling import draw_samples
     from latentctl.seeds import resolve_seeds
-    from latentctl.session import open_model, output_dir, render, save_latents
+    from latentctl.session import open_model, output_dir
 
     captions = renamed(captions, old_labels, **CAPTIONS)
     pngs = renamed(pngs, old_images, **PNGS)
@@ -161,52 +161,30 @@ def sample(
     check_tile_size(tile_size)
     check_save(save, workspace, force)
     session = open_model(model, device, workspace, precision, warn=warn, ema=ema, space=space, noise=noise)
-    z = truncate(session.generator, session.seed_latents(seed_list), truncation)
     out_dir = output_dir(session.ws, out, "sample", force)
-    written = render(
+    drawn = draw_samples(
         session,
-        z,
+        seed_list,
         out_dir,
-        names=[f"seed{s:04d}" for s in seed_list] if pngs else None,
-        labels=[str(s) for s in seed_list] if captions else None,
+        truncation=truncation,
+        pngs=pngs,
+        captions=captions,
         grid=grid,
         grid_max=grid_max,
         cols=cols,
         batch_size=batch_size,
-        force=force,
         tile_size=tile_size,
+        save=save,
+        force=force,
     )
-    entry = session.entry(z, seeds=seed_list, meta={"command": "sample", "truncation": truncation})
-    latents_file = save_latents(out_dir / "latents.npz", entry, force=force)
-    stored = None
     if save:
-        stored = session.store.save(save, entry, force=force)
-        note(f"saved {len(seed_list)} latents to the store as '{save}' ({stored})")
+        note(f"saved {len(seed_list)} latents to the store as '{save}' ({drawn.store_path})")
     note(
         f"{len(seed_list)} samples in {out_dir}"
         + (f" (grid shows the first {grid_max})" if len(seed_list) > grid_max and grid else "")
         + f"; {peak_memory()}"
     )
-    if as_json:
-        result(
-            json.dumps(
-                {
-                    "folder": str(out_dir),
-                    "grid": str(written) if written else None,
-                    "images": [str(out_dir / f"seed{s:04d}.png") for s in seed_list] if pngs else [],
-                    "seeds": seed_list,
-                    "latents": str(latents_file),
-                    "store_entry": save,
-                    "store_path": str(stored) if stored else None,
-                    "model": str(session.path),
-                    "model_id": session.info.model_id,
-                    "truncation": truncation,
-                },
-                indent=2,
-            )
-        )
-        return
-    result(str(written or out_dir))
+    result(json.dumps(drawn.as_json(), indent=2) if as_json else str(drawn.grid or out_dir))
 
 
 @handles_errors

@@ -17,10 +17,8 @@ from latentctl.cli.common import (
     note,
     result,
 )
-from latentctl.errors import DataError, UsageError
 
 P_SCORE = "Scoring"
-DEFAULT_N = 2000
 
 
 @handles_errors
@@ -83,16 +81,15 @@ def score(
 
       latentctl score runs/0001-faces-64px --images ~/faces -n 1000 --json
     """
-    import dataclasses
     import time
 
-    from latentctl import checkpoint
     from latentctl import score as sc
+    from latentctl import scoring
+    from latentctl.cli.common import warn
     from latentctl.cli.progress import step
-    from latentctl.data import prepare_dataset
-    from latentctl.images import find_images
     from latentctl.parse import MAX_BATCH_SIZE, check_count
     from latentctl.seeds import MAX_SEED_COUNT
+    from latentctl.session import open_model
     from latentctl.workspace import Workspace
 
     # Everything typed is checked before any image is read or model loaded.
@@ -104,51 +101,14 @@ def score(
     space = sc.feature_space(features, inception_weights=inception_weights)
 
     ws = Workspace.resolve(workspace)
-    path = ws.resolve_checkpoint(model)
-    hdr = checkpoint.read_header(path)
-    max_images, subset_seed = None, 0
-    if images is None:
-        root = (hdr.state.get("data") or {}).get("root")
-        if not root:
-            raise UsageError(f"{path} does not record the images it was trained on; pass --images DIR")
-        root = Path(root)
-        if not root.is_dir():
-            raise DataError(f"{root}, the folder {path.name} was trained on, is not there any more; pass --images DIR")
-        if hdr.train is not None:
-            # The training run's own subset, so the decoded images come from its cache.
-            max_images, subset_seed = hdr.train.max_images, hdr.train.seed
-    else:
-        root = Path(images).expanduser()
-        if not root.is_dir():
-            raise DataError(f"--images {images}: not a folder of images")
-    count = len(find_images(root))
-    if max_images is not None:
-        count = min(count, max_images)
-    if count < 2 * sc.MIN_IMAGES:
-        raise DataError(
-            f"{root} has {count} images; scoring needs at least {2 * sc.MIN_IMAGES} (two halves of {sc.MIN_IMAGES})"
-        )
-    n = n if n is not None else min(DEFAULT_N, count)
-    if images is not None and count > 2 * n:
-        max_images = 2 * n  # the score uses at most n reference and n held-out images; decode no more
-    # Decoded as the model's training data was (grey, RGB or RGBA), so both sides are alike.
-    with step(f"decoding the images in {root}", lazy=True) as advance:  # silent when they are cached
-        ds = prepare_dataset(
-            root,
-            hdr.model.image_size,
-            ws.cache,
-            max_images=max_images,
-            seed=subset_seed,
-            channels=hdr.model.channels,
-            progress=advance,
-        )
-
-    from latentctl.session import open_model
+    plan = scoring.plan_score(ws, model, images, n)
+    with step(f"decoding the images in {plan.images}", lazy=True) as advance:  # silent when they are cached
+        ds = scoring.decode_real_images(plan, ws, progress=advance)
 
     started = time.perf_counter()
-    session = open_model(path, device, workspace, precision)
-    if space.name == "inception" and session.device.type == "cuda":
-        space = dataclasses.replace(space, device=str(session.device))  # 5.7 GFLOP an image: use the GPU
+    session = open_model(plan.checkpoint, device, workspace, precision)
+    space = scoring.space_on(space, session.device)
+    n = plan.n  # as given, or settled by the plan from the number of real images
     half = sc.half_size(len(ds.images), n)
     with step(f"{space.name} features of {2 * half:,} real images (reference and floor)", 2 * half) as advance:
         ref = sc.reference(ds.images, n, kind=space, on_batch=advance.add)
@@ -156,12 +116,9 @@ def score(
         report = sc.score_generator(
             session.generator, ref, n, session.device, session.precision, batch_size, on_batch=advance.add
         )
-    seconds = time.perf_counter() - started
-    recorded = _record(ws, path, hdr, report, ds.root, n)
+    scored = scoring.keep_score(ws, plan, report, ds.root, time.perf_counter() - started, warn=warn)
     if as_json:
-        out = report.to_dict()
-        out.update(checkpoint=str(path), images=str(ds.root), seeds=f"0-{n - 1}", seconds=round(seconds, 2))
-        result(json.dumps(out, indent=2))
+        result(json.dumps(scored.to_dict(), indent=2))
         return
     s, f = report.score, report.floor
     # Both lines measure against the same reference half of the real images; the floor's other
@@ -170,48 +127,11 @@ def score(
     result(f"floor  {_line(f)}   ({report.n_holdout} other real images vs that reference half)")
     note(
         f"features {report.features} ({report.feature_dim} numbers per image at {report.feature_size} px); "
-        f"lower FD and KID are better; a model as good as its data scores about the floor; {seconds:.1f} s"
+        f"lower FD and KID are better; a model as good as its data scores about the floor; {scored.seconds:.1f} s"
     )
-    if recorded:
-        note(f"recorded for 'latentctl runs show': {recorded}")
+    if scored.recorded:
+        note(f"recorded for 'latentctl runs show': {scored.recorded}")
 
 
 def _line(m) -> str:
     return f"FD {m.fd:10.4f}   KID {m.kid:9.5f} ± {m.kid_std:.5f}   precision {m.precision:.3f}   recall {m.recall:.3f}"
-
-
-def _record(ws, path: Path, hdr, report, images: Path, n: int) -> Path | None:
-    """Keep a run checkpoint's score in the workspace's scores.jsonl, where `runs` and `runs show`
-    read it. Other checkpoints (best.safetensors, a file of one's own) are not a run's score. A
-    workspace that cannot be written loses only the record, never the score printed."""
-    from datetime import datetime
-
-    from latentctl.runlist import record_score
-    from latentctl.workspace import CHECKPOINT_NAME
-
-    if path.name != CHECKPOINT_NAME:
-        return None
-    record = {
-        "checkpoint": str(path.resolve()),
-        "run_id": hdr.run_id,
-        "epoch": hdr.state.get("epoch"),
-        "global_step": hdr.state.get("global_step"),
-        "score_fd": round(report.score.fd, 4),
-        "floor_fd": round(report.floor.fd, 4),
-        "kid": round(report.score.kid, 6),
-        "precision": round(report.score.precision, 4),
-        "recall": round(report.score.recall, 4),
-        "features": report.features,
-        "n_generated": report.n_generated,
-        "n_reference": report.n_reference,
-        "images": str(images),
-        "seeds": f"0-{n - 1}",
-        "measured_at": datetime.now().isoformat(timespec="minutes"),
-    }
-    try:
-        return record_score(ws, record)
-    except OSError as err:
-        from latentctl.cli.common import warn
-
-        warn(f"the score was not recorded for 'latentctl runs show' ({err.strerror or err})")
-        return None

@@ -22,8 +22,7 @@ from latentctl.cli.common import (
     result,
     warn,
 )
-from latentctl.config import to_dict
-from latentctl.errors import LatentctlError, TrainingInterrupted, UsageError
+from latentctl.errors import LatentctlError, TrainingInterrupted
 
 P_DATA, P_MODEL, P_TRAIN = "Data", "Model", "Training"
 
@@ -337,13 +336,13 @@ def train(
 
       latentctl train --resume ~/.latentctl/runs/0001-utkface-128px --epochs 150
     """
-    from latentctl import perf as perf_levers
     from latentctl import runs
-    from latentctl.distributed import LaunchedGroup, check_devices
+    from latentctl import train_launch as launch
+    from latentctl.distributed import LaunchedGroup
     from latentctl.workspace import Workspace
 
     ws = Workspace.resolve(workspace)
-    request = runs.Request(
+    request = runs.Request.from_options(
         data=data,
         resume=resume,
         run_dir=run_dir,
@@ -353,95 +352,40 @@ def train(
         channels=channels,
         channels_last=channels_last,
         kimg=kimg,
-        model={
-            "family": renamed(family, old_model, new="--family", old="--model", default=None),
-            "arch": arch,
-            "image_size": image_size,
-            "latent_dim": latent_dim,
-            "width": width,
-        },
-        train={
-            "epochs": epochs,
-            "batch_size": batch_size,
-            "lr": lr,
-            "beta1": beta1,
-            "seed": seed,
-            "kl_weight": kl_weight,
-            "max_images": max_images,
-            "sample_every": sample_every,
-            "checkpoint_every": checkpoint_every,
-            "snapshot_every": snapshot_every,
-            "lr_d": lr_d,
-            "loss": loss,
-            "augment": augment,
-            "mirror": mirror,
-            "ema": ema,
-            "ema_kimg": ema_kimg,
-            "r1_gamma": r1_gamma,
-            "max_steps": steps,
-            "score_every": score_every,
-        },
+        family=renamed(family, old_model, new="--family", old="--model", default=None),
+        arch=arch,
+        image_size=image_size,
+        latent_dim=latent_dim,
+        width=width,
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        beta1=beta1,
+        seed=seed,
+        kl_weight=kl_weight,
+        max_images=max_images,
+        sample_every=sample_every,
+        checkpoint_every=checkpoint_every,
+        snapshot_every=snapshot_every,
+        lr_d=lr_d,
+        loss=loss,
+        augment=augment,
+        mirror=mirror,
+        ema=ema,
+        ema_kimg=ema_kimg,
+        r1_gamma=r1_gamma,
+        steps=steps,
+        score_every=score_every,
     )
     plan, dev = runs.resolve(ws, request)
     group = LaunchedGroup.from_environment()  # started by torchrun as one of several processes
-    if group is not None and devices > 1:
-        raise UsageError(
-            f"--devices {devices}: this process is one of {group.size} started by torchrun, which already "
-            "runs one process per device; leave --devices out"
-        )
-    if devices > 1:
-        check_devices(devices, dev)
-    if devices > 1 and plan.train.r1_gamma:
-        raise UsageError(
-            "--r1-gamma is not supported with --devices yet (it needs a double backward through DDP); leave one out"
-        )
+    launch.check_processes(plan, dev, devices, group)
     if dry_run:
-        _dry_run(plan, ws, dev, strict)
+        result(json.dumps(launch.dry_run(plan, ws, dev, strict=strict), indent=2))
         return
-    if tensorboard:
-        from latentctl.tb import require_tensorboard
-
-        require_tensorboard()
-    perf_levers.cpu_speedups(dev, allocator=tune_allocator)
-    if dev.type == "cpu" and threads is not None:
-        perf_levers.set_threads(threads)
-    if group is not None:
-        dev = group.join(dev)
-    finished = False
-    try:
+    launch.prepare_process(dev, threads=threads, allocator=tune_allocator, tensorboard=tensorboard)
+    with launch.joined(group, dev) as dev:
         _run(plan, ws, dev, devices, strict, group, tensorboard, threads)
-        finished = True
-    finally:
-        if group is not None:
-            group.leave(finished)
-
-
-def _dry_run(plan, ws, dev, strict: bool) -> None:
-    """What the run would be, with the folder read (decoded into the cache, which a real run then
-    reuses): images found and skipped, steps per epoch and in all."""
-    from latentctl import runs
-
-    dataset = runs.open_data(plan, ws, strict=strict)
-    per_epoch = len(dataset) // plan.train.batch_size
-    total = per_epoch * plan.train.epochs
-    if plan.train.max_steps is not None:
-        total = min(total, plan.train.max_steps)
-    result(
-        json.dumps(
-            {
-                "model": to_dict(plan.model),
-                "train": to_dict(plan.train),
-                "device": str(dev),
-                "data": str(plan.data),
-                "images": len(dataset),
-                "skipped": len(dataset.skipped),
-                "steps_per_epoch": per_epoch,
-                "total_steps": total,
-                "resume": plan.resuming,
-            },
-            indent=2,
-        )
-    )
 
 
 def _run(
@@ -450,6 +394,7 @@ def _run(
     """Everything `train` does after its options are settled: data, run folder, training, report.
     With ``group`` (torchrun) rank 0 alone writes files and speaks; every rank trains its share."""
     from latentctl import runs
+    from latentctl import train_launch as launch
     from latentctl.cli.progress import TrainingProgress, stderr_progress
     from latentctl.workspace import CHECKPOINT_NAME
 
@@ -462,25 +407,10 @@ def _run(
     if main and dataset.skipped:
         warn(f"{dataset.skipped_summary}; the list is in {target / 'skipped.txt'}")
     say(f"run folder: {target}")
-    m, t = plan.model, plan.train
-    say(
-        f"{len(dataset)} images, {m.image_size}px, {m.channels} channel{'s' if m.channels > 1 else ''}, {m.arch} "
-        f"architecture, {t.epochs} epochs of {len(dataset) // t.batch_size} steps"
-        + (f" (budget {t.max_steps} steps)" if t.max_steps else "")
-        + f", device {dev}, {t.precision}"
-        + (", channels-last" if t.channels_last else "")
-    )
-    tuner = None
-    if dev.type == "cpu":
-        from latentctl import perf as perf_levers
-
-        # On a busy machine all threads can be several times slower than one (docs/performance.md,
-        # "Busy machine"): measure, unless the user fixed the count.
-        tuner = perf_levers.auto_tuner(dev, group=group, devices=devices) if threads is None else None
-        say(
-            perf_levers.thread_choice()
-            + ("; the count follows measured step times (1 or all cores), --threads N fixes it" if tuner else "")
-        )
+    say(launch.describe(plan, dataset, dev))
+    tuner, threads_line = launch.cpu_threads(dev, threads, group=group, devices=devices)
+    if threads_line:
+        say(threads_line)
     tb = None
     if tensorboard and main:
         from latentctl.tb import TensorBoardListener
