@@ -215,7 +215,7 @@ def _make_trainer(impl: str, size: int, batch: int, levers: list[str], dev, widt
 
     from latentctl.config import ModelConfig, TrainConfig
     from latentctl.device import resolve_precision
-    from latentctl.training import GANTrainer
+    from latentctl.train.training import GANTrainer
 
     precision = "fp32" if "fp32" in levers else resolve_precision("auto", dev)
     cfg = TrainConfig(batch_size=batch, precision=precision, channels_last="cl" in levers)
@@ -262,8 +262,8 @@ def _make_sampler(impl: str, size: int, levers: list[str], dev, width: int = 128
 
     from latentctl.config import ModelConfig
     from latentctl.device import resolve_precision
-    from latentctl.generate import generate_batches
     from latentctl.models import build_models
+    from latentctl.space.generate import generate_batches
 
     G, _ = build_models(ModelConfig(image_size=size, width=width))
     G.to(dev)
@@ -290,8 +290,8 @@ def _make_projector(size: int, dev, width: int, tuner):
     """latentctl encode's projection: ``project`` on a chunk of 32 images, PROJECT_STEPS steps a call,
     the tuner (if any) setting each step's thread count inside, as ``encode_images`` does."""
     from latentctl.config import ModelConfig
-    from latentctl.encode import project
     from latentctl.models import build_models
+    from latentctl.space.encode import project
 
     G, _ = build_models(ModelConfig(image_size=size, width=width))
     G.to(dev)

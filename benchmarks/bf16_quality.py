@@ -48,7 +48,7 @@ def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def attribute_error(images: np.ndarray, reference: dict[str, np.ndarray]) -> tuple[float, dict[str, float]]:
-    from latentctl.synthetic import detect_attributes
+    from latentctl.pictures.synthetic import detect_attributes
 
     found = detect_attributes(images)
     rates = {k: float(v.mean()) for k, v in found.items()}
@@ -68,13 +68,14 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from latentctl import checkpoint, perf
+    from latentctl import perf
     from latentctl.config import ModelConfig, TrainConfig
-    from latentctl.data import prepare_dataset
-    from latentctl.generate import generate
+    from latentctl.files import checkpoint
+    from latentctl.pictures.data import prepare_dataset
+    from latentctl.pictures.synthetic import detect_attributes, make_dataset, synthetic_faces
     from latentctl.seeds import latents_from_seeds
-    from latentctl.synthetic import detect_attributes, make_dataset, synthetic_faces
-    from latentctl.training import train
+    from latentctl.space.generate import generate
+    from latentctl.train.training import train
 
     perf.use_all_cores()
     perf.tune_allocator()

@@ -27,14 +27,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch
 
 from benchmarks.machine import cpu_model  # noqa: E402
-from latentctl import checkpoint, synthetic
-from latentctl import directions as D
-from latentctl.assessor import ClassifierConfig, learn_direction, score_curve, train_classifier
 from latentctl.demo import DemoConfig
-from latentctl.generate import generate
+from latentctl.files import checkpoint
+from latentctl.files.workspace import Workspace
 from latentctl.perf import prepare_for_sampling
-from latentctl.steer import EDITS, eval_alphas, learn_walk, walk_errors
-from latentctl.workspace import Workspace
+from latentctl.pictures import synthetic
+from latentctl.space import directions as D
+from latentctl.space.assessor import ClassifierConfig, learn_direction, score_curve, train_classifier
+from latentctl.space.generate import generate
+from latentctl.space.steer import EDITS, eval_alphas, learn_walk, walk_errors
 
 STRENGTHS = D.SWEEP_STRENGTHS
 

@@ -37,13 +37,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.directions import train_demo_gan  # noqa: E402
 from benchmarks.machine import cpu_model  # noqa: E402
-from latentctl import checkpoint, synthetic  # noqa: E402
-from latentctl import gan_encoder as GE  # noqa: E402
-from latentctl import latents as L  # noqa: E402
 from latentctl.demo import DemoConfig  # noqa: E402
-from latentctl.encode import encode_images  # noqa: E402
-from latentctl.generate import generate  # noqa: E402
-from latentctl.workspace import Workspace  # noqa: E402
+from latentctl.files import checkpoint  # noqa: E402
+from latentctl.files.workspace import Workspace  # noqa: E402
+from latentctl.pictures import synthetic
+from latentctl.space import gan_encoder as GE  # noqa: E402
+from latentctl.space import latents as L  # noqa: E402
+from latentctl.space.encode import encode_images  # noqa: E402
+from latentctl.space.generate import generate  # noqa: E402
 
 CPU = torch.device("cpu")
 REFINE_LR = inspect.signature(encode_images).parameters["refine_lr"].default  # Adam's, with refine_method="adam"

@@ -29,8 +29,8 @@ from benchmarks.machine import cpu_model  # noqa: E402
 def _checkpoint(folder: Path, size: int, width: int, latent: int) -> Path:
     import torch
 
-    from latentctl import checkpoint
     from latentctl.config import ModelConfig
+    from latentctl.files import checkpoint
     from latentctl.models import build_models
 
     torch.manual_seed(0)
@@ -42,7 +42,7 @@ def _checkpoint(folder: Path, size: int, width: int, latent: int) -> Path:
 def _direction(ws: Path, latent: int) -> None:
     import numpy as np
 
-    from latentctl.store import LatentEntry, LatentStore
+    from latentctl.space.store import LatentEntry, LatentStore
 
     v = np.random.default_rng(0).standard_normal((1, latent)).astype(np.float32)
     LatentStore(ws / "latents").save("bench", LatentEntry(z=v, kind="direction"), force=True)

@@ -15,7 +15,7 @@
 #                       then `latentctl sample` from it; the seed's schedule (15,000 images x 100
 #                       epochs) extrapolated from the measured steps (a step's time does not depend
 #                       on the data set's size: the images are on the GPU either way)
-# It makes its own data (latentctl.synthetic faces) and writes nothing outside a temporary folder
+# It makes its own data (latentctl.pictures.synthetic faces) and writes nothing outside a temporary folder
 # but the report. Exit status: 0 when every part passed, 1 otherwise (the report says which).
 set -uo pipefail
 
@@ -84,9 +84,9 @@ import numpy as np
 import torch
 from latentctl.config import ModelConfig, TrainConfig
 from latentctl.device import autocast, resolve_precision
-from latentctl.generate import generate_batches
-from latentctl.trainers import GANTrainer
-from latentctl.training import _RealBatches
+from latentctl.space.generate import generate_batches
+from latentctl.train.trainers import GANTrainer
+from latentctl.train.training import _RealBatches
 
 dev, results, mode = torch.device(sys.argv[1]), sys.argv[2], sys.argv[3]
 def record(**kw):
@@ -136,7 +136,7 @@ part checks 90
 
 # ---------------------------------------------------------------------------------------------------
 # data for parts 2 and 4 (synthetic faces; not timed as a part)
-"$PY" -c "import sys; from pathlib import Path; from latentctl.synthetic import make_dataset; make_dataset(Path(sys.argv[1]), n=int(sys.argv[2]), size=int(sys.argv[3]))" \
+"$PY" -c "import sys; from pathlib import Path; from latentctl.pictures.synthetic import make_dataset; make_dataset(Path(sys.argv[1]), n=int(sys.argv[2]), size=int(sys.argv[3]))" \
   "$WORK/faces" "$IMAGES" "$SIZE" || { echo "gpu_check.sh: could not make the synthetic faces" >&2; exit 1; }
 
 # 2. NCCL (or gloo in the smoke run) through torchrun

@@ -33,8 +33,8 @@ def _timed(args: list[str], env: dict[str, str]) -> float:
 
 def _native_seed_model(path: Path) -> None:
     """A native seed model at the blog's size (random weights: the work per image is the same)."""
-    from latentctl import checkpoint
     from latentctl.config import ModelConfig
+    from latentctl.files import checkpoint
     from latentctl.models import build_generator
 
     cfg = ModelConfig()  # the seed's GAN: 128 px, width 128, latent 100

@@ -41,7 +41,7 @@ def seeded_state(seed: int = 0) -> dict:
     import numpy as np
     import torch
 
-    from latentctl import inception
+    from latentctl.quality import inception
 
     rs = np.random.RandomState(seed)
     out = {}
@@ -77,7 +77,7 @@ def main() -> int:
     from torchvision.models.inception import Inception3
 
     from benchmarks.machine import cpu_model
-    from latentctl import inception, score
+    from latentctl.quality import inception, score
 
     print(f"# CPU: {cpu_model()}; torch {torch.__version__}")
     torch.manual_seed(0)

@@ -29,10 +29,10 @@ def measure(size: int, images: int, batch: int = 64, device: str = "auto") -> di
 
     from latentctl import perf
     from latentctl.config import ModelConfig, TrainConfig
-    from latentctl.data import prepare_dataset
     from latentctl.device import resolve_device
-    from latentctl.synthetic import make_dataset
-    from latentctl.training import GANTrainer, _RealBatches, epoch_order
+    from latentctl.pictures.data import prepare_dataset
+    from latentctl.pictures.synthetic import make_dataset
+    from latentctl.train.training import GANTrainer, _RealBatches, epoch_order
 
     perf.use_all_cores()
     dev = resolve_device(device)

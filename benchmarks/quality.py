@@ -52,7 +52,7 @@ def load_data(name: str, size: int) -> np.ndarray:
     from PIL import Image
 
     if name == "faces":
-        from latentctl import synthetic
+        from latentctl.pictures import synthetic
 
         return synthetic.synthetic_faces(2000, size, 0)[0]
     if name == "digits":
@@ -83,9 +83,9 @@ def train_for(images: np.ndarray, recipe: str, budget_s: float, width: int, batc
     import torch
 
     from latentctl.config import ModelConfig, TrainConfig
-    from latentctl.recipes import model_defaults, train_defaults
-    from latentctl.trainers import make_trainer
-    from latentctl.training import epoch_order
+    from latentctl.train.recipes import model_defaults, train_defaults
+    from latentctl.train.trainers import make_trainer
+    from latentctl.train.training import epoch_order
 
     arch, extra, model_extra = RECIPES[recipe]
     size, channels = images.shape[1], images.shape[3]
@@ -148,9 +148,10 @@ def main() -> None:
 
     import torch
 
-    from latentctl import perf, score
+    from latentctl import perf
     from latentctl.device import resolve_precision
-    from latentctl.grid import make_grid, save_png
+    from latentctl.pictures.grid import make_grid, save_png
+    from latentctl.quality import score
 
     perf.use_all_cores()
     precision = resolve_precision(args.precision, torch.device("cpu"))
@@ -194,8 +195,8 @@ def main() -> None:
                 flush=True,
             )
             if args.grids:
-                from latentctl.generate import generate
                 from latentctl.seeds import latents_from_seeds
+                from latentctl.space.generate import generate
 
                 grid = generate(G, latents_from_seeds(list(range(36)), G.config.latent_dim), device=torch.device("cpu"))
                 save_png(

@@ -24,8 +24,8 @@ from pathlib import Path
 def _checkpoint(folder: Path, size: int) -> Path:
     import torch
 
-    from latentctl import checkpoint
     from latentctl.config import ModelConfig
+    from latentctl.files import checkpoint
     from latentctl.models import build_models
 
     torch.manual_seed(0)

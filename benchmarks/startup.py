@@ -71,7 +71,7 @@ t0 = time.perf_counter()
 from latentctl import perf
 perf.openmp_env()
 import torch, numpy, PIL.Image, PIL.PngImagePlugin, safetensors.torch
-import latentctl.checkpoint, latentctl.models, latentctl.session, latentctl.generate, latentctl.grid
+import latentctl.files.checkpoint, latentctl.models, latentctl.space.session, latentctl.space.generate, latentctl.pictures.grid
 from latentctl.cli.app import app
 t_imports = time.perf_counter() - t0
 
@@ -113,7 +113,7 @@ def timed_batches(func):
     return wrapper
 
 ck, models, session, generate, grid = (
-    latentctl.checkpoint, latentctl.models, latentctl.session, latentctl.generate, latentctl.grid
+    latentctl.files.checkpoint, latentctl.models, latentctl.space.session, latentctl.space.generate, latentctl.pictures.grid
 )
 ck.read_header = timed("read header", ck.read_header)
 ck._check_tensor_set = timed("check tensor set", ck._check_tensor_set)

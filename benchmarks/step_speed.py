@@ -14,7 +14,7 @@ def make_step(impl: str, size: int, batch: int, precision: str):
     if impl == "latentctl":
         from latentctl import perf
         from latentctl.config import ModelConfig, TrainConfig
-        from latentctl.training import GANTrainer
+        from latentctl.train.training import GANTrainer
 
         perf.use_all_cores()
         perf.tune_allocator()

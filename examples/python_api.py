@@ -17,10 +17,10 @@ import numpy as np
 from PIL import Image
 
 import latentctl
-from latentctl import latents as L
-from latentctl import synthetic
-from latentctl.events import EpochEvent
-from latentctl.workspace import Workspace
+from latentctl.files.workspace import Workspace
+from latentctl.pictures import synthetic
+from latentctl.space import latents as L
+from latentctl.train.events import EpochEvent
 
 
 def pick(images: np.ndarray, attribute: str) -> np.ndarray:

@@ -16,7 +16,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from latentctl import _moved
 from latentctl._version import __version__
+
+_moved.install()  # the module paths before the sub-packages, for one release (latentctl/_moved.py)
 
 
 def open_model(
@@ -36,7 +39,7 @@ def open_model(
     ``.latents("glasses@0,2")``, ``.entry(z)`` and ``.store`` (the latent store). ``precision``
     ``auto`` renders as `latentctl sample` does (bf16 where the device computes it natively).
     ``space`` and ``noise`` are `--space` (z, w or w+ for a StyleGAN) and `--noise`."""
-    from latentctl.session import open_model as _open
+    from latentctl.space.session import open_model as _open
 
     session = _open(
         None if model is None else Path(model),
@@ -66,8 +69,9 @@ def train_run(
     (``image_size``, ``arch``, ``width``, ``epochs``, ``batch_size``, ``lr``, ``steps``, ``kimg``,
     ``device``, ``precision``, ``channels``, ``channels_last``, ``name``, ``run_dir``, ...), with the same
     defaults and the same ``auto`` rules: both build a ``runs.Request`` and ``runs.resolve`` settles
-    it. An unknown option is a UsageError. ``on_event`` receives ``latentctl.events`` objects."""
-    from latentctl import perf, runs
+    it. An unknown option is a UsageError. ``on_event`` receives ``latentctl.train.events`` objects."""
+    from latentctl import perf
+    from latentctl.train import runs
 
     plan, dev, ws = _plan(data, resume, workspace, options)
     perf.cpu_speedups(dev)
@@ -91,8 +95,8 @@ def plan_run(
 
 
 def _plan(data, resume, workspace, options: dict[str, Any]):
-    from latentctl import runs
-    from latentctl.workspace import Workspace
+    from latentctl.files.workspace import Workspace
+    from latentctl.train import runs
 
     if options.get("run_dir") is not None:
         options["run_dir"] = Path(options["run_dir"])

@@ -170,7 +170,7 @@ class TrainConfig:
     precision: str = "fp32"  # fp32 | bf16 (autocast); resolved from "auto" before it is stored
     channels_last: bool = False
     # The recipe levers (docs/model-families.md). Defaults are the seed's loop; `--arch lite` turns
-    # on the ones measured to help (latentctl.recipes).
+    # on the ones measured to help (latentctl.train.recipes).
     loss: str = "bce"
     augment: str = "off"  # off | ada (probability adapted as StyleGAN2-ADA does) | a fixed p in [0, 1]
     augment_target: float = 0.6  # ADA's target for E[sign(D(real))]
@@ -181,7 +181,7 @@ class TrainConfig:
     r1_every: int = 16
     lr_d: float | None = None  # D's learning rate when it differs from G's (--lr)
     max_steps: int | None = None  # a budget in steps; training stops there even mid-epoch
-    score_every: int = 0  # epochs between quality scores (latentctl.score) in the metrics; 0 = never
+    score_every: int = 0  # epochs between quality scores (latentctl.quality.score) in the metrics; 0 = never
     d_update: str = "split"  # split: the seed's two D steps (reals, then fakes); joint: one step on both
 
     def __post_init__(self) -> None:

@@ -23,15 +23,18 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from latentctl import checkpoint, health, runs, score, synthetic
-from latentctl.events import Event, NoticeEvent
-from latentctl.fsutil import atomic_write_bytes, atomic_write_text
-from latentctl.generate import generate
-from latentctl.grid import make_grid, save_png
-from latentctl.latents import interpolate_path, mean_difference, separation, strength_sweep
+from latentctl.files import checkpoint
+from latentctl.files.fsutil import atomic_write_bytes, atomic_write_text
+from latentctl.files.workspace import Workspace
+from latentctl.pictures import synthetic
+from latentctl.pictures.grid import make_grid, save_png
+from latentctl.quality import score
 from latentctl.seeds import latents_from_seeds
-from latentctl.store import LatentEntry, LatentStore
-from latentctl.workspace import Workspace
+from latentctl.space.generate import generate
+from latentctl.space.latents import interpolate_path, mean_difference, separation, strength_sweep
+from latentctl.space.store import LatentEntry, LatentStore
+from latentctl.train import health, runs
+from latentctl.train.events import Event, NoticeEvent
 
 
 @dataclass(frozen=True)

@@ -86,7 +86,7 @@ def write_images(folder: Path, images: np.ndarray, ext: str = "png") -> Path:
 
 def image_dataset(images: np.ndarray, fingerprint: str):
     """An in-memory ImageDataset of ``images`` (what prepare_dataset returns, without a folder)."""
-    from latentctl.data import ImageDataset
+    from latentctl.pictures.data import ImageDataset
 
     return ImageDataset(Path("/synthetic"), images, [f"{i}.png" for i in range(len(images))], fingerprint)
 

@@ -8,14 +8,15 @@ import torch
 from conftest import blob_dataset, image_dataset, run, tiny
 from PIL import Image
 
-from latentctl import checkpoint, synthetic
 from latentctl.config import TrainConfig
-from latentctl.encode import encode_images, mean_image_error, project, rms_error
-from latentctl.generate import generate
-from latentctl.plot import category_colors
+from latentctl.files import checkpoint
+from latentctl.pictures import synthetic
+from latentctl.pictures.plot import category_colors
 from latentctl.seeds import latents_from_seeds
-from latentctl.store import read_entry
-from latentctl.training import train
+from latentctl.space.encode import encode_images, mean_image_error, project, rms_error
+from latentctl.space.generate import generate
+from latentctl.space.store import read_entry
+from latentctl.train.training import train
 
 CPU = torch.device("cpu")
 

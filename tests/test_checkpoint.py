@@ -8,9 +8,9 @@ import pytest
 import torch
 from conftest import tiny
 
-from latentctl import checkpoint
 from latentctl.config import TrainConfig
 from latentctl.errors import CheckpointError
+from latentctl.files import checkpoint
 from latentctl.models import build_models
 
 # the tiny model at width 8: the messages below name this config's shapes (G.fc is [8 x 8 x 8, 8] = [512, 8])
@@ -75,7 +75,7 @@ def test_header_is_readable_without_torch(tmp_path):
     G, _, _ = _trained_pair()
     path = checkpoint.save(tmp_path / "g.safetensors", generator=G, model_config=CFG)
     code = (
-        "import sys; from latentctl.checkpoint import read_header; "
+        "import sys; from latentctl.files.checkpoint import read_header; "
         f"h = read_header({str(path)!r}); assert 'torch' not in sys.modules; print(h.model.latent_dim, h.kind)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

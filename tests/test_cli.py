@@ -14,7 +14,7 @@ from conftest import TINY_MODEL, run
 from PIL import Image
 
 from latentctl import __version__
-from latentctl.workspace import Workspace
+from latentctl.files.workspace import Workspace
 
 
 @pytest.fixture
@@ -150,8 +150,8 @@ def test_sample_grid_is_readable_and_json_lists_what_was_written(tiny_run, tmp_p
 
 def test_latents_of_another_model_are_refused_unless_allowed(tiny_run):
     from latentctl.errors import UsageError
-    from latentctl.session import open_model
-    from latentctl.store import LatentEntry, LatentStore
+    from latentctl.space.session import open_model
+    from latentctl.space.store import LatentEntry, LatentStore
 
     s = open_model(tiny_run, "cpu")
     LatentStore(s.ws.store).save(

@@ -7,7 +7,7 @@ from conftest import TINY_MODEL, run
 from PIL import Image
 
 from latentctl.seeds import latents_from_seeds
-from latentctl.store import read_entry
+from latentctl.space.store import read_entry
 
 
 @pytest.fixture
@@ -170,7 +170,7 @@ def test_apply_refuses_points_as_a_direction(model, workspace):
 
 
 def test_latents_from_another_model_warn_visibly(model, workspace, tmp_path):
-    from latentctl.store import LatentEntry, write_entry
+    from latentctl.space.store import LatentEntry, write_entry
 
     write_entry(
         workspace / "latents" / "foreign.npz",
@@ -213,8 +213,8 @@ def test_interp_path_through_several_points_with_slerp(model, tmp_path):
 def test_precision_chooses_what_images_are_rendered_in(model, tmp_path):
     """--precision fp32 renders exactly the library's float32 images; bf16 renders close to them;
     interp and apply take the same flag; a bad value is a one-line usage error."""
-    from latentctl import checkpoint
-    from latentctl.generate import generate
+    from latentctl.files import checkpoint
+    from latentctl.space.generate import generate
 
     loaded = checkpoint.load(model)
     z = latents_from_seeds([3, 4], 8)
@@ -256,7 +256,7 @@ def _huge_npz(path):
 
 
 def test_latents_list_shows_a_lying_entry_as_unreadable_and_goes_on(workspace):
-    from latentctl.store import LatentEntry, write_entry
+    from latentctl.space.store import LatentEntry, write_entry
 
     store = workspace / "latents"
     store.mkdir()
@@ -354,7 +354,7 @@ def test_apply_nan_weight_renders_nothing(model, workspace, tmp_path):
     res = run("apply", "seeds:0-2", "--add", "dir=nan", "--model", model, "--out", tmp_path / "o", code=2)
     assert "--add 'dir=nan'" in res.output and not (tmp_path / "o").exists()
     # Finite numbers that overflow float32 together are refused before rendering, not after.
-    from latentctl.store import LatentEntry, write_entry
+    from latentctl.space.store import LatentEntry, write_entry
 
     write_entry(workspace / "latents" / "big.npz", LatentEntry(z=np.full((1, 8), 1e30, np.float32), kind="direction"))
     res = run(
@@ -366,7 +366,7 @@ def test_apply_nan_weight_renders_nothing(model, workspace, tmp_path):
 def test_limits_that_need_the_model_still_come_before_rendering(model, workspace, tmp_path, monkeypatch):
     res = run("interp", "seeds:1,2,3,4", "--frames", "1000", "--model", model, "--out", tmp_path / "i", code=2)
     assert "2,998 frames; at most 2,500" in res.output and not (tmp_path / "i").exists()
-    from latentctl import latents
+    from latentctl.space import latents
 
     monkeypatch.setattr(latents, "MAX_SWEEP", 10)
     res = run("apply", "seeds:0-5", "--add", "x", "--scales", "0,1", "--model", model, "--out", tmp_path / "a", code=2)

@@ -12,7 +12,7 @@ from conftest import blob_images, run, write_images
 from PIL import Image
 
 from latentctl.errors import DataError, UsageError
-from latentctl.grid import TEXT_COLOR, make_grid
+from latentctl.pictures.grid import TEXT_COLOR, make_grid
 
 
 def _grid_and_tiles(folder: Path, seeds: list[int]) -> tuple[np.ndarray, np.ndarray]:
@@ -22,7 +22,7 @@ def _grid_and_tiles(folder: Path, seeds: list[int]) -> tuple[np.ndarray, np.ndar
 
 
 def test_a_truncated_sample_grid_says_psi_in_a_caption_and_an_untruncated_one_has_none(tiny_run, tmp_path):
-    from latentctl.sampling import grid_caption
+    from latentctl.space.sampling import grid_caption
 
     seeds = [0, 1, 2, 3]
     labels = [str(s) for s in seeds]
@@ -46,8 +46,8 @@ def test_a_truncated_sample_grid_says_psi_in_a_caption_and_an_untruncated_one_ha
 
 
 def test_draw_samples_returns_what_sample_prints_and_writes_nothing_else(tiny_run, tmp_path):
-    from latentctl.sampling import draw_samples
-    from latentctl.session import open_model
+    from latentctl.space.sampling import draw_samples
+    from latentctl.space.session import open_model
 
     session = open_model(tiny_run, "cpu")
     drawn = draw_samples(session, [5, 2], tmp_path, truncation=0.5, save="two")
@@ -63,8 +63,8 @@ def test_draw_samples_returns_what_sample_prints_and_writes_nothing_else(tiny_ru
 
 
 def test_measure_builds_every_direction_entry_and_the_sheet_without_writing(tiny_run):
-    from latentctl import directions as D
-    from latentctl.session import open_model
+    from latentctl.space import directions as D
+    from latentctl.space.session import open_model
 
     session = open_model(tiny_run, "cpu")
     found = D.find(session.generator, "sefa", 3)
@@ -89,7 +89,7 @@ def test_measure_builds_every_direction_entry_and_the_sheet_without_writing(tiny
 def test_train_launch_refuses_what_several_processes_cannot_train():
     import torch
 
-    from latentctl import train_launch as launch
+    from latentctl.train import train_launch as launch
 
     plan = SimpleNamespace(train=SimpleNamespace(r1_gamma=1.0))
     cpu = torch.device("cpu")
@@ -101,7 +101,7 @@ def test_train_launch_refuses_what_several_processes_cannot_train():
 
 
 def test_a_torchrun_process_leaves_its_group_saying_whether_it_finished():
-    from latentctl import train_launch as launch
+    from latentctl.train import train_launch as launch
 
     class Group:
         def __init__(self):
@@ -124,9 +124,9 @@ def test_a_torchrun_process_leaves_its_group_saying_whether_it_finished():
 
 
 def test_save_encoded_writes_each_photo_beside_its_reconstruction(tiny_run, tmp_path):
-    from latentctl.encode import Encoded
-    from latentctl.photos import load_photos, save_encoded
-    from latentctl.session import open_model
+    from latentctl.space.encode import Encoded
+    from latentctl.space.photos import load_photos, save_encoded
+    from latentctl.space.session import open_model
 
     session = open_model(tiny_run, "cpu")
     folder = write_images(tmp_path / "photos", blob_images(2))

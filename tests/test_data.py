@@ -5,8 +5,8 @@ import pytest
 from conftest import blob_images, write_images
 from PIL import Image
 
-from latentctl.data import prepare_dataset, select_subset
 from latentctl.errors import DataError
+from latentctl.pictures.data import prepare_dataset, select_subset
 
 
 @pytest.fixture
@@ -25,7 +25,7 @@ def test_decodes_once_then_reads_the_cache(folder, tmp_path, monkeypatch):
     def no_decoding(*a, **k):
         raise AssertionError("decoded again although the folder did not change")
 
-    monkeypatch.setattr("latentctl.data.load_image", no_decoding)
+    monkeypatch.setattr("latentctl.pictures.data.load_image", no_decoding)
     second = prepare_dataset(folder, 32, tmp_path / "cache")
     assert second.from_cache and second.fingerprint == first.fingerprint
     np.testing.assert_array_equal(np.asarray(second.images), np.asarray(first.images))

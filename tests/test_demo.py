@@ -7,11 +7,12 @@ import pytest
 import torch
 from conftest import run
 
-from latentctl import health, synthetic
 from latentctl.demo import RATE_GAP, DemoConfig, run_demo
-from latentctl.events import NoticeEvent
-from latentctl.store import LatentStore
-from latentctl.workspace import Workspace
+from latentctl.files.workspace import Workspace
+from latentctl.pictures import synthetic
+from latentctl.space.store import LatentStore
+from latentctl.train import health
+from latentctl.train.events import NoticeEvent
 
 pytestmark = pytest.mark.slow  # the demo trains for minutes
 

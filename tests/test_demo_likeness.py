@@ -1,8 +1,8 @@
 """The demo's likeness check: the training faces compared with themselves are like the data; a
 model that draws glasses on every face is reported off for glasses and for nothing else."""
 
-from latentctl import synthetic
 from latentctl.demo import RATE_GAP, likeness
+from latentctl.pictures import synthetic
 
 
 def test_the_faces_themselves_are_like_the_data_and_a_glasses_only_model_is_not():

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 from conftest import blob_images, write_images
 
-from latentctl import scoring
 from latentctl.errors import DataError
-from latentctl.score import FeatureSpace, Metrics, ScoreReport
-from latentctl.workspace import Workspace
+from latentctl.files.workspace import Workspace
+from latentctl.quality import scoring
+from latentctl.quality.score import FeatureSpace, Metrics, ScoreReport
 
 
 def _report(n: int) -> ScoreReport:

@@ -6,10 +6,10 @@ import pytest
 import torch
 from conftest import blob_images, model_flags, run, tiny, write_images
 
-from latentctl import checkpoint
-from latentctl import directions as D
+from latentctl.files import checkpoint
 from latentctl.seeds import latents_from_seeds
-from latentctl.store import read_entry
+from latentctl.space import directions as D
+from latentctl.space.store import read_entry
 
 # latent 100 as the seed's model: with only a few latent dimensions AᵀA is nearly isotropic and
 # SeFa has little to find.
@@ -126,7 +126,7 @@ def test_steer_bad_inputs_are_one_line_errors(model):
 
 
 def test_edits_move_content_the_way_their_units_say():
-    from latentctl.steer import apply_edit
+    from latentctl.space.steer import apply_edit
 
     x = -torch.ones(1, 3, 32, 32)
     x[..., 10:14, 10:14] = 1.0
@@ -155,7 +155,7 @@ def test_learned_shift_walk_beats_the_zero_walk(model, workspace, tmp_path):
 
 @pytest.mark.slow
 def test_assessor_direction_raises_the_held_out_score_monotonically(model, workspace, tmp_path):
-    from latentctl.assessor import load_classifier
+    from latentctl.space.assessor import load_classifier
 
     run_dir, folder, _ = model
     res = run(

@@ -8,10 +8,10 @@ import pytest
 import torch
 from conftest import run
 
-from latentctl import latents as L
 from latentctl.errors import UsageError
-from latentctl.labels import check_condition, read_labels_csv, select
-from latentctl.store import read_entry
+from latentctl.pictures.labels import check_condition, read_labels_csv, select
+from latentctl.space import latents as L
+from latentctl.space.store import read_entry
 
 
 @pytest.fixture
@@ -143,11 +143,11 @@ def test_text_columns_and_categorical_conditions(tmp_path):
 def test_gan_encoder_beats_random_starts_and_is_much_faster_than_projection(model, tmp_path):
     import shutil
 
-    from latentctl import gan_encoder as GE
-    from latentctl.checkpoint import load
-    from latentctl.encode import encode_images, rms_error
-    from latentctl.generate import generate
+    from latentctl.files.checkpoint import load
     from latentctl.seeds import latents_from_seeds
+    from latentctl.space import gan_encoder as GE
+    from latentctl.space.encode import encode_images, rms_error
+    from latentctl.space.generate import generate
 
     # a copy of the shared run's checkpoint: the encoder is stored beside the checkpoint it encodes for
     ckpt = tmp_path / "checkpoint.safetensors"
@@ -177,8 +177,8 @@ def test_gan_encoder_beats_random_starts_and_is_much_faster_than_projection(mode
 
 
 def test_a_stale_encoder_is_refused_by_model_id(model, tmp_path):
-    from latentctl import gan_encoder as GE
     from latentctl.errors import CheckpointError
+    from latentctl.space import gan_encoder as GE
 
     cfg = GE.GanEncoderConfig(image_size=32, channels=3, latent_dim=8, steps=1)
     path = GE.save(tmp_path / "e.safetensors", GE.build(cfg), cfg, model_id="abc", meta={})
@@ -190,7 +190,7 @@ def test_a_stale_encoder_is_refused_by_model_id(model, tmp_path):
 
 
 def test_apply_score_with_prints_scores_per_strength(model, workspace, tmp_path):
-    from latentctl.assessor import Assessor, ClassifierConfig, build_classifier, save_classifier
+    from latentctl.space.assessor import Assessor, ClassifierConfig, build_classifier, save_classifier
 
     torch.manual_seed(0)
     cfg = ClassifierConfig(image_size=32, width=8)

@@ -10,11 +10,12 @@ import pytest
 import torch
 from conftest import TINY_MODEL, blob_dataset, image_dataset, tiny
 
-from latentctl import checkpoint, listeners
 from latentctl.config import TrainConfig
-from latentctl.distributed import cpu_threads_per_process, train_parallel
 from latentctl.errors import DataError
-from latentctl.training import train
+from latentctl.files import checkpoint
+from latentctl.train import listeners
+from latentctl.train.distributed import cpu_threads_per_process, train_parallel
+from latentctl.train.training import train
 
 # Dropout is off for the comparison: each rank draws masks for its own share of the batch, so
 # with dropout the two runs are equally valid but not comparable step by step.

@@ -43,7 +43,7 @@ TOKEN = "t0ken-for-tests"
 def ws(tmp_path_factory, tiny_run) -> Path:
     """The module's workspace: the explorer's store, with the session's tiny run (conftest) as its
     current run. The tests write to this workspace, never into the run."""
-    from latentctl.workspace import Workspace
+    from latentctl.files.workspace import Workspace
 
     ws = tmp_path_factory.mktemp("explore-ws")
     Workspace(ws).set_current(tiny_run)
@@ -52,7 +52,7 @@ def ws(tmp_path_factory, tiny_run) -> Path:
 
 @pytest.fixture(scope="module")
 def client(ws):
-    from latentctl.session import open_model
+    from latentctl.space.session import open_model
 
     session = open_model(None, "cpu", ws, "fp32")
     with TestClient(create_app(Explorer(session, workspace_arg=ws), TOKEN), headers={"X-Latentctl-Token": TOKEN}) as c:
@@ -174,7 +174,7 @@ def test_direction_saves_piles_and_matches_attr_vector(client, ws, method):
     assert pile["kind"] == "points" and pile["seeds"] == list(range(10)) and pile["model_id"]
     shown = cli("latents", "show", name, "--workspace", ws).output
     assert "direction, 1 x 8" in shown
-    from latentctl.store import LatentStore
+    from latentctl.space.store import LatentStore
 
     store = LatentStore(ws / "latents")
     page_z = store.load(name).z.copy()
@@ -202,7 +202,7 @@ def test_direction_refuses_to_overwrite_without_force(client):
 def test_a_pile_saves_alone(client, ws):
     res = post(client, "/api/pile", {"name": "just-a-pile", "seeds": [3, 1, 2], "psi": 0.5})
     assert res["count"] == 3
-    from latentctl.store import LatentStore
+    from latentctl.space.store import LatentStore
 
     entry = LatentStore(ws / "latents").load("just-a-pile")
     assert entry.seeds.tolist() == [3, 1, 2] and entry.meta["truncation"] == 0.5
@@ -440,7 +440,7 @@ def test_host_other_than_loopback_warns(monkeypatch, ws):
     def no_model(*a, **k):
         raise Stop
 
-    monkeypatch.setattr("latentctl.session.open_model", no_model)
+    monkeypatch.setattr("latentctl.space.session.open_model", no_model)
     res = runner.invoke(app, ["explore", "--host", "0.0.0.0", "--no-browser", "--workspace", str(ws)])
     assert isinstance(res.exception, Stop)
     assert "reachable from other computers" in res.output and "127.0.0.1" in explore_cmd.LOOPBACK

@@ -34,8 +34,8 @@ def server(tmp_path_factory, tiny_run):
     pytest.importorskip("playwright")
     from latentctl.explore.api import Explorer
     from latentctl.explore.server import bind, create_app, make_server, new_token
-    from latentctl.session import open_model
-    from latentctl.workspace import Workspace
+    from latentctl.files.workspace import Workspace
+    from latentctl.space.session import open_model
 
     ws = tmp_path_factory.mktemp("browser-ws")
     Workspace(ws).set_current(tiny_run)  # the session's tiny run (conftest): only read here

@@ -20,8 +20,8 @@ import torch
 from PIL import Image
 
 from latentctl.explore.api import PREVIEW_LIMIT, Explorer, RequestError, preview_size
-from latentctl.generate import to_uint8
 from latentctl.models.stylegan2 import StyleGAN2Generator
+from latentctl.space.generate import to_uint8
 
 # Tiny: 4 channels at 128 px, 16 at 32 px and below; z and w 16 long, a 2-layer mapping.
 TINY_SG2 = dict(z_dim=16, w_dim=16, mapping_layers=2, channel_base=512, channel_max=16)
@@ -176,11 +176,11 @@ def test_a_generator_without_preview_sizes_has_no_preview():
 def session(tmp_path_factory):
     """A workspace whose current run is a 128 px skip StyleGAN2, saved as `latentctl import` saves
     one, opened as the explorer opens it."""
-    from latentctl import checkpoint
     from latentctl.config import ModelConfig
+    from latentctl.files import checkpoint
+    from latentctl.files.workspace import CHECKPOINT_NAME, Workspace
     from latentctl.models import build_generator
-    from latentctl.session import open_model
-    from latentctl.workspace import CHECKPOINT_NAME, Workspace
+    from latentctl.space.session import open_model
 
     network = {"resolution": 128, "img_channels": 3, "architecture": "skip", **TINY_SG2}
     config = ModelConfig(family="gan", arch="stylegan2", image_size=128, channels=3, latent_dim=16, network=network)

@@ -16,8 +16,8 @@ from conftest import TINY, blob_images, run, write_images
 from PIL import Image
 from rich.console import Console
 
-from latentctl.grid import TEXT_COLOR
-from latentctl.workspace import Workspace
+from latentctl.files.workspace import Workspace
+from latentctl.pictures.grid import TEXT_COLOR
 
 ROOT = Path(__file__).resolve().parents[1]
 LONG = "0012-" + "a" * 40  # the longest name train gives: a number and a 40-character slug
@@ -25,7 +25,7 @@ LONG = "0012-" + "a" * 40  # the longest name train gives: a number and a 40-cha
 
 def tiny_checkpoint(folder: Path, *, epoch: int = 3, data_root: Path | None = None) -> Path:
     """A run folder holding an untrained tiny generator's checkpoint (no training: fast)."""
-    from latentctl import checkpoint
+    from latentctl.files import checkpoint
     from latentctl.models import build_generator
 
     folder.mkdir(parents=True)
@@ -53,7 +53,7 @@ def at_80_columns(renderable) -> list[str]:
 
 def test_runs_table_keeps_long_run_names_and_scores_whole_at_80_columns(workspace):
     from latentctl.cli.runs_cmd import runs_table
-    from latentctl.runlist import list_runs
+    from latentctl.files.runlist import list_runs
 
     # Run folders without a checkpoint yet (as while the first epoch trains): no torch needed.
     (workspace / "runs" / LONG).mkdir(parents=True)
@@ -71,7 +71,7 @@ def test_runs_table_keeps_long_run_names_and_scores_whole_at_80_columns(workspac
 
 def test_latents_list_keeps_names_runs_and_dates_whole_at_80_columns(workspace):
     from latentctl.cli.latent_cmds import latents_table
-    from latentctl.store import LatentEntry, LatentStore
+    from latentctl.space.store import LatentEntry, LatentStore
 
     store = LatentStore(workspace / "latents")
     name = "smiling-women-with-glasses-picked"
@@ -171,7 +171,7 @@ def test_sefa_sheet_names_every_row_and_column_and_stays_narrow(workspace, tmp_p
 
 
 def test_loss_png_keeps_the_thread_count_and_score_extras_off_the_loss_axis(tmp_path):
-    from latentctl.plot import loss_curve
+    from latentctl.pictures.plot import loss_curve
 
     def write(folder: Path, extras: bool) -> Path:
         folder.mkdir(parents=True)

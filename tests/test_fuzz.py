@@ -17,11 +17,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from latentctl import labels as L
 from latentctl.errors import LatentctlError
 from latentctl.parse import MAX_MAGNITUDE, MAX_SCALES, parse_floats, parse_weighted
+from latentctl.pictures import labels as L
 from latentctl.seeds import MAX_SEED, MAX_SEED_COUNT, parse_seeds, resolve_seeds
-from latentctl.store import LatentEntry, LatentStore, read_entry, resolve_latents, write_entry
+from latentctl.space.store import LatentEntry, LatentStore, read_entry, resolve_latents, write_entry
 
 D = 4
 

@@ -18,9 +18,9 @@ from conftest import tiny
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from latentctl import checkpoint
 from latentctl.config import ModelConfig, TrainConfig
 from latentctl.errors import CheckpointError
+from latentctl.files import checkpoint
 from latentctl.models import build_generator, build_models
 
 CFG = tiny(width=1, latent_dim=2)  # a 2 KB generator: every truncation is cheap

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from latentctl.errors import UsageError
-from latentctl.grid import DEFAULT_TILE_SIZE, make_grid, scale_factor, upscale, write_mp4
+from latentctl.pictures.grid import DEFAULT_TILE_SIZE, make_grid, scale_factor, upscale, write_mp4
 
 
 def tiles(n=4, size=16, c=3, seed=0):
@@ -91,7 +91,7 @@ def test_mp4_without_imageio_ffmpeg_names_the_install(monkeypatch, tmp_path):
 def test_tensorboard_missing_names_the_install(monkeypatch, tmp_path):
     import builtins
 
-    from latentctl import tb
+    from latentctl.train import tb
 
     real = builtins.__import__
 

@@ -1,4 +1,4 @@
-"""Tests for latentctl.images: every fixture is generated here with Pillow and numpy."""
+"""Tests for latentctl.pictures.images: every fixture is generated here with Pillow and numpy."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import pytest
 from PIL import Image, ImageFile, JpegImagePlugin, features
 
 from latentctl.errors import DataError
-from latentctl.images import (
+from latentctl.pictures.images import (
     IMAGE_EXTENSIONS,
     MAX_IMAGE_PIXELS,
     ImageSkipped,

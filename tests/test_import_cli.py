@@ -365,7 +365,7 @@ def _explorer(workspace: Path, latent_dim: int, size: int, seed0: np.ndarray) ->
 
     from latentctl.explore.api import Explorer
     from latentctl.explore.server import create_app
-    from latentctl.session import open_model
+    from latentctl.space.session import open_model
 
     token = "t0ken"
     session = open_model(None, "cpu", workspace, "auto")

@@ -1,4 +1,4 @@
-"""Standard FID's Inception-v3 (latentctl.inception): the graph against pytorch-fid's own features,
+"""Standard FID's Inception-v3 (latentctl.quality.inception): the graph against pytorch-fid's own features,
 the weights file's checks, and `score --features inception` end to end.
 
 The real weights cannot be fetched here, so the graph is checked on seeded random weights whose
@@ -17,9 +17,9 @@ from conftest import run
 from safetensors.torch import save_file
 
 from benchmarks.inception_check import GOLDEN, golden_images, seeded_state
-from latentctl import inception
-from latentctl import score as sc
 from latentctl.errors import DataError, UsageError
+from latentctl.quality import inception
+from latentctl.quality import score as sc
 
 
 @pytest.fixture(scope="module")

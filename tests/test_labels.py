@@ -1,4 +1,4 @@
-"""Tests for latentctl.labels: label CSVs, UTKFace-style file names and CLI conditions."""
+"""Tests for latentctl.pictures.labels: label CSVs, UTKFace-style file names and CLI conditions."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from latentctl.errors import DataError, UsageError
-from latentctl.labels import (
+from latentctl.pictures.labels import (
     UTKFACE_PATTERN,
     Labels,
     labels_from_names,
@@ -110,7 +110,7 @@ def test_csv_semicolons_tabs_bom_crlf_quotes_and_blank_lines(tmp_path):
 
 
 def test_synthetic_dataset_labels_file_reads(tmp_path):
-    from latentctl.synthetic import LABELS_FILE, make_dataset
+    from latentctl.pictures.synthetic import LABELS_FILE, make_dataset
 
     folder = make_dataset(tmp_path / "faces", n=5, size=32)
     labels = read_labels_csv(folder / LABELS_FILE, folder)
@@ -339,7 +339,7 @@ def test_select_accepts_lists_and_ints():
 def test_patterns_that_re_cannot_compile_are_usage_errors():
     import warnings
 
-    from latentctl.labels import compile_pattern
+    from latentctl.pictures.labels import compile_pattern
 
     for bad in ("(?P<age>a{99999999999})", "(" * 500 + ")" * 500, "(?P<a>x", "[a"):
         with pytest.raises(UsageError, match="not a valid regular expression|no named groups"):

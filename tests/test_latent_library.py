@@ -13,13 +13,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from latentctl import store as S
-from latentctl import store_index
 from latentctl.config import SPACES
 from latentctl.errors import StoreError
 from latentctl.seeds import MAX_SEED
-from latentctl.store import LatentEntry, read_entry, write_entry
-from latentctl.store_index import EntryInfo, list_entries
+from latentctl.space import store as S
+from latentctl.space import store_index
+from latentctl.space.store import LatentEntry, read_entry, write_entry
+from latentctl.space.store_index import EntryInfo, list_entries
 
 D = 8
 
@@ -187,7 +187,7 @@ def _two_groups(root: Path, **kw) -> None:
 
 
 def test_attribute_vector_returns_the_entry_and_the_report_it_prints(workspace):
-    from latentctl import attr_vector as A
+    from latentctl.space import attr_vector as A
 
     _two_groups(workspace / "latents", model_id="m1", run_id="r1")
     target = A.direction_model(None, None, None, None)  # no model: sized by the latents themselves
@@ -210,7 +210,7 @@ def test_attribute_vector_returns_the_entry_and_the_report_it_prints(workspace):
 
 
 def test_attribute_vector_warns_through_its_callback_when_models_differ(workspace):
-    from latentctl import attr_vector as A
+    from latentctl.space import attr_vector as A
 
     root = workspace / "latents"
     _two_groups(root)
@@ -225,8 +225,8 @@ def test_attribute_vector_warns_through_its_callback_when_models_differ(workspac
 
 
 def test_attribute_vector_refuses_latents_of_two_spaces_without_a_model(workspace):
-    from latentctl import attr_vector as A
     from latentctl.errors import UsageError
+    from latentctl.space import attr_vector as A
 
     root = workspace / "latents"
     _two_groups(root, space="w")
@@ -239,15 +239,15 @@ def test_attribute_vector_refuses_latents_of_two_spaces_without_a_model(workspac
 
 
 def test_space_without_a_model_is_refused_before_anything_is_read(workspace):
-    from latentctl import attr_vector as A
     from latentctl.errors import UsageError
+    from latentctl.space import attr_vector as A
 
     with pytest.raises(UsageError, match="--space w needs a model"):
         A.direction_model(None, None, "w", None)
 
 
 def test_groups_from_labels_split_by_a_condition():
-    from latentctl import attr_vector as A
+    from latentctl.space import attr_vector as A
 
     z = np.arange(5 * D, dtype=np.float32).reshape(5, D)
     values = np.array([70.0, 20.0, np.nan, 65.0, 30.0])
@@ -260,9 +260,9 @@ def test_groups_from_labels_split_by_a_condition():
 
 def test_a_model_read_from_its_header_maps_seeds_without_loading(tiny_run, workspace, monkeypatch):
     """A DCGAN's seeds are its prior's draws: the header alone sizes them, no weights are loaded."""
-    from latentctl import attr_vector as A
-    from latentctl import session
     from latentctl.seeds import latents_from_seeds
+    from latentctl.space import attr_vector as A
+    from latentctl.space import session
 
     monkeypatch.setattr(session, "open_model", lambda *a, **k: pytest.fail("the model was loaded"))
     target = A.direction_model(tiny_run, None, None, None)
@@ -278,13 +278,13 @@ def test_a_model_read_from_its_header_maps_seeds_without_loading(tiny_run, works
 
 @pytest.fixture
 def session(tiny_run, workspace):
-    from latentctl.session import open_model
+    from latentctl.space.session import open_model
 
     return open_model(tiny_run, "cpu", workspace)
 
 
 def test_walk_returns_the_path_its_frame_names_and_its_entry(session):
-    from latentctl import editing
+    from latentctl.space import editing
 
     walk = editing.walk(session, ["seeds:16", "seeds:37", "seeds:5"], 4, "slerp")
     assert walk.path.shape == (7, 8) and walk.segments == 2
@@ -296,8 +296,8 @@ def test_walk_returns_the_path_its_frame_names_and_its_entry(session):
 
 
 def test_edit_latents_sweeps_the_weighted_directions(session, workspace):
-    from latentctl import editing
     from latentctl.errors import UsageError
+    from latentctl.space import editing
 
     root = workspace / "latents"
     _save(root, "up", np.eye(1, 8, 0, dtype=np.float32), kind="direction", meta={"scale": "unit"})

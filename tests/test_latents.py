@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from latentctl.errors import StoreError, UsageError
-from latentctl.latents import (
+from latentctl.space.latents import (
     SeparationReport,
     apply_directions,
     interpolate_path,
@@ -355,7 +355,7 @@ def test_strength_sweep_shape_and_values():
 
 
 def test_steps_and_path_length_are_bounded_before_allocating():
-    from latentctl.latents import MAX_PATH_FRAMES, MAX_STEPS, check_steps, path_frames
+    from latentctl.space.latents import MAX_PATH_FRAMES, MAX_STEPS, check_steps, path_frames
 
     assert check_steps(MAX_STEPS) == MAX_STEPS == 1_000
     with pytest.raises(UsageError, match="--frames 1,000,000,000: at most 1,000 frames per segment"):
@@ -368,7 +368,7 @@ def test_steps_and_path_length_are_bounded_before_allocating():
 
 
 def test_sweeps_are_bounded_and_never_overflow_into_inf(monkeypatch):
-    from latentctl import latents
+    from latentctl.space import latents
 
     monkeypatch.setattr(latents, "MAX_SWEEP", 6)
     assert strength_sweep(np.zeros((3, 2)), np.ones(2), [0, 1]).shape == (3, 2, 2)

@@ -1,4 +1,4 @@
-"""latentctl.lbfgs: per-row L-BFGS converges where a first-order method crawls, rows do not hold
+"""latentctl.space.lbfgs: per-row L-BFGS converges where a first-order method crawls, rows do not hold
 each other back, bad trial points are backtracked from; and the GAN encoder's refinement uses it."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from latentctl import lbfgs
+from latentctl.space import lbfgs
 
 
 def _quadratics(n: int, d: int, condition: float, seed: int = 0):
@@ -166,10 +166,10 @@ def test_it_finds_the_minimum_of_a_non_convex_valley_at_any_scale_of_the_loss():
 def test_refinement_lowers_projections_loss_from_the_encoders_guess_for_every_image():
     from conftest import TINY
 
-    from latentctl.encode import projection_loss, refine, to_tensor
-    from latentctl.generate import generate
     from latentctl.models import build_models
     from latentctl.seeds import latents_from_seeds
+    from latentctl.space.encode import projection_loss, refine, to_tensor
+    from latentctl.space.generate import generate
 
     torch.manual_seed(0)
     G, _ = build_models(TINY)

@@ -11,7 +11,7 @@ import sys
 import numpy as np
 import pytest
 
-from latentctl.store import LatentEntry, write_entry
+from latentctl.space.store import LatentEntry, write_entry
 
 
 def run_fresh(argv: list[str], workspace) -> tuple[set[str], str]:
@@ -41,7 +41,7 @@ def store_of_three(workspace):
 def test_latents_list_imports_no_numpy(store_of_three, as_json):
     modules, out = run_fresh(["latents", "list", *(["--json"] if as_json else [])], store_of_three)
     assert not {m for m in modules if m.split(".")[0] in ("numpy", "torch")}
-    assert "latentctl.store" not in modules
+    assert "latentctl.space.store" not in modules
     if as_json:
         rows = {e["name"]: e for e in json.loads(out)}
         assert (rows["glasses"]["kind"], rows["glasses"]["count"], rows["glasses"]["latent_dim"]) == ("points", 4, 16)

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from conftest import TINY_MODEL
 
-from latentctl import checkpoint
+from latentctl.files import checkpoint
 
 # Why equality to 1e-6 (not a looser bound like test_distributed's gradient test): both runs are 2
 # ranks of the same half batch (8 images), 1 intra-op thread each, the same seed and the same data

@@ -15,7 +15,7 @@ from conftest import TINY, TINY_BATCH
 from latentctl import perf
 from latentctl.config import ModelConfig, TrainConfig
 from latentctl.models import count_parameters
-from latentctl.training import GANTrainer
+from latentctl.train.training import GANTrainer
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -119,9 +119,9 @@ def test_inplace_activations_keeps_training_and_sampling_results():
 
 
 def test_prepare_for_sampling_keeps_the_images():
-    from latentctl.generate import generate
     from latentctl.models import build_models
     from latentctl.seeds import latents_from_seeds
+    from latentctl.space.generate import generate
 
     torch.manual_seed(0)
     G, _ = build_models(TINY)
@@ -404,9 +404,9 @@ def test_encode_and_the_gan_encoder_follow_the_same_thread_rule(tuned_steps, tin
     busy neighbour as a training step: Python callers get the tuner around every one by default."""
     import numpy as np
 
-    from latentctl import gan_encoder as GE
-    from latentctl.checkpoint import load
-    from latentctl.encode import encode_images
+    from latentctl.files.checkpoint import load
+    from latentctl.space import gan_encoder as GE
+    from latentctl.space.encode import encode_images
 
     steps = tuned_steps
     before = torch.get_num_threads()

@@ -1,4 +1,4 @@
-"""Tests for latentctl.plot: the PCA projection, the scatter-plot PNG (checked by its pixels), the
+"""Tests for latentctl.pictures.plot: the PCA projection, the scatter-plot PNG (checked by its pixels), the
 map figure with its CSV, and the loss curve."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from latentctl.errors import UsageError
-from latentctl.plot import (
+from latentctl.pictures.plot import (
     MISSING_COLOR,
     PALETTE,
     Panel,
@@ -309,7 +309,7 @@ def test_points_are_translucent_by_default_and_opaque_on_request():
 
 
 def test_utkface_names_in_the_legend_and_axis_titles(tmp_path):
-    from latentctl.plot import UTKFACE_NAMES, map_figure, map_panel
+    from latentctl.pictures.plot import UTKFACE_NAMES, map_figure, map_panel
 
     rng = np.random.default_rng(0)
     gender = np.array([0, 1] * 30)
@@ -352,7 +352,7 @@ def _metrics(path, epochs=3, steps=40, score=True):
 
 
 def test_loss_curve_draws_losses_and_score(tmp_path):
-    from latentctl.plot import loss_curve
+    from latentctl.pictures.plot import loss_curve
 
     run = tmp_path / "0001-faces-32px"
     run.mkdir()

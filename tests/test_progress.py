@@ -10,7 +10,7 @@ from pathlib import Path
 from rich.console import Console
 
 from latentctl.cli.progress import TrainingProgress, clock
-from latentctl.events import CheckpointEvent, EpochEvent, NoticeEvent, StepEvent
+from latentctl.train.events import CheckpointEvent, EpochEvent, NoticeEvent, StepEvent
 
 
 def steps(epochs=2, per_epoch=5):

@@ -11,7 +11,7 @@ from PIL import Image
 
 import latentctl
 from latentctl.errors import UsageError
-from latentctl.events import CheckpointEvent
+from latentctl.train.events import CheckpointEvent
 
 
 def test_importing_latentctl_imports_no_torch():

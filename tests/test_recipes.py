@@ -9,15 +9,16 @@ import torch
 from conftest import TINY, TINY_MODEL, blob_dataset, blob_images, run, tiny
 from PIL import Image
 
-from latentctl import checkpoint, health, listeners
-from latentctl.augment import AdaptiveP, augment, mirror
 from latentctl.config import TrainConfig
 from latentctl.errors import TrainingInterrupted
-from latentctl.events import NoticeEvent, StepEvent
-from latentctl.health import HealthMonitor, diversity
+from latentctl.files import checkpoint
 from latentctl.models import build_models
-from latentctl.recipes import train_defaults
-from latentctl.training import train
+from latentctl.train import health, listeners
+from latentctl.train.augment import AdaptiveP, augment, mirror
+from latentctl.train.events import NoticeEvent, StepEvent
+from latentctl.train.health import HealthMonitor, diversity
+from latentctl.train.recipes import train_defaults
+from latentctl.train.training import train
 
 CPU = torch.device("cpu")
 LITE = tiny(arch="lite", dropout=0.0)
@@ -313,8 +314,8 @@ def test_a_folder_of_grey_pictures_trains_a_grey_model_whose_outputs_are_grey(tm
 
 
 def test_a_classifier_reads_grey_and_rgba_renders_as_its_training_pictures_were_decoded():
-    from latentctl.assessor import _match_channels
     from latentctl.errors import UsageError
+    from latentctl.space.assessor import _match_channels
 
     grey = torch.rand(2, 1, 4, 4) * 2 - 1
     assert torch.equal(_match_channels(grey, 3), grey.expand(-1, 3, -1, -1))

@@ -12,7 +12,7 @@ import pytest
 from conftest import TINY_MODEL, blob_images, run, write_images
 from PIL import Image
 
-from latentctl import checkpoint, fsutil
+from latentctl.files import checkpoint, fsutil
 
 RUN = "0001-images-32px"
 
@@ -120,7 +120,7 @@ def test_disk_full_on_the_first_checkpoint_says_none_was_written(image_folder, w
 
 
 def test_disk_full_while_caching_images_is_one_line(image_folder, workspace, monkeypatch):
-    import latentctl.data as data
+    import latentctl.pictures.data as data
 
     def short_write(f, arr):
         f.write(b"\x93NUMPY partial")
@@ -134,7 +134,7 @@ def test_disk_full_while_caching_images_is_one_line(image_folder, workspace, mon
 
 def test_a_read_only_output_folder_is_one_line(image_folder, workspace, monkeypatch):
     run("train", image_folder, *TINY_MODEL, "--epochs", "1")
-    import latentctl.grid as grid
+    import latentctl.pictures.grid as grid
 
     def read_only(path, data, **kw):
         raise OSError(errno.EROFS, "Read-only file system", str(path))
@@ -232,7 +232,7 @@ def test_messages_with_brackets_are_printed_whole(tmp_path):
 
 
 def test_memory_errors_are_one_line(monkeypatch, image_folder):
-    import latentctl.data as data
+    import latentctl.pictures.data as data
 
     def no_memory(*a, **k):
         raise MemoryError
@@ -243,7 +243,7 @@ def test_memory_errors_are_one_line(monkeypatch, image_folder):
 
 
 def test_skipped_list_round_trips_every_name(tmp_path):
-    from latentctl.data import Skipped, write_skipped_list
+    from latentctl.pictures.data import Skipped, write_skipped_list
 
     names = ["a\nb.png", "a\\nb.png", "x\udcff.png", "ok.png"]
     path = write_skipped_list(tmp_path, [Skipped(n, "unreadable", "bad") for n in names])
@@ -280,12 +280,12 @@ def test_a_failed_command_leaves_no_empty_numbered_folder(tmp_path, image_folder
     run("train", few, *TINY_MODEL, "--epochs", "1", code=1)
     assert not (workspace / "runs").exists() or not any((workspace / "runs").iterdir())
 
-    import latentctl.encode
+    import latentctl.space.encode
 
     def stopped(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(latentctl.encode, "encode_images", stopped)
+    monkeypatch.setattr(latentctl.space.encode, "encode_images", stopped)
     photo = write_images(tmp_path / "photo", blob_images(1))
     out = tmp_path / "new" / "encoded"
     for extra in ([], ["--out", str(out)]):
@@ -299,7 +299,7 @@ def test_a_failed_command_leaves_no_empty_numbered_folder(tmp_path, image_folder
 
 
 def test_tidying_removes_only_what_the_command_made_and_left_empty(tmp_path):
-    from latentctl.workspace import Workspace, tidy_on_failure
+    from latentctl.files.workspace import Workspace, tidy_on_failure
 
     ws = Workspace(tmp_path / "ws")
     with pytest.raises(RuntimeError), tidy_on_failure():

@@ -10,13 +10,13 @@ import pytest
 from conftest import TINY, run
 
 from latentctl.errors import UsageError
-from latentctl.runlist import find_run, list_runs
-from latentctl.workspace import Workspace
+from latentctl.files.runlist import find_run, list_runs
+from latentctl.files.workspace import Workspace
 
 
 def fake_run(ws: Path, name: str, *, epoch: int = 3, score: float | None = None) -> Path:
     """A run folder with a real (tiny) generator checkpoint and a metrics file."""
-    from latentctl import checkpoint
+    from latentctl.files import checkpoint
     from latentctl.models import build_generator
 
     cfg = TINY
@@ -97,7 +97,7 @@ def test_completion_of_runs_and_store_names(three_runs, workspace):
     import numpy as np
 
     from latentctl.cli.common import complete_runs, complete_store_names
-    from latentctl.store import LatentEntry, LatentStore
+    from latentctl.space.store import LatentEntry, LatentStore
 
     class Ctx:
         params: dict = {}

@@ -1,4 +1,4 @@
-"""latentctl.score and `latentctl score`: the arithmetic against closed forms, the ranking it must
+"""latentctl.quality.score and `latentctl score`: the arithmetic against closed forms, the ranking it must
 give, and the command's outputs and errors."""
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ import pytest
 from conftest import TINY_MODEL, blob_images, run, write_images
 from PIL import Image, ImageFilter
 
-from latentctl import score as sc
-from latentctl.synthetic import synthetic_faces
+from latentctl.pictures.synthetic import synthetic_faces
+from latentctl.quality import score as sc
 
 EPS = np.finfo(np.float64).eps
 
@@ -171,7 +171,7 @@ def test_score_prints_the_score_and_the_floor(trained):
 
 
 def test_score_errors_are_one_line(trained, tmp_path):
-    from latentctl import checkpoint
+    from latentctl.files import checkpoint
 
     run_dir, folder = trained
     for args, code, words in [

@@ -38,8 +38,8 @@ def test_gan_encoder_training_reports_every_ten_steps_and_the_last(tiny_run):
     """What `encode` turns into the lines above: (step, steps, latent MSE) every 10 steps."""
     import math
 
-    from latentctl import gan_encoder as GE
-    from latentctl.checkpoint import load
+    from latentctl.files.checkpoint import load
+    from latentctl.space import gan_encoder as GE
 
     loaded = load(tiny_run / "checkpoint.safetensors")
     cfg = loaded.info.model

@@ -44,8 +44,7 @@ def test_commands_that_read_files_import_no_torch(argv, tiny_run, workspace):
     argv = [str(tiny_run) if a == "RUN" else a for a in argv]
     modules = imported_by(argv, env=dict(os.environ, LATENTCTL_HOME=str(workspace)))
     assert "torch" not in modules
-    if argv[0] != "latents":  # the latent store reads its entries with numpy
-        assert "numpy" not in modules and "matplotlib" not in modules
+    assert "numpy" not in modules and "matplotlib" not in modules
 
 
 def test_top_level_help_lists_every_command_in_its_panel():

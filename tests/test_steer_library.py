@@ -1,4 +1,4 @@
-"""What `steer` and `classifier train` do, through the library they call (latentctl.steer_run): the
+"""What `steer` and `classifier train` do, through the library they call (latentctl.space.steer_run): the
 request's checks, the store name, the learned direction with its entry and sweep, the examples a
 classifier learns from and where it is saved; and the one-line error a walk that turns NaN gives."""
 
@@ -9,7 +9,8 @@ import pytest
 from conftest import blob_images, run, write_images
 
 from latentctl.errors import NonFiniteLossError, UsageError
-from latentctl.steer_run import (
+from latentctl.files.workspace import Workspace
+from latentctl.space.steer_run import (
     SWEEP_COLUMNS,
     ClassifierExamples,
     PickedLatents,
@@ -21,8 +22,7 @@ from latentctl.steer_run import (
     steer_sweep,
     train_on_examples,
 )
-from latentctl.store import LatentStore
-from latentctl.workspace import Workspace
+from latentctl.space.store import LatentStore
 
 
 @pytest.mark.parametrize(
@@ -46,7 +46,7 @@ def test_a_steer_request_is_checked_before_any_model_loads(request_, words):
 
 
 def test_the_direction_is_named_after_its_edit_or_classifier(tmp_path):
-    from latentctl.assessor import Assessor, ClassifierConfig, build_classifier, save_classifier
+    from latentctl.space.assessor import Assessor, ClassifierConfig, build_classifier, save_classifier
 
     ws = Workspace.resolve(tmp_path / "ws")
     store = LatentStore(ws.store)
@@ -63,7 +63,7 @@ def test_the_direction_is_named_after_its_edit_or_classifier(tmp_path):
 
 
 def test_a_learned_walk_comes_with_its_entry_and_a_sweep_across_its_range(tiny_run):
-    from latentctl.session import open_model
+    from latentctl.space.session import open_model
 
     session = open_model(tiny_run, "cpu")
     plan = plan_steer(SteerRequest(edit="brightness", steps=2, batch_size=4), session.ws, session.store)
@@ -92,7 +92,7 @@ def test_a_walk_that_turns_nan_stops_with_one_line_naming_alpha_max(tiny_run, wo
     assert "learning the zoom walk went to NaN or infinity at step 1" in message
     assert "lower --alpha-max (1e+06) or --lr" in message
     assert not (workspace / "latents" / "steer-zoom.npz").exists()
-    from latentctl.session import open_model
+    from latentctl.space.session import open_model
 
     session = open_model(tiny_run, "cpu")
     plan = plan_steer(SteerRequest(edit="zoom", alpha_max=1e6, steps=1, batch_size=4), session.ws, session.store)
@@ -101,7 +101,7 @@ def test_a_walk_that_turns_nan_stops_with_one_line_naming_alpha_max(tiny_run, wo
 
 
 def test_a_labelled_folder_gives_its_positives_and_negatives(tmp_path):
-    from latentctl.data import prepare_dataset
+    from latentctl.pictures.data import prepare_dataset
 
     folder = write_images(tmp_path / "faces", blob_images(8))
     values = ["1", "0", "1", "", "0", "2", "1", "0"]  # img_0003 has no label; 2 is neither side with --neg-if
@@ -119,7 +119,7 @@ def test_a_labelled_folder_gives_its_positives_and_negatives(tmp_path):
 
 
 def test_picked_latents_become_labelled_pictures(tiny_run):
-    from latentctl.session import open_model
+    from latentctl.space.session import open_model
 
     session = open_model(tiny_run, "cpu")
     picked = PickedLatents.resolve(session, ["seeds:0-2"], ["seeds:3-4", "seeds:5"])
@@ -131,7 +131,7 @@ def test_picked_latents_become_labelled_pictures(tiny_run):
 
 
 def test_a_classifier_is_saved_where_asked_and_never_over_a_file_unasked(tmp_path):
-    from latentctl.assessor import load_classifier, save_classifier
+    from latentctl.space.assessor import load_classifier, save_classifier
 
     ws = Workspace.resolve(tmp_path / "ws")
     target = classifier_target(ws, None, "big smile")

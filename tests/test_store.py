@@ -12,7 +12,7 @@ import pytest
 
 from latentctl.errors import StoreError, UsageError
 from latentctl.seeds import latents_from_seeds
-from latentctl.store import (
+from latentctl.space.store import (
     FORMAT,
     EntryInfo,
     LatentEntry,

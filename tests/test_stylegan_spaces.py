@@ -19,8 +19,8 @@ from conftest import blob_images, run
 
 from latentctl.errors import UsageError
 from latentctl.models.interface import truncate
-from latentctl.session import open_model
-from latentctl.store import LatentEntry, read_entry, write_entry
+from latentctl.space.session import open_model
+from latentctl.space.store import LatentEntry, read_entry, write_entry
 
 DATA = Path(__file__).parent / "data" / "stylegan"
 SG2 = DATA / "sg2ada_skip_32.pkl"  # 32 px, z 32, w 32, 8 ws
@@ -150,7 +150,7 @@ def test_an_entry_naming_an_unknown_space_is_a_store_error(tmp_path):
 def test_projection_into_w_plus_fits_closer_than_into_w(sg2):
     # W+ gives every layer its own w: more freedom, so a closer fit of a picture the model did
     # not draw (Image2StyleGAN's finding). Measured on this fixture: RMS 60.6 (W) vs 30.7 (W+).
-    from latentctl.encode import project
+    from latentctl.space.encode import project
 
     target = blob_images(1, 32, seed=3)
     errors = {}

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from PIL import Image, ImageFilter
 
-from latentctl import synthetic
 from latentctl.errors import DataError, UsageError
-from latentctl.synthetic import (
+from latentctl.pictures import synthetic
+from latentctl.pictures.synthetic import (
     ATTRIBUTES,
     attribute_scores,
     detect_attributes,

@@ -8,12 +8,13 @@ import pytest
 import torch
 from conftest import TINY, blob_dataset
 
-from latentctl import checkpoint, listeners
 from latentctl.config import TrainConfig
 from latentctl.errors import DataError, NonFiniteLossError, TrainingInterrupted
-from latentctl.generate import generate
+from latentctl.files import checkpoint
 from latentctl.seeds import latents_from_seeds
-from latentctl.training import GANTrainer, StepEvent, train
+from latentctl.space.generate import generate
+from latentctl.train import listeners
+from latentctl.train.training import GANTrainer, StepEvent, train
 
 CPU = torch.device("cpu")
 

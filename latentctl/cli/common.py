@@ -13,8 +13,8 @@ from rich.console import Console
 from rich.markup import escape
 
 from latentctl.errors import LatentctlError, StoreError, TrainingInterrupted, UsageError
-from latentctl.fsutil import describe_os_error
-from latentctl.workspace import tidy_on_failure
+from latentctl.files.fsutil import describe_os_error
+from latentctl.files.workspace import tidy_on_failure
 
 # Progress, warnings and errors go to stderr; stdout carries only results (paths), so scripts can
 # capture them.
@@ -280,7 +280,7 @@ CAPTIONS = dict(new="--captions/--no-captions", old="--labels/--no-labels", defa
 
 def _workspace_from(ctx: Any) -> Any:
     """The workspace a command line being completed points at (its --workspace if typed so far)."""
-    from latentctl.workspace import Workspace
+    from latentctl.files.workspace import Workspace
 
     given = None
     try:
@@ -298,7 +298,7 @@ def complete_runs(ctx: typer.Context, incomplete: str) -> list[str]:
     them by name); a path being typed is left to the shell."""
     if "/" in incomplete or incomplete.startswith((".", "~")):
         return []
-    from latentctl.runlist import run_names
+    from latentctl.files.runlist import run_names
 
     return run_names(_workspace_from(ctx), incomplete)
 
@@ -307,10 +307,10 @@ def complete_store_names(ctx: typer.Context, incomplete: str) -> list[str]:
     """Shell completion for a LATENTS argument: latent store entry names, and the seeds: form."""
     if "/" in incomplete or incomplete.startswith((".", "~")):
         return []
-    from latentctl.store import LatentStore
+    from latentctl.space.store_index import entry_names  # not the store: it imports numpy, and a shell waits
 
     try:
-        names = LatentStore(_workspace_from(ctx).store).names()
+        names = entry_names(_workspace_from(ctx).store)
     except Exception:  # a damaged store must not break the user's shell
         names = []
     return [n for n in [*names, "seeds:"] if n.startswith(incomplete)]
@@ -376,8 +376,8 @@ def check_save(save: str | None, workspace: Path | None, force: bool) -> None:
     """
     if save is None:
         return
-    from latentctl.store import LatentStore
-    from latentctl.workspace import Workspace
+    from latentctl.files.workspace import Workspace
+    from latentctl.space.store import LatentStore
 
     path = LatentStore(Workspace.resolve(workspace).store).path_for(save)  # checks the name
     if path.exists() and not force:

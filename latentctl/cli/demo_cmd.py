@@ -52,7 +52,7 @@ def demo(
     from latentctl.cli.progress import TrainingProgress
     from latentctl.demo import DemoConfig, run_demo
     from latentctl.device import resolve_device, resolve_precision
-    from latentctl.workspace import Workspace
+    from latentctl.files.workspace import Workspace
 
     ws = Workspace.resolve(workspace)
     dev = resolve_device(device)

@@ -89,10 +89,10 @@ def directions(
       latentctl apply seeds:3 --add sefa-1=2 --scales -2,0,2  # use one like any direction
     """
 
-    from latentctl import directions as D
     from latentctl.cli.progress import step
     from latentctl.parse import check_count
-    from latentctl.session import open_model, output_dir, render, save_latents
+    from latentctl.space import directions as D
+    from latentctl.space.session import open_model, output_dir, render, save_latents
 
     D.check_method(method)
     layer_range = None if layers is None else D.parse_layers(layers)
@@ -147,6 +147,6 @@ def directions(
 
 def sheet_row_labels(names: list[str], seeds: list[int]) -> list[str]:
     """The contact sheet's row names (``directions.sheet_row_labels``, where the sheet is built)."""
-    from latentctl.directions import sheet_row_labels as labels
+    from latentctl.space.directions import sheet_row_labels as labels
 
     return labels(names, seeds)

@@ -106,11 +106,11 @@ def encode(
     """
     from latentctl.cli.common import check_save
     from latentctl.cli.progress import step
-    from latentctl.encode import encode_images
-    from latentctl.gan_encoder import MAX_STEPS as GE_MAX_STEPS
     from latentctl.parse import MAX_ENCODE_STEPS, MAX_REFINE, MAX_RESTARTS, check_count, check_float
-    from latentctl.photos import load_photos, save_encoded
-    from latentctl.session import open_model, output_dir
+    from latentctl.space.encode import encode_images
+    from latentctl.space.gan_encoder import MAX_STEPS as GE_MAX_STEPS
+    from latentctl.space.photos import load_photos, save_encoded
+    from latentctl.space.session import open_model, output_dir
 
     check_float(lr, "--lr", minimum=0.0)
     check_count(steps, "--steps", MAX_ENCODE_STEPS, "more steps rarely improve the fit")
@@ -198,9 +198,9 @@ def map_latents(
 
       latentctl map mnist-png/ -c digit -m runs/0001-mnist-ae-32px -m runs/0002-mnist-vae-32px
     """
-    from latentctl.plot import UTKFACE_NAMES, map_figure, map_panel
-    from latentctl.session import open_model
-    from latentctl.workspace import Workspace
+    from latentctl.files.workspace import Workspace
+    from latentctl.pictures.plot import UTKFACE_NAMES, map_figure, map_panel
+    from latentctl.space.session import open_model
 
     ws = Workspace.resolve(workspace)
     target = Path(out).expanduser() if out else ws.new_output_dir("map") / "map.png"

@@ -20,8 +20,8 @@ def encoding_label(session, images: str, gan_encoder, *, steps: int, restarts: i
 
 def gan_encoder_for(session, *, train_new: bool = False, steps: int | None = None):
     """The run's fast GAN encoder, trained here (its progress shown) when there is none yet."""
-    from latentctl import gan_encoder as GE
     from latentctl.cli.progress import step
+    from latentctl.space import gan_encoder as GE
 
     path = GE.encoder_path(session.path)
     n = steps or GE.GanEncoderConfig.steps
@@ -59,7 +59,7 @@ def encode_labelled(
     """Labelled images into the latent space with progress shown: an AE/VAE's encoder, or for a
     GAN the fast encoder (trained on first use) + ``refine`` L-BFGS steps, else projection."""
     from latentctl.cli.progress import step
-    from latentctl.encode import labelled_latents
+    from latentctl.space.encode import labelled_latents
 
     net = None
     if session.loaded.encoder is None:

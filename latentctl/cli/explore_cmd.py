@@ -73,7 +73,7 @@ def explore(
     from latentctl.cli.progress import step
     from latentctl.explore.api import Explorer
     from latentctl.explore.server import bind, create_app, make_server, new_token
-    from latentctl.session import open_model
+    from latentctl.space.session import open_model
 
     with step("loading the model", finished="ready"):
         session = open_model(model, device, workspace, "fp32", warn=warn, ema=ema, space=space, noise=noise)

@@ -84,8 +84,8 @@ def import_model(
 
       latentctl import network-snapshot-000800.pkl --name ffhq
     """
+    from latentctl.files.workspace import Workspace
     from latentctl.importers import STYLEGAN_LICENCE, import_generator
-    from latentctl.workspace import Workspace
 
     done = import_generator(
         Workspace.resolve(workspace),

@@ -56,7 +56,7 @@ SaveOpt = Annotated[
 
 def _open_model(model, device, workspace, precision, *, ema, allow_other_model, space, noise):
     """The model interp, apply and render draw with; its warnings reach the user through ``warn``."""
-    from latentctl.session import open_model
+    from latentctl.space.session import open_model
 
     return open_model(
         model,
@@ -124,10 +124,10 @@ def interp(
 
       latentctl interp glasses@0 smiling@1 seeds:5 --method slerp --frames 10 --gif
     """
-    from latentctl import editing
-    from latentctl.latents import check_steps
     from latentctl.parse import MAX_FRAME_MS, check_count
-    from latentctl.session import output_dir, render, save_latents
+    from latentctl.space import editing
+    from latentctl.space.latents import check_steps
+    from latentctl.space.session import output_dir, render, save_latents
 
     steps = renamed(frames, old_steps, new="--frames", old="--steps", default=6)
     if method not in ("lerp", "slerp"):
@@ -136,7 +136,7 @@ def interp(
     check_count(frame_ms, "--frame-ms", MAX_FRAME_MS, "GIF frames cannot be longer", minimum=10)
     check_save(save, workspace, force)
     if mp4:
-        from latentctl.grid import require_mp4
+        from latentctl.pictures.grid import require_mp4
 
         require_mp4()
     session = _open_model(
@@ -305,8 +305,8 @@ def attr_vector(
 
       latentctl attr-vector --images faces/ --column skin --pos-if in:dark,medium-dark --save dark-skin   # a text column
     """
-    from latentctl import attr_vector as A
-    from latentctl.session import open_model
+    from latentctl.space import attr_vector as A
+    from latentctl.space.session import open_model
 
     A.check_options(method, permutations)
     if images is not None:
@@ -432,9 +432,9 @@ def apply(
 
       latentctl apply my-photo --add glasses --add smile=0.5 --save me-edited
     """
-    from latentctl import editing
     from latentctl.parse import MAX_GRID_TILES, parse_floats, parse_weighted
-    from latentctl.session import output_dir, render, save_latents
+    from latentctl.space import editing
+    from latentctl.space.session import output_dir, render, save_latents
 
     # Every number first: a bad weight found after loading the model (or after rendering) wastes
     # the work, and NaN would render as garbage.
@@ -532,9 +532,9 @@ def render_latents(
 
       latentctl render glasses noglasses@0-2 --cols 3
     """
-    from latentctl.editing import file_names, gather_rows
     from latentctl.parse import MAX_GRID_TILES
-    from latentctl.session import output_dir, render
+    from latentctl.space.editing import file_names, gather_rows
+    from latentctl.space.session import output_dir, render
 
     pngs = renamed(pngs, old_images, **PNGS)
     if not pngs and not grid:
@@ -570,8 +570,8 @@ MAX_RENDER = 100_000  # latents one render draws (the grid shows at most MAX_GRI
 
 def _arithmetic_figure(session, edit, out_dir: Path, tile_size: int | None, force: bool) -> None:
     """The seed's figure, arithmetic.png (``editing.arithmetic_tiles``)."""
-    from latentctl.editing import arithmetic_tiles
-    from latentctl.session import render
+    from latentctl.space.editing import arithmetic_tiles
+    from latentctl.space.session import render
 
     tiles, titles = arithmetic_tiles(session, edit)
     render(
@@ -592,7 +592,7 @@ def _arithmetic_figure(session, edit, out_dir: Path, tile_size: int | None, forc
 def _classifiers(score_with: Path | None, keep: list[Path], workspace: Path | None) -> list[tuple[str, Path]]:
     """(role, path) of each classifier (a file or a name from 'classifier train'), found before any work."""
     from latentctl.cli.steer_cmd import resolve_classifier
-    from latentctl.workspace import Workspace
+    from latentctl.files.workspace import Workspace
 
     given = ([("score", score_with)] if score_with else []) + [("keep", k) for k in keep]
     if not given:
@@ -612,8 +612,8 @@ def _report_scores(session, base, grid, strengths, assessors) -> None:
     the mean absolute change of its probability from the unedited latents (0 = untouched)."""
     import numpy as np
 
-    from latentctl.assessor import load_classifier
-    from latentctl.generate import generate
+    from latentctl.space.assessor import load_classifier
+    from latentctl.space.generate import generate
 
     def prob(clf, z):
         images = generate(session.generator, z, device=session.device, precision=session.precision)
@@ -640,7 +640,7 @@ latents_app = typer.Typer(help="Inspect the latent store.", no_args_is_help=True
 def _read_entry(path: Path):
     # Only for a file the quick listing cannot summarise (float64, another writer, damage): the
     # store's full reader, and numpy with it.
-    from latentctl.store import read_entry
+    from latentctl.space.store import read_entry
 
     return read_entry(path)
 
@@ -654,9 +654,9 @@ def list_entries(
     """List the store's entries: name, kind, count, dimension, model."""
 
     from latentctl.cli.common import out_console
-    from latentctl.runlist import names_by_run_id
-    from latentctl.store_index import list_entries  # not latentctl.store: that imports numpy (issue 29)
-    from latentctl.workspace import Workspace
+    from latentctl.files.runlist import names_by_run_id
+    from latentctl.files.workspace import Workspace
+    from latentctl.space.store_index import list_entries  # not latentctl.space.store: that imports numpy (issue 29)
 
     ws = Workspace.resolve(workspace)
     entries = list_entries(ws.store, _read_entry)
@@ -731,12 +731,12 @@ def show_entry(
 
     import numpy as np
 
-    from latentctl.store import LatentStore, resolve_latents
-    from latentctl.workspace import Workspace
+    from latentctl.files.workspace import Workspace
+    from latentctl.space.store import LatentStore, resolve_latents
 
     entry = resolve_latents(name, LatentStore(Workspace.resolve(workspace).store), None)
     norms = np.linalg.norm(entry.z, axis=1)
-    from latentctl.latents import scale_text
+    from latentctl.space.latents import scale_text
 
     lines = [
         f"{name}: {entry.kind}, {entry.count} x {entry.latent_dim}, model {entry.model_id or '-'}",

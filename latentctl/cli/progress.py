@@ -23,7 +23,7 @@ from rich.markup import escape
 from rich.progress import Progress, ProgressColumn, SpinnerColumn
 from rich.text import Text
 
-from latentctl.events import CheckpointEvent, EpochEvent, Event, NoticeEvent, StepEvent
+from latentctl.train.events import CheckpointEvent, EpochEvent, Event, NoticeEvent, StepEvent
 
 BAR_WIDTH = 12
 

@@ -50,8 +50,8 @@ def runs_list(
     """
     if ctx.invoked_subcommand is not None:
         return
-    from latentctl.runlist import list_runs
-    from latentctl.workspace import Workspace
+    from latentctl.files.runlist import list_runs
+    from latentctl.files.workspace import Workspace
 
     ws = Workspace.resolve(workspace)
     runs = list_runs(ws)
@@ -97,8 +97,8 @@ def runs_use(run: RunArg, workspace: WorkspaceOpt = None) -> None:
 
       latentctl runs use 3
     """
-    from latentctl.runlist import find_run
-    from latentctl.workspace import Workspace, checkpoint_in
+    from latentctl.files.runlist import find_run
+    from latentctl.files.workspace import Workspace, checkpoint_in
 
     ws = Workspace.resolve(workspace)
     path = find_run(ws, run)
@@ -129,9 +129,9 @@ def runs_show(
 
       latentctl runs show 3
     """
-    from latentctl.plot import loss_curve
-    from latentctl.runlist import current_dir, find_run, read_scores, summarize
-    from latentctl.workspace import Workspace
+    from latentctl.files.runlist import current_dir, find_run, read_scores, summarize
+    from latentctl.files.workspace import Workspace
+    from latentctl.pictures.plot import loss_curve
 
     ws = Workspace.resolve(workspace)
     path = find_run(ws, run) if run else ws.current_run()

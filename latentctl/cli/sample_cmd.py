@@ -142,11 +142,11 @@ def sample(
       latentctl sample runs/0001-faces-128px --seeds 0-99 --no-pngs
     """
 
-    from latentctl.grid import check_tile_size
     from latentctl.parse import MAX_BATCH_SIZE, MAX_GRID_TILES, check_count, check_float
-    from latentctl.sampling import draw_samples
+    from latentctl.pictures.grid import check_tile_size
     from latentctl.seeds import resolve_seeds
-    from latentctl.session import open_model, output_dir
+    from latentctl.space.sampling import draw_samples
+    from latentctl.space.session import open_model, output_dir
 
     captions = renamed(captions, old_labels, **CAPTIONS)
     pngs = renamed(pngs, old_images, **PNGS)
@@ -199,9 +199,9 @@ def info(
 
       latentctl info ~/.latentctl/runs/0001-faces-128px
     """
-    from latentctl import checkpoint
     from latentctl.config import to_dict
-    from latentctl.workspace import Workspace
+    from latentctl.files import checkpoint
+    from latentctl.files.workspace import Workspace
 
     path = Workspace.resolve(workspace).resolve_checkpoint(model)
     hdr = checkpoint.read_header(path)
@@ -281,8 +281,8 @@ def export(
 
       latentctl export --out faces-gan.safetensors
     """
-    from latentctl import checkpoint
-    from latentctl.workspace import Workspace
+    from latentctl.files import checkpoint
+    from latentctl.files.workspace import Workspace
 
     if out.suffix != ".safetensors":
         raise UsageError(f"--out {out}: use a .safetensors file name")

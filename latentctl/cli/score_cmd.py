@@ -83,14 +83,14 @@ def score(
     """
     import time
 
-    from latentctl import score as sc
-    from latentctl import scoring
     from latentctl.cli.common import warn
     from latentctl.cli.progress import step
+    from latentctl.files.workspace import Workspace
     from latentctl.parse import MAX_BATCH_SIZE, check_count
+    from latentctl.quality import score as sc
+    from latentctl.quality import scoring
     from latentctl.seeds import MAX_SEED_COUNT
-    from latentctl.session import open_model
-    from latentctl.workspace import Workspace
+    from latentctl.space.session import open_model
 
     # Everything typed is checked before any image is read or model loaded.
     check_count(

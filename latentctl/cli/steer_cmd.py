@@ -31,10 +31,10 @@ from latentctl.cli.common import (
     warn,
 )
 from latentctl.errors import UsageError
-from latentctl.steer_run import resolve_classifier  # noqa: F401  (re-exported: apply --score-with imports it from here)
+from latentctl.space.steer_run import resolve_classifier  # noqa: F401  (re-exported: apply --score-with imports it from here)
 
 if TYPE_CHECKING:
-    from latentctl.steer_run import SteeredDirection
+    from latentctl.space.steer_run import SteeredDirection
 
 StepsOpt = Annotated[int, typer.Option("--steps", help="Adam steps on the direction (the generator stays frozen).")]
 SeedOpt = Annotated[int, typer.Option("--seed", help="Seed of the sampled latents and strengths.")]
@@ -109,11 +109,11 @@ def steer(
 
       latentctl steer --assessor smile                 # saved as ganalyze-smile; strength = logits
     """
-    from latentctl.assessor import load_classifier
     from latentctl.cli.progress import step
     from latentctl.parse import check_count
-    from latentctl.session import open_model, output_dir, save_latents
-    from latentctl.steer_run import SteerRequest, draw_sweep, learn_steer, plan_steer, steer_sweep
+    from latentctl.space.assessor import load_classifier
+    from latentctl.space.session import open_model, output_dir, save_latents
+    from latentctl.space.steer_run import SteerRequest, draw_sweep, learn_steer, plan_steer, steer_sweep
 
     request = SteerRequest(
         edit=edit,
@@ -292,18 +292,18 @@ def classifier_train(
 
       latentctl classifier train --pos smiling --neg neutral --name smile   # from picked samples
     """
-    from latentctl.assessor import save_classifier
     from latentctl.cli.progress import step
     from latentctl.device import resolve_device
+    from latentctl.files.workspace import Workspace
     from latentctl.parse import check_count
-    from latentctl.steer_run import (
+    from latentctl.space.assessor import save_classifier
+    from latentctl.space.steer_run import (
         PickedLatents,
         check_classifier_size,
         classifier_target,
         labelled_examples,
         train_on_examples,
     )
-    from latentctl.workspace import Workspace
 
     check_count(epochs, "--epochs", 10_000, "a few tens of passes train the classifier")
     check_classifier_size(image_size)
@@ -313,7 +313,7 @@ def classifier_train(
             raise UsageError("give either DIR with --column and --pos-if, or --pos/--neg latents, not both")
         if not column or not pos_if:
             raise UsageError("DIR needs --column NAME and --pos-if CONDITION, e.g. --column glasses --pos-if ==1")
-        from latentctl.data import prepare_dataset
+        from latentctl.pictures.data import prepare_dataset
 
         folder = Path(images).expanduser()
         with step(f"decoding the images in {folder}", lazy=True) as advance:  # silent when they are cached
@@ -326,7 +326,7 @@ def classifier_train(
             raise UsageError(
                 "give a labelled DIR with --column and --pos-if, or --pos and --neg latents rendered with the model"
             )
-        from latentctl.session import open_model
+        from latentctl.space.session import open_model
 
         session = open_model(model, device, workspace, "fp32", warn=warn, ema=ema)
         picked = PickedLatents.resolve(session, pos, neg)

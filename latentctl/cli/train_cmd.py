@@ -336,10 +336,10 @@ def train(
 
       latentctl train --resume ~/.latentctl/runs/0001-utkface-128px --epochs 150
     """
-    from latentctl import runs
-    from latentctl import train_launch as launch
-    from latentctl.distributed import LaunchedGroup
-    from latentctl.workspace import Workspace
+    from latentctl.files.workspace import Workspace
+    from latentctl.train import runs
+    from latentctl.train import train_launch as launch
+    from latentctl.train.distributed import LaunchedGroup
 
     ws = Workspace.resolve(workspace)
     request = runs.Request.from_options(
@@ -393,10 +393,10 @@ def _run(
 ) -> None:
     """Everything `train` does after its options are settled: data, run folder, training, report.
     With ``group`` (torchrun) rank 0 alone writes files and speaks; every rank trains its share."""
-    from latentctl import runs
-    from latentctl import train_launch as launch
     from latentctl.cli.progress import TrainingProgress, stderr_progress
-    from latentctl.workspace import CHECKPOINT_NAME
+    from latentctl.files.workspace import CHECKPOINT_NAME
+    from latentctl.train import runs
+    from latentctl.train import train_launch as launch
 
     main = group is None or group.is_main
     say = note if main else (lambda *a, **k: None)
@@ -413,7 +413,7 @@ def _run(
         say(threads_line)
     tb = None
     if tensorboard and main:
-        from latentctl.tb import TensorBoardListener
+        from latentctl.train.tb import TensorBoardListener
 
         tb = TensorBoardListener(target)
     try:
@@ -455,8 +455,8 @@ def _run(
 
 
 def _load_data(plan, ws, strict: bool, quiet: bool = False):
-    from latentctl import runs
     from latentctl.cli.progress import step
+    from latentctl.train import runs
 
     # lazy: cached images are read at once, with nothing to say
     with step(f"decoding the images in {plan.data}", lazy=True, quiet=quiet) as advance:

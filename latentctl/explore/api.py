@@ -27,10 +27,10 @@ from typing import Any
 
 import numpy as np
 
-from latentctl import latents as L
 from latentctl.errors import LatentctlError, StoreError, UsageError
 from latentctl.seeds import MAX_SEED, format_seeds
-from latentctl.store import LatentEntry, compatibility_warning
+from latentctl.space import latents as L
+from latentctl.space.store import LatentEntry, compatibility_warning
 
 # Bounds on what one request may ask for: a page can never make the server render or hold more
 # than this, whatever it sends.
@@ -177,7 +177,7 @@ class Base:
 def _apply_image(base: Base, scale: float) -> str:
     """The file `apply` writes for this one latent at ``scale``: named by its seed when it has one
     (a seed, an entry row with a seed, truncated seeds saved by the prelude), by row otherwise."""
-    from latentctl.session import file_stems
+    from latentctl.space.session import file_stems
 
     seed = base.seed if base.seed is not None else base.entry_seed
     (stem,) = file_stems(None if base.mean or seed is None else [seed], 1)
@@ -223,8 +223,8 @@ class Explorer:
         ``preview`` renders at ``preview_size`` instead when the model has one (full size when not)."""
         from PIL import Image
 
-        from latentctl.generate import generate
-        from latentctl.grid import png_bytes
+        from latentctl.pictures.grid import png_bytes
+        from latentctl.space.generate import generate
 
         generator = self.session.generator
         if preview and self.preview_size is not None:

@@ -20,8 +20,8 @@ from typing import Any
 
 from latentctl.config import PRIORS, ModelConfig
 from latentctl.errors import CheckpointError, UsageError
-from latentctl.fsutil import describe_os_error
-from latentctl.workspace import CHECKPOINT_NAME, Workspace, slug
+from latentctl.files.fsutil import describe_os_error
+from latentctl.files.workspace import CHECKPOINT_NAME, Workspace, slug
 
 HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 KERAS_SUFFIXES = (".h5", ".hdf5", ".keras")
@@ -127,7 +127,7 @@ def read(
 def _refuse_own_checkpoint(path: Path) -> None:
     """A latentctl checkpoint (whatever its name: checkpoint.read_raw_header refuses .pt names)
     needs no import; say so rather than reading it as another tool's state dict."""
-    from latentctl.checkpoint import FORMAT, MAX_HEADER_BYTES
+    from latentctl.files.checkpoint import FORMAT, MAX_HEADER_BYTES
 
     try:
         with open(path, "rb") as f:
@@ -251,8 +251,8 @@ def import_generator(
     before anything is written, so a file whose weights draw NaN is refused, not saved."""
     import torch
 
-    from latentctl import checkpoint
-    from latentctl.fsutil import atomic_write_text
+    from latentctl.files import checkpoint
+    from latentctl.files.fsutil import atomic_write_text
     from latentctl.models import build_generator
 
     path = Path(path).expanduser()
@@ -285,7 +285,7 @@ def import_generator(
 
 
 def _run_named(ws: Workspace, run_name: str) -> Path | None:
-    from latentctl.workspace import run_dirs, run_name_of
+    from latentctl.files.workspace import run_dirs, run_name_of
 
     return next((folder for folder in run_dirs(ws) if run_name_of(folder) == run_name), None)
 

@@ -1,0 +1,1 @@
+"""Pictures in and out: reading image folders and labels, grids and figures, the synthetic sets."""

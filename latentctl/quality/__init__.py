@@ -1,0 +1,1 @@
+"""How good a generator is: FID/KID/precision/recall (score), what `score` records (scoring), Inception-v3."""

@@ -1,0 +1,270 @@
+"""What `latentctl attr-vector` computes between parsing and printing: the model a direction is made
+for (from its header alone when it can be), the two groups of latents (given, or a labelled image
+folder split by a label), and the direction between them with its reports and its store entry.
+
+The command prints the reports and saves the entry; nothing here prints (warnings go to the
+``warn`` callback given).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from latentctl.errors import StoreError, UsageError
+from latentctl.files.checkpoint import CheckpointInfo
+from latentctl.files.workspace import Workspace
+from latentctl.seeds import MAX_SEED_COUNT
+from latentctl.space import latents as L
+from latentctl.space.store import LatentEntry, LatentStore, resolve_latents
+
+
+def check_options(method: str, permutations: int) -> None:
+    """The numbers and names of the method, checked before any latent is read."""
+    if method not in L.DIRECTION_METHODS:
+        raise UsageError(f"--method must be mean or boundary, got {method!r}")
+    if not 0 <= permutations <= 10_000:
+        raise UsageError(f"--permutations must be from 0 to 10,000 (0 skips the baseline), got {permutations}")
+
+
+def check_label_options(pos_if: str | None, neg_if: str | None, name_pattern: str | None) -> None:
+    """The conditions and the file-name pattern of ``--images``, checked before the slow part
+    (encoding every image)."""
+    from latentctl.pictures.labels import check_condition, compile_pattern
+
+    for flag, cond in (("--pos-if", pos_if), ("--neg-if", neg_if)):
+        if cond is not None:
+            try:
+                check_condition(cond)
+            except UsageError as e:
+                raise UsageError(f"{flag}: {e}") from None
+    if name_pattern is not None:
+        compile_pattern(name_pattern)
+
+
+# ---- the model --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DirectionModel:
+    """The model a direction is made for, as far as it is known: from its header (no weights are
+    loaded unless seeds must go through a StyleGAN's mapping), or from the session that encoded
+    the images. Without any model, ``info`` and ``latent_dim`` are None: only stored latents, of
+    one size, can be used then."""
+
+    store: LatentStore
+    latent_dim: int | None
+    info: CheckpointInfo | None
+    from_seeds: Callable[[list[int]], np.ndarray] | None  # seeds -> the model's latents
+    space: str | None  # the latent space worked in (None without a model)
+
+    def with_session(self, session: Any) -> DirectionModel:
+        """The same, sized by the model ``session`` loaded (``session.ModelSession``)."""
+        model = session.info.model
+        return dataclasses.replace(self, latent_dim=model.latent_dim, info=session.info, space=model.latent_space)
+
+
+def direction_model(model: Path | None, workspace: Path | None, space: str | None, noise: str | None) -> DirectionModel:
+    """The given or current model, read from its header; a wrong ``space`` or ``noise`` fails here."""
+    from latentctl.space.session import open_model, seeds_function
+
+    ws = Workspace.resolve(workspace)
+    store = LatentStore(ws.store)
+    dim, info = _header_latent_dim(model, workspace, space)
+    if info is None:
+        return DirectionModel(store, dim, None, None, None)
+    info.model.check_noise(noise)
+    from_seeds = seeds_function(info, lambda: open_model(model, "auto", workspace, "fp32", space=space, noise=noise))
+    return DirectionModel(store, dim, info, from_seeds, info.model.latent_space)
+
+
+def _header_latent_dim(
+    model: Path | None, workspace: Path | None, space: str | None
+) -> tuple[int | None, CheckpointInfo | None]:
+    """The model's latent size in ``space`` and its header, when a model is given or current
+    (read without torch)."""
+    from latentctl.files.checkpoint import read_header
+
+    ws = Workspace.resolve(workspace)
+    try:
+        info = read_header(ws.resolve_checkpoint(model))
+    except UsageError:
+        if model is not None:
+            raise
+        if space is not None:
+            raise UsageError(f"--space {space} needs a model (give --model, or train or import one)") from None
+        return None, None
+    info = dataclasses.replace(info, model=info.model.in_space(space))
+    return info.model.latent_dim, info
+
+
+# ---- the two groups ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Groups:
+    """The latents that show the attribute (pos) and those that do not (neg)."""
+
+    pos: np.ndarray  # (n_pos, d)
+    neg: np.ndarray  # (n_neg, d)
+    pos_sources: list[str]  # as given (--pos), or the image folder's split ("faces:age>60")
+    neg_sources: list[str]
+    pos_entries: list[LatentEntry] = dataclasses.field(default_factory=list)  # none for images
+    neg_entries: list[LatentEntry] = dataclasses.field(default_factory=list)
+
+
+def groups_from_latents(target: DirectionModel, pos: list[str], neg: list[str]) -> Groups:
+    """``--pos`` and ``--neg``: store entries, files or seeds, each checked against the model."""
+    p, pe = _gather(target, pos, "--pos")
+    n, ne = _gather(target, neg, "--neg")
+    return Groups(p, n, list(pos), list(neg), pe, ne)
+
+
+def _gather(target: DirectionModel, specs: list[str], flag: str) -> tuple[np.ndarray, list[LatentEntry]]:
+    entries, total = [], 0
+    for spec in specs:
+        entries.append(resolve_latents(spec, target.store, target.latent_dim, target.from_seeds, space=target.space))
+        total += entries[-1].count
+        # Each spec alone may hold 100,000 rows: stop before many of them fill the memory.
+        if total > MAX_SEED_COUNT:
+            raise UsageError(
+                f"{flag}: the latents given hold more than {MAX_SEED_COUNT:,} rows; use fewer or pick rows with @"
+            )
+    dims = {e.latent_dim for e in entries}
+    if len(dims) > 1:
+        raise StoreError(f"{flag}: the sources have different latent sizes ({sorted(dims)})")
+    return np.concatenate([e.z for e in entries]), entries
+
+
+def groups_from_labels(
+    z: np.ndarray, values: np.ndarray, *, images: Path, column: str, pos_if: str, neg_if: str | None
+) -> Groups:
+    """Encoded images ``z`` split by their label ``values``: pos where ``pos_if`` holds, neg where
+    ``neg_if`` does (default: every other labelled image)."""
+    pos_mask = _select(values, pos_if, "--pos-if")
+    neg_mask = _select(values, neg_if, "--neg-if") if neg_if else ~pos_mask & _labelled(values)
+    return Groups(
+        z[pos_mask],
+        z[neg_mask],
+        [f"{images}:{column}{pos_if}"],
+        [f"{images}:{column}{neg_if}" if neg_if else f"{images}:not {column}{pos_if}"],
+    )
+
+
+def _labelled(values: np.ndarray) -> np.ndarray:
+    if values.dtype == object:
+        return np.array([v is not None for v in values], dtype=bool)
+    return np.isfinite(values)
+
+
+def _select(values: np.ndarray, condition: str, flag: str) -> np.ndarray:
+    from latentctl.pictures.labels import select
+
+    try:
+        mask = select(values, condition)
+    except UsageError as e:
+        raise UsageError(f"{flag}: {e}") from None
+    if not mask.any():
+        raise UsageError(
+            f"{flag} {condition}: no labelled image matches; check the value (e.g. with a text column, its exact spelling)"
+        )
+    return mask
+
+
+# ---- the direction ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AttributeVector:
+    """A direction ready to save: its store name and entry, and what the command reports of it."""
+
+    name: str
+    entry: LatentEntry  # kind "direction", one row
+    built: L.BuiltDirection  # the vector, its separation on the picks and its held-out report
+    method: str
+    n_pos: int
+    n_neg: int
+
+    def summary(self) -> str:
+        meta = self.built.meta
+        return (
+            f"{self.method} direction from {self.n_pos} pos and {self.n_neg} neg latents: "
+            f"{L.scale_text(meta, meta['length'])}"
+        )
+
+    def report(self, path: Path) -> dict:
+        """The ``--json`` report of the direction saved at ``path``."""
+        return {
+            "name": self.name,
+            "path": str(path),
+            "method": self.method,
+            "pos": self.n_pos,
+            "neg": self.n_neg,
+            "on_picks": self.built.report.summary(),
+            "warnings": list(self.built.held_out.warnings),
+            **{k: v for k, v in self.entry.meta.items() if k not in ("pos", "neg")},
+        }
+
+
+def attribute_vector(
+    target: DirectionModel,
+    groups: Groups,
+    *,
+    method: str = "mean",
+    orthogonal_to: Sequence[str] = (),
+    unit: bool = False,
+    permutations: int = 100,
+    seed: int = 0,
+    name: str | None = None,
+    warn: Callable[[str], None] = lambda message: None,
+) -> AttributeVector:
+    """The direction from ``groups.neg`` to ``groups.pos`` (``latents.build_direction``), leaving
+    the ``orthogonal_to`` directions unchanged, as a store entry named ``name`` [default:
+    POS-minus-NEG] that records the model, the space and how it was made."""
+    p, n = groups.pos, groups.neg
+    L.validate_sets(
+        p, n, pos_name="--pos " + ",".join(groups.pos_sources), neg_name="--neg " + ",".join(groups.neg_sources)
+    )
+    models = {e.model_id for e in groups.pos_entries + groups.neg_entries if e.model_id}
+    if len(models) > 1:
+        warn(f"--pos and --neg come from different models ({', '.join(sorted(models))}); the direction mixes them")
+    others = [
+        resolve_latents(o, target.store, p.shape[1], target.from_seeds, space=target.space) for o in orthogonal_to
+    ]
+    spaces = {e.space for e in groups.pos_entries + groups.neg_entries + others if e.space}
+    if len(spaces) > 1:  # only without a model: with one, every entry was checked against its space
+        raise UsageError(
+            f"the latents given are in different spaces ({', '.join(sorted(spaces))}); give ones of one space"
+        )
+    # A direction entry holds one row; one with several rows counts as their mean.
+    removed = [o.z[0] if o.count == 1 else o.z.mean(0) for o in others]
+    built = L.build_direction(p, n, method, removed, unit, permutations=permutations, seed=seed)
+    info = target.info
+    entry = LatentEntry(
+        z=built.vector[None, :],
+        kind="direction",
+        space=target.space or next(iter(spaces), ""),
+        model_id=info.model_id if info is not None else (models.pop() if len(models) == 1 else ""),
+        run_id=info.run_id if info is not None else next((e.run_id for e in groups.pos_entries if e.run_id), ""),
+        meta={
+            "command": "attr-vector",
+            "pos": groups.pos_sources,
+            "neg": groups.neg_sources,
+            "orthogonal_to": list(orthogonal_to),
+            "norm": float(np.linalg.norm(built.vector)),
+            **built.meta,
+        },
+    )
+    name = name or f"{_slug(groups.pos_sources)}-minus-{_slug(groups.neg_sources)}"
+    return AttributeVector(name, entry, built, method, len(p), len(n))
+
+
+def _slug(specs: list[str]) -> str:
+    from latentctl.files.workspace import slug
+
+    return slug("+".join(Path(s.split("@")[0]).stem.replace("seeds:", "seeds") for s in specs))[:30]
