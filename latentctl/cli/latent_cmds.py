@@ -170,6 +170,7 @@ def interp(
 
 @handles_errors
 def attr_vector(
+    ctx: typer.Context,
     pos: Annotated[
         list[str] | None,
         typer.Option(
@@ -345,11 +346,38 @@ def attr_vector(
     note(made.built.held_out.summary())
     for w in made.built.held_out.warnings:
         warn(w)
+    if made.overlaps.summary():
+        note(made.overlaps.summary())
+    for overlap in made.overlaps.clear:
+        warn(overlap.hint(_attr_vector_again(ctx, overlap.name, made.name)))
     note(f"saved as '{made.name}' ({path}); apply it with: latentctl apply LATENTS --add {made.name}")
     if as_json:
         result(json.dumps(made.report(path), default=str, sort_keys=True))
         return
     result(str(path))
+
+
+def _attr_vector_again(ctx: typer.Context, hold: str, name: str) -> str:
+    """The attr-vector command being run, as the user gave it (each option in its long spelling),
+    with ``--orthogonal-to HOLD`` added and ``--save NAME --force`` to replace the direction just
+    saved: the command that makes it again holding ``hold`` still."""
+    import shlex
+
+    words = ["latentctl", "attr-vector"]
+    for param in ctx.command.params:
+        if param.param_type_name != "option" or param.name in ("save", "force"):
+            continue
+        value = ctx.params.get(param.name)
+        if param.name == "orthogonal_to":
+            value = [*(value or []), hold]
+        elif getattr(ctx.get_parameter_source(param.name), "name", None) != "COMMANDLINE":
+            continue  # a default (or an environment variable's value) is the same when run again
+        flag = next((o for o in param.opts if o.startswith("--")), param.opts[0])
+        if param.is_flag:
+            words.append(flag if value else param.secondary_opts[0] if param.secondary_opts else "")
+            continue
+        words += [w for v in (value if param.multiple else [value]) for w in (flag, shlex.quote(str(v)))]
+    return " ".join(w for w in [*words, "--save", shlex.quote(name), "--force"] if w)
 
 
 @handles_errors
@@ -670,6 +698,7 @@ def list_entries(
                         "kind": e.kind,
                         "count": e.count,
                         "latent_dim": e.latent_dim,
+                        "space": e.space or None,
                         "model_id": e.model_id,
                         "run": runs.get(e.run_id or ""),
                         "created": e.created,
@@ -711,7 +740,8 @@ def latents_table(entries, runs: dict):
         table.add_row(
             Text(e.name),
             Text(e.kind or ""),
-            f"{e.count}×{e.latent_dim}",
+            # a StyleGAN's space beside the size: a W+ entry is refused where W is expected
+            f"{e.count}×{e.latent_dim}" + (f" {e.space}" if e.space in ("w", "w+") else ""),
             Text(run),
             Text((e.created or "")[:16].replace("T", " ")),
         )
@@ -739,7 +769,9 @@ def show_entry(
     from latentctl.space.latents import scale_text
 
     lines = [
-        f"{name}: {entry.kind}, {entry.count} x {entry.latent_dim}, model {entry.model_id or '-'}",
+        f"{name}: {entry.kind}, {entry.count} x {entry.latent_dim}"
+        + (f" in {entry.space.upper()}" if entry.space else "")
+        + f", model {entry.model_id or '-'}",
         f"seeds: {', '.join(map(str, entry.seeds.tolist())) if entry.seeds is not None else '-'}",
         f"norms: min {norms.min():.3f}, mean {norms.mean():.3f}, max {norms.max():.3f}",
         "made by: " + json.dumps(entry.meta, sort_keys=True),
@@ -754,6 +786,7 @@ def show_entry(
                     "kind": entry.kind,
                     "count": entry.count,
                     "latent_dim": entry.latent_dim,
+                    "space": entry.space or None,
                     "model_id": entry.model_id,
                     "run_id": entry.run_id,
                     "seeds": None if entry.seeds is None else entry.seeds.tolist(),

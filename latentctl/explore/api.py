@@ -30,6 +30,7 @@ import numpy as np
 from latentctl.errors import LatentctlError, StoreError, UsageError
 from latentctl.seeds import MAX_SEED, format_seeds
 from latentctl.space import latents as L
+from latentctl.space.attr_vector import overlap_meta, store_overlaps
 from latentctl.space.store import LatentEntry, compatibility_warning
 
 # Bounds on what one request may ask for: a page can never make the server render or hold more
@@ -182,6 +183,19 @@ def _apply_image(base: Base, scale: float) -> str:
     seed = base.seed if base.seed is not None else base.entry_seed
     (stem,) = file_stems(None if base.mean or seed is None else [seed], 1)
     return f"{stem}_scale{scale:+g}.png"
+
+
+def _overlap_report(overlaps: L.Overlaps, command: str) -> dict:
+    """The closest directions of the store, largest |cosine| first; each clear one with the
+    command (``command``, the direction's own) that makes it again holding that one still."""
+    return {
+        "overlaps": [
+            {**o.to_meta(), "hint": o.hint(f"{command} --orthogonal-to {o.name} --force") if o.clear else None}
+            for o in overlaps.closest
+        ],
+        "overlap_threshold": overlaps.threshold,
+        "overlap_summary": overlaps.summary(),
+    }
 
 
 class Explorer:
@@ -457,27 +471,12 @@ class Explorer:
                     raise Conflict(f"the store already has an entry {n!r}; tick 'replace' or choose another name")
 
         pe, ne = self._pile_entry(pos, psi), self._pile_entry(neg, psi)
-        # attr-vector's own library function, so its command gives the same vector (and the same
-        # held-out numbers: the same default relabellings and seed).
-        p, n = pe.z, ne.z
-        built = L.build_direction(p, n, method, [o.z[0] if o.count == 1 else o.z.mean(0) for _, o in others], unit)
-        direction, report, loo = built.vector, built.report, built.held_out.accuracy
+        # attr-vector's own library functions, so its command gives the same vector (and the same
+        # held-out numbers: the same default relabellings and seed) and the same overlaps.
+        removed = [o.z[0] if o.count == 1 else o.z.mean(0) for _, o in others]
+        built = L.build_direction(pe.z, ne.z, method, removed, unit)
         ortho_names = [nm for nm, _ in others]
-        entry = LatentEntry(
-            z=direction[None, :],
-            kind="direction",
-            model_id=self.session.info.model_id,
-            run_id=self.session.info.run_id,
-            meta={
-                "command": "attr-vector",
-                "via": "explore",
-                "pos": [pos_name],
-                "neg": [neg_name],
-                "orthogonal_to": ortho_names,
-                "norm": float(np.linalg.norm(direction)),
-                **built.meta,
-            },
-        )
+        entry, overlaps = self._direction_entry(built, [name, pos_name, neg_name], ortho_names)
         self._save(pos_name, pe, force)
         self._save(neg_name, ne, force)
         path = self._save(name, entry, force)
@@ -489,23 +488,64 @@ class Explorer:
             + (" --unit" if unit else "")
             + f" --save {name}",
         ]
-        gap = report.gap_in_std
         return {
             "name": name,
             "path": str(path),
             "pos_name": pos_name,
             "neg_name": neg_name,
+            **self._direction_report(built, len(pos), len(neg)),
+            "commands": commands,
+            **_overlap_report(overlaps, commands[-1]),
+        }
+
+    def _direction_entry(
+        self, built: L.BuiltDirection, names: list[str], ortho_names: list[str]
+    ) -> tuple[LatentEntry, L.Overlaps]:
+        """The entry `attr-vector` would save for the direction ``names[0]`` made from the piles
+        ``names[1:]``, and its overlaps with the store's other directions."""
+        info = self.session.info
+        # The three entries about to be replaced are not other directions.
+        overlaps = store_overlaps(
+            self.store,
+            built.vector,
+            space=info.model.latent_space,
+            model_id=info.model_id,
+            run_id=info.run_id,
+            skip=names,
+        )
+        entry = LatentEntry(
+            z=built.vector[None, :],
+            kind="direction",
+            space=info.model.latent_space,  # as attr-vector records it: a W direction is refused in W+
+            model_id=info.model_id,
+            run_id=info.run_id,
+            meta={
+                "command": "attr-vector",
+                "via": "explore",
+                "pos": [names[1]],
+                "neg": [names[2]],
+                "orthogonal_to": ortho_names,
+                "norm": float(np.linalg.norm(built.vector)),
+                **built.meta,
+                **overlap_meta(overlaps),
+            },
+        )
+        return entry, overlaps
+
+    @staticmethod
+    def _direction_report(built: L.BuiltDirection, n_pos: int, n_neg: int) -> dict:
+        report, gap = built.report, built.report.gap_in_std
+        return {
             "report": report.summary(),
             "accuracy": report.accuracy,
             "gap_in_std": None if math.isinf(gap) else gap,
-            "loo_accuracy": loo,
+            "loo_accuracy": built.held_out.accuracy,
             "held_out": built.held_out.summary(),
             "warnings": list(built.held_out.warnings),
             "scale": L.scale_text(built.meta, built.meta["length"]),
-            "norm": float(np.linalg.norm(direction)),
-            "need_pos": max(MIN_PICKS - len(pos), 0),
-            "need_neg": max(MIN_PICKS - len(neg), 0),
-            "commands": commands,
+            "norm": float(np.linalg.norm(built.vector)),
+            "need_pos": max(MIN_PICKS - n_pos, 0),
+            "need_neg": max(MIN_PICKS - n_neg, 0),
         }
 
     # ---- steering

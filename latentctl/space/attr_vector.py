@@ -1,6 +1,7 @@
 """What `latentctl attr-vector` computes between parsing and printing: the model a direction is made
 for (from its header alone when it can be), the two groups of latents (given, or a labelled image
-folder split by a label), and the direction between them with its reports and its store entry.
+folder split by a label), and the direction between them with its reports and its store entry,
+including its overlap with the directions already in the store.
 
 The command prints the reports and saves the entry; nothing here prints (warnings go to the
 ``warn`` callback given).
@@ -9,19 +10,24 @@ The command prints the reports and saves the entry; nothing here prints (warning
 from __future__ import annotations
 
 import dataclasses
+import io
+import warnings
+import zipfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from numpy.lib import format as npformat
 
 from latentctl.errors import StoreError, UsageError
 from latentctl.files.checkpoint import CheckpointInfo
 from latentctl.files.workspace import Workspace
 from latentctl.seeds import MAX_SEED_COUNT
 from latentctl.space import latents as L
-from latentctl.space.store import LatentEntry, LatentStore, resolve_latents
+from latentctl.space.store import LatentEntry, LatentStore, read_entry, resolve_latents
+from latentctl.space.store_index import SUFFIX
 
 
 def check_options(method: str, permutations: int) -> None:
@@ -189,6 +195,7 @@ class AttributeVector:
     method: str
     n_pos: int
     n_neg: int
+    overlaps: L.Overlaps  # against the store's other directions (also in the entry's meta)
 
     def summary(self) -> str:
         meta = self.built.meta
@@ -225,7 +232,8 @@ def attribute_vector(
 ) -> AttributeVector:
     """The direction from ``groups.neg`` to ``groups.pos`` (``latents.build_direction``), leaving
     the ``orthogonal_to`` directions unchanged, as a store entry named ``name`` [default:
-    POS-minus-NEG] that records the model, the space and how it was made."""
+    POS-minus-NEG] that records the model, the space, how it was made and how far it points along
+    the store's other directions (``store_overlaps``)."""
     p, n = groups.pos, groups.neg
     L.validate_sets(
         p, n, pos_name="--pos " + ",".join(groups.pos_sources), neg_name="--neg " + ",".join(groups.neg_sources)
@@ -245,12 +253,18 @@ def attribute_vector(
     removed = [o.z[0] if o.count == 1 else o.z.mean(0) for o in others]
     built = L.build_direction(p, n, method, removed, unit, permutations=permutations, seed=seed)
     info = target.info
+    name = name or f"{_slug(groups.pos_sources)}-minus-{_slug(groups.neg_sources)}"
+    space = target.space or next(iter(spaces), "")
+    model_id = info.model_id if info is not None else (models.pop() if len(models) == 1 else "")
+    run_id = info.run_id if info is not None else next((e.run_id for e in groups.pos_entries if e.run_id), "")
+    # The entry this one replaces (--force) is not another direction.
+    overlaps = store_overlaps(target.store, built.vector, space=space, model_id=model_id, run_id=run_id, skip=[name])
     entry = LatentEntry(
         z=built.vector[None, :],
         kind="direction",
-        space=target.space or next(iter(spaces), ""),
-        model_id=info.model_id if info is not None else (models.pop() if len(models) == 1 else ""),
-        run_id=info.run_id if info is not None else next((e.run_id for e in groups.pos_entries if e.run_id), ""),
+        space=space,
+        model_id=model_id,
+        run_id=run_id,
         meta={
             "command": "attr-vector",
             "pos": groups.pos_sources,
@@ -258,10 +272,87 @@ def attribute_vector(
             "orthogonal_to": list(orthogonal_to),
             "norm": float(np.linalg.norm(built.vector)),
             **built.meta,
+            **overlap_meta(overlaps),
         },
     )
-    name = name or f"{_slug(groups.pos_sources)}-minus-{_slug(groups.neg_sources)}"
-    return AttributeVector(name, entry, built, method, len(p), len(n))
+    return AttributeVector(name, entry, built, method, len(p), len(n), overlaps)
+
+
+def overlap_meta(overlaps: L.Overlaps) -> dict:
+    """What a direction entry records of its overlaps (and ``--json`` reports)."""
+    return {"overlaps": overlaps.to_meta(), "overlap_threshold": overlaps.threshold}
+
+
+# ---- overlap with the store's directions -------------------------------------------------------------
+
+
+def store_overlaps(
+    store: LatentStore,
+    vector: np.ndarray,
+    *,
+    space: str,
+    model_id: str = "",
+    run_id: str = "",
+    skip: Sequence[str] = (),
+) -> L.Overlaps:
+    """The cosine between ``vector`` and every direction of ``store`` it can be compared with: of
+    its size, in the same latent ``space`` and made by the same model (or run), as far as both
+    record them ("" is unknown, and compared). Entries named in ``skip`` and entries that cannot
+    be read are left out: another entry never fails the command (`latents list` shows what is
+    wrong with it). An entry of several rows counts as their mean, as ``--orthogonal-to`` reads it."""
+    others = []
+    for name in store.names():
+        path = store.root / (name + SUFFIX)
+        if name in skip or not _may_be_direction(path):
+            continue
+        try:
+            entry = read_entry(path)
+        except StoreError:
+            continue
+        if (
+            entry.kind == "direction"
+            and entry.latent_dim == len(vector)
+            and (not entry.space or not space or entry.space == space)
+            and _same_model(entry, model_id, run_id)
+        ):
+            others.append((name, entry.z.mean(0, dtype=np.float64)))
+    return L.overlaps(vector, others)
+
+
+def _same_model(entry: LatentEntry, model_id: str, run_id: str) -> bool:
+    """Whether ``entry`` may share the model's space: the same model, another checkpoint of the same
+    run, or either unknown. Another model's direction lies in a space of its own; a cosine with it
+    means nothing."""
+    if not entry.model_id or not model_id or entry.model_id == model_id:
+        return True
+    return bool(entry.run_id and run_id and entry.run_id == run_id)
+
+
+# The most a 'kind' member of an entry holds: a 0-d string of 9 characters and its .npy header.
+_KIND_BYTES = 1024
+
+
+def _may_be_direction(path: Path) -> bool:
+    """False when the file's 'kind' member, read alone, says "points" (or it has none): so the scan
+    never reads the rows of the store's sample entries, which may be large. True when unsure, for
+    ``read_entry`` to judge."""
+    try:
+        with zipfile.ZipFile(path) as zf:
+            members = {info.filename: info for info in zf.infolist()}
+            info = members.get("kind") or members.get("kind.npy")
+            if info is None:
+                return False  # an entry without a kind holds points
+            if info.file_size > _KIND_BYTES:
+                return True
+            data = io.BytesIO(zf.read(info))
+        with warnings.catch_warnings():  # numpy warns of old headers; the library never prints
+            warnings.simplefilter("ignore")
+            major, _ = npformat.read_magic(data)
+            shape, _, dtype = (npformat.read_array_header_1_0 if major == 1 else npformat.read_array_header_2_0)(data)
+        # A 0-d text array: one item of the size the header declares (checked against the bytes).
+        return not (shape == () and dtype.kind == "U" and str(np.frombuffer(data.read(), dtype, 1)[0]) == "points")
+    except Exception:  # any damage: unsure, and read_entry says what it is
+        return True
 
 
 def _slug(specs: list[str]) -> str:

@@ -777,3 +777,97 @@ def build_direction(
     if oos is not None:
         meta["out_of_sample"] = oos.to_meta()
     return BuiltDirection(vector, report, oos, meta)
+
+
+# ---- overlap with other directions --------------------------------------------------------------
+
+OVERLAP_TOP = 5  # how many of the closest directions a report names
+# The least |cosine| worth a user's attention: an edit of strength 1 then moves the other direction
+# by 0.3 of the first's length, enough to see.
+OVERLAP_FLOOR = 0.3
+
+
+def overlap_threshold(dim: int) -> float:
+    """The |cosine| above which two directions in ``dim`` dimensions clearly overlap.
+
+    Two independent random unit vectors in d dimensions have a cosine of about N(0, 1/d), so
+    |cos| > 4/sqrt(d) (four standard deviations) happens by chance at most about 6 times in
+    100,000 pairs (the exact distribution's tails are thinner still: 1 in 100,000 at d = 32): a
+    store of 100 directions flags one by chance less than once in 160 directions made.
+    ``OVERLAP_FLOOR`` keeps large spaces (d = 512: 4/sqrt(d) = 0.18) from flagging overlaps too
+    small to matter. Up to 16 dimensions 4/sqrt(d) is 1 or more and nothing is flagged: there,
+    random directions are too often close for a cosine to tell an overlap from chance.
+    """
+    if dim < 1:
+        raise UsageError(f"a latent size must be at least 1, got {dim}")
+    return max(4.0 / math.sqrt(dim), OVERLAP_FLOOR)
+
+
+@dataclass(frozen=True)
+class Overlap:
+    """How far a new direction points along another, named one: the cosine between them."""
+
+    name: str
+    cosine: float  # in [-1, 1]; negative: the new direction moves the other one backwards
+    clear: bool  # |cosine| above ``overlap_threshold``: more than chance, and enough to see
+
+    def to_meta(self) -> dict:
+        return {"name": self.name, "cosine": self.cosine, "clear": self.clear}
+
+    def hint(self, command: str | None = None) -> str:
+        """What to do about it: ``command`` (the user's own, holding this one still), or the flag to add."""
+        fix = command or f"add --orthogonal-to {self.name}"
+        return f"overlaps {self.name!r} (cos {_signed(self.cosine)}): to hold it still, {fix}"
+
+
+def _signed(cosine: float) -> str:
+    return f"{round(cosine, 2) + 0.0:+.2f}"  # + 0.0: -0.001 reads +0.00, not -0.00
+
+
+@dataclass(frozen=True)
+class Overlaps:
+    """A new direction against the other directions it was compared with."""
+
+    dim: int
+    threshold: float  # overlap_threshold(dim)
+    closest: tuple[Overlap, ...]  # the largest |cosine| first, at most OVERLAP_TOP
+    compared: int  # how many directions were compared
+
+    @property
+    def clear(self) -> list[Overlap]:
+        return [o for o in self.closest if o.clear]
+
+    def to_meta(self) -> list[dict]:
+        return [o.to_meta() for o in self.closest]
+
+    def summary(self) -> str | None:
+        """One line naming the closest directions; None when there was none to compare with."""
+        if not self.compared:
+            return None
+        what = "direction" if self.compared == 1 else f"{self.compared} directions"
+        if self.threshold >= 1:
+            rule = f"in {self.dim} dimensions chance alone gives cosines this large, so none is flagged"
+        else:
+            rule = f"more than chance above |cos| {self.threshold:.2f} in {self.dim} dimensions"
+        closest = ", ".join(f"{o.name} {_signed(o.cosine)}" for o in self.closest)
+        return f"cosine with the store's {what} ({rule}): {closest}"
+
+
+def overlaps(vector: np.ndarray, others: Sequence[tuple[str, np.ndarray]], top: int = OVERLAP_TOP) -> Overlaps:
+    """The cosine between ``vector`` and each named vector of ``others`` (all of its size), the
+    ``top`` largest in size first, each marked clear above ``overlap_threshold``."""
+    v = _vector(vector, "the direction")
+    norm = np.linalg.norm(v)
+    if not norm > 0:
+        raise UsageError("the direction is the zero vector")
+    threshold = overlap_threshold(v.size)
+    found = []
+    for name, other in others:
+        o = _vector(other, f"direction {name!r}")
+        _same_dim(v, o, "the direction", f"direction {name!r}")
+        length = np.linalg.norm(o)
+        if length > 0:  # a zero vector points nowhere: nothing to overlap
+            cos = float(np.clip(v @ o / (norm * length), -1.0, 1.0))
+            found.append(Overlap(name, cos, abs(cos) > threshold))
+    found.sort(key=lambda o: (-abs(o.cosine), o.name))
+    return Overlaps(v.size, threshold, tuple(found[:top]), len(found))

@@ -148,6 +148,8 @@ async function makeDirection() {
     $("dir-report").textContent = `saved '${res.name}' (length ${res.norm.toFixed(3)}), piles '${res.pos_name}' and '${res.neg_name}'\n`
       + `${res.report}\nheld-out: ${res.held_out || loo}`
       + ((res.warnings || []).length ? `\nwarning: ${res.warnings.join("\nwarning: ")}` : "")
+      + (res.overlaps || []).map((o) => o.hint ? `\nwarning: ${o.hint}`
+        : `\noverlap with '${o.name}': cos ${o.cosine >= 0 ? "+" : ""}${o.cosine.toFixed(2)}`).join("")
       + `\n\nreproduce:\n${res.commands.join("\n")}`;
     status("");
     await loadEntries();
