@@ -43,7 +43,15 @@ def _listed_by_read_entry(root: Path) -> list[EntryInfo]:
             created = mtime.replace(microsecond=0).isoformat().replace("+00:00", "Z")
         infos.append(
             EntryInfo(
-                name, entry.kind, entry.count, entry.latent_dim, entry.model_id, created, path, run_id=entry.run_id
+                name,
+                entry.kind,
+                entry.count,
+                entry.latent_dim,
+                entry.model_id,
+                created,
+                path,
+                run_id=entry.run_id,
+                space=entry.space,
             )
         )
     return infos

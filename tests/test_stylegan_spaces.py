@@ -217,3 +217,16 @@ def test_the_python_api_opens_a_space_as_the_cli_does(sg2, tmp_path):
 
     want = np.asarray(Image.open(tmp_path / "cli" / "seed0004.png"))
     np.testing.assert_array_equal(session.sample([4])[0], want)
+
+
+def test_the_store_listing_and_show_name_the_space(sg2, tmp_path):
+    import json
+
+    run("sample", "--seeds", "0-2", "--space", "w+", "--save", "plus", "--out", tmp_path / "a")
+    run("sample", "--seeds", "0-2", "--save", "plain", "--out", tmp_path / "b")
+    listed = {e["name"]: e for e in json.loads(run("latents", "list", "--json").stdout)}
+    assert (listed["plus"]["space"], listed["plain"]["space"]) == ("w+", "w")
+    table = run("latents", "list").stdout
+    assert "3×256 w+" in table and "3×32 w" in table
+    assert "in W+" in run("latents", "show", "plus").stdout
+    assert json.loads(run("latents", "show", "plus", "--json").stdout)["space"] == "w+"

@@ -79,6 +79,7 @@ class EntryInfo:
     path: Path
     error: str | None = None
     run_id: str = ""  # the training run of the model that made the entry ("" when unknown)
+    space: str = ""  # z, w or w+ when the entry records it
 
 
 def entry_names(root: Path) -> list[str]:
@@ -111,6 +112,7 @@ def list_entries(root: Path, read_entry: Callable[[Path], Any]) -> list[EntryInf
                 "latent_dim": entry.latent_dim,
                 "model_id": entry.model_id,
                 "run_id": entry.run_id,
+                "space": entry.space,
                 "meta": entry.meta,
             }
         meta = fields.pop("meta")
@@ -168,6 +170,7 @@ def _plain_fields(path: Path) -> dict | None:
         "latent_dim": dim,
         "model_id": text["model_id"] or "",
         "run_id": text["run_id"] or "",
+        "space": text["space"] or "",
         "meta": meta,
     }
 
