@@ -277,6 +277,15 @@ def attr_vector(
             show_default=False,
         ),
     ] = None,
+    keep: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--keep",
+            metavar="CLF",
+            help="A classifier of an attribute the direction should leave alone ('latentctl classifier train'): measure how much its probability moves at strength 1 on 32 seeds, next to random directions of the same length, and say when it clearly moves; repeatable.",
+            show_default=False,
+        ),
+    ] = None,
     model: ModelOpt = None,
     force: ForceOpt = False,
     ema: EmaOpt = True,
@@ -302,6 +311,8 @@ def attr_vector(
 
       latentctl attr-vector --pos smiling --neg neutral --orthogonal-to glasses --save smile
 
+      latentctl attr-vector --pos dark --neg light --keep background   # does it also change the background?
+
       latentctl attr-vector --images utkface/ --column age --pos-if ">60" --save old     # from labels (a GAN trains its fast encoder on first use)
 
       latentctl attr-vector --images faces/ --column skin --pos-if in:dark,medium-dark --save dark-skin   # a text column
@@ -313,6 +324,7 @@ def attr_vector(
     if images is not None:
         A.check_label_options(pos_if, neg_if, name_pattern)  # before the slow part: encoding every image
     check_save(save, workspace, force)
+    kept = [path for _, path in _classifiers(None, keep or [], workspace)]  # a wrong name fails first
     target = A.direction_model(model, workspace, space, noise)
     if images is not None:
         if pos or neg:
@@ -340,6 +352,10 @@ def attr_vector(
         name=save,
         warn=warn,
     )
+    if kept:
+        opened = session if images is not None else None  # the session that encoded --images, if any
+        opened = opened or open_model(model, "auto", workspace, warn=warn, ema=ema, space=space, noise=noise)
+        made = _measure_side_effects(made, opened, kept)
     path = target.store.save(made.name, made.entry, force=force)
     note(made.summary())
     note("on the picks themselves (optimistic): " + made.built.report.summary())
@@ -350,11 +366,26 @@ def attr_vector(
         note(made.overlaps.summary())
     for overlap in made.overlaps.clear:
         warn(overlap.hint(_attr_vector_again(ctx, overlap.name, made.name)))
+    for effect in made.side_effects:
+        (warn if effect.clear else note)(effect.hint(made.name) if effect.clear else effect.line())
     note(f"saved as '{made.name}' ({path}); apply it with: latentctl apply LATENTS --add {made.name}")
     if as_json:
         result(json.dumps(made.report(path), default=str, sort_keys=True))
         return
     result(str(path))
+
+
+def _measure_side_effects(made, session, classifiers: list[Path]):
+    """``made`` with what each classifier says the direction also moves (``--keep``), in its entry."""
+    from latentctl.cli.progress import step
+    from latentctl.space import attr_vector as A
+
+    renders = len(A.SIDE_EFFECT_SEEDS) * (2 + A.SIDE_EFFECT_RANDOMS)
+    with step(
+        f"measuring what else it moves ({len(classifiers)} classifier(s), {renders} images)", 2 + A.SIDE_EFFECT_RANDOMS
+    ) as advance:
+        effects = A.side_effects(session, made.built.vector, classifiers, on_progress=advance)
+    return made.with_side_effects(effects)
 
 
 def _attr_vector_again(ctx: typer.Context, hold: str, name: str) -> str:

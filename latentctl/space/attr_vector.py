@@ -196,6 +196,11 @@ class AttributeVector:
     n_pos: int
     n_neg: int
     overlaps: L.Overlaps  # against the store's other directions (also in the entry's meta)
+    side_effects: tuple = ()  # SideEffect per --keep classifier (also in the entry's meta)
+
+    def with_side_effects(self, effects: Sequence[SideEffect]) -> AttributeVector:
+        meta = {**self.entry.meta, "side_effects": [e.to_meta() for e in effects]}
+        return dataclasses.replace(self, side_effects=tuple(effects), entry=dataclasses.replace(self.entry, meta=meta))
 
     def summary(self) -> str:
         meta = self.built.meta
@@ -359,3 +364,100 @@ def _slug(specs: list[str]) -> str:
     from latentctl.files.workspace import slug
 
     return slug("+".join(Path(s.split("@")[0]).stem.replace("seeds:", "seeds") for s in specs))[:30]
+
+
+# ---- what else a direction moves, measured with classifiers (`--keep CLF`) ----------------------
+
+# Seeds the check renders: far from the small seeds users pick from, so the picks (and their
+# held-out report) never grade themselves.
+SIDE_EFFECT_SEEDS = range(900_000, 900_032)
+SIDE_EFFECT_RANDOMS = 2  # random directions of the same length: the baseline a change is judged by
+# "Clearly moved": the direction changes the classifier's probability by 0.1 more than a random
+# direction of its length does (a change a viewer sees on average), and the paired difference
+# over the seeds is at least 3 standard errors from zero (one-sided p < 0.002 under the normal
+# approximation), so 32 noisy images cannot raise it by chance.
+SIDE_EFFECT_MARGIN = 0.1
+SIDE_EFFECT_T = 3.0
+
+
+@dataclass(frozen=True)
+class SideEffect:
+    """How much one classifier's attribute moves at strength 1 along a direction, next to random
+    directions of the same length."""
+
+    classifier: str  # the classifier's file name
+    change: float  # mean |probability change| from the unedited images, along the direction
+    random: float  # the same along random directions of the direction's length
+    t: float  # the paired difference in standard errors
+    samples: int
+
+    @property
+    def clear(self) -> bool:
+        return self.change - self.random >= SIDE_EFFECT_MARGIN and self.t >= SIDE_EFFECT_T
+
+    def line(self) -> str:
+        verdict = "moves it" if self.clear else "leaves it about as a random direction does"
+        return (
+            f"{self.classifier}: mean |probability change| {self.change:.2f} at strength 1, "
+            f"{self.random:.2f} for a random direction of the same length ({self.samples} seeds): {verdict}"
+        )
+
+    def hint(self, name: str) -> str:
+        stem = Path(self.classifier).stem
+        return (
+            f"'{name}' also moves what {self.classifier} sees ({self.change:.2f} vs {self.random:.2f} at random); "
+            f"to hold it still, make a direction for it (latentctl steer --assessor {stem} --save {stem}-dir, "
+            f"or attr-vector from picks) and add --orthogonal-to {stem}-dir"
+        )
+
+    def to_meta(self) -> dict:
+        return {
+            "classifier": self.classifier,
+            "change": round(self.change, 4),
+            "random": round(self.random, 4),
+            "t": round(self.t, 2) if np.isfinite(self.t) else None,  # JSON has no infinity
+            "clear": self.clear,
+        }
+
+
+def side_effects(
+    session: Any,
+    vector: np.ndarray,
+    classifiers: Sequence[Path],
+    *,
+    seeds: Sequence[int] = SIDE_EFFECT_SEEDS,
+    randoms: int = SIDE_EFFECT_RANDOMS,
+    seed: int = 0,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> list[SideEffect]:
+    """Each classifier's attribute change at strength 1 along ``vector``, on ``seeds``' latents,
+    next to ``randoms`` random directions of the same length (seeded by ``seed``).
+    ``on_progress(done, total)`` counts the batches of images rendered."""
+    from latentctl.space.assessor import load_classifier
+    from latentctl.space.generate import generate
+
+    vector = np.asarray(vector, np.float32).reshape(-1)
+    base = session.seed_latents(list(seeds))
+    rng = np.random.default_rng([seed, 7])
+    moves = [vector]
+    for _ in range(randoms):
+        r = rng.standard_normal(vector.shape).astype(np.float32)
+        moves.append(r * np.float32(np.linalg.norm(vector) / max(np.linalg.norm(r), 1e-12)))
+    total, done = 1 + len(moves), 0
+    images = []
+    for z in [base, *(base + m for m in moves)]:
+        images.append(generate(session.generator, z.astype(np.float32), device=session.device, precision="fp32"))
+        done += 1
+        if on_progress is not None:
+            on_progress(done, total)
+    out = []
+    for path in classifiers:
+        clf = load_classifier(Path(path), session.device)
+        probs = [1.0 / (1.0 + np.exp(-clf.score_uint8(batch, session.device).astype(np.float64))) for batch in images]
+        change = np.abs(probs[1] - probs[0])
+        random = np.mean([np.abs(p - probs[0]) for p in probs[2:]], axis=0)
+        diff = change - random
+        spread = diff.std(ddof=1) / np.sqrt(len(diff)) if len(diff) > 1 else 0.0
+        t = float(diff.mean() / spread) if spread > 0 else (float("inf") if diff.mean() > 0 else 0.0)
+        out.append(SideEffect(Path(path).name, float(change.mean()), float(random.mean()), t, len(diff)))
+    return out
