@@ -52,7 +52,8 @@ class ModelConfig:
     # constructor arguments); None for the networks latentctl builds from the fields above.
     network: dict | None = None
     # Which of a mapped generator's latent spaces latent_dim counts (SPACES); "" means the model's
-    # own: z for every generator latentctl trains, w for a StyleGAN. Set by ``in_space``, not stored.
+    # own: z for every generator latentctl trains, w for a StyleGAN. Set by ``in_space``; to_dict
+    # leaves it out when "", so checkpoints never carry it.
     space: str = ""
 
     def __post_init__(self) -> None:
@@ -98,7 +99,12 @@ class ModelConfig:
     @property
     def latent_space(self) -> str:
         """The space ``latent_dim`` counts: ``space``, or the model's own when that is ""."""
-        return self.space or ("w" if self.arch in MAPPED_ARCHS else "z")
+        return self.space or self.own_space
+
+    @property
+    def own_space(self) -> str:
+        """The space explored when none is asked for: w for a StyleGAN, z for every other model."""
+        return "w" if self.arch in MAPPED_ARCHS else "z"
 
     @property
     def spaces(self) -> tuple[str, ...]:
@@ -119,7 +125,7 @@ class ModelConfig:
     def check_noise(self, mode: str | None) -> None:
         """A UsageError when ``mode`` (``--noise``) is not a noise mode this model has: only
         StyleGAN2's layers take noise (StyleGAN3 and every other model draw from the latent alone)."""
-        if mode is None:
+        if mode is None or mode == "const":  # the default: what every model draws without noise inputs
             return
         if mode not in NOISE_MODES:
             raise UsageError(f"--noise {mode!r} is not one of {', '.join(NOISE_MODES)}")
@@ -251,7 +257,12 @@ C = TypeVar("C", ModelConfig, TrainConfig)
 
 
 def to_dict(cfg: ModelConfig | TrainConfig) -> dict[str, Any]:
-    return dataclasses.asdict(cfg)
+    out = dataclasses.asdict(cfg)
+    # The space explored is a session's choice, not the model's: a checkpoint never stores it, so a
+    # file written now opens in a latentctl from before spaces existed.
+    if isinstance(cfg, ModelConfig) and not out["space"]:
+        del out["space"]
+    return out
 
 
 def from_dict(cls: type[C], data: dict[str, Any], *, source: str = "checkpoint") -> C:

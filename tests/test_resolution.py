@@ -34,8 +34,10 @@ def _cli_plan(folder, *extra):
 
 
 def _api_plan(folder, **extra):
+    from latentctl.config import to_dict
+
     plan = latentctl.plan_run(folder, **OPTIONS, **extra)
-    return json.loads(json.dumps(plan.model.__dict__)), json.loads(json.dumps(plan.train.__dict__))
+    return json.loads(json.dumps(to_dict(plan.model))), json.loads(json.dumps(to_dict(plan.train)))
 
 
 @pytest.mark.parametrize(

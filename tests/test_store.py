@@ -553,3 +553,48 @@ def test_resolving_many_rows_is_bounded(store):
         resolve_latents("glasses@" + ",".join(["0-2"] * 50_000), store, D)
     with pytest.raises(UsageError, match="at most 100,000 seeds per command; split the range"):
         resolve_latents("seeds:0-4294967295", store, D)
+
+
+def _npz_with(path, members: dict) -> None:
+    import zipfile
+
+    with zipfile.ZipFile(path, "w") as zf:
+        for key, raw in members.items():
+            zf.writestr(key + ".npy", raw)
+
+
+def _npy(array) -> bytes:
+    import io
+
+    buf = io.BytesIO()
+    np.save(buf, array)
+    return buf.getvalue()
+
+
+def test_a_text_member_of_invalid_code_points_is_a_store_error(tmp_path):
+    # numpy's own str() of it raises SystemError; the store decodes it itself
+    kind = _npy(np.array("a"))[:-4] + b"\xff\xff\xff\xff"
+    _npz_with(tmp_path / "x.npz", {"z": _npy(np.zeros((1, 4), np.float32)), "kind": kind})
+    with pytest.raises(StoreError, match="'kind' is not valid text"):
+        read_entry(tmp_path / "x.npz")
+    from latentctl.space.store import LatentStore
+
+    (tmp_path / "store").mkdir()
+    (tmp_path / "x.npz").rename(tmp_path / "store" / "x.npz")
+    (info,) = LatentStore(tmp_path / "store").list()
+    assert info.error and "not valid text" in info.error
+
+
+def test_a_header_that_exhausts_the_parser_is_a_store_error(tmp_path):
+    header = b"{'descr': '<f4', 'fortran_order': False, 'shape': (" + b"-" * 9000 + b"1,), }"
+    header += b" " * (-(len(header) + 11) % 64) + b"\n"
+    raw = b"\x93NUMPY\x01\x00" + len(header).to_bytes(2, "little") + header
+    _npz_with(tmp_path / "x.npz", {"z": raw})
+    with pytest.raises(StoreError):
+        read_entry(tmp_path / "x.npz")
+
+
+def test_an_empty_projector_w_says_it_has_no_rows(tmp_path):
+    np.savez(tmp_path / "w.npz", w=np.zeros((0, 8, 4), np.float32))
+    with pytest.raises(StoreError, match="no rows"):
+        read_entry(tmp_path / "w.npz")

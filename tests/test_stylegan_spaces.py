@@ -230,3 +230,60 @@ def test_the_store_listing_and_show_name_the_space(sg2, tmp_path):
     assert "3×256 w+" in table and "3×32 w" in table
     assert "in W+" in run("latents", "show", "plus").stdout
     assert json.loads(run("latents", "show", "plus", "--json").stdout)["space"] == "w+"
+
+
+def test_entries_from_before_spaces_were_recorded_are_in_the_models_own_space(sg2, tmp_path):
+    # every StyleGAN entry the previous release wrote is W, and records no space
+    run("sample", "--seeds", "0-1", "--save", "old", "--out", tmp_path / "a")
+    path = sg2 / "latents" / "old.npz"
+    entry = read_entry(path)
+    write_entry(path, LatentEntry(entry.z, seeds=entry.seeds, model_id=entry.model_id, meta=entry.meta), force=True)
+    assert read_entry(path).space == ""
+    res = run("render", "old", "--space", "z", "--out", tmp_path / "z", code=2)
+    assert "in W," in res.output and "--space w" in res.output
+    run("render", "old", "--out", tmp_path / "w")
+    # a file from another tool says nothing of its space or model: taken as the command's
+    np.savez(tmp_path / "theirs.npz", z=entry.z)
+    run("render", tmp_path / "theirs.npz", "--space", "z", "--out", tmp_path / "t")
+
+
+def test_the_explorer_refuses_an_entry_of_another_space(sg2, tmp_path):
+    from latentctl.explore.api import Explorer, RequestError
+
+    run("sample", "--seeds", "0-1", "--save", "inw", "--out", tmp_path / "a")
+    run("sample", "--seeds", "0-1", "--space", "z", "--save", "inz", "--out", tmp_path / "b")
+    explorer = Explorer(_session(sg2, "z"))
+    rows = {row["name"]: row for row in explorer.entries()["entries"]}
+    assert (rows["inw"]["usable"], rows["inz"]["usable"]) == (False, True) and rows["inw"]["space"] == "w"
+    with pytest.raises(RequestError, match="--space w"):
+        explorer.load("inw")
+    assert explorer.load("inz")[1].space == "z"
+
+
+def test_a_gan_encoder_is_kept_per_space(sg2, tmp_path):
+    from latentctl.space.gan_encoder import encoder_path
+
+    ckpt = next((sg2 / "runs").glob("*/checkpoint.safetensors"))
+    assert encoder_path(ckpt).name == "gan-encoder.safetensors"
+    assert encoder_path(ckpt, "w+").name == "gan-encoder-wplus.safetensors"
+    run("sample", "--seeds", "3", "--out", tmp_path / "s")
+    photo = tmp_path / "s" / "seed0003.png"
+    for space, name, dim in [("w+", "eplus", 8 * 32), ("z", "ez", 32)]:
+        run("encode", photo, "--space", space, "--train-encoder", "--encoder-steps", "5", "--save", name)
+        stored = read_entry(sg2 / "latents" / f"{name}.npz")
+        assert stored.space == space and stored.latent_dim == dim
+    assert (ckpt.parent / "gan-encoder-wplus.safetensors").exists() and (
+        ckpt.parent / "gan-encoder-z.safetensors"
+    ).exists()
+
+
+def test_checkpoints_never_store_the_space_explored(sg2):
+    from latentctl.files.checkpoint import read_raw_header
+
+    ckpt = next((sg2 / "runs").glob("*/checkpoint.safetensors"))
+    assert '"space"' not in read_raw_header(ckpt)["__metadata__"]["model_config"]
+
+
+def test_k_in_w_plus_is_bounded_by_the_w_size(sg2, tmp_path):
+    res = run("directions", "--space", "w+", "-k", "40", "--out", tmp_path / "o", code=2)
+    assert "W+ latents hold 32 independent directions" in res.output and "1-32" in res.output

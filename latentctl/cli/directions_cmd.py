@@ -101,7 +101,7 @@ def directions(
     base_seeds = seeds_option(seeds)
     check_count(len(base_seeds), "--seeds", MAX_SHEET_SEEDS, "the contact sheet shows a few latents per direction")
     session = open_model(model, device, workspace, "fp32", warn=warn, ema=ema, space=space, noise=noise)
-    D.check_k(k, session.info.model.latent_dim)
+    D.check_k(k, D.max_directions(session.info.model), space=session.info.model.latent_space)
     D.check_layers(session.generator, method, layer_range)
     names = D.entry_names(session.store.normalize_name(save or method), k)
     refuse_existing(session.store, names, force)

@@ -23,7 +23,7 @@ def gan_encoder_for(session, *, train_new: bool = False, steps: int | None = Non
     from latentctl.cli.progress import step
     from latentctl.space import gan_encoder as GE
 
-    path = GE.encoder_path(session.path)
+    path = GE.encoder_path(session.path, session.info.model.space)
     n = steps or GE.GanEncoderConfig.steps
     expected = train_new or not path.exists()
     if expected:

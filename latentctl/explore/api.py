@@ -31,7 +31,7 @@ from latentctl.errors import LatentctlError, StoreError, UsageError
 from latentctl.seeds import MAX_SEED, format_seeds
 from latentctl.space import latents as L
 from latentctl.space.attr_vector import overlap_meta, store_overlaps
-from latentctl.space.store import LatentEntry, compatibility_warning
+from latentctl.space.store import LatentEntry, check_space, compatibility_warning, recorded_space
 
 # Bounds on what one request may ask for: a page can never make the server render or hold more
 # than this, whatever it sends.
@@ -280,6 +280,11 @@ class Explorer:
         except StoreError as e:
             # The message names the file inside the store, which is the user's own folder.
             raise RequestError(f"{name!r} cannot be read: {e}") from None
+        model = self.session.info.model
+        try:  # as the commands check it: a w read as a z draws an unrelated picture, silently
+            check_space(entry, model.latent_space, name, model.own_space)
+        except UsageError as e:
+            raise RequestError(f"{e}, and restart the explorer") from None
         if entry.latent_dim != self.dim:
             raise RequestError(f"{name!r} has {entry.latent_dim}-dimensional latents but the model uses {self.dim}")
         return name, entry
@@ -329,7 +334,10 @@ class Explorer:
 
     def entries(self) -> dict:
         rows = []
+        model = self.session.info.model
         for e in self.store.list():
+            # the entry's space (as check_space reads it): a W+ entry is of no use in W
+            space = recorded_space(e, model.own_space)
             rows.append(
                 {
                     "name": e.name,
@@ -339,7 +347,8 @@ class Explorer:
                     "model_id": e.model_id,
                     "created": e.created,
                     "error": e.error,
-                    "usable": e.error is None and e.latent_dim == self.dim,
+                    "space": space or None,
+                    "usable": e.error is None and e.latent_dim == self.dim and space in ("", model.latent_space),
                 }
             )
         return {"entries": rows}
@@ -512,6 +521,7 @@ class Explorer:
             model_id=info.model_id,
             run_id=info.run_id,
             skip=names,
+            own_space=info.model.own_space,
         )
         entry = LatentEntry(
             z=built.vector[None, :],

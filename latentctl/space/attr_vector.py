@@ -26,7 +26,7 @@ from latentctl.files.checkpoint import CheckpointInfo
 from latentctl.files.workspace import Workspace
 from latentctl.seeds import MAX_SEED_COUNT
 from latentctl.space import latents as L
-from latentctl.space.store import LatentEntry, LatentStore, read_entry, resolve_latents
+from latentctl.space.store import LatentEntry, LatentStore, read_entry, recorded_space, resolve_latents
 from latentctl.space.store_index import SUFFIX
 
 
@@ -68,6 +68,11 @@ class DirectionModel:
     info: CheckpointInfo | None
     from_seeds: Callable[[list[int]], np.ndarray] | None  # seeds -> the model's latents
     space: str | None  # the latent space worked in (None without a model)
+
+    @property
+    def own_space(self) -> str:
+        """The model's own space, what its entries from before spaces were recorded are in."""
+        return "" if self.info is None else self.info.model.own_space
 
     def with_session(self, session: Any) -> DirectionModel:
         """The same, sized by the model ``session`` loaded (``session.ModelSession``)."""
@@ -134,7 +139,11 @@ def groups_from_latents(target: DirectionModel, pos: list[str], neg: list[str]) 
 def _gather(target: DirectionModel, specs: list[str], flag: str) -> tuple[np.ndarray, list[LatentEntry]]:
     entries, total = [], 0
     for spec in specs:
-        entries.append(resolve_latents(spec, target.store, target.latent_dim, target.from_seeds, space=target.space))
+        entries.append(
+            resolve_latents(
+                spec, target.store, target.latent_dim, target.from_seeds, space=target.space, own_space=target.own_space
+            )
+        )
         total += entries[-1].count
         # Each spec alone may hold 100,000 rows: stop before many of them fill the memory.
         if total > MAX_SEED_COUNT:
@@ -247,7 +256,8 @@ def attribute_vector(
     if len(models) > 1:
         warn(f"--pos and --neg come from different models ({', '.join(sorted(models))}); the direction mixes them")
     others = [
-        resolve_latents(o, target.store, p.shape[1], target.from_seeds, space=target.space) for o in orthogonal_to
+        resolve_latents(o, target.store, p.shape[1], target.from_seeds, space=target.space, own_space=target.own_space)
+        for o in orthogonal_to
     ]
     spaces = {e.space for e in groups.pos_entries + groups.neg_entries + others if e.space}
     if len(spaces) > 1:  # only without a model: with one, every entry was checked against its space
@@ -263,7 +273,15 @@ def attribute_vector(
     model_id = info.model_id if info is not None else (models.pop() if len(models) == 1 else "")
     run_id = info.run_id if info is not None else next((e.run_id for e in groups.pos_entries if e.run_id), "")
     # The entry this one replaces (--force) is not another direction.
-    overlaps = store_overlaps(target.store, built.vector, space=space, model_id=model_id, run_id=run_id, skip=[name])
+    overlaps = store_overlaps(
+        target.store,
+        built.vector,
+        space=space,
+        model_id=model_id,
+        run_id=run_id,
+        skip=[name],
+        own_space=target.own_space,
+    )
     entry = LatentEntry(
         z=built.vector[None, :],
         kind="direction",
@@ -299,6 +317,7 @@ def store_overlaps(
     model_id: str = "",
     run_id: str = "",
     skip: Sequence[str] = (),
+    own_space: str = "",
 ) -> L.Overlaps:
     """The cosine between ``vector`` and every direction of ``store`` it can be compared with: of
     its size, in the same latent ``space`` and made by the same model (or run), as far as both
@@ -312,12 +331,13 @@ def store_overlaps(
             continue
         try:
             entry = read_entry(path)
-        except StoreError:
+        except (StoreError, SystemError, UnicodeError):  # SystemError: numpy's text of a hostile member
             continue
+        found = recorded_space(entry, own_space)
         if (
             entry.kind == "direction"
             and entry.latent_dim == len(vector)
-            and (not entry.space or not space or entry.space == space)
+            and (not found or not space or found == space)
             and _same_model(entry, model_id, run_id)
         ):
             others.append((name, entry.z.mean(0, dtype=np.float64)))

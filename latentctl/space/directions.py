@@ -46,12 +46,22 @@ def check_method(method: str) -> str:
     return method
 
 
-def check_k(k: int, latent_dim: int) -> int:
+def check_k(k: int, latent_dim: int, *, space: str = "") -> int:
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k <= latent_dim:
-        raise UsageError(
-            f"-k {k!r} is out of range: this model's latents have {latent_dim} dimensions, so give 1-{latent_dim}"
+        room = (
+            f"W+ latents hold {latent_dim} independent directions (every layer's w comes from one w)"
+            if space == "w+"
+            else f"this model's latents have {latent_dim} dimensions"
         )
+        raise UsageError(f"-k {k!r} is out of range: {room}, so give 1-{latent_dim}")
     return int(k)
+
+
+def max_directions(config: Any) -> int:
+    """How many directions there are to find: the latent size, or in W+ the w size. SeFa
+    factorises the w_dim-wide style affines, and the W+ latents of seeds (one w at every layer)
+    span only w_dim dimensions, so PCA finds no more there either."""
+    return int(config.network["w_dim"]) if config.latent_space == "w+" else config.latent_dim
 
 
 def parse_layers(text: str) -> tuple[int, int]:
@@ -138,7 +148,7 @@ def pca(
     """GANSpace on the first layer: PCA over ``samples`` seeded z, regressed back to z;
     ``on_progress(done, samples)`` as their activations are computed."""
     dim = generator.config.latent_dim
-    k = check_k(k, dim)
+    k = check_k(k, max_directions(generator.config), space=generator.config.latent_space)
     if samples < max(2 * k, dim + 1):
         # The least-squares map back to z needs more samples than unknowns to be determined.
         raise UsageError(

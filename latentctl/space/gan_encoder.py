@@ -47,13 +47,16 @@ class GanEncoderConfig:
     image_weight: float = 1.0  # 0: latent regression only (files written before this field)
 
 
-def encoder_path(checkpoint: Path) -> Path:
+def encoder_path(checkpoint: Path, space: str = "") -> Path:
     """Where the encoder of ``checkpoint`` lives: RUN/gan-encoder.safetensors for a run's own
-    checkpoint.safetensors, else NAME.gan-encoder.safetensors beside the file."""
+    checkpoint.safetensors, else NAME.gan-encoder.safetensors beside the file. A StyleGAN explored
+    in another space than its own (``--space z`` or ``w+``) keeps one encoder per space
+    (gan-encoder-z, gan-encoder-wplus): each predicts that space's latents."""
     checkpoint = Path(checkpoint)
+    tag = {"": "", "w+": "-wplus"}.get(space, f"-{space}")
     if checkpoint.name == "checkpoint.safetensors":
-        return checkpoint.parent / "gan-encoder.safetensors"
-    return checkpoint.with_name(checkpoint.stem + ".gan-encoder.safetensors")
+        return checkpoint.parent / f"gan-encoder{tag}.safetensors"
+    return checkpoint.with_name(f"{checkpoint.stem}.gan-encoder{tag}.safetensors")
 
 
 def build(config: GanEncoderConfig) -> Any:
@@ -208,15 +211,16 @@ def ensure(
 ) -> tuple[Any, Path, bool]:
     """(net, path, trained_now): the stored encoder of ``checkpoint``, trained first when there is
     none, when it belongs to another generator, or when ``train_new``."""
-    path = encoder_path(checkpoint)
+    cfg = loaded.generator.config  # the space explored (a StyleGAN's z, W or W+), not the header's own
+    path = encoder_path(checkpoint, cfg.space)
     model_id = loaded.info.model_id
     if path.exists() and not train_new:
         try:
-            net, _, _ = load(path, device, model_id=model_id)
-            return net, path, False
+            net, stored, _ = load(path, device, model_id=model_id)
+            if stored.latent_dim == cfg.latent_dim:
+                return net, path, False
         except CheckpointError:
             pass  # stale or damaged: retrained below, and the file replaced
-    cfg = loaded.info.model
     config = GanEncoderConfig(
         image_size=cfg.image_size,
         channels=cfg.channels,

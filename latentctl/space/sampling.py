@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from latentctl.errors import StoreError
+
 
 @dataclass(frozen=True)
 class Samples:
@@ -70,6 +72,8 @@ def draw_samples(
     from latentctl.models.interface import truncate
     from latentctl.space.session import render, save_latents
 
+    if save and not force and session.store.exists(save):  # before any file is drawn, as render's own checks
+        raise StoreError(f"{session.store.path_for(save)} already exists; pass --force to replace it")
     z = truncate(session.generator, session.seed_latents(seeds), truncation)
     names = [f"seed{s:04d}" for s in seeds] if pngs else None
     written = render(

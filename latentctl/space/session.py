@@ -86,7 +86,9 @@ class ModelSession:
         they decode to unrelated pictures, which looks like a bug rather than a mistake. Another
         checkpoint of the same run (training went on) is only a warning: its meaning drifts slowly."""
         model = self.info.model
-        entry = resolve_latents(spec, self.store, model.latent_dim, self.seed_latents, space=model.latent_space)
+        entry = resolve_latents(
+            spec, self.store, model.latent_dim, self.seed_latents, space=model.latent_space, own_space=model.own_space
+        )
         message = compatibility_warning(entry, model_id=self.info.model_id, run_id=self.info.run_id, source=spec)
         same_run = bool(entry.run_id and self.info.run_id and entry.run_id == self.info.run_id)
         if message and not same_run and not self.allow_other_model:

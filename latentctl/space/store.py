@@ -36,6 +36,7 @@ import lzma
 import math
 import re
 import struct
+import sys
 import tokenize
 import warnings
 import zipfile
@@ -181,6 +182,7 @@ _DECODE_ERRORS = (
     OverflowError,
     SyntaxError,
     RecursionError,
+    MemoryError,  # ast.literal_eval of a '-----...1' header under numpy's 10,000-byte limit
     tokenize.TokenError,
     struct.error,
 )
@@ -278,7 +280,13 @@ class _Archive:
         arr = self.array(key)
         where = self.where
         if arr.ndim == 0 and arr.dtype.kind == "U":
-            return str(arr[()])
+            # Decoded here, not by numpy: a member holding invalid code points (0xFFFFFFFF) makes
+            # numpy's str() raise SystemError rather than a decoding error.
+            little = arr.dtype.byteorder in ("<", "|") or (arr.dtype.byteorder == "=" and sys.byteorder == "little")
+            try:
+                return arr.tobytes().decode("utf-32-le" if little else "utf-32-be").rstrip("\0")
+            except UnicodeDecodeError:
+                raise StoreError(f"{where}: '{key}' is not valid text") from None
         if arr.ndim == 0 and arr.dtype.kind == "S":  # numpy bytes strings from other writers
             try:
                 return arr[()].decode("utf-8")
@@ -316,7 +324,7 @@ def _read_arrays(path: Path, where: str) -> dict[str, Any]:
                     "(rows, layers, w_dim) as StyleGAN's projector writes"
                 )
             space = "w" if z.ndim == 2 else "w+"
-            z = z.reshape(len(z), -1)
+            z = z.reshape(z.shape[0], math.prod(z.shape[1:]))  # explicit: -1 cannot be solved for 0 rows
         else:
             found = ", ".join(repr(n) for n in npz.names[:20]) or "none"
             if len(npz.names) > 20:
@@ -596,7 +604,13 @@ def _looks_like_path(text: str) -> bool:
 
 
 def resolve_latents(
-    spec: str, store: LatentStore, latent_dim: int | None, from_seeds=None, *, space: str | None = None
+    spec: str,
+    store: LatentStore,
+    latent_dim: int | None,
+    from_seeds=None,
+    *,
+    space: str | None = None,
+    own_space: str = "",
 ) -> LatentEntry:
     """Turn command-line text into latents.
 
@@ -609,7 +623,8 @@ def resolve_latents(
     check (for commands that only inspect latents) but then seeds cannot be used. ``from_seeds``
     turns seeds into the model's latents (``ModelSession.seed_latents``: its prior, its mapping);
     without it seeds are standard normal. ``space`` is the latent space the command works in:
-    an entry recording another is refused (``check_space``), before its size is compared.
+    an entry in another is refused (``check_space``; ``own_space`` is the model's own, what its
+    entries from before spaces were recorded are in), before its size is compared.
     """
     spec = spec.strip()
     if not spec:
@@ -639,7 +654,7 @@ def resolve_latents(
         label = base
 
     if space is not None:
-        check_space(entry, space, label)
+        check_space(entry, space, label, own_space)
     if latent_dim is not None and entry.latent_dim != latent_dim:
         raise StoreError(f"{label!r} has {entry.latent_dim}-dimensional latents but the model uses {latent_dim}")
 
@@ -669,15 +684,23 @@ def resolve_latents(
     return entry
 
 
-def check_space(entry: LatentEntry, space: str, source: str) -> None:
-    """A UsageError when ``entry`` records a latent space other than ``space``: a w read as a z (both
-    often 512 numbers) draws an unrelated picture, silently. Entries that record none (files
-    from other tools, or written before spaces were) are taken to be in ``space``."""
-    if entry.space and entry.space != space:
+def recorded_space(entry: LatentEntry, own_space: str = "") -> str:
+    """The space ``entry``'s rows are in: the one it records; for an entry stamped with a model but
+    written before spaces were recorded, ``own_space``, the model's own (every StyleGAN entry of
+    that release is W); "" (unknown) for a file from another tool."""
+    return entry.space or (own_space if entry.model_id else "")
+
+
+def check_space(entry: LatentEntry, space: str, source: str, own_space: str = "") -> None:
+    """A UsageError when ``entry``'s rows are in another latent space than ``space``: a w read as a
+    z (both often 512 numbers) draws an unrelated picture, silently. A file from another tool,
+    which says nothing of its space, is taken to be in ``space``."""
+    found = recorded_space(entry, own_space)
+    if found and found != space:
         what = "directions" if entry.kind == "direction" else "latents"
         raise UsageError(
-            f"{source!r} holds {what} in {entry.space.upper()}, but this command works in {space.upper()}; "
-            f"pass --space {entry.space} to work in {entry.space.upper()}"
+            f"{source!r} holds {what} in {found.upper()}, but this command works in {space.upper()}; "
+            f"pass --space {found} to work in {found.upper()}"
         )
 
 
@@ -708,6 +731,7 @@ __all__ = [
     "LatentEntry",
     "LatentStore",
     "check_space",
+    "recorded_space",
     "compatibility_warning",
     "read_entry",
     "resolve_latents",
