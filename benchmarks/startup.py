@@ -71,7 +71,24 @@ t0 = time.perf_counter()
 from latentctl import perf
 perf.openmp_env()
 import torch, numpy, PIL.Image, PIL.PngImagePlugin, safetensors.torch
-import latentctl.files.checkpoint, latentctl.models, latentctl.space.session, latentctl.space.generate, latentctl.pictures.grid
+import importlib
+import latentctl.models as models
+
+
+def _module(new, old):
+    # A checkout from before the sub-packages (latentctl/files, space, pictures) has the flat names.
+    # Asked by folder, not by trying the import: an editable install of another checkout would
+    # answer for sub-packages this one lacks.
+    import os
+    import latentctl
+    sub = new.split(".")[1]
+    return importlib.import_module(new if os.path.isdir(os.path.join(latentctl.__path__[0], sub)) else old)
+
+
+ck = _module("latentctl.files.checkpoint", "latentctl.checkpoint")
+session = _module("latentctl.space.session", "latentctl.session")
+generate = _module("latentctl.space.generate", "latentctl.generate")
+grid = _module("latentctl.pictures.grid", "latentctl.grid")
 from latentctl.cli.app import app
 t_imports = time.perf_counter() - t0
 
@@ -112,9 +129,6 @@ def timed_batches(func):
             yield batch
     return wrapper
 
-ck, models, session, generate, grid = (
-    latentctl.files.checkpoint, latentctl.models, latentctl.space.session, latentctl.space.generate, latentctl.pictures.grid
-)
 ck.read_header = timed("read header", ck.read_header)
 ck._check_tensor_set = timed("check tensor set", ck._check_tensor_set)
 safetensors.torch.load_file = timed("read tensors", safetensors.torch.load_file)
@@ -148,6 +162,9 @@ def _env(root: Path, home: Path) -> dict[str, str]:
     env.pop("LATENTCTL_HOME", None)
     env["PYTHONPATH"] = str(root) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     env.pop("OMP_NUM_THREADS", None)
+    # A user's interpreter keeps the compiled .pyc files (pip writes them at install, an editable
+    # install on first run); with this set, every run would compile latentctl's sources again.
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     return env
 
 
@@ -277,8 +294,10 @@ def inside_sample(args: list[str], env: dict[str, str], rounds: int) -> dict[str
     per_round: dict[str, list[float]] = defaultdict(list)
     for _ in range(rounds):
         proc = subprocess.run(
-            [sys.executable, "-c", DRIVER, *_as_python(args)[2:]], env=env, capture_output=True, text=True, check=True
+            [sys.executable, "-c", DRIVER, *_as_python(args)[2:]], env=env, capture_output=True, text=True
         )
+        if proc.returncode:
+            sys.exit(f"the in-process driver failed ({env.get('PYTHONPATH')}):\n{proc.stderr[-3000:]}")
         found = json.loads(proc.stderr.strip().splitlines()[-1])
         per_round["imports (torch, numpy, PIL, safetensors, latentctl, typer)"].append(found["imports"])
         for step, s in found["steps"].items():
