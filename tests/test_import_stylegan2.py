@@ -27,6 +27,7 @@ import torch
 
 from latentctl.errors import CheckpointError, UsageError
 from latentctl.importers.nvidia_pickle import PersistentRecord, read_nvidia_pickle, read_snapshot
+from latentctl.models import stylegan2
 from latentctl.models.stylegan2 import StyleGAN2Generator
 
 DATA = Path(__file__).parent / "data" / "stylegan"
@@ -72,8 +73,12 @@ def sg2_models():
 # ---- parity with NVIDIA -----------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("phases", [True, False], ids=["phase-convs", "transposed-conv"])
 @pytest.mark.parametrize("name", SG2_FIXTURES)
-def test_imported_generator_reproduces_nvidia_ws_and_images(sg2_models, name):
+def test_imported_generator_reproduces_nvidia_ws_and_images(sg2_models, name, phases, monkeypatch):
+    # Both ways of upsampling: the four phase convolutions sampling uses, and the transposed
+    # convolution that runs where gradients are needed (projection).
+    monkeypatch.setattr(stylegan2, "_PHASES", phases)
     net, expected = sg2_models[name]
     assert net.kind == "stylegan2"
     gen = _build(net)
@@ -282,3 +287,24 @@ def test_a_pickle_that_is_not_a_snapshot_is_refused(tmp_path):
     with pytest.raises(CheckpointError) as err:
         read_nvidia_pickle(path)
     _assert_one_line_naming(err, path, "list")
+
+
+# ---- upsampling as phase convolutions ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("k", [2, 3, 4, 5])
+@pytest.mark.parametrize("channels_last", [True, False])
+@pytest.mark.parametrize("size", [(1, 2), (4, 7)])
+def test_phase_convolutions_are_the_stride_2_transposed_convolution(k, channels_last, size):
+    """Each output phase of a stride-2 transposed convolution is a plain convolution with every
+    other tap. The same products summed in another order: float32 rounding only, a few ulps of
+    the largest sums (about 1e-6 of the output's scale for these 6 x 9 sized sums)."""
+    torch.manual_seed(k)
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    x = torch.randn(2, 6, *size).contiguous(memory_format=fmt)
+    weight = torch.randn(5, 6, k, k)
+    expected = torch.nn.functional.conv_transpose2d(x, weight.transpose(0, 1), stride=2)
+    got = stylegan2._phase_conv(x, stylegan2._phase_kernels(channels_last)(weight), k)
+    assert got.shape == expected.shape
+    assert got.is_contiguous(memory_format=fmt)
+    assert (got - expected).abs().max() <= 1e-5 * expected.abs().max()

@@ -47,6 +47,10 @@ _FAST = True
 _MODCONV = "activations"
 _CHANNELS_LAST = True
 _FAST_FIR = True  # FIR passes as one depthwise (transposed) convolution, bias fused; False: _fir
+# Upsampling convolutions, where no gradient is needed, as four stride-1 convolutions, one per
+# output phase (_phase_kernels): oneDNN runs stride-2 transposed convolutions at about half the
+# rate of plain ones on CPU. False: F.conv_transpose2d.
+_PHASES = True
 
 
 def _act(x: torch.Tensor, bias: torch.Tensor | None, kind: str, gain: float, clamp: float | None) -> torch.Tensor:
@@ -153,6 +157,49 @@ def _is_channels_last(x: torch.Tensor) -> bool:
     return x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
 
 
+def _phase_kernels(channels_last: bool):
+    """A function splitting (O, I, k, k) weights into the kernels of ``_phase_conv``.
+
+    ``F.conv_transpose2d(x, W.transpose(0, 1), stride=2)`` puts ``x[i] * W[t]`` at output ``2i + t``:
+    output phase ``a`` (even or odd positions) gathers the taps ``a, a + 2, ...`` only, so it is a
+    plain stride-1 correlation of ``x`` with those taps in reverse order. Per axis, so four 2-D
+    kernels, (O, I, 2, 2), (O, I, 2, 1), (O, I, 1, 2) and (O, I, 1, 1) for k = 3: the same
+    multiply-adds as the transposed convolution, none of them on inserted zeros.
+    """
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+
+    def make(weight: torch.Tensor) -> list[torch.Tensor]:
+        k = weight.shape[-1]
+        return [
+            weight[:, :, list(range(ay, k, 2))[::-1]][:, :, :, list(range(ax, k, 2))[::-1]].contiguous(
+                memory_format=fmt
+            )
+            for ay in (0, 1)
+            for ax in (0, 1)
+        ]
+
+    return make
+
+
+def _phase_conv(x: torch.Tensor, kernels: list[torch.Tensor], k: int) -> torch.Tensor:
+    """``F.conv_transpose2d(x, W.transpose(0, 1), stride=2)`` (full size, 2H + k - 2) from the
+    ``_phase_kernels`` of W: each phase is one convolution, written to every other row/column."""
+    batch, _, height, width = x.shape
+    fmt = torch.channels_last if _is_channels_last(x) else torch.contiguous_format
+    out = torch.empty(
+        (batch, kernels[0].shape[0], 2 * height + k - 2, 2 * width + k - 2),
+        dtype=x.dtype,
+        device=x.device,
+        memory_format=fmt,
+    )
+    for kernel, (ay, ax) in zip(kernels, ((0, 0), (0, 1), (1, 0), (1, 1))):
+        # Phase a has ceil((k - a) / 2) taps; it reads x padded by taps - 1 on both sides, so its
+        # outputs are the H + taps - 1 positions 2m + a of the full result.
+        py, px = kernel.shape[2] - 1, kernel.shape[3] - 1
+        out[:, :, ay::2, ax::2] = F.conv2d(x, kernel, padding=(py, px))
+    return out
+
+
 def _layout(channels_last: bool, transposed: bool):
     """A function laying out (O, I, k, k) conv weights as (I, O, k, k) when ``transposed``, in
     contiguous or channels-last memory order; products with them keep that layout."""
@@ -232,6 +279,7 @@ class _StyledConv(nn.Module):
         # tensors its backward needs).
         inplace = not torch.is_grad_enabled()
         fused = batch == 1 or _MODCONV == "grouped"
+        phases = _PHASES and self.up == 2 and k > 1 and not torch.is_grad_enabled()
         bias_in_conv = fused and batch == 1
 
         if fused:
@@ -249,6 +297,10 @@ class _StyledConv(nn.Module):
                     x = x.reshape(1, batch * in_channels, height, width)
                 weight = weight.reshape(batch * out_channels, in_channels, k, k)
                 x = F.conv2d(x, weight, bias if bias_in_conv else None, padding=k // 2, groups=batch)
+            elif phases and batch == 1:
+                kernels = self._cached("ph_cl" if channels_last else "ph", _phase_kernels(channels_last))
+                scale = coef.reshape(-1, in_channels, 1, 1)  # (O or 1, I, 1, 1)
+                x = _phase_conv(x, [kernel * scale for kernel in kernels], k)
             else:
                 # Transposed conv wants (in, out/groups, k, k) and computes a true convolution.
                 base = self._cached("wt_cl" if channels_last else "wt", _layout(channels_last, True))  # (I, O, k, k)
@@ -263,6 +315,8 @@ class _StyledConv(nn.Module):
             cl = _is_channels_last(x)
             if self.up == 1:
                 x = F.conv2d(x, self._cached("w_cl" if cl else "w", _layout(cl, False)), padding=k // 2)
+            elif phases:
+                x = _phase_conv(x, self._cached("ph_cl" if cl else "ph", _phase_kernels(cl)), k)
             else:
                 x = F.conv_transpose2d(x, self._cached("wt_cl" if cl else "wt", _layout(cl, True)), stride=self.up)
         if self.up > 1:
