@@ -186,17 +186,15 @@ def _phase_conv(x: torch.Tensor, kernels: list[torch.Tensor], k: int) -> torch.T
     ``_phase_kernels`` of W: each phase is one convolution, written to every other row/column."""
     batch, _, height, width = x.shape
     fmt = torch.channels_last if _is_channels_last(x) else torch.contiguous_format
-    out = torch.empty(
-        (batch, kernels[0].shape[0], 2 * height + k - 2, 2 * width + k - 2),
-        dtype=x.dtype,
-        device=x.device,
-        memory_format=fmt,
-    )
+    out = None
     for kernel, (ay, ax) in zip(kernels, ((0, 0), (0, 1), (1, 0), (1, 1))):
         # Phase a has ceil((k - a) / 2) taps; it reads x padded by taps - 1 on both sides, so its
         # outputs are the H + taps - 1 positions 2m + a of the full result.
-        py, px = kernel.shape[2] - 1, kernel.shape[3] - 1
-        out[:, :, ay::2, ax::2] = F.conv2d(x, kernel, padding=(py, px))
+        phase = F.conv2d(x, kernel, padding=(kernel.shape[2] - 1, kernel.shape[3] - 1))
+        if out is None:  # the convolution's dtype: bfloat16 under autocast, as conv_transpose2d's
+            size = (batch, phase.shape[1], 2 * height + k - 2, 2 * width + k - 2)
+            out = torch.empty(size, dtype=phase.dtype, device=x.device, memory_format=fmt)
+        out[:, :, ay::2, ax::2] = phase
     return out
 
 
