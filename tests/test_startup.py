@@ -173,3 +173,17 @@ def test_a_typer_of_another_shape_validates_everything_itself():
         multiple, nargs = False, 1
 
     assert app_module._plain_value("9", Other(), None) is app_module._DEFER
+
+
+def test_top_level_help_fits_80_columns_with_nothing_cut():
+    from typer.testing import CliRunner
+
+    out = CliRunner().invoke(app, ["--help"], env={"COLUMNS": "80"}).output
+    assert max(len(line) for line in out.splitlines()) <= 80
+    for option in ("--version", "--install-completion", "--show-completion", "--help", "-h"):
+        assert f" {option} " in out, option
+    words = " ".join(line.strip("│ ") for line in out.splitlines())
+    for name, entry in COMMANDS.items():
+        assert f"│ {name} " in out, name
+        # the summary, wrapped but whole: its last word is there
+        assert entry.summary.split()[-1] in words, name

@@ -52,8 +52,9 @@ def print_listing(group, ctx, commands: Iterable[tuple[str, str, str]]) -> None:
     for param in group.get_params(ctx):
         if getattr(param, "hidden", False):
             continue
-        long = ", ".join(o for o in param.opts if o.startswith("--"))
-        short = ", ".join(o for o in [*param.opts, *param.secondary_opts] if not o.startswith("--"))
+        names = [*param.opts, *param.secondary_opts]  # secondary: a flag's --no-... form
+        long = "/".join(o for o in names if o.startswith("--"))
+        short = "/".join(o for o in names if not o.startswith("--"))
         options.append((long, short, param.help or ""))
     if options:
         width = max(len(o[0]) for o in options)
