@@ -16,9 +16,10 @@ For each data set it prints the score of the real images against themselves (two
 floor), of the real images blurred (a Gaussian of 1 px: the baseline a blob-making model must
 beat) and of uniform noise, then for each recipe: steps and images per second reached in the budget,
 Fréchet distance in latentctl's built-in feature space (docs/quality.md), its ratio to the floor,
-and recall; for colour data also the mean HSV saturation of the samples as a share of the data's
-(a recipe that washes colours out scores well below 100 %). Every recipe trains in this process, one after the other, from the same seed; the load
-average is printed beside each, since another busy program slows a recipe and not the others.
+and recall; for colour data also the mean HSV saturation of the scored samples as a share of the
+data's (a recipe that washes colours out scores well below 100 %). Every recipe trains in this
+process, one after the other, from the same seed; the load average is printed beside each, since
+another busy program slows a recipe and not the others.
 """
 
 from __future__ import annotations
@@ -191,10 +192,11 @@ def main() -> None:
 
     from latentctl import perf
     from latentctl.device import resolve_precision
+    from latentctl.models.interface import seed_latents
     from latentctl.pictures.grid import make_grid, save_png
     from latentctl.quality import score
     from latentctl.seeds import latents_from_seeds
-    from latentctl.space.generate import generate
+    from latentctl.space.generate import generate, generate_batches
 
     perf.use_all_cores()
     precision = resolve_precision(args.precision, torch.device("cpu"))
@@ -234,13 +236,15 @@ def main() -> None:
         for recipe in args.recipes.split(","):
             load = os.getloadavg()[0]
             G, steps, ips = train_for(images, recipe, args.budget, args.width, args.batch, args.seed, precision)
-            report = score.score_generator(G, ref, n=args.n, device="cpu", precision=precision)
-            sat = ""
-            if data_sat:
-                samples = generate(
-                    G, latents_from_seeds(list(range(args.n)), G.config.latent_dim), device=torch.device("cpu")
+            # The samples score_generator would draw (seeds 0..n-1), drawn once: scored, and their
+            # colour measured.
+            samples = list(
+                generate_batches(
+                    G, seed_latents(G, list(range(args.n))), device=torch.device("cpu"), precision=precision
                 )
-                sat = saturation_share(samples, data_sat)
+            )
+            report = score.score_batches(iter(samples), ref)
+            sat = saturation_share(np.concatenate(samples), data_sat)
             rows.append(
                 (
                     label,

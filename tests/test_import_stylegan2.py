@@ -308,3 +308,28 @@ def test_phase_convolutions_are_the_stride_2_transposed_convolution(k, channels_
     assert got.shape == expected.shape
     assert got.is_contiguous(memory_format=fmt)
     assert (got - expected).abs().max() <= 1e-5 * expected.abs().max()
+
+
+def test_sampling_upsamples_with_phase_convolutions_and_projection_with_the_transposed_one(sg2_models, monkeypatch):
+    """The speed lever is in use where it should be: no modulated transposed convolution while
+    sampling (batch 1 and batch 3), and the transposed convolution where gradients flow. The RGB
+    skip's depthwise upsampling (one input channel per group) is not counted."""
+    net, expected = sg2_models["sg2ada_skip_32"]
+    gen = _build(net)
+    z, c = _inputs(expected, gen)
+    modulated = []
+    real = torch.nn.functional.conv_transpose2d
+
+    def counting(x, weight, *args, **kwargs):
+        if weight.shape[1] > 1:  # (in, out / groups, k, k): a modulated convolution, not the FIR
+            modulated.append(tuple(weight.shape))
+        return real(x, weight, *args, **kwargs)
+
+    monkeypatch.setattr(torch.nn.functional, "conv_transpose2d", counting)
+    with torch.no_grad():
+        gen(z[:1], None if c is None else c[:1], noise_mode="const")
+        gen(z[:1].repeat(3, 1), None if c is None else c[:1].repeat(3, 1), noise_mode="const")
+    assert modulated == []
+    ws = gen.mapping(z[:1], None if c is None else c[:1]).detach().requires_grad_(True)
+    gen.synthesis(ws, noise_mode="const").square().mean().backward()
+    assert modulated, "the projection path no longer upsamples with the transposed convolution"

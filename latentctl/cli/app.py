@@ -241,15 +241,16 @@ class LazyGroup(TyperGroup):
         # Drawn without typer.rich_utils, whose import alone is a quarter of --help's time.
         from latentctl.cli.listing import print_listing
 
-        rows = []
-        for name in self.list_commands(ctx):
-            if name in COMMANDS and not self.commands.is_built(name):
-                rows.append((name, COMMANDS[name].panel, COMMANDS[name].summary))
-                continue
-            command = self.commands[name]
-            if not command.hidden:
-                help_text = command.short_help or command.help or ""
-                rows.append((name, getattr(command, "rich_help_panel", None), help_text.split("\n\n")[0]))
+        self.listing = True  # get_command answers unbuilt commands from the table
+        try:
+            commands = [self.get_command(ctx, name) for name in self.list_commands(ctx)]
+        finally:
+            self.listing = False
+        rows = [
+            (c.name, getattr(c, "rich_help_panel", None), (c.short_help or c.help or "").split("\n\n")[0])
+            for c in commands
+            if c is not None and not c.hidden
+        ]
         print_listing(self, ctx, rows)
 
     def shell_complete(self, ctx, incomplete: str):
