@@ -32,7 +32,21 @@ SPACES = ("z", "w", "w+")
 NOISE_MODES = ("const", "random", "none")  # StyleGAN2's noise: the stored maps, fresh draws, or none
 PRIORS = ("normal", "uniform")  # the latent prior: seeds draw z ~ N(0, I) or U(-1, 1)
 CHANNELS = (1, 3, 4)
-LOSSES = ("bce", "hinge")  # bce: the seed's (non-saturating for G); hinge: SNGAN's
+# bce: the seed's (non-saturating for G); hinge: SNGAN's; rpgan: R3GAN's relativistic pairing
+# (D scores each fake against a real, not on an absolute scale), with R2 beside --r1-gamma's R1.
+LOSSES = ("bce", "hinge", "rpgan")
+AUGMENT_OPS = ("colour", "translation", "cutout")  # --augment's transforms, in the order they apply
+
+
+def parse_augment_ops(text: str) -> tuple[str, ...]:
+    """``--augment-ops``: a comma-separated subset of AUGMENT_OPS, returned in their order."""
+    names = {t.strip().lower().replace("color", "colour") for t in str(text).split(",") if t.strip()}
+    if not names or names - set(AUGMENT_OPS):
+        ops = ", ".join(AUGMENT_OPS)
+        raise UsageError(f"--augment-ops {text!r}: name one or more of {ops}, separated by commas")
+    return tuple(op for op in AUGMENT_OPS if op in names)
+
+
 BASE_RESOLUTION = 8  # the seed's dense layer reshapes to 128 x 8 x 8
 
 
@@ -55,6 +69,9 @@ class ModelConfig:
     # own: z for every generator latentctl trains, w for a StyleGAN. Set by ``in_space``; to_dict
     # leaves it out when "", so checkpoints never carry it.
     space: str = ""
+    # FastGAN's skip-layer excitation (lite generator only): the 8x8 features gate the channels of
+    # the last stage's. Left out of checkpoints when off, like space.
+    skip_excitation: bool = False
 
     def __post_init__(self) -> None:
         if self.family not in FAMILIES:
@@ -84,6 +101,8 @@ class ModelConfig:
             raise UsageError(f"--width must be between 1 and 1024, got {self.width}")
         if not 0.0 <= self.dropout < 1.0:
             raise UsageError(f"dropout must be in [0, 1), got {self.dropout}")
+        if self.skip_excitation and (self.arch != "lite" or self.family != "gan"):
+            raise UsageError("--skip-excitation is a part of the lite GAN's generator: use it with --arch lite")
 
     @property
     def imported(self) -> bool:
@@ -179,6 +198,7 @@ class TrainConfig:
     # on the ones measured to help (latentctl.train.recipes).
     loss: str = "bce"
     augment: str = "off"  # off | ada (probability adapted as StyleGAN2-ADA does) | a fixed p in [0, 1]
+    augment_ops: str = "colour,translation,cutout"  # which transforms --augment applies
     augment_target: float = 0.6  # ADA's target for E[sign(D(real))]
     mirror: bool = False  # random horizontal flips of the real images
     ema: bool = False  # keep an exponential moving average of G, used for sampling
@@ -214,6 +234,8 @@ class TrainConfig:
                 p = -1.0
             if not 0.0 <= p <= 1.0:
                 raise UsageError(f"--augment must be off, ada or a probability in [0, 1], got {self.augment!r}")
+        # canonical (in the order they apply), so two spellings of one choice compare and resume alike
+        object.__setattr__(self, "augment_ops", ",".join(parse_augment_ops(self.augment_ops)))
         if not 0.0 < self.augment_target < 1.0:
             raise UsageError(f"--augment-target must be in (0, 1), got {self.augment_target}")
         if not self.ema_kimg > 0:
@@ -226,6 +248,9 @@ class TrainConfig:
             raise UsageError(f"--score-every must be >= 0, got {self.score_every}")
         if self.d_update not in ("split", "joint"):
             raise UsageError(f"d_update must be split or joint, got {self.d_update!r}")
+        if self.loss == "rpgan" and self.d_update != "joint":
+            # the pairing needs D's verdicts on reals and fakes in one step; the seed's split has two
+            raise UsageError("--loss rpgan pairs each fake with a real in one D step: use it with --arch lite")
         if self.max_steps is not None and self.max_steps < 1:
             raise UsageError(f"--steps must be at least 1, got {self.max_steps}")
 
@@ -262,6 +287,12 @@ def to_dict(cfg: ModelConfig | TrainConfig) -> dict[str, Any]:
     # file written now opens in a latentctl from before spaces existed.
     if isinstance(cfg, ModelConfig) and not out["space"]:
         del out["space"]
+    if isinstance(cfg, ModelConfig) and not out["skip_excitation"]:
+        del out["skip_excitation"]
+    # Levers added later are stored only when they differ from what came before them, so a run that
+    # leaves them alone writes a checkpoint older latentctl versions still open.
+    if isinstance(cfg, TrainConfig) and out["augment_ops"] == ",".join(AUGMENT_OPS):
+        del out["augment_ops"]
     return out
 
 

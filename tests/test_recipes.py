@@ -10,14 +10,16 @@ from conftest import TINY, TINY_MODEL, blob_dataset, blob_images, run, tiny
 from PIL import Image
 
 from latentctl.config import TrainConfig
-from latentctl.errors import TrainingInterrupted
+from latentctl.errors import TrainingInterrupted, UsageError
 from latentctl.files import checkpoint
 from latentctl.models import build_models
+from latentctl.models.gan import NEGATIVE_SLOPE
 from latentctl.train import health, listeners
 from latentctl.train.augment import AdaptiveP, augment, mirror
 from latentctl.train.events import NoticeEvent, StepEvent
 from latentctl.train.health import HealthMonitor, diversity
-from latentctl.train.recipes import train_defaults
+from latentctl.train.recipes import model_defaults, train_defaults
+from latentctl.train.trainers import pairing_loss
 from latentctl.train.training import train
 
 CPU = torch.device("cpu")
@@ -50,6 +52,24 @@ def test_lite_networks_map_latents_to_images_and_images_to_logits(size, channels
     assert isinstance(G.fc, torch.nn.Linear)  # SeFa reads the first layer's weight
 
 
+def test_skip_excitation_gates_the_last_stage_and_is_stored_only_when_on(tmp_path, blobs):
+    from latentctl.config import ModelConfig, to_dict
+
+    cfg = tiny(arch="lite", dropout=0.0, skip_excitation=True)
+    G, _ = build_models(cfg)
+    z = torch.randn(3, cfg.latent_dim)
+    with torch.no_grad():
+        base = torch.nn.functional.leaky_relu(G.norm(G.fc(z).view(3, cfg.width, 8, 8)), NEGATIVE_SLOPE)
+        gate = G.excite(base)
+    assert gate.shape == (3, cfg.width, 1, 1) and bool(((gate > 0) & (gate < 1)).all())
+    with torch.no_grad():  # the gate is what tells one sample's last stage from another's
+        G.excite[-2].bias.fill_(-30.0)  # closed: every channel of the last stage is zero
+        assert torch.allclose(G(z), torch.tanh(G.to_rgb.bias).view(1, -1, 1, 1).expand(3, -1, 32, 32), atol=1e-5)
+    assert "skip_excitation" not in to_dict(ModelConfig())  # off: checkpoints older versions read
+    loaded = checkpoint.load(train(tmp_path, blobs, cfg, lite_cfg(epochs=1), CPU))
+    assert loaded.info.model.skip_excitation and loaded.generator.excite is not None
+
+
 def test_a_lite_sample_does_not_depend_on_its_batch():
     # pixel norm, not batch norm: a latent alone or among others gives the same picture. The batch
     # size may change which convolution kernel runs (float32 sums in another order: ~1e-6 apart);
@@ -74,6 +94,30 @@ def test_augment_is_the_identity_at_p0_and_changes_images_at_p1():
     assert augment(grey, 1.0).shape == grey.shape
     flipped = mirror(x)
     assert all(torch.equal(flipped[i], x[i]) or torch.equal(flipped[i], x[i].flip(2)) for i in range(8))
+
+
+def test_augment_ops_leave_out_the_transforms_not_named():
+    torch.manual_seed(0)
+    x = torch.rand(16, 3, 16, 16) * 2 - 1
+    moved = augment(x, 1.0, "translation,cutout")  # pixels move or go black; none changes colour
+    for i in range(16):
+        kept = set(x[i].flatten().tolist()) | {0.0}
+        assert set(moved[i].flatten().tolist()) <= kept
+    assert not torch.equal(moved, x)
+    recoloured = augment(x, 1.0, "color")  # the American spelling names the same transform
+    assert not torch.equal(recoloured, x) and (recoloured != 0).all()  # nothing cut out
+    assert TrainConfig(augment_ops=" Cutout,colour").augment_ops == "colour,cutout"
+    with pytest.raises(UsageError, match="--augment-ops 'flip'"):
+        TrainConfig(augment_ops="flip")
+
+
+def test_a_run_that_leaves_the_augment_ops_alone_writes_what_older_versions_read():
+    from latentctl.config import from_dict, to_dict
+
+    assert "augment_ops" not in to_dict(TrainConfig())  # an older latentctl refuses keys it does not know
+    chosen = TrainConfig(augment_ops="cutout")
+    assert from_dict(TrainConfig, to_dict(chosen)) == chosen  # a choice is kept, and resumes as made
+    assert from_dict(TrainConfig, to_dict(TrainConfig())).augment_ops == "colour,translation,cutout"
 
 
 def test_augmentation_is_differentiable_so_g_learns_through_it():
@@ -107,6 +151,7 @@ def test_ada_raises_p_while_d_is_overconfident_and_lowers_it_otherwise():
         {"r1_gamma": 1.0, "r1_every": 2},
         {"lr_d": 1e-3},
         {"d_update": "joint"},
+        {"loss": "rpgan", "d_update": "joint", "r1_gamma": 1.0, "r1_every": 2},
     ],
 )
 def test_each_lever_trains_the_seed_model(tmp_path, blobs, lever):
@@ -119,6 +164,23 @@ def test_each_lever_trains_the_seed_model(tmp_path, blobs, lever):
     assert moved > 1e-4
     losses = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert all(np.isfinite([r["d_real"], r["d_fake"], r["g"]]).all() for r in losses)
+
+
+def test_the_pairing_loss_reads_only_how_far_each_real_beats_its_fake():
+    real, fake = torch.tensor([2.0, 0.5]), torch.tensor([-1.0, 0.5, 3.0, -2.0])
+    loss = pairing_loss(real, fake)  # reals repeated: (2, -1), (0.5, 0.5), (2, 3), (0.5, -2)
+    expected = torch.nn.functional.softplus(torch.tensor([-3.0, 0.0, 1.0, -2.5])).mean()
+    assert torch.allclose(loss, expected)
+    assert torch.allclose(pairing_loss(real + 7, fake + 7), loss)  # a shift of every verdict: no gain
+    assert torch.allclose(
+        pairing_loss(fake, real), torch.nn.functional.softplus(-torch.tensor([-3.0, 0.0, 1.0, -2.5])).mean()
+    )
+
+
+def test_the_pairing_loss_needs_the_one_step_d_update():
+    with pytest.raises(UsageError, match="--loss rpgan"):
+        TrainConfig(loss="rpgan")  # the seed's split D step
+    assert TrainConfig(loss="rpgan", d_update="joint").loss == "rpgan"
 
 
 def test_the_ema_generator_differs_from_and_lags_the_raw_one(tmp_path, blobs):
@@ -377,6 +439,26 @@ def test_the_lite_learning_rate_falls_with_the_width_and_an_explicit_lr_wins(ima
     assert vae["lr"] == pytest.approx(1e-3)
 
 
+def test_the_loss_and_augment_ops_are_chosen_by_name_with_one_line_errors(image_folder):
+    def plan(*args):
+        return json.loads(run("train", image_folder, "--arch", "lite", "--dry-run", *args).stdout)["train"]
+
+    assert plan("--loss", "RPGAN", "--augment-ops", "translation, cutout")["augment_ops"] == "translation,cutout"
+    assert plan("--loss", "rpgan")["loss"] == "rpgan"
+    for args, words in [
+        (("--augment-ops", "flip"), "--augment-ops 'flip'"),
+        (("--loss", "wgan"), "--loss 'wgan' is not one of: bce, hinge, rpgan"),
+    ]:
+        out = run("train", image_folder, "--arch", "lite", "--dry-run", *args, code=2).output
+        assert words in out and "Traceback" not in out
+    out = run("train", image_folder, "--loss", "rpgan", "--dry-run", code=2).output  # the seed's split D step
+    assert "--loss rpgan" in out and "--arch lite" in out
+    model = json.loads(run("train", image_folder, "--arch", "lite", "--skip-excitation", "--dry-run").stdout)["model"]
+    assert model["skip_excitation"] is True
+    out = run("train", image_folder, "--skip-excitation", "--dry-run", code=2).output  # the seed's generator
+    assert "--skip-excitation" in out and "--arch lite" in out and "Traceback" not in out
+
+
 def test_a_lite_run_trains_and_samples_through_the_cli(image_folder, workspace):
     run("train", image_folder, *TINY_MODEL, "--epochs", "2", "--arch", "lite")
     info = run("info").stdout
@@ -420,3 +502,27 @@ def test_a_long_cpu_run_says_what_to_run_for_a_first_model_sooner():
     assert "--image-size 32 --arch lite --width 32" in mid and "--image-size 64 --arch" not in mid
     small = advice(ModelConfig(image_size=32, arch="lite", width=32))
     assert "--arch lite" not in small and "lower --epochs" in small
+
+
+def test_a_run_of_a_measured_recipe_and_shape_says_what_to_expect_in_its_own_time():
+    from latentctl.config import ModelConfig
+    from latentctl.train.health import MEASURED_STEPS, format_duration
+
+    assert MEASURED_STEPS, "the table holds the measured curves docs/quality.md shows"
+
+    def notes(model, per_step=0.25):
+        m = HealthMonitor(gan=True, total_steps=20_000, cpu=True, model=model)
+        return [
+            (k, x) for i in range(4) for k, x in m.on_step({"d_real": 0.5, "d_fake": 0.5, "g": 1.0}, per_step, i + 1)
+        ]
+
+    for (arch, size, width), rows in MEASURED_STEPS.items():
+        model = ModelConfig(**{**model_defaults(arch), "arch": arch, "image_size": size, "width": width})
+        said = [x for k, x in notes(model) if k == health.EXPECT]
+        assert len(said) == 1 and f"at {size} px, width {width}" in said[0]
+        for what, steps in rows:  # in steps, and in this machine's time at its measured step time
+            assert f"{what} within {steps:,} steps ({format_duration(steps * 0.25)} here)" in said[0]
+    unmeasured = ModelConfig(image_size=64, width=128)  # the seed's model: no curve, no generic advice
+    assert [k for k, _ in notes(unmeasured)] == [health.COST]
+    vae = ModelConfig(**{**model_defaults("lite"), "arch": "lite", "image_size": 32, "width": 32, "family": "vae"})
+    assert health.EXPECT not in [k for k, _ in notes(vae)]

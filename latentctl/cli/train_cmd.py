@@ -97,6 +97,15 @@ def train(
             rich_help_panel=P_MODEL,
         ),
     ] = None,
+    skip_excitation: Annotated[
+        bool | None,
+        typer.Option(
+            "--skip-excitation/--no-skip-excitation",
+            help="--arch lite: FastGAN's skip-layer excitation, the 8x8 features gating the last stage's channels (docs/quality.md) \\[default: off].",
+            rich_help_panel=P_MODEL,
+            show_default=False,
+        ),
+    ] = None,
     channels: Annotated[
         str,
         typer.Option(
@@ -165,8 +174,8 @@ def train(
         str | None,
         typer.Option(
             "--loss",
-            metavar="bce|hinge",
-            help="GAN loss \\[default: bce for seed, hinge for lite].",
+            metavar="bce|hinge|rpgan",
+            help="GAN loss; rpgan: R3GAN's relativistic pairing (lite only), with R2 beside --r1-gamma's R1 \\[default: bce for seed, hinge for lite].",
             rich_help_panel=P_TRAIN,
             show_default=False,
         ),
@@ -177,6 +186,16 @@ def train(
             "--augment",
             metavar="off|ada|P",
             help="Augment what D sees (colour, translation, cutout), real and fake alike: ada adapts the probability to the data, P fixes it \\[default: off for seed, ada for lite].",
+            rich_help_panel=P_TRAIN,
+            show_default=False,
+        ),
+    ] = None,
+    augment_ops: Annotated[
+        str | None,
+        typer.Option(
+            "--augment-ops",
+            metavar="OPS",
+            help="Which transforms --augment applies, comma-separated: colour, translation, cutout \\[default: all three].",
             rich_help_panel=P_TRAIN,
             show_default=False,
         ),
@@ -357,6 +376,7 @@ def train(
         image_size=image_size,
         latent_dim=latent_dim,
         width=width,
+        skip_excitation=skip_excitation,
         epochs=epochs,
         batch_size=batch_size,
         lr=lr,
@@ -370,6 +390,7 @@ def train(
         lr_d=lr_d,
         loss=loss,
         augment=augment,
+        augment_ops=augment_ops,
         mirror=mirror,
         ema=ema,
         ema_kimg=ema_kimg,

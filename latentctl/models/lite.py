@@ -49,6 +49,20 @@ class LiteGenerator(nn.Module):
                 nn.LeakyReLU(NEGATIVE_SLOPE),
             ]
         self.ups = nn.Sequential(*ups)
+        # FastGAN (Liu et al. 2021): the coarse 8x8 features, pooled to 4x4, give each channel of the
+        # last stage a gate in (0, 1): a shortcut for the gradient from the output to the first
+        # layers, and global content (a background's colour) set once for every pixel.
+        self.excite = (
+            nn.Sequential(
+                nn.AdaptiveAvgPool2d(4),
+                nn.Conv2d(w, w, 4),
+                nn.LeakyReLU(NEGATIVE_SLOPE),
+                nn.Conv2d(w, w, 1),
+                nn.Sigmoid(),
+            )
+            if config.skip_excitation
+            else None
+        )
         self.to_rgb = nn.Conv2d(w, config.channels, 3, padding=1)
         for m in self.modules():
             if isinstance(m, (nn.Linear, nn.Conv2d)):
@@ -61,7 +75,10 @@ class LiteGenerator(nn.Module):
         x = self.fc(z).view(z.shape[0], self.config.width, BASE_RESOLUTION, BASE_RESOLUTION)
         x = nn.functional.leaky_relu(self.norm(x), NEGATIVE_SLOPE)
         x = x.contiguous(memory_format=_memory_format(z, self.to_rgb.weight))
-        return torch.tanh(self.to_rgb(self.ups(x)))
+        h = self.ups(x)
+        if self.excite is not None:
+            h = h * self.excite(x)
+        return torch.tanh(self.to_rgb(h))
 
     def sefa_weight(self) -> torch.Tensor:
         """(width*8*8, latent_dim): the Dense layer that consumes z (models/interface.py)."""

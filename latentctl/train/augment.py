@@ -6,7 +6,8 @@ transforms, differentiable, so G's gradient passes through them) removes that sh
 teaching G the augmentations (Zhao et al. 2020, "DiffAugment"; Karras et al. 2020, "ADA").
 
 Each sample is transformed with probability ``p`` by each of: colour (brightness, saturation,
-contrast), translation (up to 1/8 of the size, zero fill) and cutout (a square of half the size).
+contrast), translation (up to 1/8 of the size, zero fill) and cutout (a square of half the size);
+``--augment-ops`` picks a subset.
 ``AdaptiveP`` raises ``p`` while D is over-confident on reals (E[sign(D(real))] above the target,
 0.6 as in ADA) and lowers it otherwise, at a pace that can take p from 0 to 1 in ``speed_kimg``
 thousand real images.
@@ -20,6 +21,8 @@ import math
 
 import torch
 import torch.nn.functional as F
+
+from latentctl.config import AUGMENT_OPS, parse_augment_ops
 
 ADA_INTERVAL = 4  # steps between adjustments of p (ADA: 4)
 ADA_SPEED_KIMG = 100.0  # p can move from 0 to 1 in this many thousand real images (ADA: 500 for big sets)
@@ -73,11 +76,16 @@ def _cutout(x: torch.Tensor, p: float, ratio: float = 0.5) -> torch.Tensor:
     return x * (~hole).unsqueeze(1).to(x.dtype)
 
 
-def augment(x: torch.Tensor, p: float) -> torch.Tensor:
+OPS = {"colour": _colour, "translation": _translate, "cutout": _cutout}
+
+
+def augment(x: torch.Tensor, p: float, ops: str = ",".join(AUGMENT_OPS)) -> torch.Tensor:
     """The same family of random transforms for reals and fakes; identity when p == 0."""
     if p <= 0:
         return x
-    return _cutout(_translate(_colour(x, p), p), p)
+    for op in parse_augment_ops(ops):
+        x = OPS[op](x, p)
+    return x
 
 
 def mirror(x: torch.Tensor) -> torch.Tensor:

@@ -41,13 +41,14 @@ LONG_RUN_SECONDS = 3600  # past this, a CPU run's estimate comes with what to ru
 TIMING_STEPS = 4  # steps timed before the run's cost is estimated (the first includes warm-up)
 
 # The kinds of message (NoticeEvent.kind)
-D_WINS, G_RUNAWAY, COLLAPSE, SHORT_RUN, LARGE_BATCH, COST = (
+D_WINS, G_RUNAWAY, COLLAPSE, SHORT_RUN, LARGE_BATCH, COST, EXPECT = (
     "d_wins",
     "g_runaway",
     "collapse",
     "short_run",
     "large_batch",
     "cost",
+    "expect",
 )
 Message = tuple[str, str]  # (kind, text)
 
@@ -100,6 +101,34 @@ def long_run_advice(model: ModelConfig | None = None) -> str:
         return f"To finish sooner lower --epochs or --max-images; {tail}"
     shown = " or ".join(f"{flags} ({note})" for flags, note in smaller)
     return f"For a first model within the hour on this CPU: {shown} (docs/getting-started.md, 'On a CPU without bf16'); {tail}"
+
+
+# What the measured curves say (docs/quality.md, "What to expect"): for a GAN of this (arch, image
+# size, width), what its samples had reached within how many steps (the first scored budget that
+# showed it), per data set, as `python -m
+# benchmarks.quality --budget ...` measured them on a 2-core CPU. Steps, not minutes: they carry
+# over to any machine at its own step time, which the line converts them with.
+MEASURED_STEPS: dict[tuple[str, int, int], list[tuple[str, int]]] = {
+    ("lite", 32, 32): [
+        ("face photos (CBCL, ORL) better than the photos blurred by 1 px", 1550),
+        ("cartoon faces better than the pictures blurred by 1.5 px, at 96 % of their colour", 2733),
+        ("real digits as good as the digits blurred by 1 px", 3137),
+    ],
+}
+
+
+def expectation(model: ModelConfig | None, per_step: float) -> str | None:
+    """A line saying what the measured runs of this model's recipe and shape had drawn by how many
+    steps, in steps and in this machine's time; None when nothing was measured for it."""
+    if model is None or model.family != "gan":
+        return None
+    rows = MEASURED_STEPS.get((model.arch, model.image_size, model.width))
+    if not rows:
+        return None
+    said = "; ".join(
+        f"{what} within {steps:,} steps ({format_duration(steps * per_step)} here)" for what, steps in rows
+    )
+    return f"what to expect at {model.image_size} px, width {model.width} (measured, docs/quality.md): {said}"
 
 
 class HealthMonitor:
@@ -199,7 +228,10 @@ class HealthMonitor:
                 f"{USEFUL_STEPS:,} steps would take about {format_duration(USEFUL_STEPS * per_step)} here "
                 "(lower --image-size or --width to go faster)"
             )
-            return [(COST, text), (SHORT_RUN, short)]
-        if self.cpu and left * per_step > LONG_RUN_SECONDS:
-            text += ". " + long_run_advice(self.model)
-        return [(COST, text)]
+            out = [(COST, text), (SHORT_RUN, short)]
+        else:
+            if self.cpu and left * per_step > LONG_RUN_SECONDS:
+                text += ". " + long_run_advice(self.model)
+            out = [(COST, text)]
+        expected = expectation(self.model, per_step)
+        return out + ([(EXPECT, expected)] if expected else [])

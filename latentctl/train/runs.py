@@ -23,6 +23,7 @@ from typing import Any
 
 from latentctl.config import (
     FAMILIES,
+    LOSSES,
     RESUMABLE_KEYS,
     TRAINABLE_ARCHS,
     ModelConfig,
@@ -55,7 +56,7 @@ class RunPlan:
 # An imported network's spec and prior come from its file, never from a training request.
 MODEL_KEYS = tuple(f.name for f in dataclasses.fields(ModelConfig) if f.name not in ("network", "latent_prior"))
 TRAIN_KEYS = tuple(f.name for f in dataclasses.fields(TrainConfig) if f.name not in ("precision", "channels_last"))
-CHOICES = {"family": FAMILIES, "arch": TRAINABLE_ARCHS, "loss": ("bce", "hinge")}
+CHOICES = {"family": FAMILIES, "arch": TRAINABLE_ARCHS, "loss": LOSSES}
 
 
 @dataclass

@@ -45,6 +45,16 @@ def _bce(logits: torch.Tensor, target: float) -> torch.Tensor:
     return F.binary_cross_entropy_with_logits(logits, torch.full_like(logits, target))
 
 
+def pairing_loss(winner: torch.Tensor, loser: torch.Tensor) -> torch.Tensor:
+    """R3GAN's relativistic pairing loss (Huang et al. 2024): softplus(loser - winner) row by row,
+    the shorter side repeated to the longer's length (G's step scores twice the fakes D saw reals
+    for). D wants reals to win, G wants its fakes to; only the difference counts, so D cannot win
+    by shifting every verdict."""
+    n = max(winner.shape[0], loser.shape[0])
+    winner, loser = winner.float().repeat(n // winner.shape[0]), loser.float().repeat(n // loser.shape[0])
+    return F.softplus(loser - winner).mean()
+
+
 class GANTrainer:
     """Networks, optimizers and one training step. Owns no files."""
 
@@ -121,7 +131,7 @@ class GANTrainer:
         return -logits.float().mean() if self.config.loss == "hinge" else _bce(logits, 1.0)
 
     def _augmented(self, x: torch.Tensor) -> torch.Tensor:
-        return augment(x, self.ada.p) if self.ada.p > 0 else x
+        return augment(x, self.ada.p, self.config.augment_ops) if self.ada.p > 0 else x
 
     def step(self, real: torch.Tensor) -> torch.Tensor:
         """One step on prepared real images (this rank's share); returns the three local losses.
@@ -158,19 +168,32 @@ class GANTrainer:
             if not split:
                 real_logits = self.D_update(self._augmented(real))
                 loss_real = self._d_loss(real_logits, real=True)
-            loss_fake = self._d_loss(self.D_update(self._augmented(fake[:half].detach())), real=False)
-        (loss_fake if split else loss_real + loss_fake).backward()
+            fake_logits = self.D_update(self._augmented(fake[:half].detach()))
+            if cfg.loss == "rpgan":
+                # one loss for the pair, reported under both D columns so health's checks read it
+                loss_real = loss_fake = pairing_loss(real_logits, fake_logits)
+            else:
+                loss_fake = self._d_loss(fake_logits, real=False)
+        (loss_fake if split or cfg.loss == "rpgan" else loss_real + loss_fake).backward()
         self.opt_D.step()
         self.ada.observe(real_logits)
         if cfg.r1_gamma > 0 and self.steps_done % cfg.r1_every == 0:
             self._r1(real)
+            if cfg.loss == "rpgan":  # R3GAN's R2: the same penalty on the fakes D just saw
+                self._r1(fake[:half])
 
         # D is frozen for G's update: no gradients are computed for its weights at all.
         self.D.requires_grad_(False)
         try:
             self.opt_G.zero_grad(set_to_none=True)
             with autocast(dev, cfg.precision):
-                loss_g = self._g_loss(self.D(self._augmented(fake)))
+                fake_logits = self.D(self._augmented(fake))
+                if cfg.loss == "rpgan":
+                    # Each fake against a real's verdict from this step's D pass (before D's update:
+                    # one D forward saved per step; the value is a constant for G's gradient anyway).
+                    loss_g = pairing_loss(fake_logits, real_logits.detach())
+                else:
+                    loss_g = self._g_loss(fake_logits)
             loss_g.backward()
             self.opt_G.step()
         finally:
@@ -183,7 +206,7 @@ class GANTrainer:
     def _r1(self, real: torch.Tensor) -> None:
         """Lazy R1 (StyleGAN2): gamma/2 * |grad_x D(x)|^2 on reals, every r1_every steps, scaled by
         the interval so the average pull is that of a penalty on every step. In float32: the
-        gradient of a gradient loses too much in bf16."""
+        gradient of a gradient loses too much in bf16. Given fakes, it is R3GAN's R2."""
         cfg = self.config
         x = real.detach().requires_grad_(True)
         self.opt_D.zero_grad(set_to_none=True)
