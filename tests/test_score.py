@@ -127,6 +127,20 @@ def test_a_mode_collapsed_generator_scores_far_worse_than_the_floor(faces):
     assert report.floor.recall > 0.5
 
 
+def test_the_report_says_how_much_of_the_datas_colour_the_samples_keep(faces):
+    ref = sc.reference(faces[:200])
+    assert sc.score_images(faces[200:], ref).saturation_share == pytest.approx(1.0, abs=0.1)  # the same faces
+    grey = faces[200:].mean(axis=3, keepdims=True).astype(np.uint8)
+    half = (faces[200:] * 0.5 + grey * 0.5).astype(np.uint8)  # halfway to grey: ~half the saturation
+    report = sc.score_images(half, ref)
+    assert 0.4 < report.saturation_share < 0.6
+    batched = sc.score_batches(iter([half[:80], half[80:]]), ref)  # in batches: the same mean
+    assert batched.saturation == pytest.approx(report.saturation, rel=1e-9)
+    assert report.to_dict()["saturation_real"] == pytest.approx(ref.saturation)
+    grey_ref = sc.reference(np.repeat(grey[:, :, :, :1], 1, axis=3))  # grey data: no colour to judge
+    assert sc.score_images(grey[:, :, :, :1], grey_ref).saturation_share is None
+
+
 def test_bad_inputs_are_clear_errors():
     from latentctl.errors import DataError, LatentctlError, UsageError
 
@@ -159,8 +173,9 @@ def test_score_prints_the_score_and_the_floor(trained):
     run_dir, _ = trained
     res = run("score", run_dir)
     lines = res.stdout.strip().splitlines()
-    assert lines[0].startswith("score  FD") and lines[1].startswith("floor  FD")
+    assert lines[0].startswith("score  FD") and lines[1].startswith("floor  FD") and len(lines) == 2
     assert "48 generated vs 24 real" in lines[0]
+    assert "colour: the samples' mean saturation is" in res.stderr  # colour pictures: their colour too
     data = json.loads(run("score", run_dir, "-n", "16", "--json").stdout)
     assert data["n_generated"] == 16 and data["seeds"] == "0-15"
     assert set(data["score"]) == {"fd", "kid", "kid_std", "precision", "recall"}

@@ -129,8 +129,21 @@ def score(
         f"features {report.features} ({report.feature_dim} numbers per image at {report.feature_size} px); "
         f"lower FD and KID are better; a model as good as its data scores about the floor; {scored.seconds:.1f} s"
     )
+    share = report.saturation_share
+    if share is not None:
+        colour = (
+            f"colour: the samples' mean saturation is {share:.0%} of the real images' "
+            f"({report.saturation:.3f} vs {report.saturation_real:.3f})"
+        )
+        # FD barely moves with a pale cast; a fifth of the colour gone is plain to see
+        (warn if share < PALE_SHARE else note)(
+            colour + (": the samples are paler than the data" if share < PALE_SHARE else "")
+        )
     if scored.recorded:
         note(f"recorded for 'latentctl runs show': {scored.recorded}")
+
+
+PALE_SHARE = 0.8  # samples below this share of the data's saturation get a warning, not a note
 
 
 def _line(m) -> str:

@@ -145,6 +145,18 @@ class ScoreReport:
     features: str
     feature_dim: int
     feature_size: int = FEATURE_SIZE
+    # Mean HSV saturation (0..1) of the generated and of the reference images; None for grey ones.
+    # Washed-out colours hardly move FD (its colour layout is a small share of the features), so
+    # they are reported beside it.
+    saturation: float | None = None
+    saturation_real: float | None = None
+
+    @property
+    def saturation_share(self) -> float | None:
+        """The samples' saturation as a share of the real images' (1.0: as colourful)."""
+        if self.saturation is None or not self.saturation_real:
+            return None
+        return self.saturation / self.saturation_real
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -158,6 +170,7 @@ class Reference:
     holdout: np.ndarray  # (n_holdout, d) float64
     floor: Metrics
     space: FeatureSpace  # the space the features are in
+    saturation: float | None = None  # the reference half's mean HSV saturation; None for grey images
 
     @property
     def kind(self) -> str:
@@ -435,10 +448,22 @@ def reference(
     ref_idx, hold_idx = np.sort(order[:half]), np.sort(order[half : 2 * half])
     ref = features(real[ref_idx], space, on_batch=on_batch)
     hold = features(real[hold_idx], space, on_batch=on_batch)
-    return Reference(ref, hold, metrics(hold, ref, seed=seed), space)
+    return Reference(ref, hold, metrics(hold, ref, seed=seed), space, saturation(real[ref_idx]))
 
 
-def score_features(fake_feats: np.ndarray, ref: Reference, *, seed: int = 0) -> ScoreReport:
+def saturation(images: np.ndarray) -> float | None:
+    """Mean HSV saturation, 0..1, of uint8 (N, H, W, C) pictures: (max - min) / max of R, G and B
+    per pixel (0 for black); None for grey pictures, which have no colour to lose."""
+    if images.shape[-1] < 3:
+        return None
+    rgb = _composite(images)[..., :3]  # RGBA as the features see it: over a mid-grey ground
+    high, low = rgb.max(axis=-1).astype(np.float32), rgb.min(axis=-1).astype(np.float32)
+    return float(np.where(high > 0, (high - low) / np.maximum(high, 1), 0).mean(dtype=np.float64))
+
+
+def score_features(
+    fake_feats: np.ndarray, ref: Reference, *, seed: int = 0, fake_saturation: float | None = None
+) -> ScoreReport:
     if len(fake_feats) < MIN_IMAGES:
         raise UsageError(f"scoring needs at least {MIN_IMAGES} generated images, got {len(fake_feats)}")
     return ScoreReport(
@@ -450,6 +475,8 @@ def score_features(fake_feats: np.ndarray, ref: Reference, *, seed: int = 0) -> 
         features=ref.kind,
         feature_dim=ref.features.shape[1],
         feature_size=ref.space.size,
+        saturation=fake_saturation if ref.saturation is not None else None,
+        saturation_real=ref.saturation if fake_saturation is not None else None,
     )
 
 
@@ -459,7 +486,7 @@ def score_images(
     """Score generated images against real ones (uint8 arrays, any sizes) or a prepared ``Reference``."""
     fake = _check_images(fake_uint8, "generated images")
     ref = real_uint8 if isinstance(real_uint8, Reference) else reference(real_uint8, len(fake), kind=kind, seed=seed)
-    return score_features(features(fake, ref.space), ref, seed=seed)
+    return score_features(features(fake, ref.space), ref, seed=seed, fake_saturation=saturation(fake))
 
 
 def score_batches(
@@ -470,8 +497,14 @@ def score_batches(
     on_batch: Callable[[int], None] | None = None,
 ) -> ScoreReport:
     """Score generated images that arrive in batches (memory stays that of one batch of images)."""
-    feats = [features(_check_images(b, "generated images"), ref.space, on_batch=on_batch) for b in batches]
-    return score_features(np.concatenate(feats) if feats else np.zeros((0, ref.features.shape[1])), ref, seed=seed)
+    feats, colour, count = [], 0.0, 0
+    for batch in batches:
+        batch = _check_images(batch, "generated images")
+        feats.append(features(batch, ref.space, on_batch=on_batch))
+        sat = saturation(batch)
+        colour, count = (colour + sat * len(batch), count + len(batch)) if sat is not None else (colour, count)
+    fake_feats = np.concatenate(feats) if feats else np.zeros((0, ref.features.shape[1]))
+    return score_features(fake_feats, ref, seed=seed, fake_saturation=colour / count if count else None)
 
 
 def score_generator(
