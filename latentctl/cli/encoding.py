@@ -55,11 +55,13 @@ def encode_labelled(
     fast: bool = True,
     refine: int = 30,
     encoder_steps: int | None = None,
+    others: bool = False,
 ):
     """Labelled images into the latent space with progress shown: an AE/VAE's encoder, or for a
-    GAN the fast encoder (trained on first use) + ``refine`` L-BFGS steps, else projection."""
+    GAN the fast encoder (trained on first use) + ``refine`` L-BFGS steps, else projection.
+    (latents, values), and with ``others`` the other label columns as a third item."""
     from latentctl.cli.progress import step
-    from latentctl.space.encode import labelled_latents
+    from latentctl.space.encode import labelled_latents_with_others
 
     net = None
     if session.loaded.encoder is None:
@@ -70,7 +72,7 @@ def encode_labelled(
     # labelled_latents projects with its defaults: 300 steps, 4 starts
     label = encoding_label(session, "labelled images", net, steps=300, restarts=4, refine=refine)
     with step(label) as advance:
-        return labelled_latents(
+        z, values, rest = labelled_latents_with_others(
             session,
             images,
             column,
@@ -82,3 +84,4 @@ def encode_labelled(
             on_note=note,
             on_progress=advance,
         )
+    return (z, values, rest) if others else (z, values)

@@ -189,7 +189,7 @@ def attr_vector(
         typer.Option(
             "--images",
             metavar="DIR",
-            help="Instead of --pos/--neg: encode this labelled image folder and split it by a label.",
+            help="Instead of --pos/--neg: encode this labelled image folder and split it by a label; the other labels then say what else the direction moves.",
             rich_help_panel=P_LABELS,
             show_default=False,
         ),
@@ -333,7 +333,9 @@ def attr_vector(
             raise UsageError("--images needs --column NAME and --pos-if CONDITION, e.g. --column gender --pos-if ==1")
         session = open_model(model, "auto", workspace, warn=warn, ema=ema, space=space, noise=noise)
         target = target.with_session(session)
-        z, values = encode_labelled(session, images, column, labels, name_pattern, max_images, fast=fast_encoder)
+        z, values, others = encode_labelled(
+            session, images, column, labels, name_pattern, max_images, fast=fast_encoder, others=True
+        )
         groups = A.groups_from_labels(z, values, images=images, column=column, pos_if=pos_if, neg_if=neg_if)
     else:
         if not pos or not neg:
@@ -352,6 +354,8 @@ def attr_vector(
         name=save,
         warn=warn,
     )
+    if images is not None:  # what it does to the pictures' other labels
+        made = made.with_label_effects(z, others, seed=seed)
     if kept:
         opened = session if images is not None else None  # the session that encoded --images, if any
         opened = opened or open_model(model, "auto", workspace, warn=warn, ema=ema, space=space, noise=noise)
@@ -366,13 +370,24 @@ def attr_vector(
         note(made.overlaps.summary())
     for overlap in made.overlaps.clear:
         warn(overlap.hint(_attr_vector_again(ctx, overlap.name, made.name)))
-    for effect in made.side_effects:
-        (warn if effect.clear else note)(effect.hint(made.name) if effect.clear else effect.line())
+    _report_effects(ctx, made, images)
     note(f"saved as '{made.name}' ({path}); apply it with: latentctl apply LATENTS --add {made.name}")
     if as_json:
         result(json.dumps(made.report(path), default=str, sort_keys=True))
         return
     result(str(path))
+
+
+def _report_effects(ctx: typer.Context, made, images: Path | None) -> None:
+    """What else the direction moves: per --keep classifier, then per other label of --images; a
+    clear effect is a warning with the commands that hold it still."""
+    for effect in made.side_effects:
+        (warn if effect.clear else note)(effect.hint(made.name) if effect.clear else effect.line())
+    for effect in made.label_effects:
+        if effect.clear:
+            warn(effect.hint(made.name, str(images), _attr_vector_again(ctx, effect.hold_name, made.name)))
+        else:
+            note(effect.line())
 
 
 def _measure_side_effects(made, session, classifiers: list[Path]):

@@ -206,10 +206,20 @@ class AttributeVector:
     n_neg: int
     overlaps: L.Overlaps  # against the store's other directions (also in the entry's meta)
     side_effects: tuple = ()  # SideEffect per --keep classifier (also in the entry's meta)
+    label_effects: tuple = ()  # LabelEffect per other label column of --images (also in the meta)
 
     def with_side_effects(self, effects: Sequence[SideEffect]) -> AttributeVector:
         meta = {**self.entry.meta, "side_effects": [e.to_meta() for e in effects]}
         return dataclasses.replace(self, side_effects=tuple(effects), entry=dataclasses.replace(self.entry, meta=meta))
+
+    def with_label_effects(self, z: np.ndarray, columns: dict, *, seed: int = 0) -> AttributeVector:
+        """With what the direction does to each label column of the pictures whose latents are ``z``
+        (``label_effects.label_effects``), in its entry."""
+        from latentctl.space.label_effects import label_effects
+
+        effects = label_effects(z, columns, self.built.vector, seed=seed)
+        meta = {**self.entry.meta, "label_effects": [e.to_meta() for e in effects]}
+        return dataclasses.replace(self, label_effects=tuple(effects), entry=dataclasses.replace(self.entry, meta=meta))
 
     def summary(self) -> str:
         meta = self.built.meta

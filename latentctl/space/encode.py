@@ -257,10 +257,26 @@ def mean_image_error(images: np.ndarray, reference: np.ndarray | None = None) ->
     return rms_error(mean_u8, images)
 
 
-__all__ = ["Encoded", "encode_images", "image_loss", "labelled_latents", "mean_image_error", "project", "rms_error"]
+__all__ = [
+    "Encoded",
+    "encode_images",
+    "image_loss",
+    "labelled_latents",
+    "labelled_latents_with_others",
+    "mean_image_error",
+    "project",
+    "rms_error",
+]
 
 
-def labelled_latents(
+def labelled_latents(*args, **kwargs) -> tuple[np.ndarray, np.ndarray]:
+    """Encode a labelled image folder: (latents (n, d), label values (n,)), unlabelled files dropped
+    (``labelled_latents_with_others`` without the other columns)."""
+    z, values, _ = labelled_latents_with_others(*args, **kwargs)
+    return z, values
+
+
+def labelled_latents_with_others(
     session,
     images_dir,
     column: str,
@@ -274,10 +290,12 @@ def labelled_latents(
     on_note: Callable[[str], None] | None = None,
     on_progress: Callable[[int, int], None] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Encode a labelled image folder: (latents (n, d), label values (n,)), unlabelled files dropped.
+    """Encode a labelled image folder: (latents (n, d), label values (n,), the other label columns
+    {name: values (n,)}), files without a ``column`` label dropped.
 
-    Values are floats, or strings (an object array) for a text column. ``session`` is a
-    ``session.ModelSession``; messages go to ``on_note``, progress to ``on_progress``."""
+    Values are floats (NaN: no label), or strings (an object array, None: no label) for a text
+    column. ``session`` is a ``session.ModelSession``; messages go to ``on_note``, progress to
+    ``on_progress``."""
     from pathlib import Path
 
     from latentctl.errors import DataError, UsageError
@@ -319,4 +337,5 @@ def labelled_latents(
         f"encoded {len(enc.z)} labelled images by {enc.method}: mean reconstruction error "
         f"{enc.errors.mean():.1f} (RMS, 0-255)"
     )
-    return enc.z, values[keep]
+    others = {name: labels.column(ds.files, name)[keep] for name in [*labels.names, *labels.text] if name != column}
+    return enc.z, values[keep], others
