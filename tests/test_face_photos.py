@@ -80,3 +80,32 @@ def test_saturation_is_zero_for_grey_and_one_for_pure_colour():
     assert saturation(grey) == 0.0
     assert saturation(red) == pytest.approx(1.0)
     assert saturation(np.zeros((1, 2, 2, 3), np.uint8)) == 0.0  # black has no hue: 0, not NaN
+
+
+def test_the_emoji_set_draws_each_glyph_centred_on_white():
+    from PIL import ImageFont
+
+    from benchmarks.emoji_set import CANVAS, candidates, render
+
+    font = ImageFont.load_default(size=60)  # any FreeType font: a glyph is a glyph
+    picture = render(font, "A")
+    assert picture.size == (CANVAS, CANVAS) and picture.mode == "RGB"
+    arr = np.asarray(picture)
+    ink = np.argwhere(arr.min(axis=2) < 128)
+    centre = (ink.min(0) + ink.max(0)) / 2
+    assert np.abs(centre - CANVAS / 2).max() <= 2  # centred within rounding
+    assert (arr[0] == 255).all()  # white around it
+    assert render(font, " ") is None  # nothing drawn: not a picture
+    texts = [text for _, text in candidates()]
+    assert "\U0001f600" in texts and not any(0x1F3FB <= ord(t[0]) <= 0x1F3FF for t in texts)  # no bare swatches
+
+
+def test_the_emoji_set_refuses_a_missing_or_unreadable_font(tmp_path, capsys):
+    from benchmarks.emoji_set import main as emoji_main
+
+    assert emoji_main([str(tmp_path / "none.ttf"), str(tmp_path / "out")]) == 1
+    bad = tmp_path / "bad.ttf"
+    bad.write_bytes(b"not a font")
+    assert emoji_main([str(bad), str(tmp_path / "out")]) == 1
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 2 and "no such file" in lines[0] and "cannot read it as a font" in lines[1]
