@@ -42,6 +42,21 @@ def test_a_direction_moves_the_labels_along_it_and_not_the_ones_across_it():
     assert ordered[:2] == ["age", "background"] and ordered[-1] == "mood"  # most moved first, unknown last
 
 
+def test_wide_latents_give_the_same_read_out_by_the_small_system():
+    from latentctl.space import label_effects as LE
+
+    rng = np.random.default_rng(3)
+    x, y = rng.standard_normal((40, 60)), rng.standard_normal(40)  # more dimensions than pictures
+    w, b = LE._ridge(x, y)
+    xc = x - x.mean(0)
+    primal = np.linalg.solve(xc.T @ xc + LE.RIDGE * 40 * np.eye(60), xc.T @ (y - y.mean()))
+    np.testing.assert_allclose(w, primal, rtol=1e-8, atol=1e-10)  # one minimiser, two ways to solve for it
+    z, columns = _latents(n=60)
+    wplus = np.repeat(z[:, None, :], 3, axis=1)  # (n, layers, d): w+ rows
+    (age,) = [e for e in label_effects(wplus, {"age": columns["age"]}, np.tile(np.eye(D)[0], 3))]
+    assert age.judged and age.clear
+
+
 def test_the_hint_names_both_commands_that_hold_a_label_still():
     z, columns = _latents()
     v = np.zeros(D)

@@ -91,7 +91,7 @@ def label_effects(
 ) -> list[LabelEffect]:
     """Each column's effect (text columns: their most moved value), largest change first.
     ``columns`` hold one value per row of ``z`` (NaN or None where a picture has no label)."""
-    z = np.asarray(z, np.float64)
+    z = np.asarray(z, np.float64).reshape(len(z), -1)  # w+ latents: one row of every layer's w
     v = np.asarray(vector, np.float64).reshape(-1)
     rng = np.random.default_rng([seed, 11])
     randoms = rng.standard_normal((RANDOMS, v.size))
@@ -153,6 +153,8 @@ def _ridge(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, float]:
     """(w, b) minimising |x w + b - y|² + RIDGE · n · |w|², b unpenalised."""
     mx, my = x.mean(0), y.mean()
     xc = x - mx
-    gram = xc.T @ xc + RIDGE * len(x) * np.eye(x.shape[1])
-    w = np.linalg.solve(gram, xc.T @ (y - my))
+    if x.shape[1] <= len(x):
+        w = np.linalg.solve(xc.T @ xc + RIDGE * len(x) * np.eye(x.shape[1]), xc.T @ (y - my))
+    else:  # more dimensions than pictures (StyleGAN's w+): the same w from the n x n system
+        w = xc.T @ np.linalg.solve(xc @ xc.T + RIDGE * len(x) * np.eye(len(x)), y - my)
     return w, float(my - mx @ w)
