@@ -266,17 +266,14 @@ def _measure(trainer, recipe, mark, steps, ips, load, ref, data_sat, label, args
     colour, print a line, save the grid; returns the table's row."""
     import torch
 
-    from latentctl.models.interface import seed_latents
     from latentctl.pictures.grid import make_grid, save_png
     from latentctl.quality import score
     from latentctl.seeds import latents_from_seeds
-    from latentctl.space.generate import generate, generate_batches
+    from latentctl.space.generate import generate
 
     G, cpu = trainer.sampler, torch.device("cpu")
-    # The samples score_generator would draw, drawn once: scored, and their colour measured.
-    samples = list(generate_batches(G, seed_latents(G, list(range(args.n))), device=cpu, precision=precision))
-    report = score.score_batches(iter(samples), ref)
-    sat = saturation_share(np.concatenate(samples), data_sat)
+    report = score.score_generator(G, ref, args.n, cpu, precision)  # seeds 0..n-1, as `latentctl score`
+    sat = f"{100 * report.saturation / data_sat:.0f} %" if data_sat else ""  # the scored samples' colour
     fd, floor = report.score.fd, ref.floor.fd
     minutes = f"{mark / 60:g}"
     print(

@@ -279,20 +279,19 @@ RESUMABLE_KEYS = frozenset(
 )
 
 C = TypeVar("C", ModelConfig, TrainConfig)
+# Fields added after checkpoints were first written, which to_dict leaves out at their defaults.
+LATER_FIELDS = {ModelConfig: ("space", "skip_excitation"), TrainConfig: ("augment_ops",)}
 
 
 def to_dict(cfg: ModelConfig | TrainConfig) -> dict[str, Any]:
     out = dataclasses.asdict(cfg)
-    # The space explored is a session's choice, not the model's: a checkpoint never stores it, so a
-    # file written now opens in a latentctl from before spaces existed.
-    if isinstance(cfg, ModelConfig) and not out["space"]:
-        del out["space"]
-    if isinstance(cfg, ModelConfig) and not out["skip_excitation"]:
-        del out["skip_excitation"]
-    # Levers added later are stored only when they differ from what came before them, so a run that
-    # leaves them alone writes a checkpoint older latentctl versions still open.
-    if isinstance(cfg, TrainConfig) and out["augment_ops"] == ",".join(AUGMENT_OPS):
-        del out["augment_ops"]
+    # Fields added later are stored only when they differ from their defaults, so a file that does
+    # not use them opens in the latentctl versions from before them. (The space explored is a
+    # session's choice, not the model's: a checkpoint never stores it.)
+    defaults = {f.name: f.default for f in dataclasses.fields(cfg)}
+    for name in LATER_FIELDS[type(cfg)]:
+        if out[name] == defaults[name]:
+            del out[name]
     return out
 
 

@@ -18,6 +18,7 @@ Everything draws from torch's global generator, so a resumed run repeats the sam
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -79,11 +80,12 @@ def _cutout(x: torch.Tensor, p: float, ratio: float = 0.5) -> torch.Tensor:
 OPS = {"colour": _colour, "translation": _translate, "cutout": _cutout}
 
 
-def augment(x: torch.Tensor, p: float, ops: str = ",".join(AUGMENT_OPS)) -> torch.Tensor:
-    """The same family of random transforms for reals and fakes; identity when p == 0."""
+def augment(x: torch.Tensor, p: float, ops: str | Sequence[str] = AUGMENT_OPS) -> torch.Tensor:
+    """The same family of random transforms for reals and fakes; identity when p == 0. ``ops``: the
+    transforms' names, or ``--augment-ops``' text (parsed here; the trainer parses it once)."""
     if p <= 0:
         return x
-    for op in parse_augment_ops(ops):
+    for op in parse_augment_ops(ops) if isinstance(ops, str) else ops:
         x = OPS[op](x, p)
     return x
 

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from latentctl.config import ModelConfig, TrainConfig
+from latentctl.config import ModelConfig, TrainConfig, parse_augment_ops
 from latentctl.device import autocast
 from latentctl.models import build_models
 from latentctl.train.augment import AdaptiveP, augment, mirror
@@ -94,6 +94,7 @@ class GANTrainer:
         self._build_optimizers((train_config.beta1, train_config.beta2))
         self.steps_done = 0  # set from the checkpoint on resume (lazy R1 and the EMA ramp use it)
         self.ada = AdaptiveP(train_config.augment, train_config.augment_target, self.real_per_step * world.size)
+        self._augment_ops = parse_augment_ops(train_config.augment_ops)  # once, not on every D pass
         self.G_ema: torch.nn.Module | None = None
         if train_config.ema and model_config.family == "gan":
             self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False)
@@ -126,12 +127,16 @@ class GANTrainer:
             return F.relu(1.0 - logits.float()).mean() if real else F.relu(1.0 + logits.float()).mean()
         return _bce(logits, 1.0 if real else 0.0)
 
-    def _g_loss(self, logits: torch.Tensor) -> torch.Tensor:
-        # bce: the seed's non-saturating loss (G's fakes labelled real); hinge: -D(G(z)) (SNGAN).
+    def _g_loss(self, logits: torch.Tensor, real_logits: torch.Tensor) -> torch.Tensor:
+        # bce: the seed's non-saturating loss (G's fakes labelled real); hinge: -D(G(z)) (SNGAN);
+        # rpgan: each fake against a real's verdict from this step's D pass (before D's update: one
+        # D forward saved per step; the value is a constant for G's gradient anyway).
+        if self.config.loss == "rpgan":
+            return pairing_loss(logits, real_logits.detach())
         return -logits.float().mean() if self.config.loss == "hinge" else _bce(logits, 1.0)
 
     def _augmented(self, x: torch.Tensor) -> torch.Tensor:
-        return augment(x, self.ada.p, self.config.augment_ops) if self.ada.p > 0 else x
+        return augment(x, self.ada.p, self._augment_ops) if self.ada.p > 0 else x
 
     def step(self, real: torch.Tensor) -> torch.Tensor:
         """One step on prepared real images (this rank's share); returns the three local losses.
@@ -187,13 +192,7 @@ class GANTrainer:
         try:
             self.opt_G.zero_grad(set_to_none=True)
             with autocast(dev, cfg.precision):
-                fake_logits = self.D(self._augmented(fake))
-                if cfg.loss == "rpgan":
-                    # Each fake against a real's verdict from this step's D pass (before D's update:
-                    # one D forward saved per step; the value is a constant for G's gradient anyway).
-                    loss_g = pairing_loss(fake_logits, real_logits.detach())
-                else:
-                    loss_g = self._g_loss(fake_logits)
+                loss_g = self._g_loss(self.D(self._augmented(fake)), real_logits)
             loss_g.backward()
             self.opt_G.step()
         finally:
