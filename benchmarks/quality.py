@@ -51,6 +51,8 @@ RECIPES = {
     "lite-mirror": ("lite", {"mirror": True}, {}),
     "lite-b32": ("lite", {"batch_size": 32}, {}),
     "lite-sle": ("lite", {}, {"skip_excitation": True}),  # FastGAN's skip-layer excitation in G
+    "lite-recon": ("lite", {}, {"d_reconstruct": True}),  # lightweight-gan's self-supervised D
+    "lite-recon-b32": ("lite", {"batch_size": 32}, {"d_reconstruct": True}),
     "lite-geometric": ("lite", {"augment_ops": "translation,cutout"}, {}),  # no colour transforms
     # R3GAN's relativistic pairing loss, with R1 + R2 at gamma (every 16 steps) or without
     "lite-rpgan": ("lite", {"loss": "rpgan"}, {}),

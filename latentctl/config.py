@@ -72,6 +72,10 @@ class ModelConfig:
     # FastGAN's skip-layer excitation (lite generator only): the 8x8 features gate the channels of
     # the last stage's. Left out of checkpoints when off, like space.
     skip_excitation: bool = False
+    # lightweight-gan's self-supervised discriminator (lite only): D also decodes its coarsest
+    # features back into the real picture it saw. Adds D weights, so the checkpoint must say so;
+    # left out when off.
+    d_reconstruct: bool = False
 
     def __post_init__(self) -> None:
         if self.family not in FAMILIES:
@@ -103,6 +107,8 @@ class ModelConfig:
             raise UsageError(f"dropout must be in [0, 1), got {self.dropout}")
         if self.skip_excitation and (self.arch != "lite" or self.family != "gan"):
             raise UsageError("--skip-excitation is a part of the lite GAN's generator: use it with --arch lite")
+        if self.d_reconstruct and (self.arch != "lite" or self.family != "gan"):
+            raise UsageError("--d-reconstruct is a part of the lite GAN's discriminator: use it with --arch lite")
 
     @property
     def imported(self) -> bool:
@@ -280,7 +286,7 @@ RESUMABLE_KEYS = frozenset(
 
 C = TypeVar("C", ModelConfig, TrainConfig)
 # Fields added after checkpoints were first written, which to_dict leaves out at their defaults.
-LATER_FIELDS = {ModelConfig: ("space", "skip_excitation"), TrainConfig: ("augment_ops",)}
+LATER_FIELDS = {ModelConfig: ("space", "skip_excitation", "d_reconstruct"), TrainConfig: ("augment_ops",)}
 
 
 def to_dict(cfg: ModelConfig | TrainConfig) -> dict[str, Any]:

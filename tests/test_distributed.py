@@ -141,6 +141,23 @@ def test_resume_works_after_parallel_training(tmp_path, dataset):
     assert checkpoint.read_header(path).state["global_step"] == 12
 
 
+@pytest.mark.parametrize("decoders", [False, True])
+def test_the_lite_recipe_trains_in_parallel_with_lazy_r1(tmp_path, dataset, decoders):
+    # DDP wants a gradient for every weight after each backward pass. R1's pass alone gives none
+    # to D's last bias (no input gradient depends on it) nor to --d-reconstruct's decoders, so they
+    # join it at weight 0; without that the second step stopped with a DDP error.
+    from latentctl.train.recipes import train_defaults
+
+    lite = tiny(arch="lite", dropout=0.0, d_reconstruct=decoders)
+    cfg = TrainConfig(**{**CFG.__dict__, **train_defaults("lite", lite), "epochs": 1, "r1_gamma": 0.1, "r1_every": 2})
+    path = train_parallel(
+        2, torch.device("cpu"), run_dir=tmp_path, dataset=dataset, model_config=lite, train_config=cfg
+    )
+    loaded = checkpoint.load(path, training=True)
+    assert loaded.info.state["global_step"] == 4
+    assert any(k.startswith("decoders.") for k in loaded.discriminator.state_dict()) == decoders
+
+
 def test_worker_errors_come_back_as_library_errors(tmp_path, dataset):
     odd = TrainConfig(epochs=1, batch_size=6)  # 3 real images cannot be split over 2 workers
     with pytest.raises(DataError, match="cannot be split over 2 workers"):

@@ -70,6 +70,32 @@ def test_skip_excitation_gates_the_last_stage_and_is_stored_only_when_on(tmp_pat
     assert loaded.info.model.skip_excitation and loaded.generator.excite is not None
 
 
+def test_the_self_supervised_discriminator_learns_to_redraw_the_reals_and_is_stored_only_when_on(tmp_path, blobs):
+    from latentctl.config import ModelConfig, to_dict
+
+    cfg = tiny(arch="lite", dropout=0.0, d_reconstruct=True)
+    _, D = build_models(cfg)
+    D.eval()  # spectral norm's power iteration moves D a little on every training-mode pass
+    real = torch.tensor(blobs.images[:16]).permute(0, 3, 1, 2).float() / 127.5 - 1
+    logits, error = D(real, reconstruct=True)
+    assert logits.shape == (16,) and torch.equal(logits, D(real))  # the verdicts are D's usual ones
+    # the decoders alone, trained on these pictures: their error must fall well below where it
+    # started (a random decoder's output is near 0, so it starts near the pictures' mean square)
+    opt = torch.optim.Adam(D.decoders.parameters(), lr=3e-3)
+    first = float(error.detach())
+    for _ in range(150):
+        opt.zero_grad()
+        err = D(real, reconstruct=True)[1]
+        err.backward()
+        opt.step()
+    assert float(err.detach()) < 0.3 * first, (first, float(err.detach()))
+    # and it trains as part of the recipe, through a checkpoint and back, with R1 beside it
+    assert "d_reconstruct" not in to_dict(ModelConfig())  # off: checkpoints older versions read
+    loaded = checkpoint.load(train(tmp_path, blobs, cfg, lite_cfg(epochs=1, r1_gamma=0.1, r1_every=2), CPU))
+    assert loaded.info.model.d_reconstruct
+    assert any(k.startswith("decoders.") for k in loaded.discriminator.state_dict())
+
+
 def test_a_lite_sample_does_not_depend_on_its_batch():
     # pixel norm, not batch norm: a latent alone or among others gives the same picture. The batch
     # size may change which convolution kernel runs (float32 sums in another order: ~1e-6 apart);
@@ -457,6 +483,10 @@ def test_the_loss_and_augment_ops_are_chosen_by_name_with_one_line_errors(image_
     assert model["skip_excitation"] is True
     out = run("train", image_folder, "--skip-excitation", "--dry-run", code=2).output  # the seed's generator
     assert "--skip-excitation" in out and "--arch lite" in out and "Traceback" not in out
+    model = json.loads(run("train", image_folder, "--arch", "lite", "--d-reconstruct", "--dry-run").stdout)["model"]
+    assert model["d_reconstruct"] is True
+    out = run("train", image_folder, "--d-reconstruct", "--dry-run", code=2).output  # the seed's discriminator
+    assert "--d-reconstruct" in out and "--arch lite" in out and "Traceback" not in out
 
 
 def test_a_lite_run_trains_and_samples_through_the_cli(image_folder, workspace):

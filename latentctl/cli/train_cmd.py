@@ -106,6 +106,15 @@ def train(
             show_default=False,
         ),
     ] = None,
+    d_reconstruct: Annotated[
+        bool | None,
+        typer.Option(
+            "--d-reconstruct/--no-d-reconstruct",
+            help="--arch lite: lightweight-gan's self-supervised discriminator, which also decodes its coarsest features back into each real picture (docs/quality.md) \\[default: off].",
+            rich_help_panel=P_MODEL,
+            show_default=False,
+        ),
+    ] = None,
     channels: Annotated[
         str,
         typer.Option(
@@ -377,6 +386,7 @@ def train(
         latent_dim=latent_dim,
         width=width,
         skip_excitation=skip_excitation,
+        d_reconstruct=d_reconstruct,
         epochs=epochs,
         batch_size=batch_size,
         lr=lr,

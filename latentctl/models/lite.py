@@ -13,11 +13,16 @@ Discriminator: Conv(3x3) -> stages x [Conv(4x4, stride 2)] with LeakyReLU, a min
 deviation channel (ProGAN: lets D see a batch's lack of variety, which counters mode collapse),
 Conv(3x3), Dense(1); every weight under spectral normalisation (Miyato et al. 2018), which bounds
 D's Lipschitz constant so that it cannot win by an ever-sharper boundary on a few thousand images.
+With ``d_reconstruct`` (lightweight-gan, FastGAN: Liu et al. 2021) D also decodes its coarsest
+features into the real picture it was shown, and a random quarter of the finer ones into that
+quarter of it: D must keep a description of the whole picture, not only the few features that
+tell this training set's reals from today's fakes, which is what overfits on small data.
 """
 
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
@@ -25,6 +30,9 @@ from latentctl.config import BASE_RESOLUTION, ModelConfig
 from latentctl.models.gan import NEGATIVE_SLOPE, _memory_format
 
 MBSTD_GROUP = 4  # samples per group for the minibatch standard deviation (ProGAN's default)
+# D's decoders draw at most 32 px (4x their 8x8 input): enough to need the picture's layout and
+# colours, and cheap beside D at any image size (FastGAN decodes to 128 px from 8x8 with LPIPS).
+DECODER_MAX_UPSAMPLES = 2
 
 
 class PixelNorm(nn.Module):
@@ -118,8 +126,51 @@ class LiteDiscriminator(nn.Module):
         self.mbstd = MinibatchStd()
         self.final = nn.Sequential(spectral_norm(nn.Conv2d(w + 1, w, 3, padding=1)), nn.LeakyReLU(NEGATIVE_SLOPE))
         self.fc = spectral_norm(nn.Linear(w * BASE_RESOLUTION * BASE_RESOLUTION, 1))
+        # One upsample fewer than D's stages: the quarter of the 16x16 features is decoded to its
+        # own share of the picture at the same size as the whole is.
+        self.decoder_upsamples = min(DECODER_MAX_UPSAMPLES, config.stages - 1)
+        self.decoders = (
+            nn.ModuleDict({"whole": self._decoder(), "part": self._decoder()}) if config.d_reconstruct else None
+        )
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, C, S, S) in [-1, 1] -> (B,) logits (real > 0)."""
-        h = self.final(self.mbstd(self.features(x)))
-        return self.fc(h.reshape(h.shape[0], -1)).squeeze(1)
+    def _decoder(self) -> nn.Sequential:
+        # no spectral norm: the decoders' task is to read the features out, not to bound D
+        w, layers = self.config.width, []
+        for _ in range(self.decoder_upsamples):
+            layers += [nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(w, w, 3, padding=1)]
+            layers.append(nn.LeakyReLU(NEGATIVE_SLOPE))
+        layers.append(nn.Conv2d(w, self.config.channels, 3, padding=1))
+        return nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor, reconstruct: bool = False):
+        """(B, C, S, S) in [-1, 1] -> (B,) logits (real > 0). With ``reconstruct`` (a D built with
+        d_reconstruct, shown reals): (logits, the decoders' mean squared error in float32)."""
+        if not reconstruct:
+            h = self.features(x)
+        else:
+            h, fine = x, None
+            last_stage = len(self.features) - 2  # the last stride-2 convolution: 16x16 -> 8x8
+            for i, layer in enumerate(self.features):
+                if i == last_stage:
+                    fine = h
+                h = layer(h)
+        out = self.final(self.mbstd(h))
+        logits = self.fc(out.reshape(out.shape[0], -1)).squeeze(1)
+        return (logits, self._reconstruction_error(x, h, fine)) if reconstruct else logits
+
+    def _reconstruction_error(self, x: torch.Tensor, coarse: torch.Tensor, fine: torch.Tensor) -> torch.Tensor:
+        """lightweight-gan's self-supervision: the 8x8 features decoded into the whole picture, a
+        random quarter of the 16x16 ones into that quarter (one quarter per batch), each compared
+        with the picture shrunk to the decoders' size by averaging."""
+        if self.decoders is None:
+            raise ValueError("this discriminator was built without decoders (d_reconstruct)")
+        size = BASE_RESOLUTION << self.decoder_upsamples
+        qy, qx = (int(q) for q in torch.randint(0, 2, (2,)))  # from torch's stream: seeded, every rank alike
+        f, s = fine.shape[-1] // 2, x.shape[-1] // 2
+        part = fine[..., qy * f : (qy + 1) * f, qx * f : (qx + 1) * f]
+        target_part = x[..., qy * s : (qy + 1) * s, qx * s : (qx + 1) * s]
+        error = 0.0
+        for name, features, target in (("whole", coarse, x), ("part", part, target_part)):
+            target = F.adaptive_avg_pool2d(target.float(), size) if target.shape[-1] != size else target.float()
+            error = error + F.mse_loss(self.decoders[name](features).float(), target)
+        return error

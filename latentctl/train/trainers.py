@@ -135,6 +135,16 @@ class GANTrainer:
             return pairing_loss(logits, real_logits.detach())
         return -logits.float().mean() if self.config.loss == "hinge" else _bce(logits, 1.0)
 
+    def _d_on_reals(self, real: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """D's verdicts on the reals, its loss on them, and (``--d-reconstruct``) its decoders'
+        error on the same augmented pictures, kept out of the reported losses (0 without)."""
+        x = self._augmented(real)
+        if not self.model_config.d_reconstruct:
+            logits = self.D_update(x)
+            return logits, self._d_loss(logits, real=True), torch.zeros((), device=real.device)
+        logits, decoded = self.D_update(x, reconstruct=True)
+        return logits, self._d_loss(logits, real=True), decoded
+
     def _augmented(self, x: torch.Tensor) -> torch.Tensor:
         return augment(x, self.ada.p, self._augment_ops) if self.ada.p > 0 else x
 
@@ -155,9 +165,8 @@ class GANTrainer:
         if split:
             self.opt_D.zero_grad(set_to_none=True)
             with autocast(dev, cfg.precision):
-                real_logits = self.D_update(self._augmented(real))
-                loss_real = self._d_loss(real_logits, real=True)
-            loss_real.backward()
+                real_logits, loss_real, decoded = self._d_on_reals(real)
+            (loss_real + decoded).backward()
             self.opt_D.step()
 
         # Every rank draws the whole batch's latents (so RNG streams stay identical across ranks)
@@ -171,15 +180,14 @@ class GANTrainer:
         self.opt_D.zero_grad(set_to_none=True)
         with autocast(dev, cfg.precision):
             if not split:
-                real_logits = self.D_update(self._augmented(real))
-                loss_real = self._d_loss(real_logits, real=True)
+                real_logits, loss_real, decoded = self._d_on_reals(real)
             fake_logits = self.D_update(self._augmented(fake[:half].detach()))
             if cfg.loss == "rpgan":
                 # one loss for the pair, reported under both D columns so health's checks read it
                 loss_real = loss_fake = pairing_loss(real_logits, fake_logits)
             else:
                 loss_fake = self._d_loss(fake_logits, real=False)
-        (loss_fake if split or cfg.loss == "rpgan" else loss_real + loss_fake).backward()
+        (loss_fake if split else (loss_fake if cfg.loss == "rpgan" else loss_real + loss_fake) + decoded).backward()
         self.opt_D.step()
         self.ada.observe(real_logits)
         if cfg.r1_gamma > 0 and self.steps_done % cfg.r1_every == 0:
@@ -209,10 +217,15 @@ class GANTrainer:
         cfg = self.config
         x = real.detach().requires_grad_(True)
         self.opt_D.zero_grad(set_to_none=True)
-        logits = self.D_update(self._augmented(x))
+        if self.model_config.d_reconstruct:
+            logits, decoded = self.D_update(self._augmented(x), reconstruct=True)
+        else:
+            logits, decoded = self.D_update(self._augmented(x)), 0.0
         (grad,) = torch.autograd.grad(logits.float().sum(), x, create_graph=True)
         penalty = grad.float().pow(2).flatten(1).sum(1).mean() * (cfg.r1_gamma / 2 * cfg.r1_every)
-        penalty.backward()
+        # The logits (for D's last bias, which no input gradient depends on) and the decoders join
+        # at weight 0: data-parallel training expects a gradient for every weight after a backward.
+        (penalty + 0.0 * (logits.float().sum() + decoded)).backward()
         self.opt_D.step()
 
     @torch.no_grad()
