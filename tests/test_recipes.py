@@ -540,18 +540,21 @@ def test_a_run_of_a_measured_recipe_and_shape_says_what_to_expect_in_its_own_tim
 
     assert MEASURED_STEPS, "the table holds the measured curves docs/quality.md shows"
 
-    def notes(model, per_step=0.25):
-        m = HealthMonitor(gan=True, total_steps=20_000, cpu=True, model=model)
+    def notes(model, batch=64, per_step=0.25):
+        m = HealthMonitor(gan=True, total_steps=20_000, cpu=True, model=model, batch_size=batch)
         return [
             (k, x) for i in range(4) for k, x in m.on_step({"d_real": 0.5, "d_fake": 0.5, "g": 1.0}, per_step, i + 1)
         ]
 
-    for (arch, size, width), rows in MEASURED_STEPS.items():
+    for (arch, size, width, batch), rows in MEASURED_STEPS.items():
         model = ModelConfig(**{**model_defaults(arch), "arch": arch, "image_size": size, "width": width})
-        said = [x for k, x in notes(model) if k == health.EXPECT]
-        assert len(said) == 1 and f"at {size} px, width {width}" in said[0]
+        said = [x for k, x in notes(model, batch) if k == health.EXPECT]
+        assert len(said) == 1 and f"at {size} px, width {width}, batch {batch}" in said[0]
         for what, steps in rows:  # in steps, and in this machine's time at its measured step time
             assert f"{what} within {steps:,} steps ({format_duration(steps * 0.25)} here)" in said[0]
+        # another batch size takes other steps: the measured curve is not its curve
+        other = next(b for b in (16, 32, 64, 128, 256) if (arch, size, width, b) not in MEASURED_STEPS)
+        assert health.EXPECT not in [k for k, _ in notes(model, other)]
     unmeasured = ModelConfig(image_size=64, width=128)  # the seed's model: no curve, no generic advice
     assert [k for k, _ in notes(unmeasured)] == [health.COST]
     vae = ModelConfig(**{**model_defaults("lite"), "arch": "lite", "image_size": 32, "width": 32, "family": "vae"})

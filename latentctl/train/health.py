@@ -104,12 +104,13 @@ def long_run_advice(model: ModelConfig | None = None) -> str:
 
 
 # What the measured curves say (docs/quality.md, "What to expect"): for a GAN of this (arch, image
-# size, width), what its samples had reached within how many steps (the first scored budget that
-# showed it), per data set, as `python -m
-# benchmarks.quality --budget ...` measured them on a 2-core CPU. Steps, not minutes: they carry
-# over to any machine at its own step time, which the line converts them with.
-MEASURED_STEPS: dict[tuple[str, int, int], list[tuple[str, int]]] = {
-    ("lite", 32, 32): [
+# size, width, batch size), what its samples had reached within how many steps (the first scored
+# budget that showed it), per data set, as `python -m benchmarks.quality --budget ...` measured
+# them on a 2-core CPU. Steps, not minutes: they carry over to any machine at its own step time,
+# which the line converts them with. The batch is part of the key: a step of another batch size
+# shows the model another number of pictures, so its steps say nothing for this one.
+MEASURED_STEPS: dict[tuple[str, int, int, int], list[tuple[str, int]]] = {
+    ("lite", 32, 32, 64): [
         ("face photos (CBCL, ORL) better than the photos blurred by 1 px", 1550),
         ("cartoon faces better than the pictures blurred by 1.5 px, at 96 % of their colour", 2733),
         ("real digits as good as the digits blurred by 1 px", 3137),
@@ -117,18 +118,19 @@ MEASURED_STEPS: dict[tuple[str, int, int], list[tuple[str, int]]] = {
 }
 
 
-def expectation(model: ModelConfig | None, per_step: float) -> str | None:
+def expectation(model: ModelConfig | None, batch_size: int | None, per_step: float) -> str | None:
     """A line saying what the measured runs of this model's recipe and shape had drawn by how many
     steps, in steps and in this machine's time; None when nothing was measured for it."""
-    if model is None or model.family != "gan":
+    if model is None or model.family != "gan" or batch_size is None:
         return None
-    rows = MEASURED_STEPS.get((model.arch, model.image_size, model.width))
+    rows = MEASURED_STEPS.get((model.arch, model.image_size, model.width, batch_size))
     if not rows:
         return None
     said = "; ".join(
         f"{what} within {steps:,} steps ({format_duration(steps * per_step)} here)" for what, steps in rows
     )
-    return f"what to expect at {model.image_size} px, width {model.width} (measured, docs/quality.md): {said}"
+    shape = f"{model.image_size} px, width {model.width}, batch {batch_size}"
+    return f"what to expect at {shape} (measured, docs/quality.md): {said}"
 
 
 class HealthMonitor:
@@ -141,10 +143,12 @@ class HealthMonitor:
         window: int | None = None,
         cpu: bool = False,
         model: ModelConfig | None = None,
+        batch_size: int | None = None,
     ):
         self.gan = gan
         self.cpu = cpu
         self.model = model  # the run's ModelConfig: a long CPU run's advice names only smaller models
+        self.batch_size = batch_size  # with the model, which measured curve (if any) this run follows
         self.total_steps = total_steps
         self.done_steps = done_steps
         self.window = window or max(20, min(200, total_steps // 10))
@@ -233,5 +237,5 @@ class HealthMonitor:
             if self.cpu and left * per_step > LONG_RUN_SECONDS:
                 text += ". " + long_run_advice(self.model)
             out = [(COST, text)]
-        expected = expectation(self.model, per_step)
+        expected = expectation(self.model, self.batch_size, per_step)
         return out + ([(EXPECT, expected)] if expected else [])

@@ -222,6 +222,7 @@ class _Loop:
             done_steps=self.global_step,
             cpu=device.type == "cpu",
             model=model_config,
+            batch_size=self.cfg.batch_size,
         )
 
     def _resume(self, resume: checkpoint.Loaded) -> None:
