@@ -50,6 +50,7 @@ RECIPES = {
     "seed+ema": ("seed", {"ema": True}, {}),
     "lite-mirror": ("lite", {"mirror": True}, {}),
     "lite-b32": ("lite", {"batch_size": 32}, {}),
+    "lite-b64": ("lite", {"batch_size": 64}, {}),  # the lite recipe until batch 32 replaced it
     "lite-sle": ("lite", {}, {"skip_excitation": True}),  # FastGAN's skip-layer excitation in G
     "lite-recon": ("lite", {}, {"d_reconstruct": True}),  # lightweight-gan's self-supervised D
     "lite-recon-b32": ("lite", {"batch_size": 32}, {"d_reconstruct": True}),
@@ -67,6 +68,9 @@ for _lr in ("2e-4", "4e-4", "8e-4", "1.6e-3", "3.2e-3"):
     for _w in (64, 128):
         RECIPES[f"lite-w{_w}-lr{_lr}"] = ("lite", {"lr": float(_lr)}, {"width": _w})
 RECIPES["lite-lr4e-4-b0"] = ("lite", {"lr": 4e-4, "beta1": 0.0}, {})
+
+
+DEFAULT_BATCH = 64  # for recipes without a batch size of their own: the seed's, as the issues measured it
 
 
 def load_data(name: str, size: int) -> np.ndarray:
@@ -130,9 +134,12 @@ def blurred(images: np.ndarray, radius: float = 1.0) -> np.ndarray:
     return np.stack(out)
 
 
-def train_for(images: np.ndarray, recipe: str, marks: list[float], width: int, batch: int, seed: int, precision: str):
+def train_for(
+    images: np.ndarray, recipe: str, marks: list[float], width: int, batch: int | None, seed: int, precision: str
+):
     """Train ``recipe`` on ``images``, pausing at each of ``marks`` (seconds of training, ascending):
-    yields (trainer, steps, real images per second) there. The clock stops while the caller scores."""
+    yields (trainer, steps, real images per second) there. The clock stops while the caller scores.
+    ``batch`` None: the recipe's own batch size (`train --arch lite`'s), else DEFAULT_BATCH."""
     import torch
 
     from latentctl.config import ModelConfig, TrainConfig
@@ -158,7 +165,7 @@ def train_for(images: np.ndarray, recipe: str, marks: list[float], width: int, b
     cfg = TrainConfig(
         **{
             **defaults,
-            "batch_size": batch,
+            "batch_size": batch or defaults.get("batch_size", DEFAULT_BATCH),
             **extra,  # a recipe may name its own batch size
             "seed": seed,
             "channels_last": True,
@@ -167,17 +174,18 @@ def train_for(images: np.ndarray, recipe: str, marks: list[float], width: int, b
     )
     torch.manual_seed(seed)
     trainer = make_trainer(model, cfg, torch.device("cpu"))
-    half, n, batch = trainer.real_per_step, len(images), cfg.batch_size
+    half, n = trainer.real_per_step, len(images)
+    per_epoch = n // half  # D sees half a batch of reals per step
     steps, epoch, trained = 0, 0, 0.0
     for mark in marks:
         start = time.perf_counter()
         while trained + time.perf_counter() - start < mark:
             order = epoch_order(seed, epoch, n)
-            i = steps % (n // batch)  # resumes mid-epoch after a pause
+            i = steps % per_epoch  # resumes mid-epoch after a pause
             idx = np.sort(order[i * half : (i + 1) * half])
             trainer.step(trainer.prepare_real(torch.from_numpy(np.ascontiguousarray(images[idx]))))
             steps += 1
-            epoch += steps % (n // batch) == 0
+            epoch += steps % per_epoch == 0
         trained += time.perf_counter() - start
         yield trainer, steps, steps * half / trained
 
@@ -193,7 +201,13 @@ def main() -> None:
     )
     ap.add_argument("--size", type=int, default=32)
     ap.add_argument("--width", type=int, default=32)
-    ap.add_argument("--batch", type=int, default=64)
+    ap.add_argument(
+        "--batch",
+        type=int,
+        default=None,
+        help=f"batch size for every recipe that names none [default: the recipe's own; {DEFAULT_BATCH} for the seed's, "
+        "whose 128 is for 128 px]",
+    )
     ap.add_argument("--n", type=int, default=1000, help="samples scored (and real images per half)")
     ap.add_argument("--precision", default="auto")
     ap.add_argument("--seed", type=int, default=0)
@@ -215,9 +229,10 @@ def main() -> None:
 
     perf.use_all_cores()
     precision = resolve_precision(args.precision, torch.device("cpu"))
+    batch = args.batch or f"each recipe's own ({DEFAULT_BATCH} for the seed)"
     print(
         f"CPU: {cpu_model()}, {os.cpu_count()} cores, torch {torch.__version__}, {torch.get_num_threads()} threads, "
-        f"{precision}; budget {args.budget} s per recipe, {args.size} px, width {args.width}, batch {args.batch}"
+        f"{precision}; budget {args.budget} s per recipe, {args.size} px, width {args.width}, batch {batch}"
     )
     rows = []
     for data in args.data.split(","):
@@ -279,7 +294,7 @@ def _measure(trainer, recipe, mark, steps, ips, load, ref, data_sat, label, args
     fd, floor = report.score.fd, ref.floor.fd
     minutes = f"{mark / 60:g}"
     print(
-        f"  {recipe}, {minutes} min: {steps} steps ({ips:.0f} img/s), FD {fd:.2f} = {fd / floor:.1f}x floor, "
+        f"  {recipe} (batch {trainer.config.batch_size}), {minutes} min: {steps} steps ({ips:.0f} img/s), FD {fd:.2f} = {fd / floor:.1f}x floor, "
         f"recall {report.score.recall:.2f}{f', saturation {sat} of the data' if sat else ''}, "
         f"augmentation p {trainer.ada.p:.2f} (load {load:.1f})",
         flush=True,
@@ -288,7 +303,8 @@ def _measure(trainer, recipe, mark, steps, ips, load, ref, data_sat, label, args
         grid = generate(G, latents_from_seeds(list(range(36)), G.config.latent_dim), device=cpu)
         name = f"{label}-{recipe}-{minutes}min.png"
         save_png(make_grid(grid, caption=f"{label}, {recipe}, {steps} steps"), os.path.join(args.grids, name))
-    return (label, recipe, minutes, steps, f"{ips:.0f}", fd, fd / floor, report.score.recall, f"{load:.1f}", sat)
+    name = f"{recipe} (batch {trainer.config.batch_size})"
+    return (label, name, minutes, steps, f"{ips:.0f}", fd, fd / floor, report.score.recall, f"{load:.1f}", sat)
 
 
 if __name__ == "__main__":

@@ -149,7 +149,8 @@ def test_the_lite_recipe_trains_in_parallel_with_lazy_r1(tmp_path, dataset, deco
     from latentctl.train.recipes import train_defaults
 
     lite = tiny(arch="lite", dropout=0.0, d_reconstruct=decoders)
-    cfg = TrainConfig(**{**CFG.__dict__, **train_defaults("lite", lite), "epochs": 1, "r1_gamma": 0.1, "r1_every": 2})
+    recipe = {**train_defaults("lite", lite), "epochs": 1, "batch_size": CFG.batch_size, "r1_gamma": 0.1, "r1_every": 2}
+    cfg = TrainConfig(**{**CFG.__dict__, **recipe})
     path = train_parallel(
         2, torch.device("cpu"), run_dir=tmp_path, dataset=dataset, model_config=lite, train_config=cfg
     )

@@ -463,6 +463,12 @@ def test_the_lite_learning_rate_falls_with_the_width_and_an_explicit_lr_wins(ima
     assert seed["lr"] == pytest.approx(2e-4)  # the seed's recipe keeps the blog post's rate
     vae = json.loads(run("train", image_folder, "--arch", "lite", "--family", "vae", "--dry-run").stdout)["train"]
     assert vae["lr"] == pytest.approx(1e-3)
+    # the batch: 32 for the lite GAN (more steps in a CPU's minutes), the seed's 128 for the seed's
+    # recipe and for autoencoders (not measured at 32), and a given --batch-size always wins
+    lite = json.loads(run("train", image_folder, "--arch", "lite", "--dry-run").stdout)["train"]
+    assert (lite["batch_size"], seed["batch_size"], vae["batch_size"]) == (32, 128, 128)
+    given = run("train", image_folder, "--arch", "lite", "--batch-size", "64", "--dry-run").stdout
+    assert json.loads(given)["train"]["batch_size"] == 64
 
 
 def test_the_loss_and_augment_ops_are_chosen_by_name_with_one_line_errors(image_folder):

@@ -154,7 +154,7 @@ def train(
         int | None,
         typer.Option(
             min=2,
-            help="Batch: D sees half real and half generated images, G the whole batch \\[default: 128].",
+            help="Batch: D sees half real and half generated images, G the whole batch \\[default: 128; 32 for --arch lite, whose steps are measured for a CPU].",
             rich_help_panel=P_TRAIN,
         ),
     ] = None,
