@@ -89,6 +89,13 @@ def test_the_self_supervised_discriminator_learns_to_redraw_the_reals_and_is_sto
         err.backward()
         opt.step()
     assert float(err.detach()) < 0.3 * first, (first, float(err.detach()))
+    # the trainer's D step trains the decoders (their error joins D's backward pass)
+    from latentctl.train.trainers import make_trainer
+
+    trainer = make_trainer(cfg, lite_cfg(), CPU)
+    before = [p.detach().clone() for p in trainer.D.decoders.parameters()]
+    trainer.step(trainer.prepare_real(torch.tensor(blobs.images[:8])))
+    assert all(not torch.equal(a, b) for a, b in zip(before, trainer.D.decoders.parameters()))
     # and it trains as part of the recipe, through a checkpoint and back, with R1 beside it
     assert "d_reconstruct" not in to_dict(ModelConfig())  # off: checkpoints older versions read
     loaded = checkpoint.load(train(tmp_path, blobs, cfg, lite_cfg(epochs=1, r1_gamma=0.1, r1_every=2), CPU))

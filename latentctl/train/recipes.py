@@ -20,8 +20,9 @@ RECIPES: dict[str, dict[str, Any]] = {
         "d_update": "joint",
         "beta2": 0.99,
         # Smaller batches buy steps, and on a CPU a step's time follows its batch: at batch 32 the
-        # lite model took 1.6x the steps of batch 64 in the same 10 minutes and scored better on
-        # faces, face photos and digits alike (docs/quality.md, "Faces from a CPU budget"). A GPU
+        # lite model took 1.6-1.8x the steps of batch 64 in the same 10 minutes and scored better
+        # on cartoon faces, ORL photos and emoji, as well on digits (docs/quality.md, "Batch 32
+        # becomes the lite recipe's"). A GPU
         # runs a larger batch in nearly the same time: there --batch-size 128 is the one to try.
         "batch_size": 32,
     },

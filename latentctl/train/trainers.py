@@ -135,14 +135,18 @@ class GANTrainer:
             return pairing_loss(logits, real_logits.detach())
         return -logits.float().mean() if self.config.loss == "hinge" else _bce(logits, 1.0)
 
-    def _d_on_reals(self, real: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """D's verdicts on the reals, its loss on them, and (``--d-reconstruct``) its decoders'
-        error on the same augmented pictures, kept out of the reported losses (0 without)."""
-        x = self._augmented(real)
-        if not self.model_config.d_reconstruct:
-            logits = self.D_update(x)
-            return logits, self._d_loss(logits, real=True), torch.zeros((), device=real.device)
-        logits, decoded = self.D_update(x, reconstruct=True)
+    def _d_pass(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | float]:
+        """D's verdicts on (augmented) reals and, with ``--d-reconstruct``, its decoders' error on
+        the same pictures (0.0 without: nothing is computed or allocated on the seed's path)."""
+        x = self._augmented(x)
+        if self.model_config.d_reconstruct:
+            return self.D_update(x, reconstruct=True)
+        return self.D_update(x), 0.0
+
+    def _d_on_reals(self, real: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | float]:
+        """D's verdicts on the reals, its loss on them, and the decoders' error, which joins D's
+        backward pass but stays out of the reported losses."""
+        logits, decoded = self._d_pass(real)
         return logits, self._d_loss(logits, real=True), decoded
 
     def _augmented(self, x: torch.Tensor) -> torch.Tensor:
@@ -217,10 +221,7 @@ class GANTrainer:
         cfg = self.config
         x = real.detach().requires_grad_(True)
         self.opt_D.zero_grad(set_to_none=True)
-        if self.model_config.d_reconstruct:
-            logits, decoded = self.D_update(self._augmented(x), reconstruct=True)
-        else:
-            logits, decoded = self.D_update(self._augmented(x)), 0.0
+        logits, decoded = self._d_pass(x)
         (grad,) = torch.autograd.grad(logits.float().sum(), x, create_graph=True)
         penalty = grad.float().pow(2).flatten(1).sum(1).mean() * (cfg.r1_gamma / 2 * cfg.r1_every)
         # The logits (for D's last bias, which no input gradient depends on) and the decoders join
