@@ -55,6 +55,8 @@ RECIPES = {
     "lite-recon": ("lite", {}, {"d_reconstruct": True}),  # lightweight-gan's self-supervised D
     "lite-recon-b32": ("lite", {"batch_size": 32}, {"d_reconstruct": True}),
     "lite-geometric": ("lite", {"augment_ops": "translation,cutout"}, {}),  # no colour transforms
+    # ProGAN's growing: 16 px first, 32 px faded in over N steps and trained alone from 2N
+    **{f"lite-grow{n}": ("lite", {"grow_steps": n}, {}) for n in (250, 500, 1000, 2000)},
     # R3GAN's relativistic pairing loss, with R1 + R2 at gamma (every 16 steps) or without
     "lite-rpgan": ("lite", {"loss": "rpgan"}, {}),
     "lite-rpgan-g0.1": ("lite", {"loss": "rpgan", "r1_gamma": 0.1}, {}),

@@ -215,6 +215,9 @@ class TrainConfig:
     max_steps: int | None = None  # a budget in steps; training stops there even mid-epoch
     score_every: int = 0  # epochs between quality scores (latentctl.quality.score) in the metrics; 0 = never
     d_update: str = "split"  # split: the seed's two D steps (reals, then fakes); joint: one step on both
+    # Progressive growing (lite only, latentctl.train.growing): steps per phase, starting at 16 px,
+    # each doubling fading in over grow_steps steps and then training alone for as many; 0 = off.
+    grow_steps: int = 0
 
     def __post_init__(self) -> None:
         if self.epochs < 1:
@@ -259,10 +262,18 @@ class TrainConfig:
             raise UsageError("--loss rpgan pairs each fake with a real in one D step: use it with --arch lite")
         if self.max_steps is not None and self.max_steps < 1:
             raise UsageError(f"--steps must be at least 1, got {self.max_steps}")
+        if isinstance(self.grow_steps, bool) or not isinstance(self.grow_steps, int) or self.grow_steps < 0:
+            raise UsageError(f"--grow-steps must be a whole number of steps >= 0, got {self.grow_steps!r}")
 
     @property
     def half_batch(self) -> int:
         return self.batch_size // 2
+
+    def total_steps(self, images: int) -> int:
+        """The steps a run over ``images`` pictures takes: whole batches per epoch, times the epochs,
+        cut at ``max_steps``."""
+        total = images // self.batch_size * self.epochs
+        return total if self.max_steps is None else min(total, self.max_steps)
 
     @property
     def d_lr(self) -> float:
@@ -286,7 +297,7 @@ RESUMABLE_KEYS = frozenset(
 
 C = TypeVar("C", ModelConfig, TrainConfig)
 # Fields added after checkpoints were first written, which to_dict leaves out at their defaults.
-LATER_FIELDS = {ModelConfig: ("space", "skip_excitation", "d_reconstruct"), TrainConfig: ("augment_ops",)}
+LATER_FIELDS = {ModelConfig: ("space", "skip_excitation", "d_reconstruct"), TrainConfig: ("augment_ops", "grow_steps")}
 
 
 def to_dict(cfg: ModelConfig | TrainConfig) -> dict[str, Any]:

@@ -247,6 +247,17 @@ def train(
             show_default=False,
         ),
     ] = None,
+    grow_steps: Annotated[
+        int | None,
+        typer.Option(
+            "--grow-steps",
+            min=0,
+            metavar="N",
+            help="Lite only: start at 16 px and grow to --image-size, each doubling fading in over N steps and then training alone for N; the early steps cost a third (0: off) \\[default: 0].",
+            rich_help_panel=P_TRAIN,
+            show_default=False,
+        ),
+    ] = None,
     seed: Annotated[
         int | None,
         typer.Option(min=0, help="Seed for weights, data order and latents \\[default: 0].", rich_help_panel=P_TRAIN),
@@ -405,6 +416,7 @@ def train(
         ema=ema,
         ema_kimg=ema_kimg,
         r1_gamma=r1_gamma,
+        grow_steps=grow_steps,
         steps=steps,
         score_every=score_every,
     )

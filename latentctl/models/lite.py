@@ -33,6 +33,7 @@ MBSTD_GROUP = 4  # samples per group for the minibatch standard deviation (ProGA
 # D's decoders draw at most 32 px (4x their 8x8 input): enough to need the picture's layout and
 # colours, and cheap beside D at any image size (FastGAN decodes to 128 px from 8x8 with LPIPS).
 DECODER_MAX_UPSAMPLES = 2
+STAGE_MODULES = 4  # G's up-sampling stage: upsample, convolution, pixel norm, LeakyReLU
 
 
 class PixelNorm(nn.Module):
@@ -78,15 +79,28 @@ class LiteGenerator(nn.Module):
                 nn.init.zeros_(m.bias)
         nn.init.xavier_uniform_(self.to_rgb.weight)  # tanh output: keep its input near unit scale
 
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
-        """(B, latent_dim) -> (B, C, S, S) in [-1, 1]."""
+    def forward(self, z: torch.Tensor, level: float | None = None) -> torch.Tensor:
+        """(B, latent_dim) -> (B, C, S, S) in [-1, 1]. ``level`` (growing, latentctl.train.growing):
+        stop after int(level) stages, and while the next one fades in blend its picture with this
+        one's, enlarged; S is then that resolution."""
         x = self.fc(z).view(z.shape[0], self.config.width, BASE_RESOLUTION, BASE_RESOLUTION)
         x = nn.functional.leaky_relu(self.norm(x), NEGATIVE_SLOPE)
         x = x.contiguous(memory_format=_memory_format(z, self.to_rgb.weight))
-        h = self.ups(x)
+        if level is None or level >= self.config.stages:
+            return torch.tanh(self._rgb(self.ups(x), x))
+        stages, fade = int(level), level - int(level)
+        h = self.ups[: STAGE_MODULES * stages](x)
+        rgb = self._rgb(h, x)
+        if fade:
+            new = self._rgb(self.ups[STAGE_MODULES * stages : STAGE_MODULES * (stages + 1)](h), x)
+            rgb = torch.lerp(F.interpolate(rgb, scale_factor=2, mode="nearest"), new, fade)
+        return torch.tanh(rgb)
+
+    def _rgb(self, h: torch.Tensor, coarse: torch.Tensor) -> torch.Tensor:
+        # every stage has `width` channels, so the one to_rgb (and the excitation's gate) serves any
         if self.excite is not None:
-            h = h * self.excite(x)
-        return torch.tanh(self.to_rgb(h))
+            h = h * self.excite(coarse)
+        return self.to_rgb(h)
 
     def sefa_weight(self) -> torch.Tensor:
         """(width*8*8, latent_dim): the Dense layer that consumes z (models/interface.py)."""
@@ -142,21 +156,39 @@ class LiteDiscriminator(nn.Module):
         layers.append(nn.Conv2d(w, self.config.channels, 3, padding=1))
         return nn.Sequential(*layers)
 
-    def forward(self, x: torch.Tensor, reconstruct: bool = False):
+    def forward(self, x: torch.Tensor, reconstruct: bool = False, level: float | None = None):
         """(B, C, S, S) in [-1, 1] -> (B,) logits (real > 0). With ``reconstruct`` (a D built with
-        d_reconstruct, shown reals): (logits, the decoders' mean squared error in float32)."""
-        if not reconstruct:
+        d_reconstruct, shown reals): (logits, the decoders' mean squared error in float32).
+        A picture smaller than the model's (growing) enters at the stage of its size; ``level``
+        says whether that stage is fading in (latentctl.train.growing)."""
+        if not reconstruct and level is None:
             h = self.features(x)
         else:
-            h, fine = x, None
-            last_stage = len(self.features) - 2  # the last stride-2 convolution: 16x16 -> 8x8
-            for i, layer in enumerate(self.features):
-                if i == last_stage:
-                    fine = h
-                h = layer(h)
+            h, fine = self._grown_features(x, level)
         out = self.final(self.mbstd(h))
         logits = self.fc(out.reshape(out.shape[0], -1)).squeeze(1)
         return (logits, self._reconstruction_error(x, h, fine)) if reconstruct else logits
+
+    def _grown_features(self, x: torch.Tensor, level: float | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """D's 8x8 features, and the 16x16 ones the last stage took (for the decoders), for a
+        picture of any of the model's resolutions. While a stage fades in (level's fraction), its
+        output is blended with what from_rgb reads from the picture shrunk by averaging (ProGAN)."""
+        stages = self.config.stages
+        first = stages - ((x.shape[-1] // BASE_RESOLUTION).bit_length() - 1)  # the stage of this size
+        read = self.features[:2]  # from_rgb and its LeakyReLU: one for every resolution
+        h = read(x)
+        fade = 0.0 if level is None or level >= stages else level - int(level)
+        if fade:
+            h = torch.lerp(read(F.avg_pool2d(x, 2)), self._stage(first)(h), fade)
+            first += 1
+        fine = h
+        for i in range(first, stages):
+            fine = h
+            h = self._stage(i)(h)
+        return h, fine
+
+    def _stage(self, i: int) -> nn.Sequential:
+        return self.features[2 + 2 * i : 4 + 2 * i]  # stride-2 convolution and its LeakyReLU
 
     def _reconstruction_error(self, x: torch.Tensor, coarse: torch.Tensor, fine: torch.Tensor) -> torch.Tensor:
         """lightweight-gan's self-supervision: the 8x8 features decoded into the whole picture, a
@@ -164,7 +196,7 @@ class LiteDiscriminator(nn.Module):
         with the picture shrunk to the decoders' size by averaging."""
         if self.decoders is None:
             raise ValueError("this discriminator was built without decoders (d_reconstruct)")
-        size = BASE_RESOLUTION << self.decoder_upsamples
+        size = BASE_RESOLUTION << self.decoder_upsamples  # (pictures smaller while growing are enlarged)
         qy, qx = (int(q) for q in torch.randint(0, 2, (2,)))  # from torch's stream: seeded, every rank alike
         f, s = fine.shape[-1] // 2, x.shape[-1] // 2
         part = fine[..., qy * f : (qy + 1) * f, qx * f : (qx + 1) * f]
@@ -174,3 +206,17 @@ class LiteDiscriminator(nn.Module):
             target = F.adaptive_avg_pool2d(target.float(), size) if target.shape[-1] != size else target.float()
             error = error + F.mse_loss(self.decoders[name](features).float(), target)
         return error
+
+
+class GrowingView(nn.Module):
+    """A growing generator as progress grids and scores see it: drawn at the level it trains at
+    and enlarged (nearest) to the model's size, so a grid of a 16 px stage is not mistaken for
+    noise from the stages that have not trained yet. Owns no weights of its own."""
+
+    def __init__(self, generator: LiteGenerator, level: float):
+        super().__init__()
+        self.generator, self.level, self.config = generator, level, generator.config
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        size = self.config.image_size
+        return F.interpolate(self.generator(z, level=self.level), size=(size, size), mode="nearest")

@@ -33,6 +33,7 @@ from latentctl.config import (
 )
 from latentctl.errors import ConfigMismatchError, DataError, LatentctlError, UsageError
 from latentctl.files.workspace import CHECKPOINT_NAME, Workspace, slug
+from latentctl.train import growing
 from latentctl.train.recipes import model_defaults, train_defaults
 
 
@@ -206,6 +207,7 @@ def plan(
     arch = given_model.get("arch", "seed")
     model_cfg = ModelConfig(**{**model_defaults(arch), **given_model})
     train_cfg = TrainConfig(**{**train_defaults(arch, model_cfg), **given_train})
+    growing.check(model_cfg, train_cfg)
     data = Path(data).expanduser()
     if not data.is_dir():
         why = "it is a file" if data.exists() else "it does not exist"
@@ -243,8 +245,12 @@ def open_data(
 
 
 def start(plan: RunPlan, ws: Workspace, dataset) -> Path:
-    """Create the run folder of a new run (or take the resumed one) and list the skipped files."""
+    """Create the run folder of a new run (or take the resumed one) and list the skipped files.
+    First the checks that need the data's size, so that a refused run leaves no folder behind."""
     from latentctl.pictures.data import write_skipped_list
+    from latentctl.train import growing
+
+    growing.check(plan.model, plan.train, plan.train.total_steps(len(dataset)))
 
     if plan.target is None:
         plan.target = ws.new_run_dir(plan.name)

@@ -39,9 +39,7 @@ def dry_run(plan: Any, ws: Any, dev: Any, *, strict: bool = False) -> dict[str, 
 
     dataset = runs.open_data(plan, ws, strict=strict)
     per_epoch = len(dataset) // plan.train.batch_size
-    total = per_epoch * plan.train.epochs
-    if plan.train.max_steps is not None:
-        total = min(total, plan.train.max_steps)
+    total = plan.train.total_steps(len(dataset))
     return {
         "model": to_dict(plan.model),
         "train": to_dict(plan.train),

@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from latentctl.config import ModelConfig, TrainConfig, parse_augment_ops
 from latentctl.device import autocast
 from latentctl.models import build_models
+from latentctl.train import growing
 from latentctl.train.augment import AdaptiveP, augment, mirror
 
 EMA_RAMPUP = 0.05  # the EMA half-life is at most this fraction of the images seen (StyleGAN2-ADA)
@@ -63,6 +64,7 @@ class GANTrainer:
     def __init__(
         self, model_config: ModelConfig, train_config: TrainConfig, device: torch.device, world: World = World()
     ):
+        growing.check(model_config, train_config)
         self.model_config = model_config
         self.config = train_config
         self.device = device
@@ -89,10 +91,13 @@ class GANTrainer:
                 else "broadcast_buffers"
             )
             ids = [device.index] if device.type == "cuda" else None
-            self.G_update = DDP(self.G, device_ids=ids, **{no_sync: False})
-            self.D_update = DDP(self.D, device_ids=ids, **{no_sync: False})
+            # while growing, the stages of the resolutions not reached yet take no gradient
+            unused = {"find_unused_parameters": bool(train_config.grow_steps)}
+            self.G_update = DDP(self.G, device_ids=ids, **{no_sync: False}, **unused)
+            self.D_update = DDP(self.D, device_ids=ids, **{no_sync: False}, **unused)
         self._build_optimizers((train_config.beta1, train_config.beta2))
-        self.steps_done = 0  # set from the checkpoint on resume (lazy R1 and the EMA ramp use it)
+        self.steps_done = 0  # set from the checkpoint on resume (lazy R1, the EMA ramp, growing use it)
+        self._at: dict[str, float] = {}  # {"level": ...} while this step trains below full size
         self.ada = AdaptiveP(train_config.augment, train_config.augment_target, self.real_per_step * world.size)
         self._augment_ops = parse_augment_ops(train_config.augment_ops)  # once, not on every D pass
         self.G_ema: torch.nn.Module | None = None
@@ -140,8 +145,8 @@ class GANTrainer:
         the same pictures (0.0 without: nothing is computed or allocated on the seed's path)."""
         x = self._augmented(x)
         if self.model_config.d_reconstruct:
-            return self.D_update(x, reconstruct=True)
-        return self.D_update(x), 0.0
+            return self.D_update(x, reconstruct=True, **self._at)
+        return self.D_update(x, **self._at), 0.0
 
     def _d_on_reals(self, real: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | float]:
         """D's verdicts on the reals, its loss on them, and the decoders' error, which joins D's
@@ -164,6 +169,10 @@ class GANTrainer:
         self.G.train()
         if cfg.mirror:
             real = mirror(real)
+        level = self.level
+        self._at = {} if level is None else {"level": level}
+        if level is not None:
+            real = growing.reals_at(real, level)
         split = cfg.d_update == "split"
 
         if split:
@@ -180,12 +189,12 @@ class GANTrainer:
         if world.size > 1:
             z = torch.cat([world.share(z[: cfg.half_batch]), world.share(z[cfg.half_batch :])])
         with autocast(dev, cfg.precision):
-            fake = self.G_update(z)
+            fake = self.G_update(z, **self._at)
         self.opt_D.zero_grad(set_to_none=True)
         with autocast(dev, cfg.precision):
             if not split:
                 real_logits, loss_real, decoded = self._d_on_reals(real)
-            fake_logits = self.D_update(self._augmented(fake[:half].detach()))
+            fake_logits = self.D_update(self._augmented(fake[:half].detach()), **self._at)
             if cfg.loss == "rpgan":
                 # one loss for the pair, reported under both D columns so health's checks read it
                 loss_real = loss_fake = pairing_loss(real_logits, fake_logits)
@@ -204,7 +213,7 @@ class GANTrainer:
         try:
             self.opt_G.zero_grad(set_to_none=True)
             with autocast(dev, cfg.precision):
-                loss_g = self._g_loss(self.D(self._augmented(fake)), real_logits)
+                loss_g = self._g_loss(self.D(self._augmented(fake), **self._at), real_logits)
             loss_g.backward()
             self.opt_G.step()
         finally:
@@ -243,9 +252,21 @@ class GANTrainer:
             b_ema.copy_(b)
 
     @property
+    def level(self) -> float | None:
+        """The resolution level the next step trains at (latentctl.train.growing); None: full size."""
+        return growing.level_at(self.steps_done, self.config.grow_steps, self.model_config.stages)
+
+    @property
     def sampler(self) -> torch.nn.Module:
-        """The generator that progress grids and checkpoints' users sample: the EMA one if kept."""
-        return self.G_ema if self.G_ema is not None else self.G
+        """The generator that progress grids and checkpoints' users sample: the EMA one if kept;
+        while growing, drawn at the level it trains at, enlarged to the model's size."""
+        g = self.G_ema if self.G_ema is not None else self.G
+        level = self.level
+        if level is not None:
+            from latentctl.models.lite import GrowingView
+
+            return GrowingView(g, level)
+        return g
 
 
 class AutoencoderTrainer(GANTrainer):

@@ -186,9 +186,7 @@ class _Loop:
                 f"{dataset.root} has {self.n} usable images, fewer than one batch (--batch-size {cfg.batch_size}); "
                 "add images or lower --batch-size"
             )
-        self.total_steps = self.steps_per_epoch * cfg.epochs
-        if cfg.max_steps is not None:
-            self.total_steps = min(self.total_steps, cfg.max_steps)
+        self.total_steps = cfg.total_steps(self.n)
 
         torch.manual_seed(cfg.seed)  # weights and the latent/dropout stream start from the run's seed
         self.trainer = make_trainer(model_config, cfg, device, world)
