@@ -56,12 +56,7 @@ def main() -> None:
             trainer.step(real)
             if i >= 2:
                 times.append(time.perf_counter() - t)
-        what = (
-            "full size"
-            if level is None
-            else (f"{growing.resolution(level)} px fading in" if level % 1 else f"{growing.resolution(level)} px alone")
-        )
-        rows.append((what, statistics.median(times)))
+        rows.append((growing.describe(level), statistics.median(times)))
     full = rows[-1][1]
     for what, t in rows:
         print(f"  {what:<22} {t * 1000:7.1f} ms a step  {t / full:5.2f}x a full-size step")

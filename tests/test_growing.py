@@ -99,9 +99,28 @@ def test_progress_grids_show_the_stage_in_training_enlarged_and_the_full_model_a
     assert trainer.level is None and trainer.sampler is trainer.G_ema
 
 
-def test_a_growing_run_checkpoints_its_setting_and_draws_at_full_size(tmp_path):
-    loaded = checkpoint.load(train(tmp_path, blob_dataset(64), LITE, grown_cfg(epochs=2), CPU), training=True)
-    assert loaded.info.train.grow_steps == 2 and loaded.info.state["global_step"] == 8
+def test_a_growing_run_keeps_no_snapshot_or_best_until_full_size_and_ends_there(tmp_path):
+    from latentctl.train import listeners
+    from latentctl.train.events import NoticeEvent
+
+    notes = []
+    cfg = grown_cfg(epochs=2, grow_steps=3, snapshot_every=1, score_every=1)  # 4 steps an epoch; 32 px from 6
+    path = train(
+        tmp_path,
+        blob_dataset(64),
+        LITE,
+        cfg,
+        CPU,
+        listeners=listeners.standard(),
+        on_event=lambda e: notes.append(e.message) if isinstance(e, NoticeEvent) else None,
+    )
+    assert any("epoch 1: no snapshot while the model grows (now fading in 32 px)" in n for n in notes)
+    assert any("epoch 1: Fréchet distance" in n and "while growing" in n for n in notes)
+    assert not (tmp_path / "generator-epoch-0001.safetensors").exists()
+    assert (tmp_path / "generator-epoch-0002.safetensors").exists() and (tmp_path / "best.safetensors").exists()
+    assert checkpoint.read_header(tmp_path / "best.safetensors").state["epoch"] == 2
+    loaded = checkpoint.load(path, training=True)
+    assert loaded.info.train.grow_steps == 3 and loaded.info.state["global_step"] == 8
     with torch.no_grad():
         assert loaded.generator(torch.randn(2, LITE.latent_dim)).shape == (2, 3, 32, 32)
     assert "grow_steps" not in to_dict(TrainConfig())  # off: checkpoints older versions read

@@ -46,6 +46,13 @@ def resolution(level: float) -> int:
     return BASE_RESOLUTION << stages
 
 
+def describe(level: float | None) -> str:
+    """The stage a step at ``level`` trains, in words: "16 px", "fading in 32 px", "full size"."""
+    if level is None:
+        return "full size"
+    return f"fading in {resolution(level)} px" if level % 1 else f"{resolution(level)} px"
+
+
 def reals_at(real: torch.Tensor, level: float) -> torch.Tensor:
     """Real pictures as the generator draws them at ``level``: shrunk by averaging and, while a
     resolution fades in, blended with the previous one enlarged as G's output is (ProGAN), so

@@ -47,6 +47,9 @@ class EpochEnd:
     notify: Callable[[NoticeEvent], None]
     kept: dict[str, Any]  # state saved with training checkpoints (resume restores it): best_fd
     grid: Path | None = None  # the grid drawn at this epoch, if any (EpochEvent carries it)
+    # --grow-steps: the size the next step trains at while the model grows (None: full size). The
+    # generator's own larger stages are still untrained, so no snapshot or best is kept from it.
+    growing: str | None = None  # the stage in words (growing.describe), None at full size
 
 
 class Listener:
@@ -99,7 +102,9 @@ class Snapshots(Listener):
     """RUN/generator-epoch-NNNN.safetensors every ``snapshot_every`` epochs (the seed saved every 20)."""
 
     def after_checkpoint(self, end: EpochEnd) -> None:
-        if end.epoch % end.train_config.snapshot_every == 0:
+        if end.epoch % end.train_config.snapshot_every == 0 and end.growing:
+            end.notify(NoticeEvent(f"epoch {end.epoch}: no snapshot while the model grows (now {end.growing})"))
+        elif end.epoch % end.train_config.snapshot_every == 0:
             end.save_generator(end.run_dir / f"generator-epoch-{end.epoch:04d}.safetensors", {})
 
 
@@ -132,7 +137,9 @@ class QualityScore(Listener):
         )
         message = f"epoch {end.epoch}: Fréchet distance {fd:.3g} (real vs real: {floor:.3g})"
         best = end.kept.get("best_fd")
-        if best is None or fd < best:
+        if end.growing:  # scored at the size it trains at, enlarged: not a generator to keep
+            message += f" while growing (now {end.growing}; not kept)"
+        elif best is None or fd < best:
             end.kept["best_fd"] = fd
             end.save_generator(end.run_dir / BEST_NAME, {"score_fd": fd})
             message += f"; best so far, kept as {BEST_NAME}"

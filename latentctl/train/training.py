@@ -36,6 +36,7 @@ from latentctl.errors import DataError, NonFiniteLossError, StorageError, Traini
 from latentctl.files import checkpoint
 from latentctl.files.fsutil import atomic_write_text, describe_os_error, remove_stale_temps
 from latentctl.files.workspace import CHECKPOINT_NAME
+from latentctl.train import growing
 from latentctl.train.events import CheckpointEvent, EpochEvent, Event, NoticeEvent, StepEvent  # noqa: F401  (re-exported)
 from latentctl.train.health import HealthMonitor, diversity
 from latentctl.train.listeners import GRID_SEEDS, EpochEnd, Listener
@@ -378,6 +379,7 @@ class _Loop:
             checkpointed=checkpointed,
             run_dir=self.run_dir,
             sampler=self.trainer.sampler,
+            growing=None if self.trainer.level is None else growing.describe(self.trainer.level),
             model_config=self.model_config,
             train_config=self.cfg,
             dataset=self.dataset,
