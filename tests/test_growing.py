@@ -63,6 +63,18 @@ def test_a_fading_stage_blends_smoothly_from_the_smaller_picture_to_the_full_one
         assert torch.allclose(growing.reals_at(x, 2 - EPS), x, atol=1e-4)
 
 
+@pytest.mark.parametrize("level", [1.0, 1.5, 2.0, 2.5, None])
+def test_a_64_px_model_grows_through_every_size_between(level):
+    cfg = tiny(arch="lite", dropout=0.0, image_size=64, d_reconstruct=True)
+    G, D = build_models(cfg)
+    size = 64 if level is None else growing.resolution(level)
+    with torch.no_grad():
+        x = G(torch.randn(4, cfg.latent_dim), level=level)
+        assert x.shape == (4, 3, size, size)
+        logits, error = D(x, reconstruct=True, level=level)
+    assert logits.shape == (4,) and torch.isfinite(error)
+
+
 def test_the_16_px_steps_leave_the_32_px_stages_alone_and_the_fade_trains_them():
     trainer = make_trainer(LITE, grown_cfg(grow_steps=3), CPU)
     G, D = trainer.G, trainer.D
@@ -93,6 +105,7 @@ def test_progress_grids_show_the_stage_in_training_enlarged_and_the_full_model_a
     shown = generate(trainer.sampler, z, device=CPU)
     assert shown.shape == (3, 32, 32, 3)  # drawn at the model's size, not 16 px
     assert np.array_equal(shown[:, 0::2, 0::2], shown[:, 1::2, 1::2])  # 16 px enlarged: 2x2 blocks
+    assert not trainer.G_ema.training  # drawing a grid leaves the EMA generator as it was
     # and not the full model, whose 32 px stage has not trained yet
     assert not np.array_equal(shown, generate(trainer.G_ema, z, device=CPU))
     trainer.step(real)

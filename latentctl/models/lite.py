@@ -216,6 +216,7 @@ class GrowingView(nn.Module):
     def __init__(self, generator: LiteGenerator, level: float):
         super().__init__()
         self.generator, self.level, self.config = generator, level, generator.config
+        self.train(generator.training)  # generate() restores this mode: it must be the wrapped one's
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         size = self.config.image_size
