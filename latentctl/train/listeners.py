@@ -102,9 +102,11 @@ class Snapshots(Listener):
     """RUN/generator-epoch-NNNN.safetensors every ``snapshot_every`` epochs (the seed saved every 20)."""
 
     def after_checkpoint(self, end: EpochEnd) -> None:
-        if end.epoch % end.train_config.snapshot_every == 0 and end.growing:
+        if end.epoch % end.train_config.snapshot_every:
+            return
+        if end.growing:
             end.notify(NoticeEvent(f"epoch {end.epoch}: no snapshot while the model grows (now {end.growing})"))
-        elif end.epoch % end.train_config.snapshot_every == 0:
+        else:
             end.save_generator(end.run_dir / f"generator-epoch-{end.epoch:04d}.safetensors", {})
 
 

@@ -248,7 +248,6 @@ def start(plan: RunPlan, ws: Workspace, dataset) -> Path:
     """Create the run folder of a new run (or take the resumed one) and list the skipped files.
     First the checks that need the data's size, so that a refused run leaves no folder behind."""
     from latentctl.pictures.data import write_skipped_list
-    from latentctl.train import growing
 
     growing.check(plan.model, plan.train, plan.train.total_steps(len(dataset)))
 

@@ -372,6 +372,7 @@ class _Loop:
             self.metrics.write(json.dumps(line) + "\n")
             self.metrics.flush()
 
+        level = self.trainer.level
         return EpochEnd(
             epoch=self.epoch,
             global_step=self.global_step,
@@ -379,7 +380,7 @@ class _Loop:
             checkpointed=checkpointed,
             run_dir=self.run_dir,
             sampler=self.trainer.sampler,
-            growing=None if self.trainer.level is None else growing.describe(self.trainer.level),
+            growing=None if level is None else growing.describe(level),
             model_config=self.model_config,
             train_config=self.cfg,
             dataset=self.dataset,
